@@ -1,0 +1,87 @@
+"""The ``g2lstm`` command line.
+
+Each command group lives beside the code it drives and exposes ``register(subparsers)``;
+this module only assembles them, so ``g2lstm --help`` stays fast (heavy imports happen when a
+command runs). Errors raised on purpose (:class:`~g2lstm.errors.G2LSTMError`) are printed as
+one line and exit with status 2; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from g2lstm import __version__
+from g2lstm.errors import G2LSTMError
+
+#: (command, module with ``register(subparsers)``, one-line help)
+COMMANDS: list[tuple[str, str, str]] = [
+    ("lm", "g2lstm.lm.cli", "language modelling: train, eval, generate"),
+    ("mt", "g2lstm.mt.cli", "machine translation: prepare, train, translate, eval"),
+    (
+        "compress",
+        "g2lstm.compress.cli",
+        "compress a checkpoint's gate weights (SVD, rounding, bits)",
+    ),
+    ("analyze", "g2lstm.analysis.cli", "gate histograms, heatmaps, sensitivity, hard gates"),
+    ("bench", "g2lstm.bench.cli", "speed benchmarks (bench layer)"),
+    ("reproduce", "g2lstm.reproduce.cli", "run the paper's study and write a report"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="g2lstm",
+        description="G2-LSTM (Gumbel-gate LSTM, Li et al. ICML 2018): train, evaluate, "
+        "compress and analyse LSTMs with binary-valued gates.",
+    )
+    parser.add_argument("--version", action="version", version=f"g2lstm {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_ in COMMANDS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == module or module.startswith(e.name + ".")):
+                continue  # command not built into this version
+            _missing_extra(sub, name, help_, e)
+            continue
+        mod.register(sub)
+    return parser
+
+
+def _missing_extra(sub, name: str, help_: str, err: ModuleNotFoundError) -> None:
+    """Register a placeholder that explains which optional dependency is missing."""
+    p = sub.add_parser(name, help=f"{help_} [needs: pip install 'g2lstm[all]']")
+
+    def run(args: argparse.Namespace) -> int:
+        raise G2LSTMError(
+            f"'g2lstm {name}' needs the optional package {err.name!r}; "
+            "install it with: pip install 'g2lstm[all]'"
+        )
+
+    p.set_defaults(func=run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except G2LSTMError as e:
+        if args.debug:
+            raise
+        print(f"g2lstm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("g2lstm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""G2-LSTM layers: the layer, the cell, gate noise, converters and regularisers.
+
+Importing this package needs torch alone.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from torch import nn
+
+from g2lstm.nn.cell import G2LSTMCell
+from g2lstm.nn.config import Estimator, EvalGates, GateConfig, NoiseSchedule
+from g2lstm.nn.convert import from_authors
+from g2lstm.nn.lstm import G2LSTM
+from g2lstm.nn.noise import logistic_from_uniform, sample_gate_noise
+from g2lstm.nn.recording import GateRecorder, GateTrace
+
+__all__ = [
+    "G2LSTM",
+    "Estimator",
+    "EvalGates",
+    "G2LSTMCell",
+    "GateConfig",
+    "GateRecorder",
+    "GateTrace",
+    "NoiseSchedule",
+    "from_authors",
+    "g2_modules",
+    "logistic_from_uniform",
+    "sample_gate_noise",
+    "with_gate_options",
+]
+
+
+def g2_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Every ``G2LSTM`` / ``G2LSTMCell`` inside ``model`` with its qualified name."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (G2LSTM, G2LSTMCell))]
+
+
+def with_gate_options(model: nn.Module, **changes: object) -> nn.Module:
+    """A deep copy of ``model`` with the G2 options of every G2 module changed.
+
+    Example: ``hard = with_gate_options(model, eval_gates="hard")`` for binary-gate
+    inference; ``model`` itself is left as it is.
+    """
+    new = copy.deepcopy(model)
+    for _, m in g2_modules(new):
+        m.set_gate_options(**changes)  # type: ignore[operator]
+    return new

@@ -1,0 +1,143 @@
+"""``G2LSTMCell``: one G2-LSTM step, a drop-in ``torch.nn.LSTMCell`` (paper Eqs. 11-16)."""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from g2lstm.errors import ConfigError, ShapeError
+from g2lstm.nn.config import GateConfig
+from g2lstm.nn.functional import GateSpec, lstm_step
+from g2lstm.nn.lstm import check_weight_dropout
+from g2lstm.nn.noise import sample_gate_noise
+from g2lstm.nn.recording import GateHook, GateTrace
+
+__all__ = ["G2LSTMCell"]
+
+
+class G2LSTMCell(nn.LSTMCell):
+    """A G2-LSTM cell with ``nn.LSTMCell``'s constructor, parameters and call signature.
+
+    Args: ``input_size, hidden_size, bias=True, device=None, dtype=None`` as ``nn.LSTMCell``,
+    then the keyword-only G2 options of :class:`~g2lstm.nn.G2LSTM` (``tau``, ``noise_p``,
+    ``noisy_gates``, ``eval_gates``, ``estimator``, ``weight_dropout``, ``forget_bias``).
+
+    A cell sees one step at a time, so it draws fresh noise at every call; to hold noise fixed
+    along a sequence (the other schedules), draw it once and pass ``noise=`` to every call.
+
+    Inputs: ``input`` ``(N, H_in)`` or ``(H_in,)``; ``hx = (h, c)`` each ``(N, H)`` or ``(H,)``,
+    zeros when omitted; optional keyword ``noise`` ``(N, len(noisy_gates) * H)``.
+    Outputs: ``(h_1, c_1)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        tau: float = 0.9,
+        noise_p: float = 0.2,
+        noisy_gates: tuple[str, ...] | str = ("input", "forget"),
+        eval_gates: str = "soft",
+        estimator: str = "gumbel",
+        weight_dropout: float = 0.0,
+        forget_bias: float | None = None,
+    ) -> None:
+        gate_config = GateConfig(tau, noise_p, "per_step", noisy_gates, eval_gates, estimator)
+        weight_dropout = check_weight_dropout(weight_dropout)
+        if forget_bias is not None and not math.isfinite(float(forget_bias)):
+            raise ConfigError(f"forget_bias={forget_bias!r} must be a finite number or None")
+        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
+        self.gate_config = gate_config
+        self.weight_dropout = weight_dropout
+        self.forget_bias = None if forget_bias is None else float(forget_bias)
+        self.generator: torch.Generator | None = None
+        self._gate_hooks: OrderedDict[int, GateHook] = OrderedDict()
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        fb = getattr(self, "forget_bias", None)
+        if fb is not None and self.bias:
+            h = self.hidden_size
+            with torch.no_grad():
+                self.bias_ih[h : 2 * h].fill_(fb)
+                self.bias_hh[h : 2 * h].zero_()
+
+    def set_gate_options(self, **changes: object) -> G2LSTMCell:
+        """Change G2 options in place (validated). Returns ``self``."""
+        self.gate_config = replace(self.gate_config, **changes)  # type: ignore[arg-type]
+        return self
+
+    def register_gate_hook(self, hook: GateHook) -> RemovableHandle:
+        """Call ``hook(module, trace)`` after every step (``T = 1`` traces, layer 0)."""
+        handle = RemovableHandle(self._gate_hooks)
+        self._gate_hooks[handle.id] = hook
+        return handle
+
+    def forward(  # type: ignore[override]
+        self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, *, noise: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        if input.dim() not in (1, 2):
+            raise ShapeError(
+                f"G2LSTMCell: expected input to be 1-D or 2-D but received {input.dim()}-D "
+                f"tensor of shape {tuple(input.shape)}"
+            )
+        if input.shape[-1] != self.input_size:
+            raise ShapeError(
+                f"G2LSTMCell: input has inconsistent input_size: got {input.shape[-1]}, "
+                f"expected {self.input_size}"
+            )
+        unbatched = input.dim() == 1
+        x = input.unsqueeze(0) if unbatched else input
+        n, h = x.shape[0], self.hidden_size
+        if hx is None:
+            zeros = x.new_zeros(n, h)
+            h0, c0 = zeros, zeros
+        else:
+            h0, c0 = hx
+            if unbatched:
+                h0, c0 = h0.unsqueeze(0), c0.unsqueeze(0)
+            for name, t in (("h", h0), ("c", c0)):
+                if tuple(t.shape) != (n, h):
+                    raise ShapeError(
+                        f"G2LSTMCell: expected hx[{0 if name == 'h' else 1}] ({name}) of size "
+                        f"{(n, h) if not unbatched else (h,)}, got {tuple(t.shape)}"
+                    )
+        spec = GateSpec.resolve(self.gate_config, self.training)
+        width = len(spec.rows) * h
+        if noise is None and spec.noisy:
+            noise = sample_gate_noise(
+                1, n, width, self.gate_config.noise_p, device=x.device, dtype=x.dtype,
+                generator=self.generator,
+            )[0]  # fmt: skip
+        elif noise is not None:
+            if unbatched and noise.dim() == 1:
+                noise = noise.unsqueeze(0)
+            if tuple(noise.shape) != (n, width):
+                raise ShapeError(
+                    f"G2LSTMCell: expected noise of size {(n, width)}, got {tuple(noise.shape)}"
+                )
+        w_hh = self.weight_hh
+        if self.weight_dropout > 0 and self.training:
+            w_hh = F.dropout(w_hh, self.weight_dropout, training=True)
+        b = self.bias_ih + self.bias_hh if self.bias else None
+        xw = F.linear(x, self.weight_ih, b)
+        h1, c1, gates = lstm_step(xw, h0, c0, w_hh, None, noise, spec)
+        if self._gate_hooks:
+            mask = torch.ones(1, n, dtype=torch.bool, device=x.device)
+            trace = GateTrace(0, 0, *(g.detach().unsqueeze(0) for g in gates), mask)
+            for hook in list(self._gate_hooks.values()):
+                hook(self, trace)
+        if unbatched:
+            return h1.squeeze(0), c1.squeeze(0)
+        return h1, c1

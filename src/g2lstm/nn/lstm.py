@@ -1,0 +1,435 @@
+"""``G2LSTM``: a drop-in ``torch.nn.LSTM`` whose input and forget gates are Gumbel gates.
+
+Paper §3.3, Eqs. 11-16. The class subclasses ``torch.nn.LSTM``: same constructor (names,
+order, defaults), parameters (``weight_ih_l{k}[_reverse]`` ... in gate order i, f, g, o),
+input/state shapes, ``PackedSequence`` and ``bidirectional`` handling, so ``load_state_dict``
+works both ways and ``isinstance(m, nn.LSTM)`` holds. The G2 options are keyword-only.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import OrderedDict
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.utils.hooks import RemovableHandle
+
+from g2lstm.errors import ConfigError, ShapeError
+from g2lstm.nn.backends import run_direction
+from g2lstm.nn.config import GateConfig
+from g2lstm.nn.functional import GateSpec
+from g2lstm.nn.fused import scale_gate_rows
+from g2lstm.nn.noise import sample_gate_noise
+from g2lstm.nn.recording import GateHook, GateTrace
+from g2lstm.nn.reference import length_mask, reverse_padded
+
+__all__ = ["G2LSTM", "check_weight_dropout"]
+
+_State = tuple[Tensor, Tensor]
+
+
+def check_weight_dropout(p: float) -> float:
+    """Validate a DropConnect probability (AWD-LSTM ``wdrop``)."""
+    p = float(p)
+    if not (0.0 <= p < 1.0):
+        raise ConfigError(
+            f"weight_dropout={p!r} is invalid; expected a probability in [0, 1) "
+            "(AWD-LSTM uses 0.5 on the recurrent weights; 0 disables it)"
+        )
+    return p
+
+
+class G2LSTM(nn.LSTM):
+    r"""Multi-layer G2-LSTM (Li et al., ICML 2018), a drop-in replacement for ``nn.LSTM``.
+
+    Each layer computes, per step (paper Eqs. 11-16)::
+
+        i_t = G(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi, tau)
+        f_t = G(W_if x_t + b_if + W_hf h_{t-1} + b_hf, tau)
+        g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
+        o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)
+        c_t = f_t * c_{t-1} + i_t * g_t
+        h_t = o_t * tanh(c_t)            (then h_t = W_hr h_t when proj_size > 0)
+
+    with ``G(a, tau) = sigmoid((a + B * L) / tau)``, ``L`` standard logistic noise and
+    ``B ~ Bernoulli(noise_p)`` drawn in training. In eval mode the noisy gates are
+    ``sigmoid(a / tau)`` (``eval_gates="soft"``), ``1[a >= 0]`` (``"hard"``) or keep their
+    noise (``"sample"``).
+
+    Special cases: ``noise_p=0, tau=1`` **is** ``nn.LSTM`` (same numbers, same gradients);
+    ``noise_p=0, tau=0.2`` is the paper's "Sharpened Sigmoid" baseline (§3.2, §4.2).
+
+    Args (the ``nn.LSTM`` ones, same meaning and defaults):
+        input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+        bidirectional=False, proj_size=0, device=None, dtype=None.
+
+    Keyword-only G2 args:
+        tau: temperature of the noisy gates (> 0). Paper: 0.9.
+        noise_p: probability that a gate value gets noise, in [0, 1]. Paper: 0.2.
+        noise_schedule: ``"per_step"`` (default), ``"mask_per_sequence"``,
+            ``"noise_per_sequence"`` (the authors' ``new_U_B``/``new_U``/``no_new``).
+        noisy_gates: subset of ``("input", "forget", "output")``; default input and forget.
+        eval_gates: ``"soft"`` (default), ``"hard"`` or ``"sample"``.
+        estimator: ``"gumbel"`` (paper) or ``"straight_through"`` (hard 0/1 forward).
+        weight_dropout: DropConnect probability on every ``weight_hh`` (AWD-LSTM), applied
+            functionally in ``forward`` with one mask per call; the parameters stay as they are.
+        forget_bias: if set, the forget-gate rows of ``bias_ih`` start at this value and those
+            of ``bias_hh`` at 0 (so the forget bias is exactly ``forget_bias``).
+
+    Inputs: ``input, (h_0, c_0)`` exactly as ``nn.LSTM``: ``input`` is ``(L, N, H_in)``,
+    ``(N, L, H_in)`` with ``batch_first``, ``(L, H_in)`` unbatched, or a ``PackedSequence``;
+    ``h_0`` is ``(D * num_layers, N, H_out)`` and ``c_0`` ``(D * num_layers, N, H)``
+    (``batch_first`` does not apply to them); omitted states are zeros.
+
+    Outputs: ``output, (h_n, c_n)`` with ``output`` ``(L, N, D * H_out)`` (or packed) and the
+    states of the last valid step of every sequence.
+
+    Gate values can be observed with :meth:`register_gate_hook` or
+    :class:`~g2lstm.nn.GateRecorder` without changing the return type.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        tau: float = 0.9,
+        noise_p: float = 0.2,
+        noise_schedule: str = "per_step",
+        noisy_gates: tuple[str, ...] | str = ("input", "forget"),
+        eval_gates: str = "soft",
+        estimator: str = "gumbel",
+        weight_dropout: float = 0.0,
+        forget_bias: float | None = None,
+    ) -> None:
+        gate_config = GateConfig(tau, noise_p, noise_schedule, noisy_gates, eval_gates, estimator)
+        weight_dropout = check_weight_dropout(weight_dropout)
+        if forget_bias is not None and not math.isfinite(float(forget_bias)):
+            raise ConfigError(f"forget_bias={forget_bias!r} must be a finite number or None")
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device=device,
+            dtype=dtype,
+        )
+        self.gate_config = gate_config
+        self.weight_dropout = weight_dropout
+        self.forget_bias = None if forget_bias is None else float(forget_bias)
+        #: Optional ``torch.Generator`` used to draw the gate noise (default: global RNG).
+        self.generator: torch.Generator | None = None
+        #: Implementation choice: ``"auto"`` (fastest exact path, default) or ``"reference"``
+        #: (always the readable loop of :mod:`g2lstm.nn.reference`, for checking).
+        self.backend = "auto"
+        self._gate_hooks: OrderedDict[int, GateHook] = OrderedDict()
+        self._apply_forget_bias()
+
+    # ------------------------------------------------------------------ parameters
+    def reset_parameters(self) -> None:
+        """``nn.LSTM``'s init (all ``U(-1/sqrt(H), 1/sqrt(H))``), then ``forget_bias``."""
+        super().reset_parameters()
+        self._apply_forget_bias()
+
+    def _apply_forget_bias(self) -> None:
+        fb = getattr(self, "forget_bias", None)
+        if fb is None or not self.bias:
+            return
+        h = self.hidden_size
+        with torch.no_grad():
+            for name in self._flat_weights_names:
+                if name.startswith("bias_ih"):
+                    getattr(self, name)[h : 2 * h].fill_(fb)
+                elif name.startswith("bias_hh"):
+                    getattr(self, name)[h : 2 * h].zero_()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_hidden_size(self) -> int:
+        """``H_out``: ``proj_size`` if set, else ``hidden_size``."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    def direction_weights(self, layer: int, direction: int) -> list[Tensor]:
+        """``[w_ih, w_hh, (b_ih, b_hh), (w_hr)]`` of one layer-direction, as registered."""
+        per = len(self._flat_weights_names) // (self.num_layers * self.num_directions)
+        start = (layer * self.num_directions + direction) * per
+        return [getattr(self, n) for n in self._flat_weights_names[start : start + per]]
+
+    def _forward_weights(self) -> list[list[Tensor]]:
+        """Weights of every layer-direction for this call, with DropConnect applied."""
+        out = []
+        for layer in range(self.num_layers):
+            for d in range(self.num_directions):
+                ws = self.direction_weights(layer, d)
+                if self.weight_dropout > 0 and self.training:
+                    ws[1] = F.dropout(ws[1], self.weight_dropout, training=True)
+                out.append(ws)
+        return out
+
+    # ------------------------------------------------------------------ options
+    def set_gate_options(self, **changes: object) -> G2LSTM:
+        """Change G2 options in place (validated), e.g. ``set_gate_options(eval_gates="hard")``.
+
+        Returns ``self``. See :func:`g2lstm.nn.with_gate_options` for a copying version.
+        """
+        self.gate_config = replace(self.gate_config, **changes)  # type: ignore[arg-type]
+        return self
+
+    def register_gate_hook(self, hook: GateHook) -> RemovableHandle:
+        """Call ``hook(module, trace)`` with a :class:`GateTrace` per layer and direction.
+
+        While a hook is registered the forward runs the reference loop (the fast paths do not
+        produce the gate values). Returns a handle whose ``remove()`` unregisters it.
+        """
+        handle = RemovableHandle(self._gate_hooks)
+        self._gate_hooks[handle.id] = hook
+        return handle
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        c = self.gate_config
+        s += f", tau={c.tau}, noise_p={c.noise_p}, noisy_gates={c.noisy_gates}"
+        if c.noise_schedule.value != "per_step":
+            s += f", noise_schedule={c.noise_schedule.value!r}"
+        if c.eval_gates.value != "soft":
+            s += f", eval_gates={c.eval_gates.value!r}"
+        if c.estimator.value != "gumbel":
+            s += f", estimator={c.estimator.value!r}"
+        if self.weight_dropout:
+            s += f", weight_dropout={self.weight_dropout}"
+        if self.forget_bias is not None:
+            s += f", forget_bias={self.forget_bias}"
+        return s
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self.__dict__.setdefault("_gate_hooks", OrderedDict())
+
+    # ------------------------------------------------------------------ forward
+    def forward(  # type: ignore[override]
+        self, input: Tensor | PackedSequence, hx: _State | None = None
+    ) -> tuple[Tensor | PackedSequence, _State]:
+        spec = GateSpec.resolve(self.gate_config, self.training)
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            batch = int(input.batch_sizes[0])
+            unbatched = False
+            feat = input.data.shape[-1]
+            ref_tensor = input.data
+        else:
+            if input.dim() not in (2, 3):
+                raise ShapeError(
+                    f"G2LSTM: expected input to be 2-D (L, H_in) or 3-D "
+                    f"({'N, L' if self.batch_first else 'L, N'}, H_in), got {input.dim()}-D "
+                    f"of shape {tuple(input.shape)}"
+                )
+            unbatched = input.dim() == 2
+            batch = 1 if unbatched else input.shape[0 if self.batch_first else 1]
+            feat = input.shape[-1]
+            ref_tensor = input
+        if feat != self.input_size:
+            raise ShapeError(
+                f"G2LSTM: input.size(-1) must be equal to input_size. "
+                f"Expected {self.input_size}, got {feat}"
+            )
+        h0, c0 = self._initial_state(hx, batch, unbatched, ref_tensor)
+        weights = self._forward_weights()
+        if spec.is_plain_lstm_scaled and not self._gate_hooks and self.backend != "reference":
+            out, h_n, c_n = self._forward_vendor(input, h0, c0, weights, spec, unbatched)
+        else:
+            out, h_n, c_n = self._forward_loop(input, h0, c0, weights, spec, unbatched)
+        if unbatched:
+            h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
+        return out, (h_n, c_n)
+
+    def _initial_state(
+        self, hx: _State | None, batch: int, unbatched: bool, like: Tensor
+    ) -> _State:
+        d = self.num_directions * self.num_layers
+        h_shape = (d, batch, self.output_hidden_size)
+        c_shape = (d, batch, self.hidden_size)
+        if hx is None:
+            kw = {"dtype": like.dtype, "device": like.device}
+            return torch.zeros(h_shape, **kw), torch.zeros(c_shape, **kw)
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise ShapeError("G2LSTM: hx must be a tuple (h_0, c_0) of two tensors")
+        h0, c0 = hx
+        want = 2 if unbatched else 3
+        if h0.dim() != want or c0.dim() != want:
+            kind = "unbatched 2-D" if unbatched else "batched 3-D"
+            raise ShapeError(
+                f"G2LSTM: for {kind} input, hx and cx should also be {want}-D but got "
+                f"({h0.dim()}-D, {c0.dim()}-D) tensors"
+            )
+        if unbatched:
+            h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
+        for name, t, shape in (("h_0", h0, h_shape), ("c_0", c0, c_shape)):
+            if tuple(t.shape) != shape:
+                got = tuple(t.shape[:1]) + tuple(t.shape[2:]) if unbatched else tuple(t.shape)
+                exp = (shape[0], shape[2]) if unbatched else shape
+                raise ShapeError(
+                    f"G2LSTM: expected {name} of size {exp} (num_layers * num_directions, "
+                    f"{'' if unbatched else 'batch, '}"
+                    f"{'proj_size or hidden_size' if name == 'h_0' else 'hidden_size'}), "
+                    f"got {got}"
+                )
+        return h0, c0
+
+    def _forward_vendor(
+        self,
+        input: Tensor | PackedSequence,
+        h0: Tensor,
+        c0: Tensor,
+        weights: list[list[Tensor]],
+        spec: GateSpec,
+        unbatched: bool,
+    ) -> tuple[Tensor | PackedSequence, Tensor, Tensor]:
+        """The whole stack in one ``torch._VF.lstm`` call, tau folded into the weights."""
+        flat = [
+            w
+            for ws in weights
+            for w in scale_gate_rows(ws, self.hidden_size, spec.rows, spec.tau, self.bias)
+        ]
+        with warnings.catch_warnings():
+            # cuDNN warns when weights are not one flat buffer; the scaled copies never are.
+            warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
+            if isinstance(input, PackedSequence):
+                idx = input.sorted_indices
+                if idx is not None:
+                    h0, c0 = h0.index_select(1, idx), c0.index_select(1, idx)
+                res = torch._VF.lstm(
+                    input.data, input.batch_sizes, (h0, c0), flat, self.bias,
+                    self.num_layers, float(self.dropout), self.training, self.bidirectional,
+                )  # fmt: skip
+                out: Tensor | PackedSequence = PackedSequence(
+                    res[0], input.batch_sizes, input.sorted_indices, input.unsorted_indices
+                )
+                h_n, c_n = res[1], res[2]
+                if input.unsorted_indices is not None:
+                    h_n = h_n.index_select(1, input.unsorted_indices)
+                    c_n = c_n.index_select(1, input.unsorted_indices)
+                return out, h_n, c_n
+            x = input.unsqueeze(0 if self.batch_first else 1) if unbatched else input
+            res = torch._VF.lstm(
+                x, (h0, c0), flat, self.bias, self.num_layers, float(self.dropout),
+                self.training, self.bidirectional, self.batch_first,
+            )  # fmt: skip
+        out = res[0].squeeze(0 if self.batch_first else 1) if unbatched else res[0]
+        return out, res[1], res[2]
+
+    def _forward_loop(
+        self,
+        input: Tensor | PackedSequence,
+        h0: Tensor,
+        c0: Tensor,
+        weights: list[list[Tensor]],
+        spec: GateSpec,
+        unbatched: bool,
+    ) -> tuple[Tensor | PackedSequence, Tensor, Tensor]:
+        """Layer by layer, direction by direction, through :func:`run_direction`."""
+        lengths: Tensor | None = None
+        if isinstance(input, PackedSequence):
+            x, lengths = pad_packed_sequence(input)  # (T, N, H_in), original batch order
+        elif unbatched:
+            x = input.unsqueeze(1)
+        else:
+            x = input.transpose(0, 1) if self.batch_first else input
+        steps, batch = x.shape[0], x.shape[1]
+        mask = None
+        if self._gate_hooks:
+            mask = (
+                length_mask(lengths, steps, x.device)
+                if lengths is not None
+                else torch.ones(steps, batch, dtype=torch.bool, device=x.device)
+            )
+        h_n: list[Tensor] = []
+        c_n: list[Tensor] = []
+        width = len(spec.rows) * self.hidden_size
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                k = layer * self.num_directions + d
+                ws = weights[k]
+                w_ih, w_hh = ws[0], ws[1]
+                b = ws[2] + ws[3] if self.bias else None
+                w_hr = ws[-1] if self.proj_size > 0 else None
+                x_d = x if d == 0 else reverse_padded(x, lengths)
+                noise = None
+                if spec.noisy:
+                    noise = sample_gate_noise(
+                        steps, batch, width, self.gate_config.noise_p,
+                        self.gate_config.noise_schedule, device=x.device, dtype=x.dtype,
+                        generator=self.generator,
+                    )  # fmt: skip
+                res = run_direction(
+                    x_d, w_ih, b, w_hh, w_hr, h0[k], c0[k], spec, noise, lengths,
+                    record=bool(self._gate_hooks), backend=self.backend,
+                )  # fmt: skip
+                out_d = res.output if d == 0 else reverse_padded(res.output, lengths)
+                outs.append(out_d)
+                h_n.append(res.h_n)
+                c_n.append(res.c_n)
+                if self._gate_hooks and res.gates is not None and mask is not None:
+                    gates = res.gates if d == 0 else [reverse_padded(g, lengths) for g in res.gates]
+                    trace = GateTrace(layer, d, gates[0], gates[1], gates[2], mask)
+                    for hook in list(self._gate_hooks.values()):
+                        hook(self, trace)
+            x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        hn, cn = torch.stack(h_n), torch.stack(c_n)
+        if isinstance(input, PackedSequence):
+            return _repack(x, lengths, input), hn, cn  # type: ignore[arg-type]
+        if unbatched:
+            return x.squeeze(1), hn, cn
+        return (x.transpose(0, 1) if self.batch_first else x), hn, cn
+
+    # ------------------------------------------------------------------ converters
+    @classmethod
+    def from_lstm(cls, lstm: nn.LSTM, **g2_options: object) -> G2LSTM:
+        """A G2LSTM with ``lstm``'s hyper-parameters and a copy of its weights.
+
+        ``g2_options`` are the keyword-only G2 arguments (``tau``, ``noise_p``, ...).
+        """
+        from g2lstm.nn.convert import g2_from_lstm
+
+        return g2_from_lstm(cls, lstm, **g2_options)
+
+    def to_lstm(self) -> nn.LSTM:
+        """An ``nn.LSTM`` computing this module's soft-eval output exactly.
+
+        ``tau`` is folded into the noisy gates' rows of the weights and biases, so the
+        result runs on the vendor kernels (cuDNN, oneDNN) and exports to ONNX.
+        """
+        from g2lstm.nn.convert import lstm_from_g2
+
+        return lstm_from_g2(self)
+
+
+def _repack(x: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
+    """Padded ``(T, N, *)`` output in original order -> PackedSequence laid out as ``like``."""
+    if like.sorted_indices is not None:
+        x = x.index_select(1, like.sorted_indices)
+        lengths = lengths.index_select(0, like.sorted_indices.cpu())
+    data = pack_padded_sequence(x, lengths, enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
