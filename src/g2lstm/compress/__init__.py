@@ -1,0 +1,51 @@
+"""Compression of LSTM gate weights: low rank, low precision, quantisation (paper §4.3).
+
+Pure functions over an ``nn.Module`` (or its state dict) with ``torch.nn.LSTM`` parameter names;
+each returns ``(compressed_copy, CompressionReport)`` and leaves its input untouched::
+
+    from g2lstm.compress import low_rank, round_clip, quantize, save_compressed, load_compressed
+
+    small, report = round_clip(model, step=0.2, clip=0.4)      # paper LM setting, i/f gates
+    print(report.to_markdown())
+    save_compressed("model.g2c.safetensors", small, report, config={"hidden_size": 1150})
+    state, meta = load_compressed("model.g2c.safetensors")    # dense, bit-identical to `small`
+
+Needs ``numpy`` and ``safetensors`` (the ``train`` extra) for the file format only.
+"""
+
+from __future__ import annotations
+
+from .blocks import GATES, PRESETS, Block, rank_for_fraction, select_blocks
+from .codecs import CODECS
+from .format import FORMAT_VERSION, load_compressed, save_compressed
+from .methods import (
+    StructureProjector,
+    compress,
+    low_rank,
+    quantize,
+    round_clip,
+    structure_projector,
+)
+from .report import BlockReport, CompressionReport
+
+METHODS = tuple(CODECS)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GATES",
+    "METHODS",
+    "PRESETS",
+    "Block",
+    "BlockReport",
+    "CompressionReport",
+    "StructureProjector",
+    "compress",
+    "load_compressed",
+    "low_rank",
+    "quantize",
+    "rank_for_fraction",
+    "round_clip",
+    "save_compressed",
+    "select_blocks",
+    "structure_projector",
+]

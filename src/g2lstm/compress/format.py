@@ -1,0 +1,405 @@
+"""A compressed model as one ``.safetensors`` file.
+
+Layout (format version 1). Tensors:
+
+- every tensor that is not compressed, under its own name (tensors sharing storage, such as
+  tied embeddings, stored once; the others listed in the ``aliases`` metadata);
+- per compressed block ``B`` of parameter ``P`` (key prefix ``"P::gate.start:stop::"``):
+  ``low_rank``: ``U`` ``(m, r)`` and ``V`` ``(r, n)`` (float32 or float16);
+  ``round``: ``codes``, the packed unsigned values ``code - offset``;
+  ``quantize``: ``codes`` (``(q - offset) / stride``, ``bits`` bits each) and ``scales``
+  float32 ``(m, 1)`` (per row) or ``(1, 1)``;
+- ``"P::rest"``: the rows of ``P`` no block covers (e.g. the g and o gates), concatenated.
+
+String metadata, each value JSON: ``format`` (``"g2lstm-compressed"``), ``format_version``,
+``config`` (the caller's model config, or null), ``compressed`` (per parameter: shape, dtype,
+blocks with method, params and storage, rest rows), ``aliases``, ``order`` (state-dict key
+order) and ``report`` (:meth:`CompressionReport.to_dict`).
+
+:func:`load_compressed` rebuilds a dense state dict; build the model from ``meta["config"]``
+and ``load_state_dict`` it. The values are bit-identical to the compressed model in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from g2lstm.errors import CheckpointError, ConfigError
+
+from .blocks import Block, model_state, reject_overlaps
+from .codecs import Payload, code_width, full_params, get_codec, quant_offset
+from .packing import pack_codes, unpack_codes
+from .report import BlockReport, CompressionReport
+
+FORMAT_NAME = "g2lstm-compressed"
+FORMAT_VERSION = 1
+DENSE_DTYPES = {
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+}
+
+
+def _as_report(report_or_spec: object) -> CompressionReport:
+    if isinstance(report_or_spec, CompressionReport):
+        return report_or_spec
+    if isinstance(report_or_spec, Mapping):
+        return CompressionReport.from_dict(report_or_spec)
+    if isinstance(report_or_spec, Sequence) and not isinstance(report_or_spec, str):
+        return CompressionReport.from_dict({"blocks": list(report_or_spec)})
+    raise ConfigError(
+        "report_or_spec must be a CompressionReport, its to_dict() or a list of block dicts, "
+        f"got {type(report_or_spec).__name__}"
+    )
+
+
+def _code_layout(method: str, params: Mapping[str, Any], codes: torch.Tensor) -> dict[str, int]:
+    """``offset``, ``stride``, ``width`` with stored value ``(code - offset) / stride``."""
+    if method == "quantize":
+        bits = int(params["bits"])
+        return {"offset": quant_offset(bits), "stride": 2 if bits == 1 else 1, "width": bits}
+    offset, width = code_width(codes)
+    return {"offset": offset, "stride": 1, "width": width}
+
+
+def _payload_for(br: BlockReport, current: torch.Tensor, tolerance: float) -> Payload:
+    """A payload that decodes to ``current``: the report's, else a re-encoding of it."""
+    codec = get_codec(br.method)
+    codec.check(br.params, br.block)
+    payload = br.payload
+    if payload is not None and torch.equal(
+        codec.decode(payload, br.params, current.dtype), current
+    ):
+        return payload
+    payload = codec.encode(current, br.params)
+    decoded = codec.decode(payload, br.params, current.dtype)
+    if torch.equal(decoded, current):
+        return payload
+    norm = torch.linalg.matrix_norm(current.double()).item() or 1.0
+    diff = torch.linalg.matrix_norm(current.double() - decoded.double()).item() / norm
+    if diff > tolerance:
+        raise ConfigError(
+            f"block {br.block.name!r} is not {br.method}-compressed with {dict(br.params)} "
+            f"(relative distance {diff:.3g} to its projection); compress the model with this "
+            "report's settings, or call structure_projector(report)(model) after fine-tuning"
+        )
+    warnings.warn(
+        f"block {br.block.name!r} was re-encoded: the file differs from the model by a relative "
+        f"{diff:.2g}; pass the report returned by the compression function or projector for a "
+        "bit-exact file",
+        UserWarning,
+        stacklevel=3,
+    )
+    return payload
+
+
+def _encode_payload(
+    key: str, br: BlockReport, payload: Payload, tensors: dict[str, torch.Tensor]
+) -> dict[str, Any]:
+    storage: dict[str, Any] = {}
+    for part, tensor in payload.items():
+        name = f"{key}{part}"
+        if tensor.is_floating_point():
+            tensors[name] = tensor.detach().cpu().contiguous()
+            storage[part] = {"key": name, "shape": list(tensor.shape)}
+        else:
+            layout = _code_layout(br.method, br.params, tensor)
+            shifted = (tensor.to(torch.int64) - layout["offset"]) // layout["stride"]
+            tensors[name] = pack_codes(shifted, layout["width"])
+            storage[part] = {"key": name, "shape": list(tensor.shape), **layout}
+    return storage
+
+
+def _store_rest(
+    name: str, entry: dict[str, Any], param: torch.Tensor, tensors: dict[str, torch.Tensor]
+) -> None:
+    """Store the rows of ``param`` no block covers as ``name::rest``; list them in ``entry``."""
+    covered = sorted((b["block"]["start"], b["block"]["stop"]) for b in entry["blocks"])
+    rest, row = [], 0
+    for start, stop in [*covered, (param.shape[0], param.shape[0])]:
+        if start > row:
+            rest.append([row, start])
+        row = max(row, stop)
+    entry["rest"] = rest
+    if rest:
+        rows = torch.cat([param[a:b] for a, b in rest]).detach().cpu().contiguous()
+        tensors[f"{name}::rest"] = rows.clone()
+
+
+def _store_dense(
+    state: Mapping[str, torch.Tensor], skip: set[str], tensors: dict[str, torch.Tensor]
+) -> dict[str, str]:
+    """Store every tensor not in ``skip`` as is, shared ones once; return ``{alias: name}``."""
+    aliases: dict[str, str] = {}
+    seen: dict[tuple[int, int, tuple[int, ...], torch.dtype], str] = {}
+    for name, tensor in state.items():
+        if name in skip:
+            continue
+        key = (tensor.data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
+        if tensor.numel() and key in seen:
+            aliases[name] = seen[key]
+            continue
+        seen[key] = name
+        if name in tensors:
+            raise ConfigError(f"tensor name {name!r} collides with a compressed-storage key")
+        tensors[name] = tensor.detach().cpu().contiguous().clone()
+    return aliases
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_compressed(
+    path: str | os.PathLike[str],
+    model_or_state_dict: nn.Module | Mapping[str, torch.Tensor],
+    report_or_spec: CompressionReport | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    config: Mapping[str, Any] | None = None,
+    *,
+    tolerance: float = 1e-5,
+) -> Path:
+    """Write the compressed model to ``path`` (one ``.safetensors`` file, written atomically).
+
+    Args:
+        path: output file; its directory must exist.
+        model_or_state_dict: the *compressed* model (output of ``low_rank``/``round_clip``/
+            ``quantize``, possibly fine-tuned and re-projected) or its state dict.
+        report_or_spec: the :class:`CompressionReport` of that compression (its payloads give a
+            bit-exact file), or a spec without payloads (``report.to_dict()`` or a list of
+            block dicts), in which case each block is re-encoded from the model's values.
+        config: JSON-able model config stored as ``meta["config"]`` for the loader.
+        tolerance: largest relative Frobenius distance accepted between a block and its
+            re-encoding when the payload does not match (a warning is issued).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: a block is missing from the model or not on its compressed structure,
+            config not JSON-serialisable, or the directory does not exist.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"cannot write {path}: directory {path.parent} does not exist")
+    report = _as_report(report_or_spec)
+    reject_overlaps([b.block for b in report.blocks])
+    state, described = model_state(model_or_state_dict)
+    try:
+        config_json = json.dumps(None if config is None else dict(config))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"config for {path} must be JSON-serialisable: {exc}") from exc
+    tensors: dict[str, torch.Tensor] = {}
+    compressed: dict[str, dict[str, Any]] = {}
+    for br in report.blocks:
+        br = replace(br, params=full_params(br.method, br.params))
+        param = state.get(br.block.param)
+        if (
+            param is None
+            or param.dim() != 2
+            or param.shape[0] < br.block.stop
+            or (param.shape[1] != br.block.n_cols)
+        ):
+            raise ConfigError(
+                f"block {br.block.name!r} of shape {br.block.shape} does not fit the {described}"
+            )
+        entry = compressed.setdefault(
+            br.block.param,
+            {
+                "shape": list(param.shape),
+                "dtype": str(param.dtype).removeprefix("torch."),
+                "blocks": [],
+            },
+        )
+        if entry["dtype"] not in DENSE_DTYPES:
+            raise ConfigError(f"{br.block.param!r} has unsupported dtype {param.dtype}")
+        payload = _payload_for(br, param[br.block.rows].detach(), tolerance)
+        key = f"{br.block.param}::{br.block.gate}.{br.block.start}:{br.block.stop}::"
+        entry["blocks"].append(
+            {
+                "block": br.block.to_dict(),
+                "method": br.method,
+                "params": dict(br.params),
+                "storage": _encode_payload(key, br, payload, tensors),
+            }
+        )
+    for name, entry in compressed.items():
+        _store_rest(name, entry, state[name], tensors)
+    aliases = _store_dense(state, set(compressed), tensors)
+    compact = {"separators": (",", ":")}
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "config": config_json,
+        "compressed": json.dumps(compressed, **compact),
+        "aliases": json.dumps(aliases, **compact),
+        "order": json.dumps(list(state), **compact),
+        "report": json.dumps(report.to_dict(), **compact),
+    }
+    _atomic_save(tensors, metadata, path)
+    return path
+
+
+def _fail(path: Path, what: str) -> CheckpointError:
+    return CheckpointError(f"{path}: {what}")
+
+
+def _read_payload(path: Path, handle: Any, block: Block, spec: Mapping[str, Any]) -> Payload:
+    payload: Payload = {}
+    for part, info in spec["storage"].items():
+        shape = tuple(int(s) for s in info["shape"])
+        tensor = handle.get_tensor(info["key"])
+        if "width" in info:
+            count = 1
+            for s in shape:
+                count *= s
+            try:
+                codes = unpack_codes(tensor, int(info["width"]), count)
+            except ConfigError as exc:
+                raise _fail(path, f"tensor {info['key']!r}: {exc}") from exc
+            tensor = (codes * int(info["stride"]) + int(info["offset"])).reshape(shape)
+        elif tuple(tensor.shape) != shape:
+            raise _fail(
+                path,
+                f"tensor {info['key']!r} has shape {tuple(tensor.shape)}, metadata says {shape}",
+            )
+        payload[part] = tensor
+    method, params = spec["method"], spec["params"]
+    m, n = block.shape
+    expected: dict[str, tuple[int, ...]] = {}
+    if method == "low_rank":
+        r = int(params["rank"])
+        expected = {"U": (m, r), "V": (r, n)}
+    elif method == "round":
+        expected = {"codes": (m, n)}
+    elif method == "quantize":
+        expected = {"codes": (m, n), "scales": (m if params["per"] == "row" else 1, 1)}
+    for part, shape in expected.items():
+        if part not in payload or tuple(payload[part].shape) != shape:
+            got = tuple(payload[part].shape) if part in payload else "missing"
+            raise _fail(path, f"block {block.name!r}: {part} should have shape {shape}, got {got}")
+    return payload
+
+
+def _meta(path: Path, metadata: Mapping[str, str] | None) -> dict[str, Any]:
+    if not metadata or metadata.get("format") != FORMAT_NAME:
+        raise _fail(
+            path,
+            f"no {FORMAT_NAME!r} metadata; not written by save_compressed "
+            "(plain weights load with safetensors.torch.load_file)",
+        )
+    try:
+        version = int(metadata["format_version"])
+        parsed = {k: json.loads(metadata[k]) for k in ("config", "compressed", "aliases", "order")}
+        parsed["report"] = json.loads(metadata.get("report", "null"))
+    except (KeyError, ValueError) as exc:
+        raise _fail(path, f"corrupt compression metadata ({exc})") from exc
+    if version > FORMAT_VERSION:
+        raise _fail(
+            path,
+            f"format version {version} is newer than this g2lstm reads "
+            f"({FORMAT_VERSION}); upgrade g2lstm",
+        )
+    if version < 1:
+        raise _fail(path, f"invalid format version {version}")
+    parsed["format_version"] = version
+    return parsed
+
+
+def load_compressed(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a file written by :func:`save_compressed` and rebuild dense tensors.
+
+    Returns:
+        ``(state_dict, meta)``: the dense state dict (CPU, keys in the original order, values
+        bit-identical to the compressed model) and ``meta`` with ``format_version``, ``config``
+        (as saved, or None), ``compressed`` (per-parameter storage description), ``aliases``,
+        ``order`` and ``report`` (the saved report dict).
+
+    Raises:
+        CheckpointError: the file is missing, not safetensors, lacks our metadata, has a newer
+            format version, or holds tensors of the wrong shape (the message names the file).
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "no such file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = _meta(path, handle.metadata())
+            state = _load_tensors(path, handle, meta)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _fail(path, f"inconsistent compressed file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:
+        raise _fail(
+            path, f"not a readable safetensors file, truncated or corrupt? ({exc})"
+        ) from exc
+    return state, meta
+
+
+def _load_tensors(path: Path, handle: Any, meta: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    keys = set(handle.keys())
+    state: dict[str, torch.Tensor] = {}
+    for name, entry in meta["compressed"].items():
+        if entry["dtype"] not in DENSE_DTYPES:
+            raise _fail(path, f"{name!r}: unsupported dtype {entry['dtype']!r}")
+        rows, cols = (int(s) for s in entry["shape"])
+        dense = torch.empty(rows, cols, dtype=DENSE_DTYPES[entry["dtype"]])
+        filled = torch.zeros(rows, dtype=torch.int64)
+        for spec in entry["blocks"]:
+            block = Block.from_dict(spec["block"])
+            if block.stop > rows or block.n_cols != cols:
+                raise _fail(path, f"block {block.name!r} does not fit {name!r} {(rows, cols)}")
+            payload = _read_payload(path, handle, block, spec)
+            dense[block.rows] = get_codec(spec["method"]).decode(
+                payload, spec["params"], dense.dtype
+            )
+            filled[block.rows] += 1
+        if entry["rest"]:
+            rest = handle.get_tensor(f"{name}::rest")
+            sizes = [b - a for a, b in entry["rest"]]
+            if tuple(rest.shape) != (sum(sizes), cols):
+                raise _fail(
+                    path,
+                    f"{name}::rest has shape {tuple(rest.shape)}, expected {(sum(sizes), cols)}",
+                )
+            for (a, b), part in zip(entry["rest"], rest.split(sizes)):
+                dense[a:b] = part
+                filled[a:b] += 1
+        if not bool((filled == 1).all()):
+            raise _fail(path, f"rows of {name!r} are not each stored exactly once")
+        state[name] = dense
+    for name in meta["order"]:
+        if name in state or name in meta["aliases"]:
+            continue
+        if name not in keys:
+            raise _fail(path, f"tensor {name!r} is missing")
+        state[name] = handle.get_tensor(name)
+    for name, target in meta["aliases"].items():
+        state[name] = state[target]
+    return {name: state[name] for name in meta["order"]}
