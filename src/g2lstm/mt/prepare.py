@@ -26,24 +26,26 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from g2lstm.errors import ConfigError, DataError
 from g2lstm.mt.bpe import BPE, learn_bpe
-from g2lstm.mt.data import (
-    Tokenizer,
-    TokenizerConfig,
-    filter_pairs,
-    read_iwslt_train_tags,
-    read_iwslt_xml_segments,
-    read_parallel,
+from g2lstm.mt.data import Tokenizer, filter_pairs, read_parallel
+from g2lstm.mt.prepared import (
+    _CODES,
+    _FORMAT_VERSION,
+    _INFO,
+    _VOCAB,
+    PrepareConfig,
+    PreparedData,
+    load_prepared,
 )
 from g2lstm.mt.vocab import Vocab
+
+if TYPE_CHECKING:  # re-exported lazily (see __getattr__): g2lstm.mt.iwslt imports this module
+    from g2lstm.mt.iwslt import prepare_iwslt14
 
 __all__ = [
     "MULTI30K_SPLITS",
@@ -58,85 +60,22 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_FORMAT_VERSION = 1
-_INFO, _CODES, _VOCAB = "prepare.json", "bpe.codes", "vocab.json"
 #: Multi30k split name -> file prefix (``train``, ``val``, ``test2016``).
 MULTI30K_SPLITS = {"train": "train", "valid": "val", "test": "test2016"}
-#: fairseq prepare-iwslt14.sh: test = these TED sets concatenated, in this order.
-IWSLT14_TEST_SETS = (
-    "IWSLT14.TED.dev2010",
-    "IWSLT14.TEDX.dev2012",
-    "IWSLT14.TED.tst2010",
-    "IWSLT14.TED.tst2011",
-    "IWSLT14.TED.tst2012",
-)
+_LAZY = {"IWSLT14_TEST_SETS", "prepare_iwslt14"}
 
 
-@dataclass(frozen=True)
-class PrepareConfig:
-    """Settings of :func:`prepare_dataset` (recorded in ``prepare.json``).
+def __getattr__(name: str) -> Any:
+    """Re-export :mod:`g2lstm.mt.iwslt` on first use (an eager import would be circular)."""
+    if name in _LAZY:
+        from g2lstm.mt import iwslt
 
-    Attributes:
-        src_lang, tgt_lang: language codes; also the file suffixes.
-        tokenize, lowercase, normalize_punct, escape: see :class:`TokenizerConfig`.
-        bpe_merges: joint BPE merges learned on train (0 = no BPE, word-level).
-        bpe_min_frequency: stop learning merges below this pair frequency.
-        joint_vocab: one vocabulary shared by source and target (the paper's setup).
-        vocab_min_freq, vocab_max_size: vocabulary cut-offs (size includes the 4 specials).
-        max_len, min_len, ratio: train pairs with a side of more than ``max_len`` or fewer
-            than ``min_len`` subwords, or a subword length ratio above ``ratio``, are dropped
-            (Moses clean-corpus-n rules; the paper used ``max_len=64``). Valid/test are kept.
-    """
+        return getattr(iwslt, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    src_lang: str
-    tgt_lang: str
-    tokenize: bool = True
-    lowercase: bool = False
-    normalize_punct: bool = False
-    escape: bool = False
-    bpe_merges: int = 10000
-    bpe_min_frequency: int = 2
-    joint_vocab: bool = True
-    vocab_min_freq: int = 1
-    vocab_max_size: int | None = None
-    max_len: int | None = None
-    min_len: int = 1
-    ratio: float | None = 9.0
 
-    def __post_init__(self) -> None:
-        for lang in (self.src_lang, self.tgt_lang):
-            self.tokenizer_config(lang)  # validates the language code
-        if self.src_lang == self.tgt_lang:
-            raise ConfigError(f"PrepareConfig: src_lang and tgt_lang are both {self.src_lang!r}.")
-        if self.bpe_merges < 0:
-            raise ConfigError(f"PrepareConfig: bpe_merges must be >= 0, got {self.bpe_merges}.")
-        if self.bpe_min_frequency < 1:
-            raise ConfigError("PrepareConfig: bpe_min_frequency must be >= 1.")
-        filter_pairs([], [], max_len=self.max_len, min_len=self.min_len, ratio=self.ratio)
-        Vocab.from_counts({}, min_freq=self.vocab_min_freq, max_size=self.vocab_max_size)
-
-    @classmethod
-    def make(cls, src_lang: str, tgt_lang: str, settings: Mapping[str, Any]) -> PrepareConfig:
-        """Build from keyword settings, naming any unknown ones."""
-        names = {f.name for f in fields(cls)} - {"src_lang", "tgt_lang"}
-        unknown = sorted(set(settings) - names)
-        if unknown:
-            raise ConfigError(f"unknown MT prepare setting(s) {unknown}; valid: {sorted(names)}.")
-        return cls(src_lang, tgt_lang, **settings)
-
-    def tokenizer_config(self, lang: str) -> TokenizerConfig:
-        """The :class:`TokenizerConfig` these settings imply for ``lang``."""
-        return TokenizerConfig(
-            lang,
-            tokenize=self.tokenize,
-            lowercase=self.lowercase,
-            normalize_punct=self.normalize_punct,
-            escape=self.escape,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict of the settings."""
-        return asdict(self)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)
 
 
 @dataclass
@@ -435,231 +374,3 @@ def prepare_multi30k(
     preset.update(settings)
     files = multi30k_files(data_dir, variant=variant, src_lang=src_lang, tgt_lang=tgt_lang)
     return prepare_dataset(files, out_dir, src_lang, tgt_lang, overwrite=overwrite, **preset)
-
-
-def prepare_iwslt14(
-    de_en_dir: str | Path,
-    out_dir: str | Path,
-    *,
-    src_lang: str = "de",
-    tgt_lang: str = "en",
-    clean_max_len: int = 175,
-    clean_ratio: float = 1.5,
-    valid_every: int = 23,
-    drop_all_tag_lines: bool = False,
-    overwrite: bool = False,
-    **settings: Any,
-) -> PreparedData:
-    """IWSLT'14 De-En exactly as fairseq ``examples/translation/prepare-iwslt14.sh``.
-
-    ``de_en_dir`` is the folder extracted from the 2014-01 ``de-en.tgz``
-    (``train.tags.de-en.{de,en}``, ``IWSLT14.TED*.de-en.{de,en}.xml``). Steps:
-
-    1. train: drop ``<url>``/``<talkid>``/``<keywords>`` lines, delete ``<title>`` and
-       ``<description>`` tags (:func:`read_iwslt_train_tags`); Moses-tokenise with escapes;
-       clean-corpus-n with lengths 1..``clean_max_len`` (175) and ratio ``clean_ratio`` (1.5);
-       lowercase.
-    2. valid = every ``valid_every``-th (23rd) line of the cleaned train (lines 23, 46, ...);
-       train = the other lines.
-    3. test = the ``<seg>`` text of TED dev2010, TEDX dev2012, TED tst2010/2011/2012,
-       concatenated, with U+2019 -> ``'``, Moses-tokenised and lowercased (not cleaned).
-    4. joint BPE (10,000 merges) on train, applied to all splits; vocabulary.
-
-    fairseq's published output has 160,239 / 7,283 / 6,750 pairs. ``settings`` override
-    :class:`PrepareConfig` fields (e.g. ``bpe_merges``, ``max_len=64`` for the paper's subword
-    limit); by default no further filtering happens after the Moses clean.
-    """
-    root = Path(de_en_dir)
-    if sorted((src_lang, tgt_lang)) != ["de", "en"]:
-        raise ConfigError(
-            f"prepare_iwslt14: languages must be de and en, got {src_lang}, {tgt_lang}."
-        )
-    if clean_max_len < 1 or clean_ratio < 1.0 or valid_every < 2:
-        raise ConfigError(
-            "prepare_iwslt14: need clean_max_len >= 1, clean_ratio >= 1 and valid_every >= 2."
-        )
-    preset: dict[str, Any] = {"tokenize": True, "lowercase": True, "escape": True, "ratio": None}
-    preset.update(settings)
-    config = PrepareConfig.make(src_lang, tgt_lang, preset)
-    pair = "de-en"
-    input_files: dict[str, Path] = {}
-    for lang in (src_lang, tgt_lang):
-        input_files[f"train.{lang}"] = root / f"train.tags.{pair}.{lang}"
-        for name in IWSLT14_TEST_SETS:
-            input_files[f"{name}.{lang}"] = root / f"{name}.{pair}.{lang}.xml"
-    missing = [str(p) for p in input_files.values() if not p.is_file()]
-    if missing:
-        raise DataError(
-            f"prepare_iwslt14: missing files {missing[:3]} (and {len(missing)} in "
-            f"all); pass the 'de-en' folder extracted from the IWSLT 2014-01 de-en.tgz."
-        )
-
-    def aligned(what: str, src: list[str], tgt: list[str]) -> None:
-        if len(src) != len(tgt):
-            raise DataError(
-                f"IWSLT'14 {what}: {len(src)} {src_lang} but {len(tgt)} {tgt_lang} "
-                f"lines; the two files are not aligned."
-            )
-
-    def build() -> tuple[dict[str, _SplitText], dict[str, Any]]:
-        tok = {lang: Tokenizer(config.tokenizer_config(lang)) for lang in (src_lang, tgt_lang)}
-        raw = {
-            lang: read_iwslt_train_tags(
-                input_files[f"train.{lang}"], drop_all_tag_lines=drop_all_tag_lines
-            )
-            for lang in (src_lang, tgt_lang)
-        }
-        aligned("train.tags", raw[src_lang], raw[tgt_lang])
-        toks = {lang: tok[lang].tokenize_lines(raw[lang]) for lang in raw}
-        kept, clean = filter_pairs(
-            toks[src_lang], toks[tgt_lang], max_len=clean_max_len, min_len=1, ratio=clean_ratio
-        )
-        splits: dict[str, list[int]] = {"train": [], "valid": []}
-        for pos, i in enumerate(kept, start=1):
-            splits["valid" if pos % valid_every == 0 else "train"].append(i)
-        texts = {
-            name: _SplitText(
-                *([toks[lang][i] for i in idx] for lang in (src_lang, tgt_lang)),
-                *([raw[lang][i] for i in idx] for lang in (src_lang, tgt_lang)),
-            )
-            for name, idx in splits.items()
-        }
-        test = _SplitText([], [], [], [])
-        test_sizes = {}
-        for name in IWSLT14_TEST_SETS:
-            segs = {
-                lang: read_iwslt_xml_segments(input_files[f"{name}.{lang}"])
-                for lang in (src_lang, tgt_lang)
-            }
-            aligned(name, segs[src_lang], segs[tgt_lang])
-            test.src_tok += tok[src_lang].tokenize_lines(segs[src_lang])
-            test.tgt_tok += tok[tgt_lang].tokenize_lines(segs[tgt_lang])
-            test.src_ref += segs[src_lang]
-            test.tgt_ref += segs[tgt_lang]
-            test_sizes[name] = len(segs[src_lang])
-        texts["test"] = test
-        counts = {
-            "train_tags_lines": len(raw[src_lang]),
-            "moses_clean": clean.to_dict(),
-            "test_sets": test_sizes,
-        }
-        return texts, counts
-
-    pipeline = {
-        "name": "iwslt14",
-        "clean_max_len": clean_max_len,
-        "clean_ratio": clean_ratio,
-        "valid_every": valid_every,
-        "test_sets": list(IWSLT14_TEST_SETS),
-        "drop_all_tag_lines": drop_all_tag_lines,
-    }
-    return _run(out_dir, config, pipeline, input_files, build, overwrite)
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """A prepared folder (see the module docstring), read by :func:`load_prepared`.
-
-    Attributes:
-        root: the folder.
-        info: the contents of ``prepare.json``.
-        src_vocab, tgt_vocab: the vocabularies (the same object when joint).
-    """
-
-    root: Path
-    info: dict[str, Any] = field(repr=False)
-    src_vocab: Vocab
-    tgt_vocab: Vocab
-
-    @cached_property
-    def config(self) -> PrepareConfig:
-        """The settings the folder was prepared with."""
-        return PrepareConfig(**self.info["settings"]["config"])
-
-    @property
-    def src_lang(self) -> str:
-        return self.config.src_lang
-
-    @property
-    def tgt_lang(self) -> str:
-        return self.config.tgt_lang
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        """Split names, e.g. ``("test", "train", "valid")``."""
-        return tuple(sorted(self.info["counts"]["sizes"]))
-
-    def path(self, split: str, lang: str, kind: str = "bpe") -> Path:
-        """File of ``split`` in ``lang``; ``kind`` is ``"bpe"``, ``"tok"`` or ``"detok"``."""
-        if split not in self.splits:
-            raise ConfigError(f"{self.root}: no split {split!r}; it has {list(self.splits)}.")
-        if lang not in (self.src_lang, self.tgt_lang):
-            raise ConfigError(
-                f"{self.root}: language {lang!r} is not {self.src_lang}/{self.tgt_lang}."
-            )
-        if kind not in ("bpe", "tok", "detok") or (kind != "bpe" and split == "train"):
-            raise ConfigError(
-                f"kind must be 'bpe', 'tok' or 'detok' (not for train), got {kind!r} for {split!r}."
-            )
-        infix = "" if kind == "bpe" else f"{kind}."
-        return self.root / f"{split}.{infix}{lang}"
-
-    def lines(self, split: str, lang: str, kind: str = "bpe") -> list[str]:
-        """The lines of :meth:`path`."""
-        from g2lstm.mt.data import read_lines
-
-        return read_lines(self.path(split, lang, kind))
-
-    def encoded(self, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``(src_ids, tgt_ids)`` int32 arrays of every pair, without ``<s>``/``</s>``
-        (:func:`g2lstm.mt.batching.collate` adds them)."""
-        src = self.lines(split, self.src_lang)
-        tgt = self.lines(split, self.tgt_lang)
-        return [
-            (
-                np.asarray(self.src_vocab.encode(s), np.int32),
-                np.asarray(self.tgt_vocab.encode(t), np.int32),
-            )
-            for s, t in zip(src, tgt)
-        ]
-
-    def bpe(self) -> BPE | None:
-        """The BPE codes, for segmenting new input (``None`` if prepared without BPE)."""
-        return BPE(self.root / _CODES) if self.config.bpe_merges > 0 else None
-
-    def tokenizer(self, lang: str, *, tokenize: bool | None = None) -> Tokenizer:
-        """The tokenizer of the preparation (``tokenize=True`` to Moses-tokenise raw input
-        for a folder prepared from already-tokenised files)."""
-        cfg = self.config.tokenizer_config(lang)
-        if tokenize is not None:
-            cfg = TokenizerConfig(
-                lang,
-                tokenize=tokenize,
-                lowercase=cfg.lowercase,
-                normalize_punct=cfg.normalize_punct and tokenize,
-                escape=cfg.escape,
-            )
-        return Tokenizer(cfg)
-
-
-def load_prepared(out_dir: str | Path) -> PreparedData:
-    """Read a folder written by :func:`prepare_dataset` and friends."""
-    root = Path(out_dir)
-    try:
-        info = json.loads((root / _INFO).read_text(encoding="utf-8"))
-        vocabs = json.loads((root / _VOCAB).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise DataError(
-            f"{root}: not a prepared MT folder ({Path(exc.filename).name} missing); "
-            f"run the prepare step first."
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{root}: corrupt JSON ({exc}); prepare it again.") from exc
-    if info.get("format_version") != _FORMAT_VERSION:
-        raise DataError(
-            f"{root}/{_INFO}: format version {info.get('format_version')!r}, "
-            f"expected {_FORMAT_VERSION}; prepare it again with this g2lstm."
-        )
-    src_vocab = Vocab.from_dict(vocabs["src"])
-    tgt_vocab = src_vocab if vocabs.get("joint") else Vocab.from_dict(vocabs["tgt"])
-    return PreparedData(root, info, src_vocab, tgt_vocab)
