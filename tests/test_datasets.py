@@ -302,7 +302,8 @@ def test_cached_verification_hashes_once(tmp_path: Path, monkeypatch: pytest.Mon
     _place_old_copy(tmp_path / "toy")
     calls: list[Path] = []
     real = datasets.sha256_file
-    monkeypatch.setattr(datasets, "sha256_file", lambda p: calls.append(p) or real(p))
+    # file_digests looks sha256_file up in g2lstm.datasets.verify.
+    monkeypatch.setattr(datasets.verify, "sha256_file", lambda p: calls.append(p) or real(p))
     resolve_dataset("toy", tmp_path, download=False, registry=reg)
     assert len(calls) == 3
     resolve_dataset("toy", tmp_path, download=False, registry=reg)

@@ -1,4 +1,4 @@
-"""Word-level language-model corpora: vocabulary, token-id cache, batching and random BPTT.
+"""Word-level language-model corpora: vocabulary, tokenisation and the token-id cache.
 
 Conventions (PyTorch ``word_language_model`` / AWD-LSTM): every line is split on whitespace
 and gets one ``<eos>``, so an empty line is a lone ``<eos>``. Unlike AWD-LSTM the vocabulary is
@@ -10,6 +10,11 @@ Token ids are cached as ``int32`` ``.npy`` files (``<folder>/.g2lstm-cache/lm-<k
 ``<user cache>/lm/lm-<key>/`` when the folder is read-only), keyed by the sha256 of the three
 files and :data:`TOKENIZER_VERSION`; later loads memory-map them (``np.load(mmap_mode="r")``).
 The first load streams each file twice (count, then write ids), so memory stays flat.
+
+:class:`Vocabulary`, :func:`read_lines`, :func:`tokenize_lines` (:mod:`g2lstm.lm.vocab`) and
+batching and random BPTT (:func:`batchify`, :func:`get_batch`, :func:`sample_seq_len`,
+:class:`BPTTStep`, :class:`BPTTIterator`, :mod:`g2lstm.lm.batching`) are re-exported here, so
+``from g2lstm.lm.data import batchify`` keeps working.
 """
 
 from __future__ import annotations
@@ -19,16 +24,17 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from g2lstm.datasets import LM_LAYOUT, check_layout, file_digests, is_writable_dir, user_cache_dir
 from g2lstm.errors import ConfigError, DataError
+from g2lstm.lm.batching import BPTTIterator, BPTTStep, Rng, batchify, get_batch, sample_seq_len
+from g2lstm.lm.vocab import EOS, UNK, Vocabulary, read_lines, tokenize_lines
 
 __all__ = [
     "EOS",
@@ -38,6 +44,7 @@ __all__ = [
     "BPTTIterator",
     "BPTTStep",
     "Corpus",
+    "Rng",
     "SplitInfo",
     "Vocabulary",
     "batchify",
@@ -49,150 +56,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-UNK, EOS = "<unk>", "<eos>"
 SPLITS = ("train", "valid", "test")
 #: Bump when tokenisation changes: it is part of the cache key.
 TOKENIZER_VERSION = 1
 _CACHE_FORMAT = 1
 _FLUSH = 1 << 20
-
-
-class Vocabulary:
-    """Bijection token <-> id (ids ``0 .. len-1`` in insertion order)."""
-
-    __hash__ = None  # type: ignore[assignment]  # mutable
-
-    def __init__(self, tokens: Iterable[str] = ()) -> None:
-        self._itos: list[str] = []
-        self._stoi: dict[str, int] = {}
-        for token in tokens:
-            if token in self._stoi:
-                raise DataError(f"duplicate token {token!r} in vocabulary")
-            self.add(token)
-
-    def add(self, token: str) -> int:
-        """Id of ``token``, appending it if new."""
-        idx = self._stoi.get(token)
-        if idx is None:
-            idx = self._stoi[token] = len(self._itos)
-            self._itos.append(token)
-        return idx
-
-    def __len__(self) -> int:
-        return len(self._itos)
-
-    def __contains__(self, token: object) -> bool:
-        return token in self._stoi
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._itos)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocabulary) and self._itos == other._itos
-
-    def __repr__(self) -> str:
-        return f"Vocabulary({len(self)} tokens)"
-
-    def index(self, token: str) -> int:
-        """Id of ``token``; its ``<unk>`` id if absent and the vocabulary has one."""
-        idx = self._stoi.get(token, self.unk_id)
-        if idx is None:
-            raise KeyError(f"token {token!r} is not in the vocabulary and there is no {UNK}")
-        return idx
-
-    def token(self, idx: int) -> str:
-        """Token of id ``idx``."""
-        return self._itos[idx]
-
-    @property
-    def unk_id(self) -> int | None:
-        """Id of ``<unk>``, or ``None``."""
-        return self._stoi.get(UNK)
-
-    @property
-    def eos_id(self) -> int | None:
-        """Id of ``<eos>``, or ``None``."""
-        return self._stoi.get(EOS)
-
-    def encode(self, tokens: Iterable[str]) -> list[int]:
-        """Ids of ``tokens`` (OOV -> ``<unk>``)."""
-        return [self.index(t) for t in tokens]
-
-    def decode(self, ids: Iterable[int]) -> list[str]:
-        """Tokens of ``ids``."""
-        return [self._itos[int(i)] for i in ids]
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form: ``{"format": "g2lstm-vocab", "version": 1, "tokens": [...]}``."""
-        return {"format": "g2lstm-vocab", "version": 1, "tokens": list(self._itos)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Vocabulary:
-        """Inverse of :meth:`to_dict`; ``DataError`` on anything else."""
-        tokens = data.get("tokens") if isinstance(data, Mapping) else None
-        if (
-            not isinstance(data, Mapping)
-            or data.get("format") != "g2lstm-vocab"
-            or data.get("version") != 1
-            or not isinstance(tokens, list)
-            or not all(isinstance(t, str) for t in tokens)
-        ):
-            raise DataError("not a g2lstm vocabulary (expected format 'g2lstm-vocab' version 1)")
-        return cls(tokens)
-
-    def save(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> Vocabulary:
-        """Read a vocabulary written by :meth:`save`."""
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise DataError(f"cannot read vocabulary {path}: {e}") from e
-        return cls.from_dict(data)
-
-    def sha256(self) -> str:
-        """Hash of the token list (to compare a checkpoint's vocabulary with the data's)."""
-        return hashlib.sha256("\n".join(self._itos).encode("utf-8")).hexdigest()
-
-
-# ----------------------------------------------------------------------------- tokenisation
-def _decode_error(path: Path) -> DataError:
-    """Find the first line of ``path`` that is not UTF-8 and describe it."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return DataError(
-                    f"{path}, line {lineno}: byte 0x{raw[e.start]:02x} at column {e.start + 1} "
-                    "is not valid UTF-8; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t "
-                    "utf-8)"
-                )
-    return DataError(f"{path}: not valid UTF-8; re-encode the file as UTF-8")
-
-
-def read_lines(path: str | Path) -> Iterator[str]:
-    """Lines of a UTF-8 text file (BOM dropped, ``\\n``/``\\r\\n``/``\\r`` accepted).
-
-    Raises ``DataError`` naming the file and line of the first byte that is not UTF-8.
-    """
-    path = Path(path)
-    try:
-        with open(path, encoding="utf-8-sig", newline=None) as f:
-            yield from f
-    except UnicodeDecodeError:
-        raise _decode_error(path) from None
-
-
-def tokenize_lines(lines: Iterable[str]) -> Iterator[list[str]]:
-    """``line.split() + ["<eos>"]`` for each line (an empty line gives ``["<eos>"]``)."""
-    for line in lines:
-        tokens = line.split()
-        tokens.append(EOS)
-        yield tokens
 
 
 @dataclass(frozen=True)
@@ -423,145 +291,3 @@ def _load_cached(
             raise DataError(f"{entry / f'{s}.npy'} has the wrong shape or dtype")
         splits[s] = arr
     return cls(Vocabulary.load(entry / "vocab.json"), splits, info, folder, entry)
-
-
-# ----------------------------------------------------------------------------- batching
-def batchify(
-    data: np.ndarray | torch.Tensor,
-    batch_size: int,
-    *,
-    name: str = "data",
-    dtype: torch.dtype = torch.long,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Cut a 1-D id sequence into ``batch_size`` contiguous streams: shape
-    ``(n_steps, batch_size)`` with ``n_steps = len(data) // batch_size``; the remainder is
-    dropped (AWD-LSTM). Column ``b`` is ``data[b * n_steps : (b + 1) * n_steps]``."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-    n_steps = len(data) // batch_size
-    if n_steps < 2:
-        raise DataError(
-            f"the {name} split has {len(data)} tokens, fewer than 2 x batch_size = "
-            f"{2 * batch_size} needed for one step (input + target); use a smaller batch size "
-            "or a larger split"
-        )
-    used = data[: n_steps * batch_size]
-    if isinstance(used, torch.Tensor):
-        flat = used.to(dtype)
-    else:
-        flat = torch.from_numpy(np.array(used, dtype=np.int64)).to(dtype)
-    return flat.view(batch_size, n_steps).t().contiguous().to(device)
-
-
-def get_batch(source: torch.Tensor, i: int, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(input, target)``, each ``(T, B)`` views of ``source`` ``(n_steps, B)`` with
-    ``T = min(seq_len, n_steps - 1 - i)``; ``target`` is ``input`` shifted by one step."""
-    n = source.size(0)
-    length = min(seq_len, n - 1 - i)
-    if i < 0 or seq_len < 1 or length < 1:
-        raise ConfigError(
-            f"get_batch: start {i} with seq_len {seq_len} leaves no target in "
-            f"a source of {n} steps (valid starts: 0..{n - 2})"
-        )
-    return source[i : i + length], source[i + 1 : i + 1 + length]
-
-
-class BPTTStep(NamedTuple):
-    """One truncated-BPTT segment: rows ``start .. start + seq_len`` and the LR factor."""
-
-    start: int
-    seq_len: int
-    lr_scale: float
-
-
-Rng = np.random.Generator | torch.Generator
-
-
-def _uniform(rng: Rng) -> float:
-    if isinstance(rng, torch.Generator):
-        return float(torch.rand((), generator=rng, dtype=torch.float64))
-    return float(rng.random())
-
-
-def _normal(rng: Rng, mean: float, std: float) -> float:
-    if isinstance(rng, torch.Generator):
-        return mean + std * float(torch.randn((), generator=rng, dtype=torch.float64))
-    return float(rng.normal(mean, std))
-
-
-def sample_seq_len(
-    rng: Rng,
-    bptt: int,
-    *,
-    p_full: float = 0.95,
-    std: float = 5.0,
-    min_len: int = 5,
-    max_extra: int = 20,
-) -> int:
-    """AWD-LSTM's random length: ``base = bptt`` with probability ``p_full`` else
-    ``bptt / 2``; ``round(N(base, std))`` clamped to ``[min(min_len, bptt), bptt + max_extra]``
-    (AWD-LSTM truncates instead of rounding and has no upper clamp)."""
-    base = bptt if _uniform(rng) < p_full else bptt / 2
-    drawn = round(_normal(rng, base, std))
-    return int(min(max(drawn, min(min_len, bptt)), bptt + max_extra))
-
-
-class BPTTIterator:
-    """The segments of one epoch over a batchified source of ``n_steps`` rows.
-
-    With ``variable`` (training) lengths come from :func:`sample_seq_len` with ``rng`` (a
-    ``numpy.random.Generator`` or ``torch.Generator``); otherwise every segment has length
-    ``bptt`` (evaluation). The last segment is cut to the rows left; ``lr_scale`` is
-    ``seq_len / bptt`` of the segment actually yielded. To resume at row ``start``, pass a
-    generator in the state it had at the start of the epoch (e.g. seeded by ``(seed,
-    epoch)``): the earlier draws are replayed. Each iterator is meant to be iterated once.
-    """
-
-    def __init__(
-        self,
-        n_steps: int,
-        bptt: int,
-        *,
-        rng: Rng | None = None,
-        variable: bool = True,
-        p_full: float = 0.95,
-        std: float = 5.0,
-        min_len: int = 5,
-        max_extra: int = 20,
-        start: int = 0,
-    ) -> None:
-        if bptt < 1 or min_len < 1 or max_extra < 0 or std < 0 or not 0.0 <= p_full <= 1.0:
-            raise ConfigError(
-                f"BPTTIterator: need bptt >= 1, min_len >= 1, max_extra >= 0, std >= 0, "
-                f"0 <= p_full <= 1; got bptt={bptt}, min_len={min_len}, "
-                f"max_extra={max_extra}, std={std}, p_full={p_full}"
-            )
-        if variable and not isinstance(rng, np.random.Generator | torch.Generator):
-            raise ConfigError(
-                "BPTTIterator(variable=True) needs rng=np.random.default_rng(seed) "
-                "or a torch.Generator, so the lengths are reproducible"
-            )
-        if not 0 <= start < max(n_steps - 1, 1):
-            raise ConfigError(f"BPTTIterator: start {start} outside 0..{n_steps - 2}")
-        self.n_steps, self.bptt, self.rng, self.variable = n_steps, bptt, rng, variable
-        self._kw = {"p_full": p_full, "std": std, "min_len": min_len, "max_extra": max_extra}
-        self.start = start
-
-    def __iter__(self) -> Iterator[BPTTStep]:
-        i = 0
-        while i < self.n_steps - 1:
-            if self.variable:
-                seq_len = sample_seq_len(self.rng, self.bptt, **self._kw)  # type: ignore[arg-type]
-            else:
-                seq_len = self.bptt
-            seq_len = min(seq_len, self.n_steps - 1 - i)
-            if i >= self.start:
-                yield BPTTStep(i, seq_len, seq_len / self.bptt)
-            elif i + seq_len > self.start:
-                raise ConfigError(
-                    f"BPTTIterator: start {self.start} is not a segment boundary of this "
-                    f"schedule (segment {i}..{i + seq_len}); pass the generator in its "
-                    "start-of-epoch state and a start taken from a yielded BPTTStep"
-                )
-            i += seq_len
