@@ -67,3 +67,13 @@ def test_tensorboard_optional(tmp_path, caplog):
         assert not (tmp_path / "tensorboard").exists()
     else:
         assert any((tmp_path / "tensorboard").iterdir())
+
+
+def test_drop_after_before_any_row_keeps_files_readable(tmp_path):
+    from g2lstm.train import MetricsLogger, read_metrics
+
+    with MetricsLogger(tmp_path) as log:
+        log.drop_after(5)  # a run resumed before its first logged row
+        log.log({"loss": 1.0}, step=6)
+    assert read_metrics(tmp_path / "metrics.csv") == [{"step": 6, "loss": 1.0}]
+    assert read_metrics(tmp_path / "metrics.jsonl")[0]["loss"] == 1.0

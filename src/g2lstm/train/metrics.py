@@ -127,9 +127,10 @@ class MetricsLogger:
 
     def _rewrite_csv(self, rows: list[dict[str, Scalar]]) -> None:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, self._fields, lineterminator="\r\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        if self._fields:  # no columns yet (nothing logged): leave the file empty
+            writer = csv.DictWriter(buffer, self._fields, lineterminator="\r\n")
+            writer.writeheader()
+            writer.writerows(rows)
         self._csv.close()
         atomic_write_text(self.csv_path, buffer.getvalue())
         self._csv = open(self.csv_path, "a", newline="", encoding="utf-8")  # noqa: SIM115

@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""PTB ``small`` preset: lstm vs g2 vs sharpened, 3 seeds each; mean and std of the results.
+
+Runs ``g2lstm lm train`` for every (cell, seed), ``--jobs`` at a time with one thread each
+(default 2, for a 2-core machine), into ``OUT/<cell>-seed<k>/``. A finished run (with
+``results.json``) is skipped, an interrupted one is resumed with ``--resume``, so the script
+can be stopped and restarted at any time. At the end it prints a Markdown table (mean ± std
+of valid/test perplexity, wall time, training tokens/s, G2/LSTM throughput ratio) and writes
+it with the raw numbers to ``OUT/summary.json`` and ``OUT/summary.md``.
+
+    G2LSTM_DATA=../shared/data python benchmarks/lm_ptb.py --out runs/bench-ptb-small
+    python benchmarks/lm_ptb.py --out runs/bench-ptb-small --summarize-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+CELLS = ("lstm", "g2", "sharpened")
+
+
+def run_one(out: Path, cell: str, seed: int, args: argparse.Namespace) -> dict:
+    run = out / f"{cell}-seed{seed}"
+    if (run / "results.json").is_file():
+        return json.loads((run / "results.json").read_text())
+    cmd = [sys.executable, "-m", "g2lstm.cli", "lm", "train", "--preset", args.preset,
+           "--cell", cell, "--seed", str(seed), "--data", args.data, "--out", str(run),
+           "--threads", "1", "--no-progress"]  # fmt: skip
+    if (run / "checkpoints" / "last.json").is_file():
+        cmd = [sys.executable, "-m", "g2lstm.cli", "lm", "train", "--out", str(run), "--resume",
+               "--threads", "1", "--no-progress"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    run.mkdir(parents=True, exist_ok=True)
+    with open(run / "train.log", "a", encoding="utf-8") as log:
+        log.write(f"$ {' '.join(cmd)}  # {time.ctime()}\n")
+        log.flush()
+        proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0 or not (run / "results.json").is_file():
+        raise SystemExit(f"{run}: training failed (exit {proc.returncode}); see {run}/train.log")
+    return json.loads((run / "results.json").read_text())
+
+
+def _ms(values: list[float], fmt: str = ".1f") -> str:
+    if not values:
+        return "-"
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):{fmt}} ± {sd:{fmt}}"
+
+
+def summarize(out: Path, seeds: list[int]) -> str:
+    rows, raw = [], {}
+    for cell in CELLS:
+        res = [json.loads(p.read_text()) for s in seeds
+               if (p := out / f"{cell}-seed{s}" / "results.json").is_file()]  # fmt: skip
+        raw[cell] = res
+        rows.append(
+            f"| {cell} | {len(res)} | {_ms([r['valid_ppl'] for r in res])} | "
+            f"{_ms([r['test_ppl'] for r in res])} | {_ms([r['wall_time_s'] / 60 for r in res])} | "
+            f"{_ms([r['tokens_per_s'] for r in res], '.0f')} |"
+        )
+    tput = {c: statistics.mean([r["tokens_per_s"] for r in raw[c]]) for c in CELLS if raw[c]}
+    ratio = f"{tput['g2'] / tput['lstm']:.2f}" if "g2" in tput and "lstm" in tput else "-"
+    table = "\n".join([
+        "| cell | runs | valid ppl | test ppl | wall time (min) | train tokens/s |",
+        "|---|---|---|---|---|---|", *rows, "", f"G2 / LSTM training throughput: {ratio}",
+    ])  # fmt: skip
+    (out / "summary.md").write_text(table + "\n", encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    return table
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", default="runs/bench-ptb-small", help="benchmark directory")
+    p.add_argument("--data", default="ptb", help="dataset name or folder (default: ptb)")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--jobs", type=int, default=2, help="trainings at a time (1 thread each)")
+    p.add_argument("--summarize-only", action="store_true")
+    args = p.parse_args()
+    out = Path(args.out)
+    if not args.summarize_only:
+        out.mkdir(parents=True, exist_ok=True)
+        jobs = [(cell, seed) for seed in args.seeds for cell in CELLS]
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            for future in [pool.submit(run_one, out, c, s, args) for c, s in jobs]:
+                future.result()
+    print(summarize(out, args.seeds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""``g2lstm lm train|eval|generate``: the language-model commands.
+
+Configuration is layered: ``--preset`` (default: the config file's ``preset`` key, else
+``paper``), then ``--config FILE`` (YAML, same layout as the ``config.yaml`` saved in every
+run), then the flags and ``--set section.key=value``. ``--resume`` continues the run in
+``--out`` from its latest checkpoint with its saved config (flags may only change
+:data:`~g2lstm.lm.trainer.RESUMABLE_KEYS`); without ``--resume`` a directory that already has
+checkpoints is refused, and a second process on the same directory is refused by its lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from g2lstm.errors import ConfigError
+
+__all__ = ["build_config", "register"]
+
+#: flag dest -> dotted config key
+_FLAG_KEYS = {
+    "cell": "model.cell", "tau": "model.tau", "noise_p": "model.noise_p",
+    "data": "data", "data_dir": "data_dir", "seed": "train.seed", "epochs": "train.epochs",
+    "finetune_epochs": "train.finetune_epochs", "lr": "optim.lr", "clip": "optim.clip",
+    "batch_size": "train.batch_size", "bptt": "train.bptt", "threads": "train.threads",
+    "max_steps": "train.max_steps", "on_nonfinite": "train.on_nonfinite",
+    "log_interval": "train.log_interval", "tensorboard": "train.tensorboard",
+    "progress": "train.progress", "checkpoint_every": "train.checkpoint_every",
+}  # fmt: skip
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected section.key=value (e.g. model.nhid=650)")
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out = {key: getattr(args, dest) for dest, key in _FLAG_KEYS.items()
+           if getattr(args, dest, None) is not None}  # fmt: skip
+    if args.cell is not None:  # a new cell brings its own tau/noise_p unless given
+        out.setdefault("model.tau", None)
+        out.setdefault("model.noise_p", None)
+    out.update(_parse_set(args.set or []))
+    return out
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The :class:`~g2lstm.lm.config.RunConfig` described by ``lm train`` arguments."""
+    from g2lstm.lm.config import RunConfig, apply_overrides, load_yaml
+    from g2lstm.lm.presets import preset_dict
+
+    file_dict = load_yaml(args.config) if args.config else {}
+    preset = args.preset or file_dict.get("preset") or "paper"
+    base = preset_dict(preset)
+    for key, value in file_dict.items():
+        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
+    return RunConfig.from_dict(apply_overrides(base, _overrides(args)),
+                               source=args.config or "config")  # fmt: skip
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from g2lstm.lm.config import RunConfig
+    from g2lstm.lm.trainer import merge_resume_config, train
+    from g2lstm.train import CheckpointManager
+
+    out = Path(args.out)
+    saved = None
+    if args.resume and (out / "checkpoints").is_dir():
+        latest = CheckpointManager(out, keep_last=None).latest()
+        if latest is not None:
+            meta = json.loads((latest / "meta.json").read_text(encoding="utf-8"))
+            saved = RunConfig.from_dict(meta["meta"]["config"], source=str(latest))
+    if saved is not None:
+        if args.preset or args.config:
+            raise ConfigError(
+                "--resume continues with the run's saved config; drop "
+                "--preset/--config (flags such as --epochs may still be given)"
+            )
+        # --max-steps limits one invocation: a resumed run goes on unless it is given again
+        config = merge_resume_config(saved, {"train.max_steps": None, **_overrides(args)})
+    else:
+        config = build_config(args)
+    if args.print_config:
+        print(config.to_yaml(), end="")
+        return 0
+    m, t = config.model, config.train
+    what = "resuming" if saved is not None else "training"
+    print(f"g2lstm lm train: {what} {m.cell} (tau={m.tau}, noise_p={m.noise_p}) "
+          f"{m.nlayers}x{m.nhid} on {config.data}, preset {config.preset}, seed {t.seed}, "
+          f"{t.epochs} epochs (+{t.finetune_epochs} finetune) -> {out}", flush=True)  # fmt: skip
+    result = train(config, out, resume=args.resume)
+    if not result.complete:
+        print(f"stopped ({result.stopped}) after step {result.steps}; continue with: "
+              f"g2lstm lm train --out {out} --resume", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from g2lstm.datasets import resolve_dataset
+    from g2lstm.lm.data import Corpus, batchify
+    from g2lstm.lm.evaluate import check_vocab, evaluate, evaluate_pointer, load_model, perplexity
+    from g2lstm.lm.pointer import PointerConfig
+    from g2lstm.nn import g2_modules
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    loaded = load_model(args.checkpoint)
+    cfg = loaded.config
+    data = args.data or cfg.data
+    folder = resolve_dataset(data, args.data_dir or cfg.data_dir, kind="lm")
+    corpus = Corpus.load(folder)
+    check_vocab(loaded.vocab, corpus.vocab, str(loaded.checkpoint.path), str(data))
+    if args.eval_gates:
+        for _, mod in g2_modules(loaded.model):
+            mod.set_gate_options(eval_gates=args.eval_gates)
+    mode = "cache pointer" if args.cache_pointer else "plain"
+    print(f"g2lstm lm eval: {loaded.checkpoint.path} on {data}/{args.split} ({mode}, "
+          f"gates {args.eval_gates or cfg.model.eval_gates})", file=sys.stderr)  # fmt: skip
+    if args.cache_pointer:
+        pc = PointerConfig(args.window, args.theta, args.lambdah, args.bptt or 500)
+        loss = evaluate_pointer(loaded.model, corpus.tensor(args.split), pc)
+    else:
+        default_bs = (
+            cfg.train.test_batch_size if args.split == "test" else cfg.train.eval_batch_size
+        )
+        source = batchify(corpus[args.split], args.batch_size or default_bs, name=args.split)
+        loss = evaluate(loaded.model, source, args.bptt or cfg.train.bptt)
+    result = {"checkpoint": str(loaded.checkpoint.path), "split": args.split, "loss": loss,
+              "ppl": perplexity(loss), "cache_pointer": bool(args.cache_pointer)}  # fmt: skip
+    print(
+        json.dumps(result)
+        if args.json
+        else f"{args.split} loss {loss:.4f} | ppl {result['ppl']:.2f}"
+    )
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from g2lstm.lm.evaluate import load_model
+    from g2lstm.lm.generate import generate, join_words
+
+    loaded = load_model(args.checkpoint)
+    print(f"g2lstm lm generate: {args.words} words from {loaded.checkpoint.path} "
+          f"(temperature {args.temperature}, seed {args.seed})", file=sys.stderr)  # fmt: skip
+    prompt = args.prompt.split() if args.prompt else None
+    words = generate(loaded.model, loaded.vocab, args.words, temperature=args.temperature,
+                     seed=args.seed, prompt=prompt)  # fmt: skip
+    print(join_words(words))
+    return 0
+
+
+def _add_train(sub: Any) -> None:
+    from g2lstm.lm.config import CELLS
+    from g2lstm.lm.presets import PRESETS
+
+    p = sub.add_parser("train", help="train a language model (AWD-LSTM recipe)",
+                       description="Train a word language model. Config layers: --preset, "
+                       "--config FILE, then flags / --set. The resolved config is saved as "
+                       "OUT/config.yaml.")  # fmt: skip
+    p.add_argument("--preset", choices=sorted(PRESETS), help="starting configuration "
+                   "(default: the config file's, else 'paper')")  # fmt: skip
+    p.add_argument("--config", metavar="FILE", help="YAML config (layout of config.yaml)")
+    p.add_argument("--cell", choices=sorted(CELLS), help="lstm (tau=1, p=0), sharpened "
+                   "(tau=0.2, p=0) or g2 (tau=0.9, p=0.2)")  # fmt: skip
+    p.add_argument("--tau", type=float, help="override the cell's temperature")
+    p.add_argument("--noise-p", type=float, help="override the cell's noise probability")
+    p.add_argument("--data", help="dataset name (ptb, wikitext-2, ...) or folder with "
+                   "train/valid/test.txt")  # fmt: skip
+    p.add_argument("--data-dir", help="root of named datasets (default $G2LSTM_DATA or cache)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    for flag, typ in (("--seed", int), ("--epochs", int), ("--finetune-epochs", int),
+                      ("--lr", float), ("--clip", float), ("--batch-size", int),
+                      ("--bptt", int), ("--threads", int), ("--max-steps", int),
+                      ("--log-interval", int), ("--checkpoint-every", int)):  # fmt: skip
+        p.add_argument(flag, type=typ)
+    p.add_argument("--on-nonfinite", choices=["raise", "skip"])
+    p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="tqdm progress bars (shown only on a terminal)")  # fmt: skip
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any config value, e.g. --set model.nhid=650 (repeatable)")  # fmt: skip
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=_cmd_train)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``lm`` command group to the top-level ``g2lstm`` parser."""
+    lm = subparsers.add_parser(
+        "lm",
+        help="language modelling: train, eval, generate",
+        description="Word-level language modelling (AWD-LSTM recipe).",
+    )
+    sub = lm.add_subparsers(dest="lm_command", metavar="COMMAND")
+    _add_train(sub)
+
+    e = sub.add_parser("eval", help="perplexity of a checkpoint on a split",
+                       description="Evaluate a run directory (its best checkpoint) or a "
+                       "checkpoint directory.")  # fmt: skip
+    e.add_argument("checkpoint", help="run directory or checkpoint directory")
+    e.add_argument("--data", help="dataset name or folder (default: the run's)")
+    e.add_argument("--data-dir", help="root of named datasets")
+    e.add_argument("--split", choices=["valid", "test"], default="test")
+    e.add_argument("--batch-size", type=int, help="default: the run's eval/test batch size")
+    e.add_argument("--bptt", type=int, help="segment length (default: the run's; 500 with "
+                   "--cache-pointer)")  # fmt: skip
+    e.add_argument("--cache-pointer", action="store_true", help="continuous cache pointer")
+    e.add_argument("--window", type=int, default=500, help="cache size (PTB: 500)")
+    e.add_argument("--theta", type=float, default=1.0, help="cache sharpness (PTB: 1.0)")
+    e.add_argument("--lambdah", type=float, default=0.1, help="cache weight (PTB: 0.1)")
+    e.add_argument("--eval-gates", choices=["soft", "hard", "sample"])
+    e.add_argument("--threads", type=int, default=0)
+    e.add_argument("--json", action="store_true", help="print one JSON line")
+    e.set_defaults(func=_cmd_eval)
+
+    g = sub.add_parser("generate", help="sample text from a checkpoint")
+    g.add_argument("checkpoint", help="run directory or checkpoint directory")
+    g.add_argument("--words", type=int, default=50)
+    g.add_argument("--temperature", type=float, default=1.0)
+    g.add_argument("--seed", type=int, default=None)
+    g.add_argument("--prompt", help="words to start from")
+    g.set_defaults(func=_cmd_generate)
+
+    def _help(args: argparse.Namespace) -> int:
+        lm.print_help()
+        return 2
+
+    lm.set_defaults(func=_help)
