@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .blocks import GATES, PRESETS, Block, rank_for_fraction, select_blocks
 from .codecs import CODECS
+from .evaluators import CompressedModel, load_compressed_model
 from .format import FORMAT_VERSION, load_compressed, save_compressed
 from .methods import (
     StructureProjector,
@@ -27,6 +28,7 @@ from .methods import (
     structure_projector,
 )
 from .report import BlockReport, CompressionReport
+from .sweep import default_settings, run_sweep
 
 METHODS = tuple(CODECS)
 
@@ -37,14 +39,18 @@ __all__ = [
     "PRESETS",
     "Block",
     "BlockReport",
+    "CompressedModel",
     "CompressionReport",
     "StructureProjector",
     "compress",
+    "default_settings",
     "load_compressed",
+    "load_compressed_model",
     "low_rank",
     "quantize",
     "rank_for_fraction",
     "round_clip",
+    "run_sweep",
     "save_compressed",
     "select_blocks",
     "structure_projector",

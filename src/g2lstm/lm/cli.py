@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError
@@ -106,18 +107,41 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+class _FileRef:
+    """Stands in for a checkpoint where only its path is used (messages, vocab checks)."""
+
+    def __init__(self, path: object) -> None:
+        self.path = path
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from g2lstm.datasets import resolve_dataset
     from g2lstm.lm.data import Corpus, batchify
-    from g2lstm.lm.evaluate import check_vocab, evaluate, evaluate_pointer, load_model, perplexity
+    from g2lstm.lm.evaluate import (
+        LoadedModel,
+        check_vocab,
+        evaluate,
+        evaluate_pointer,
+        load_model,
+        perplexity,
+    )
     from g2lstm.lm.pointer import PointerConfig
     from g2lstm.nn import g2_modules
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    loaded = load_model(args.checkpoint)
+    if Path(args.checkpoint).is_file() and args.checkpoint.endswith(".safetensors"):
+        # a compact file written by `g2lstm compress`: it carries config and vocab
+        from g2lstm.compress import load_compressed_model
+
+        cm = load_compressed_model(args.checkpoint)
+        if cm.kind != "lm":
+            raise ConfigError(f"{args.checkpoint} is a compressed {cm.kind} model, not an LM")
+        loaded = LoadedModel(cm.model, cm.config, cm.vocab, _FileRef(cm.path))
+    else:
+        loaded = load_model(args.checkpoint)
     cfg = loaded.config
     data = args.data or cfg.data
     folder = resolve_dataset(data, args.data_dir or cfg.data_dir, kind="lm")

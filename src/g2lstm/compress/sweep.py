@@ -1,0 +1,457 @@
+"""Robustness of trained models to compression (paper §4.3, Tables 3-5), over seeds.
+
+:func:`run_sweep` evaluates every checkpoint before and after each compression setting,
+groups the checkpoints by cell kind (``lstm``/``sharpened``/``g2``, from their run config) and
+seed, and writes to ``out_dir``:
+
+- ``sweep.csv``: one row per checkpoint x setting (the ``original`` setting included);
+- ``table.md``: the paper's layout (rows Baseline / Sharpened Sigmoid / G2-LSTM, columns
+  Original, Round, Round & clip, SVD (rank=a), SVD (rank=b), each ``value (+delta)``, with
+  ``± std`` over seeds when there are several), the finer grid, the compression ratios and
+  the verdict on the paper's claim;
+- ``sweep.png``: metric against the compression ratio of the compressed blocks, one colour per
+  cell kind (needs matplotlib).
+
+Paper settings (``blocks="gates_if"``): LM round ``r=0.2``, round & clip ``c=0.4``, SVD ranks
+128 and 64 of ``H=1150``; MT ``r=0.5``, ``c=1.0``, ranks 32 and 16 of ``H=256``. Ranks are
+scaled to the swept models' size, ``round(H * 128 / 1150)`` etc. The grid adds SVD ranks
+``H/2 ... H/32`` and 1, 2, 3, 4 and 8-bit quantisation. The claim tested: the G2-LSTM's
+degradation (perplexity increase, BLEU drop) is at most half the baseline LSTM's.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from g2lstm.errors import ConfigError
+
+from .blocks import select_blocks
+from .evaluators import Evaluator
+from .methods import compress
+
+__all__ = [
+    "CELL_LABELS",
+    "PAPER",
+    "Setting",
+    "SummaryRow",
+    "SweepResult",
+    "SweepRow",
+    "default_settings",
+    "run_sweep",
+]
+
+#: Row labels of the paper's tables, in order.
+CELL_LABELS = {"lstm": "Baseline", "sharpened": "Sharpened Sigmoid", "g2": "G2-LSTM"}
+#: The paper's settings per model kind: rounding step, clip, SVD ranks and the H they are of.
+PAPER: dict[str, dict[str, Any]] = {
+    "lm": {"step": 0.2, "clip": 0.4, "ranks": (128, 64), "hidden": 1150},
+    "mt": {"step": 0.5, "clip": 1.0, "ranks": (32, 16), "hidden": 256},
+}
+GRID_DIVISORS = (2, 4, 8, 16, 32)
+GRID_BITS = (1, 2, 3, 4, 8)
+#: Settings whose verdict is reported (the headline is the first).
+VERDICT_TAGS = ("H/8", "H/4", "H/16", "round", "round & clip", "paper a", "paper b")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One compression setting.
+
+    Attributes:
+        key: unique short name (CSV), e.g. ``"svd_25"``.
+        label: column header, e.g. ``"SVD (rank=25)"``.
+        method: ``"round"``, ``"low_rank"`` or ``"quantize"``.
+        params: the method's parameters.
+        paper: a column of the paper's table.
+        tags: names used by the verdict (``"H/8"``, ``"round"``, ``"paper a"``, ...).
+    """
+
+    key: str
+    label: str
+    method: str
+    params: Mapping[str, Any]
+    paper: bool = False
+    tags: tuple[str, ...] = ()
+
+
+def default_settings(kind: str, hidden: int, max_rank: int | None = None,
+                     grid: bool = True) -> list[Setting]:  # fmt: skip
+    """The paper's settings for ``kind`` (``"lm"``/``"mt"``) scaled to ``H=hidden``, then the grid.
+
+    Ranks are clamped to ``[1, max_rank]`` (the smallest ``min(shape)`` of the blocks) and
+    merged when equal (one setting then carries several tags).
+    """
+    if kind not in PAPER:
+        raise ConfigError(f"unknown model kind {kind!r}; expected one of {list(PAPER)}")
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
+        raise ConfigError(f"hidden size must be an integer >= 1, got {hidden!r}")
+    p = PAPER[kind]
+    cap = max_rank or hidden
+    out = [
+        Setting("round", f"Round (r={p['step']})", "round", {"step": p["step"]}, True, ("round",)),
+        Setting(
+            "round_clip",
+            f"Round & clip (c={p['clip']})",
+            "round",
+            {"step": p["step"], "clip": p["clip"]},
+            True,
+            ("round & clip",),
+        ),
+    ]
+    ranks: dict[int, list[str]] = {}
+    for name, paper_rank in zip(("paper a", "paper b"), p["ranks"], strict=True):
+        ranks.setdefault(min(cap, max(1, round(hidden * paper_rank / p["hidden"]))), []).append(
+            name
+        )
+    paper_ranks = set(ranks)
+    if grid:
+        for d in GRID_DIVISORS:
+            rank = max(1, hidden // d)
+            if rank < cap or rank in ranks:  # a full-rank "compression" stores more, skip it
+                ranks.setdefault(min(cap, rank), []).append(f"H/{d}")
+    for rank in sorted(ranks, reverse=True):
+        out.append(Setting(f"svd_{rank}", f"SVD (rank={rank})", "low_rank", {"rank": rank},
+                           rank in paper_ranks, tuple(ranks[rank])))  # fmt: skip
+    if grid:
+        out += [Setting(f"quant_{b}b", f"{b}-bit", "quantize", {"bits": b}, tags=(f"{b}-bit",))
+                for b in GRID_BITS]  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One checkpoint under one setting (``setting == "original"``: uncompressed)."""
+
+    checkpoint: str
+    cell: str
+    seed: int
+    setting: str
+    label: str
+    method: str
+    params: str
+    metric: str
+    original: float
+    value: float
+    delta: float
+    degradation: float
+    compression_ratio: float
+    model_compression_ratio: float
+    rel_error: float
+    finetune_steps: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """Mean and sample std (``None`` with one checkpoint) over the checkpoints of a cell."""
+
+    cell: str
+    setting: str
+    n: int
+    mean: float
+    std: float | None
+    delta_mean: float
+    delta_std: float | None
+    degradation_mean: float
+    compression_ratio: float
+
+
+@dataclass
+class SweepResult:
+    """Everything :func:`run_sweep` measured and wrote."""
+
+    metric: str
+    hidden: int
+    settings: list[Setting]
+    rows: list[SweepRow]
+    summary: list[SummaryRow]
+    verdicts: list[str]
+    description: str
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def cell(self, cell: str, setting: str) -> SummaryRow | None:
+        """The summary of one cell kind under one setting key (None if absent)."""
+        return next((s for s in self.summary if s.cell == cell and s.setting == setting), None)
+
+    def cells(self) -> list[str]:
+        """The cell kinds present, in the paper's row order."""
+        present = {r.cell for r in self.rows}
+        return [c for c in CELL_LABELS if c in present] + sorted(present - set(CELL_LABELS))
+
+
+def _max_rank(model: Any, blocks: Any) -> int:
+    return min(min(b.shape) for b in select_blocks(model, blocks))
+
+
+def _stats(values: list[float]) -> tuple[float, float | None]:
+    mean = statistics.fmean(values) if all(math.isfinite(v) for v in values) else math.inf
+    if len(values) < 2 or not math.isfinite(mean):
+        return mean, None
+    return mean, statistics.stdev(values)
+
+
+def run_sweep(
+    checkpoints: Sequence[str | os.PathLike[str]],
+    evaluator: Evaluator,
+    settings: Sequence[Setting] | None,
+    out_dir: str | os.PathLike[str],
+    *,
+    blocks: str | Sequence[str] = "gates_if",
+    grid: bool = True,
+    finetune_steps: int = 0,
+    finetune_lr: float | None = None,
+    plot: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> SweepResult:
+    """Evaluate each checkpoint uncompressed and under each setting; write CSV, table, plot.
+
+    Args:
+        checkpoints: run/checkpoint directories (or compressed files), all of one kind and
+            one hidden size.
+        evaluator: :class:`~g2lstm.compress.evaluators.LMEvaluator` or ``MTEvaluator``.
+        settings: the settings (default: :func:`default_settings` for the models' ``H``).
+        out_dir: created if missing; receives ``sweep.csv``, ``table.md``, ``sweep.png``.
+        blocks: which blocks every setting compresses (default: the i and f gate rows).
+        grid: with default settings, add the finer grid of ranks and bits.
+        finetune_steps: if > 0, fine-tune each compressed model that many steps (structure
+            kept) before evaluating it (language models only).
+        finetune_lr: fine-tune learning rate (default: a tenth of the run's ``optim.lr``).
+        plot: write ``sweep.png``.
+        log: called with one line per evaluation (progress).
+
+    Raises:
+        ConfigError: no checkpoints, mixed kinds or hidden sizes, invalid settings.
+    """
+    from .finetune import finetune, lm_step_loss
+
+    if not checkpoints:
+        raise ConfigError("compress sweep needs at least one checkpoint")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda line: None)
+    rows: list[SweepRow] = []
+    chosen: list[Setting] | None = list(settings) if settings is not None else None
+    hidden = 0
+    for path in checkpoints:
+        target = evaluator.load(path)
+        if chosen is None:
+            hidden = target.hidden
+            chosen = default_settings(target.kind, hidden, _max_rank(target.model, blocks), grid)
+        elif hidden and target.hidden != hidden:
+            raise ConfigError(
+                f"{path} has H={target.hidden} but the first checkpoint has H={hidden}; the "
+                "settings are scaled to one size, so sweep each model size separately"
+            )
+        hidden = hidden or target.hidden
+        keys = [s.key for s in chosen]
+        if len(set(keys)) != len(keys) or "original" in keys:
+            raise ConfigError(f"setting keys must be unique and not 'original', got {keys}")
+        t0 = time.perf_counter()
+        original = evaluator.score(target, target.model)
+        base = {"checkpoint": str(target.path), "cell": target.cell, "seed": target.seed,
+                "metric": evaluator.metric, "original": original}  # fmt: skip
+        rows.append(SweepRow(**base, setting="original", label="Original", method="none",
+                             params="{}", value=original, delta=0.0, degradation=0.0,
+                             compression_ratio=1.0, model_compression_ratio=1.0, rel_error=0.0,
+                             finetune_steps=0, seconds=time.perf_counter() - t0))  # fmt: skip
+        say(f"{target.path} ({target.cell}, seed {target.seed}): original "
+            f"{evaluator.metric} {original:.3f}")  # fmt: skip
+        step_loss = lm_step_loss(target) if finetune_steps else None
+        for s in chosen:
+            t0 = time.perf_counter()
+            model, report = compress(target.model, s.method, blocks, **s.params)
+            if step_loss is not None:
+                lr = finetune_lr or target.config.optim.lr / 10
+                report = finetune(model, report, step_loss, finetune_steps, lr,
+                                  seed=target.seed)  # fmt: skip
+            value = evaluator.score(target, model)
+            rows.append(SweepRow(
+                **base, setting=s.key, label=s.label, method=s.method,
+                params=json.dumps(dict(s.params), sort_keys=True), value=value,
+                delta=value - original, degradation=evaluator.degradation(original, value),
+                compression_ratio=report.compression_ratio,
+                model_compression_ratio=report.model_compression_ratio,
+                rel_error=report.rel_error, finetune_steps=finetune_steps,
+                seconds=time.perf_counter() - t0,
+            ))  # fmt: skip
+            say(f"  {s.label}: {evaluator.metric} {value:.3f} ({value - original:+.3f}), "
+                f"blocks {report.compression_ratio:.1f}x smaller")  # fmt: skip
+    assert chosen is not None
+    result = SweepResult(evaluator.metric, hidden, chosen, rows, _summarise(rows), [],
+                         evaluator.describe())  # fmt: skip
+    result.verdicts = _verdicts(result)
+    result.paths["csv"] = _write_csv(out / "sweep.csv", rows)
+    result.paths["table"] = out / "table.md"
+    result.paths["table"].write_text(to_markdown(result, evaluator.higher_is_better),
+                                     encoding="utf-8")  # fmt: skip
+    if plot:
+        result.paths["plot"] = write_plot(result, out / "sweep.png")
+    return result
+
+
+def _summarise(rows: list[SweepRow]) -> list[SummaryRow]:
+    groups: dict[tuple[str, str], list[SweepRow]] = {}
+    for r in rows:
+        groups.setdefault((r.cell, r.setting), []).append(r)
+    out = []
+    for (cell, setting), members in groups.items():
+        mean, std = _stats([r.value for r in members])
+        dmean, dstd = _stats([r.delta for r in members])
+        deg, _ = _stats([r.degradation for r in members])
+        ratio = statistics.fmean(r.compression_ratio for r in members)
+        out.append(SummaryRow(cell, setting, len(members), mean, std, dmean, dstd, deg, ratio))
+    return out
+
+
+def _verdicts(result: SweepResult) -> list[str]:
+    """One line per verdict setting: G2 degradation <= half the baseline's?"""
+    lines, done = [], set()
+    for tag in VERDICT_TAGS:
+        s = next((s for s in result.settings if tag in s.tags), None)
+        if s is None or s.key in done:
+            continue
+        done.add(s.key)
+        g2, base = result.cell("g2", s.key), result.cell("lstm", s.key)
+        if g2 is None or base is None:
+            continue
+        if base.degradation_mean <= 0:
+            outcome = "not testable, the baseline did not degrade"
+        elif g2.degradation_mean <= 0.5 * base.degradation_mean:
+            outcome = "held"
+        else:
+            outcome = "did not hold"
+        word = "increase" if result.metric == "ppl" else "drop"
+        lines.append(
+            f"G2 {result.metric} {word} <= half the baseline's at {s.label} [{', '.join(s.tags)}]: "
+            f"{outcome} (G2 {g2.degradation_mean:+.4g} over "
+            f"{g2.n} run(s), baseline {base.degradation_mean:+.4g} over {base.n}, half of it "
+            f"{0.5 * base.degradation_mean:+.4g})"
+        )
+    return lines
+
+
+def _write_csv(path: Path, rows: list[SweepRow]) -> Path:
+    names = list(SweepRow.__dataclass_fields__)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for r in rows:
+            writer.writerow([getattr(r, n) for n in names])
+    return path
+
+
+def _num(x: float, digits: int = 2, sign: bool = False) -> str:
+    if not math.isfinite(x):
+        return "inf" if x > 0 else ("-inf" if x < 0 else "nan")
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _cell_text(s: SummaryRow | None, original: bool) -> str:
+    if s is None:
+        return "–"
+    text = _num(s.mean) + (f" ± {_num(s.std)}" if s.std is not None else "")
+    if original:
+        return text
+    delta = _num(s.delta_mean, sign=True) + (f" ± {_num(s.delta_std)}" if s.delta_std is not None
+                                             else "")  # fmt: skip
+    return f"{text} ({delta})"
+
+
+def _table(result: SweepResult, settings: list[Setting]) -> list[str]:
+    head = ["Model", "Original", *[s.label for s in settings]]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for cell in result.cells():
+        n = max((s.n for s in result.summary if s.cell == cell), default=0)
+        label = f"{CELL_LABELS.get(cell, cell)} (n={n})"
+        values = [_cell_text(result.cell(cell, "original"), True)]
+        values += [_cell_text(result.cell(cell, s.key), False) for s in settings]
+        lines.append("| " + " | ".join([label, *values]) + " |")
+    ratios = ["1.0x"] + [_ratio(result, s.key) for s in settings]
+    lines.append("| *compression of the blocks* | " + " | ".join(ratios) + " |")
+    return lines
+
+
+def _ratio(result: SweepResult, key: str) -> str:
+    found = [s.compression_ratio for s in result.summary if s.setting == key]
+    return f"{statistics.fmean(found):.1f}x" if found else "–"
+
+
+def to_markdown(result: SweepResult, higher_is_better: bool = False) -> str:
+    """``table.md``: the paper's table, the grid, the verdicts."""
+    better = "higher" if higher_is_better else "lower"
+    paper = [s for s in result.settings if s.paper]
+    rest = [s for s in result.settings if not s.paper]
+    lines = [
+        "# Compression robustness",
+        "",
+        f"Metric: {result.description} ({better} is better); H = {result.hidden}. Cells: "
+        "mean ± sample std over the runs of each model (n), in parentheses the change from the "
+        "uncompressed model (mean ± std of the per-run changes). Compressed blocks: the input- "
+        "and forget-gate rows of every LSTM weight matrix, no retraining"
+        + (" except the stated fine-tune" if any(r.finetune_steps for r in result.rows) else "")
+        + ".",
+        "",
+        "## Paper settings",
+        "",
+        *_table(result, paper),
+    ]
+    if rest:
+        lines += ["", "## Finer grid", "", *_table(result, rest)]
+    lines += ["", "## Verdict", ""]
+    lines += [f"- {v}" for v in result.verdicts] or [
+        "- not computed: the verdict needs both baseline (lstm) and G2-LSTM (g2) checkpoints"
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(result: SweepResult, path: str | os.PathLike[str]) -> Path:
+    """Metric against compression ratio (log x), one colour per cell kind; returns ``path``."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    methods = {s.key: s.method for s in result.settings}
+    styles = {"low_rank": ("-", "o", "SVD"), "quantize": ("--", "s", "bits"),
+              "round": ("", "^", "round")}  # fmt: skip
+    for k, cell in enumerate(result.cells()):
+        color = f"C{k}"
+        name = CELL_LABELS.get(cell, cell)
+        orig = result.cell(cell, "original")
+        if orig is not None and math.isfinite(orig.mean):
+            ax.axhline(orig.mean, color=color, linestyle=":", linewidth=1)
+        for method, (ls, marker, what) in styles.items():
+            pts = sorted(
+                (s.compression_ratio, s.mean, s.std or 0.0)
+                for s in result.summary
+                if s.cell == cell and methods.get(s.setting) == method and math.isfinite(s.mean)
+            )
+            if pts:
+                xs, ys, es = zip(*pts, strict=True)
+                ax.errorbar(xs, ys, yerr=es, color=color, linestyle=ls or "none", marker=marker,
+                            capsize=2, label=f"{name}, {what}")  # fmt: skip
+    ax.set_xscale("log")
+    ticks = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x")
+    ax.xaxis.set_major_formatter(ticks)
+    ax.xaxis.set_minor_formatter(ticks)
+    ax.set_xlabel("compression ratio of the compressed blocks (dense fp32 / stored)")
+    ax.set_ylabel(result.metric)
+    ax.set_title(f"Robustness to compression (dotted: uncompressed), H={result.hidden}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    out = Path(path)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -1,0 +1,17 @@
+"""Machine translation with G2-LSTM layers (paper §4.1.2): data, model, training, decoding.
+
+Modules (import what you need; this package imports nothing heavy itself):
+
+- :mod:`~g2lstm.mt.data`, :mod:`~g2lstm.mt.bpe`, :mod:`~g2lstm.mt.vocab`,
+  :mod:`~g2lstm.mt.prepare`: read, tokenise, BPE and build vocabularies (``mt prepare``);
+- :mod:`~g2lstm.mt.batching`: token-budget batches, time-major padding;
+- :mod:`~g2lstm.mt.config`: typed run configuration and the ``iwslt``/``wmt``/``tiny`` presets;
+- :mod:`~g2lstm.mt.model`, :mod:`~g2lstm.mt.attention`: the attention encoder-decoder;
+- :mod:`~g2lstm.mt.beam`: batched beam search and greedy decoding;
+- :mod:`~g2lstm.mt.trainer`: the training loop (``mt train``);
+- :mod:`~g2lstm.mt.translate`, :mod:`~g2lstm.mt.bleu`: translation and BLEU (``mt translate``,
+  ``mt eval``);
+- :mod:`~g2lstm.mt.cli`: the ``g2lstm mt`` commands.
+"""
+
+from __future__ import annotations

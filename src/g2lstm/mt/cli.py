@@ -1,0 +1,316 @@
+"""``g2lstm mt prepare|train|translate|eval``: the machine-translation commands.
+
+Configuration of ``train`` is layered: ``--preset`` (default ``iwslt``), then ``--config
+FILE`` (YAML with sections ``model``, ``optim``, ``train``, ``decode``; the ``config.yaml`` of
+every run has this layout), then the flags and ``--set section.key=value``. ``--resume``
+continues the run in ``--out`` with its saved configuration (flags may only change budgets
+and bookkeeping, :data:`~g2lstm.mt.trainer.RESUMABLE_CHANGES`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from g2lstm.errors import ConfigError
+
+__all__ = ["build_config", "register"]
+
+#: flag dest -> dotted config key (``train`` flags)
+_FLAG_KEYS = {
+    "cell": "model.cell", "tau": "model.tau", "noise_p": "model.noise_p",
+    "attention": "model.attention", "data": "train.data", "seed": "train.seed",
+    "epochs": "train.epochs", "max_updates": "train.max_updates",
+    "max_minutes": "train.max_minutes", "max_tokens": "train.max_tokens",
+    "threads": "train.threads", "eval_every": "train.eval_every", "optimizer": "optim.name",
+    "lr": "optim.lr", "clip": "optim.clip", "beam": "decode.beam",
+}  # fmt: skip
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    out = []
+    for dest, key in _FLAG_KEYS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            out.append(f"{key}={value}")
+    if getattr(args, "cell", None) is not None:  # a new cell brings its own tau / noise_p
+        if args.tau is None:
+            out.append("model.tau=null")
+        if args.noise_p is None:
+            out.append("model.noise_p=null")
+    return out + list(args.set or [])
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The :class:`~g2lstm.mt.config.MTConfig` described by ``mt train`` arguments."""
+    from g2lstm.mt.config import load_config
+
+    return load_config(args.preset or "iwslt", args.config, _overrides(args))
+
+
+def _saved_config(out: Path) -> Any:
+    from g2lstm.mt.config import MTConfig
+    from g2lstm.train import CheckpointManager
+
+    if not (out / "checkpoints").is_dir():
+        return None
+    latest = CheckpointManager(out, keep_last=None).latest()
+    if latest is None:
+        return None
+    meta = json.loads((latest / "meta.json").read_text(encoding="utf-8"))
+    return MTConfig.from_dict(meta["meta"]["config"])
+
+
+def _threads(n: int | None) -> None:
+    import torch
+
+    if n:
+        torch.set_num_threads(n)
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from g2lstm.mt.prepare import prepare_dataset, prepare_iwslt14, prepare_multi30k
+
+    settings: dict[str, Any] = {}
+    if args.bpe_merges is not None:
+        settings["bpe_merges"] = args.bpe_merges
+    if args.max_len is not None:
+        settings["max_len"] = args.max_len
+    print(f"g2lstm mt prepare: {args.dataset} {args.src}->{args.tgt} "
+          f"(tokenise, BPE, vocabulary) -> {args.out}", flush=True)  # fmt: skip
+    if args.dataset == "multi30k":
+        from g2lstm.datasets import resolve_dataset
+
+        root = resolve_dataset("multi30k", args.data_dir, download=args.download, kind="mt")
+        prepared = prepare_multi30k(
+            root.parent, args.out, src_lang=args.src, tgt_lang=args.tgt, variant=args.variant,
+            overwrite=args.overwrite, **settings,
+        )  # fmt: skip
+    elif args.dataset == "iwslt14":
+        if not args.raw:
+            raise ConfigError("--dataset iwslt14 needs --raw DIR (the extracted de-en folder)")
+        prepared = prepare_iwslt14(
+            args.raw, args.out, src_lang=args.src, tgt_lang=args.tgt, overwrite=args.overwrite,
+            **settings,
+        )  # fmt: skip
+    else:
+        if not args.raw:
+            raise ConfigError("--dataset folder needs --raw DIR with {train,valid,test}.{src,tgt}")
+        prepared = prepare_dataset(
+            args.raw, args.out, args.src, args.tgt, overwrite=args.overwrite,
+            tokenize=not args.pretokenized, lowercase=args.lowercase, **settings,
+        )  # fmt: skip
+    counts = prepared.info["counts"]
+    print(f"prepared {prepared.root}: sizes {counts['sizes']}, vocabulary "
+          f"{counts['vocab_size']}")  # fmt: skip
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from g2lstm.mt.config import apply_overrides
+    from g2lstm.mt.trainer import train
+
+    out = Path(args.out)
+    saved = _saved_config(out) if args.resume else None
+    if saved is not None:
+        if args.preset or args.config:
+            raise ConfigError(
+                "--resume continues with the run's saved config; drop --preset/--config "
+                "(budget flags such as --epochs or --max-minutes may still be given)"
+            )
+        config = apply_overrides(saved, _overrides(args))
+    else:
+        config = build_config(args)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        return 0
+    if not config.train.data:
+        raise ConfigError("no data: pass --data FOLDER written by 'g2lstm mt prepare'")
+    m, t, g = config.model, config.train, config.model.gate_config()
+    budget = f"{t.epochs} epochs"
+    budget += f", <= {t.max_updates} updates" if t.max_updates else ""
+    budget += f", <= {t.max_minutes:g} min" if t.max_minutes else ""
+    what = "resuming" if saved is not None else "training"
+    print(f"g2lstm mt train: {what} {m.cell} (tau={g.tau}, noise_p={g.noise_p}) {m.layers}x"
+          f"{m.hidden} {m.attention} attention on {t.data}, {config.optim.name}, seed {t.seed}, "
+          f"{budget} -> {out}", flush=True)  # fmt: skip
+    result = train(config, out, device=args.device, resume=args.resume,
+                   show_progress=args.progress)  # fmt: skip
+    summary = f"stopped ({result.stopped}) at step {result.step}, epoch {result.epoch}; best "
+    summary += f"valid loss {result.best_valid_loss:.4f}"
+    if result.valid_bleu:
+        summary += (f"; valid BLEU tok {result.valid_bleu['tok_bleu']:.2f} / sacreBLEU "
+                    f"{result.valid_bleu['detok_bleu']:.2f}")  # fmt: skip
+    print(summary)
+    if result.stopped == "interrupted":
+        print(f"continue with: g2lstm mt train --out {out} --resume", file=sys.stderr)
+    return 0
+
+
+def _decode_changes(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("beam", "alpha", "batch_size", "max_len_a", "max_len_b")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    from g2lstm.mt.translate import load_translator
+    from g2lstm.nn import g2_modules
+
+    _threads(args.threads)
+    tr = load_translator(args.checkpoint, device=args.device, which=args.which)
+    tr.decode = replace(tr.decode, **_decode_changes(args))
+    if args.eval_gates:
+        for _, mod in g2_modules(tr.model):
+            mod.set_gate_options(eval_gates=args.eval_gates)
+    return tr
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    tr = _load(args)
+    src = open(args.input, encoding="utf-8") if args.input else sys.stdin  # noqa: SIM115
+    with src:
+        lines = [line.rstrip("\n") for line in src]
+    print(f"g2lstm mt translate: {len(lines)} sentences ({args.input_format}) with "
+          f"{tr.checkpoint}, beam {tr.decode.beam} -> {args.output or 'stdout'} "
+          f"({args.output_format})", file=sys.stderr, flush=True)  # fmt: skip
+    out = tr.translate(lines, input_format=args.input_format)
+    text = "".join(line + "\n" for line in getattr(out, args.output_format))
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    print(f"{len(lines)} sentences in {out.seconds:.2f}s ({out.sentences_per_second:.1f} "
+          "sentences/s)", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from g2lstm.mt.translate import evaluate_split
+    from g2lstm.train import atomic_write_json
+
+    tr = _load(args)
+    ckpt = Path(tr.checkpoint)
+    run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else Path.cwd()
+    json_path = Path(args.json) if args.json else run_dir / f"eval-{args.split}.json"
+    print(f"g2lstm mt eval: {ckpt} on {args.data or 'its data'}/{args.split}, beam "
+          f"{tr.decode.beam}, alpha {tr.decode.alpha} -> {json_path}", flush=True)  # fmt: skip
+    res = evaluate_split(tr, args.split, args.data, limit=args.limit)
+    b = res.bleu
+    print(f"tokenised BLEU (lowercased, multi-bleu.perl style) = {b.tok_bleu:.2f}  "
+          f"[{b.tok_signature}]")  # fmt: skip
+    print(f"sacreBLEU (detokenised) = {b.detok_bleu:.2f}  [{b.detok_signature}]")
+    print(f"{b.num_sentences} sentences in {res.output.seconds:.1f}s "
+          f"({res.output.sentences_per_second:.1f} sentences/s)")  # fmt: skip
+    record = {"checkpoint": str(ckpt), "beam": tr.decode.beam, "alpha": tr.decode.alpha,
+              "eval_gates": args.eval_gates or "soft", **res.to_dict()}  # fmt: skip
+    atomic_write_json(json_path, record)
+    if args.hyps:
+        Path(args.hyps).write_text("".join(h + "\n" for h in res.output.tok), encoding="utf-8")
+    return 0
+
+
+def _add_decode_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="run folder (uses its best checkpoint) or checkpoint dir")
+    p.add_argument("--which", choices=["best", "last"], default="best",
+                   help="checkpoint of a run folder (default: best validation loss)")  # fmt: skip
+    p.add_argument("--beam", type=int, help="beam size (1 = greedy; default: the run's, 5)")
+    p.add_argument("--alpha", type=float, help="length normalisation exponent (default 1.0)")
+    p.add_argument("--batch-size", type=int, help="sentences decoded together")
+    p.add_argument("--max-len-a", type=float, help="max output length = a * src_len + b")
+    p.add_argument("--max-len-b", type=int)
+    p.add_argument("--eval-gates", choices=["soft", "hard", "sample"],
+                   help="G2 gates at inference (default soft)")  # fmt: skip
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``mt`` command group to the top-level ``g2lstm`` parser."""
+    mt = subparsers.add_parser(
+        "mt", help="machine translation: prepare, train, translate, eval",
+        description="Attention encoder-decoder with G2-LSTM layers (paper §4.1.2).",
+    )  # fmt: skip
+    sub = mt.add_subparsers(dest="mt_command", metavar="COMMAND")
+
+    p = sub.add_parser("prepare", help="tokenise, learn BPE, build vocabularies",
+                       description="Write a prepared folder for 'mt train'.")  # fmt: skip
+    p.add_argument("--dataset", choices=["multi30k", "iwslt14", "folder"], default="multi30k")
+    p.add_argument("--raw", help="iwslt14: extracted de-en folder; folder: files "
+                   "{train,valid,test}.{src,tgt}")  # fmt: skip
+    p.add_argument("--data-dir", help="root of named datasets (default $G2LSTM_DATA or cache)")
+    p.add_argument("--download", action="store_true", help="download Multi30k if missing")
+    p.add_argument("--variant", choices=["tok", "raw"], default="tok",
+                   help="Multi30k: official lowercased tokenised files or raw text")  # fmt: skip
+    p.add_argument("--src", default="de")
+    p.add_argument("--tgt", default="en")
+    p.add_argument("--bpe-merges", type=int, help="joint BPE merges (0 = words)")
+    p.add_argument("--max-len", type=int, help="drop train pairs longer than this (subwords)")
+    p.add_argument("--pretokenized", action="store_true", help="folder: input is tokenised")
+    p.add_argument("--lowercase", action="store_true", help="folder: lowercase")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_prepare)
+
+    t = sub.add_parser("train", help="train an MT model",
+                       description="Train the encoder-decoder. Config layers: --preset, "
+                       "--config FILE, then flags / --set. Saved as OUT/config.yaml.")  # fmt: skip
+    t.add_argument("--preset", choices=["iwslt", "wmt", "tiny"], help="default iwslt")
+    t.add_argument("--config", metavar="FILE", help="YAML config (layout of config.yaml)")
+    t.add_argument(
+        "--cell",
+        choices=["lstm", "sharpened", "g2"],
+        help="lstm (tau=1, p=0), sharpened (tau=0.2, p=0), g2 (tau=0.9, p=0.2)",
+    )
+    t.add_argument("--tau", type=float, help="override the cell's temperature")
+    t.add_argument("--noise-p", type=float, help="override the cell's noise probability")
+    t.add_argument("--attention", choices=["luong", "bahdanau"])
+    t.add_argument("--data", help="prepared folder ('g2lstm mt prepare --out')")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--optimizer", choices=["adam", "adadelta"])
+    for flag, typ in (("--seed", int), ("--epochs", int), ("--max-updates", int),
+                      ("--max-minutes", float), ("--max-tokens", int), ("--threads", int),
+                      ("--eval-every", int), ("--lr", float), ("--clip", float),
+                      ("--beam", int)):  # fmt: skip
+        t.add_argument(flag, type=typ)
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="tqdm progress bar (default: only on a terminal)")  # fmt: skip
+    t.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any config value, e.g. --set model.dropout=0.3 (repeatable)",
+    )
+    t.add_argument("--print-config", action="store_true", help="print the config and exit")
+    t.set_defaults(func=_cmd_train)
+
+    tr = sub.add_parser("translate", help="translate a file or stdin to stdout (batched)")
+    _add_decode_flags(tr)
+    tr.add_argument("--input", help="input file (default stdin), one sentence per line")
+    tr.add_argument("--output", help="output file (default stdout)")
+    tr.add_argument("--input-format", choices=["raw", "tok", "bpe"], default="raw")
+    tr.add_argument("--output-format", choices=["detok", "tok", "bpe"], default="detok")
+    tr.set_defaults(func=_cmd_translate)
+
+    e = sub.add_parser("eval", help="BLEU (tokenised and sacreBLEU) on a prepared split")
+    _add_decode_flags(e)
+    e.add_argument("--split", default="test", help="valid/test (or val/test2016)")
+    e.add_argument("--data", help="prepared folder (default: the run's)")
+    e.add_argument("--limit", type=int, help="only the first N sentences")
+    e.add_argument("--json", help="write the result here (default RUN/eval-SPLIT.json)")
+    e.add_argument("--hyps", help="also write the tokenised hypotheses here")
+    e.set_defaults(func=_cmd_eval)
+
+    def _help(args: argparse.Namespace) -> int:
+        mt.print_help()
+        return 2
+
+    mt.set_defaults(func=_help)

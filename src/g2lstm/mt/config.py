@@ -1,0 +1,418 @@
+"""Typed, validated configuration of an MT run (model, optimiser, training, decoding).
+
+A run is described by one :class:`MTConfig`, built from a preset (:data:`PRESETS`), a YAML
+file and ``section.key=value`` overrides, in that order::
+
+    cfg = MTConfig.preset("iwslt")
+    cfg = cfg.merged(yaml.safe_load(open("run.yaml")))
+    cfg = apply_overrides(cfg, ["model.cell=g2", "train.max_minutes=55"])
+
+Presets (paper §4.1.2, ``../shared/docs/paper.md`` §2.2):
+
+- ``iwslt``: 2 layers, embedding = hidden = 256 (paper's IWSLT'14 De->En model).
+- ``wmt``: 3 layers, embedding 512, hidden 1024 (paper's WMT'14 En->De model).
+- ``tiny``: 1 layer, 32/32, for tests and smoke runs.
+
+Cells (``model.cell``, the CLI's ``--cell``): ``lstm`` -> ``noise_p=0, tau=1`` (exactly an
+LSTM); ``sharpened`` -> ``noise_p=0, tau=0.2`` (paper's "Sharpened Sigmoid"); ``g2`` ->
+``noise_p=0.2, tau=0.9`` (G2-LSTM as the authors ran it). ``model.tau`` / ``model.noise_p``
+override the cell's values when set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from g2lstm.errors import ConfigError
+from g2lstm.nn.config import GateConfig
+
+__all__ = [
+    "CELLS",
+    "PRESETS",
+    "DecodeConfig",
+    "MTConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "apply_overrides",
+    "load_config",
+]
+
+#: ``--cell`` name -> (noise_p, tau).
+CELLS: dict[str, tuple[float, float]] = {
+    "lstm": (0.0, 1.0),
+    "sharpened": (0.0, 0.2),
+    "g2": (0.2, 0.9),
+}
+ATTENTIONS = ("luong", "bahdanau")
+OPTIMIZERS = ("adam", "adadelta")
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name}={value!r} is invalid; expected an integer >= {minimum}")
+
+
+def _number(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name}={value!r} is not a number")
+    ok = (lo < value if lo_open else lo <= value) and value <= hi
+    if not ok:
+        bracket = "(" if lo_open else "["
+        raise ConfigError(f"{name}={value!r} is out of range; expected {bracket}{lo}, {hi}]")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the attention encoder-decoder (see :mod:`g2lstm.mt.model`).
+
+    Attributes:
+        emb: embedding size (source and target).
+        hidden: LSTM hidden size (each direction of the bidirectional first encoder layer).
+        layers: encoder layers (the first is bidirectional) = decoder layers.
+        attention: ``"luong"`` (multiplicative "general" score ``h_t^T W_a h_s``) or
+            ``"bahdanau"`` (additive score ``v^T tanh(W_q h_t + W_k h_s)``); both attend from
+            the top decoder layer's output (Luong et al., 2015 placement).
+        input_feeding: feed the previous attentional vector into the decoder's input (Luong
+            et al.); slower in training (step-by-step decoder) and off by default.
+        dropout: dropout on embeddings, between LSTM layers and before the output layer.
+        tie_embeddings: share the target embedding and the output-layer weights (the
+            attentional vector then has size ``emb``).
+        cell: ``"lstm"``, ``"sharpened"`` or ``"g2"`` (:data:`CELLS`).
+        tau, noise_p: override the cell's temperature / noise probability (``None`` = cell's).
+        noise_schedule, eval_gates, estimator, weight_dropout, forget_bias: the other G2
+            options of :class:`~g2lstm.nn.G2LSTM`, applied to every LSTM of the model.
+    """
+
+    emb: int = 256
+    hidden: int = 256
+    layers: int = 2
+    attention: str = "luong"
+    input_feeding: bool = False
+    dropout: float = 0.2
+    tie_embeddings: bool = False
+    cell: str = "g2"
+    tau: float | None = None
+    noise_p: float | None = None
+    noise_schedule: str = "per_step"
+    eval_gates: str = "soft"
+    estimator: str = "gumbel"
+    weight_dropout: float = 0.0
+    forget_bias: float | None = None
+
+    def __post_init__(self) -> None:
+        _positive_int("model.emb", self.emb)
+        _positive_int("model.hidden", self.hidden)
+        _positive_int("model.layers", self.layers)
+        if self.attention not in ATTENTIONS:
+            raise ConfigError(
+                f"model.attention={self.attention!r} is not valid; expected one of {ATTENTIONS}"
+            )
+        _number("model.dropout", self.dropout, 0.0, 0.99)
+        if self.cell not in CELLS:
+            raise ConfigError(
+                f"model.cell={self.cell!r} is not valid; expected one of {sorted(CELLS)} "
+                "(lstm: plain LSTM, sharpened: tau=0.2, g2: Gumbel gates p=0.2 tau=0.9)"
+            )
+        self.gate_config()  # validates tau, noise_p and the enums with GateConfig's messages
+        if not isinstance(self.input_feeding, bool) or not isinstance(self.tie_embeddings, bool):
+            raise ConfigError("model.input_feeding and model.tie_embeddings must be true/false")
+
+    def gate_config(self) -> GateConfig:
+        """The validated G2 gate options this config gives every LSTM."""
+        noise_p, tau = CELLS[self.cell]
+        return GateConfig(
+            tau=tau if self.tau is None else self.tau,
+            noise_p=noise_p if self.noise_p is None else self.noise_p,
+            noise_schedule=self.noise_schedule,
+            eval_gates=self.eval_gates,
+            estimator=self.estimator,
+        )
+
+    def gate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`~g2lstm.nn.G2LSTM` (the keyword-only G2 options)."""
+        g = self.gate_config()
+        return {
+            "tau": g.tau,
+            "noise_p": g.noise_p,
+            "noise_schedule": g.noise_schedule.value,
+            "eval_gates": g.eval_gates.value,
+            "estimator": g.estimator.value,
+            "weight_dropout": self.weight_dropout,
+            "forget_bias": self.forget_bias,
+        }
+
+    @property
+    def attn_dim(self) -> int:
+        """Size of the attentional vector ``tanh(W_c [context; h_t])``."""
+        return self.emb if self.tie_embeddings else self.hidden
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser, clipping and loss.
+
+    Attributes:
+        name: ``"adam"`` (default) or ``"adadelta"`` (the paper's; rho 0.95, eps 1e-6).
+        lr: learning rate (``None``: 1e-3 for Adam, 1.0 for AdaDelta).
+        clip: maximum global gradient norm (paper: 2.0); 0 disables clipping.
+        label_smoothing: in [0, 1).
+        weight_decay: L2 penalty of the optimiser.
+        lr_decay: multiply the lr by this when the validation loss does not improve
+            (1.0 = constant lr).
+        min_lr: never decay below this.
+    """
+
+    name: str = "adam"
+    lr: float | None = None
+    clip: float = 2.0
+    label_smoothing: float = 0.1
+    weight_decay: float = 0.0
+    lr_decay: float = 0.5
+    min_lr: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(f"optim.name={self.name!r} is not valid; expected {OPTIMIZERS}")
+        if self.lr is not None:
+            _number("optim.lr", self.lr, 0.0, 1e3, lo_open=True)
+        _number("optim.clip", self.clip, 0.0, 1e9)
+        _number("optim.label_smoothing", self.label_smoothing, 0.0, 0.99)
+        _number("optim.weight_decay", self.weight_decay, 0.0, 1.0)
+        _number("optim.lr_decay", self.lr_decay, 0.0, 1.0, lo_open=True)
+        _number("optim.min_lr", self.min_lr, 0.0, 1e3)
+
+    @property
+    def effective_lr(self) -> float:
+        """``lr``, or the optimiser's default."""
+        if self.lr is not None:
+            return float(self.lr)
+        return 1e-3 if self.name == "adam" else 1.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Data, budget, batching and bookkeeping of training.
+
+    Attributes:
+        data: folder written by ``g2lstm mt prepare`` (:func:`g2lstm.mt.prepare.load_prepared`).
+        max_tokens: padded-token budget per batch (:class:`~g2lstm.mt.batching.TokenBatchSampler`).
+        epochs: stop after this many epochs.
+        max_updates: stop after this many updates (0 = no limit).
+        max_minutes: stop (with a checkpoint) after this much training time (0 = no limit);
+            time spent in earlier runs of a resumed run counts.
+        seed: seed of batching, dropout and gate noise (all derived from ``(seed, step)``).
+        eval_every: also validate and checkpoint every this many updates (0 = each epoch).
+        log_every: write a training-metrics row every this many updates.
+        threads: ``torch.set_num_threads`` (0 = leave torch's default).
+        keep_last: checkpoints kept besides the best one.
+        valid_bleu: decode the validation set with the best model at the end and report BLEU.
+        on_nonfinite: ``"raise"`` or ``"skip"`` an update with a NaN/inf loss or gradient.
+        bucket_width: length granularity of batching (larger = more varied batches).
+    """
+
+    data: str = ""
+    max_tokens: int = 3000
+    epochs: int = 20
+    max_updates: int = 0
+    max_minutes: float = 0.0
+    seed: int = 1
+    eval_every: int = 0
+    log_every: int = 50
+    threads: int = 1
+    keep_last: int = 2
+    valid_bleu: bool = True
+    on_nonfinite: str = "raise"
+    bucket_width: int = 1
+
+    def __post_init__(self) -> None:
+        _positive_int("train.max_tokens", self.max_tokens)
+        _positive_int("train.epochs", self.epochs)
+        _positive_int("train.max_updates", self.max_updates, 0)
+        _number("train.max_minutes", self.max_minutes, 0.0, 1e7)
+        _positive_int("train.seed", self.seed, 0)
+        _positive_int("train.eval_every", self.eval_every, 0)
+        _positive_int("train.log_every", self.log_every)
+        _positive_int("train.threads", self.threads, 0)
+        _positive_int("train.keep_last", self.keep_last)
+        _positive_int("train.bucket_width", self.bucket_width)
+        if self.on_nonfinite not in ("raise", "skip"):
+            raise ConfigError(f"train.on_nonfinite={self.on_nonfinite!r}: use 'raise' or 'skip'")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Beam search / greedy decoding (:mod:`g2lstm.mt.beam`).
+
+    Attributes:
+        beam: beam size (1 = greedy). Paper: 5.
+        alpha: length normalisation exponent; hypotheses are ranked by
+            ``log p / len ** alpha`` with ``len`` counting ``</s>`` (paper code: 1.0).
+        max_len_a, max_len_b: at most ``a * source_length + b`` target tokens (``</s>`` not
+            counted; source length counts the source ``</s>``).
+        batch_size: sentences decoded together.
+    """
+
+    beam: int = 5
+    alpha: float = 1.0
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        _positive_int("decode.beam", self.beam)
+        _number("decode.alpha", self.alpha, 0.0, 10.0)
+        _number("decode.max_len_a", self.max_len_a, 0.0, 100.0)
+        _positive_int("decode.max_len_b", self.max_len_b, 0)
+        _positive_int("decode.batch_size", self.batch_size)
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+    "decode": DecodeConfig,
+}
+
+
+@dataclass(frozen=True)
+class MTConfig:
+    """The whole configuration of an MT run: ``model``, ``optim``, ``train``, ``decode``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested JSON/YAML-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MTConfig:
+        """Build from a nested dict; unknown sections or keys raise :class:`ConfigError`."""
+        return cls().merged(data)
+
+    def merged(self, data: dict[str, Any] | None) -> MTConfig:
+        """A copy with the sections/keys of ``data`` replaced (validated)."""
+        if not data:
+            return self
+        if not isinstance(data, dict):
+            raise ConfigError(f"an MT config must be a mapping of sections, got {type(data)}")
+        unknown = sorted(set(data) - set(_SECTIONS))
+        if unknown:
+            raise ConfigError(
+                f"unknown config section(s) {unknown}; expected some of {sorted(_SECTIONS)}"
+            )
+        changes = {}
+        for name, values in data.items():
+            if values is None:
+                continue
+            section = getattr(self, name)
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section {name!r} must be a mapping, got {values!r}")
+            allowed = {f.name for f in fields(section)}
+            bad = sorted(set(values) - allowed)
+            if bad:
+                raise ConfigError(
+                    f"unknown key(s) {bad} in section {name!r}; valid keys: {sorted(allowed)}"
+                )
+            types = {f.name: str(f.type) for f in fields(section)}
+            values = {k: _coerce(types[k], v) for k, v in values.items()}
+            changes[name] = replace(section, **values)
+        return replace(self, **changes)
+
+    @classmethod
+    def preset(cls, name: str) -> MTConfig:
+        """One of :data:`PRESETS` (``iwslt``, ``wmt``, ``tiny``)."""
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+        return cls.from_dict(PRESETS[name])
+
+
+#: Named starting points; ``iwslt`` and ``wmt`` are the paper's two MT models.
+PRESETS: dict[str, dict[str, Any]] = {
+    "iwslt": {
+        "model": {"emb": 256, "hidden": 256, "layers": 2, "dropout": 0.2},
+        "train": {"max_tokens": 2000},
+    },
+    "wmt": {
+        "model": {"emb": 512, "hidden": 1024, "layers": 3, "dropout": 0.2},
+        "train": {"max_tokens": 4096},
+    },
+    "tiny": {
+        "model": {"emb": 32, "hidden": 32, "layers": 1, "dropout": 0.0},
+        "train": {"max_tokens": 256, "epochs": 2, "log_every": 10},
+        "decode": {"beam": 2, "batch_size": 16},
+    },
+}
+
+
+def _coerce(type_name: str, value: Any) -> Any:
+    """YAML 1.1 reads ``5e-4`` as a string: turn numeric strings into floats where a float
+    is expected."""
+    if isinstance(value, str) and "float" in type_name:
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _parse_value(text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(config: MTConfig, overrides: list[str] | tuple[str, ...]) -> MTConfig:
+    """Apply ``section.key=value`` overrides (values parsed as YAML: ``0.1``, ``true``, ``null``).
+
+    Example: ``apply_overrides(cfg, ["model.cell=lstm", "optim.lr=5e-4"])``.
+    """
+    data: dict[str, dict[str, Any]] = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(
+                f"override {item!r} is not of the form section.key=value (e.g. train.seed=2)"
+            )
+        parsed = _parse_value(value)
+        section_cls = _SECTIONS.get(section)
+        if section_cls is not None:
+            types = {f.name: f.type for f in dataclasses.fields(section_cls)}
+            if types.get(name) in ("str", "str | None") and parsed is not None:
+                parsed = value  # keep strings as written ("1e3" stays a string path)
+        data.setdefault(section, {})[name] = parsed
+    return config.merged(data)
+
+
+def load_config(
+    preset: str | None = None,
+    path: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> MTConfig:
+    """Preset, then YAML file, then overrides (each optional)."""
+    cfg = MTConfig.preset(preset) if preset else MTConfig()
+    if path is not None:
+        import yaml
+
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+        try:
+            cfg = cfg.merged(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{p}: {exc}") from exc
+    return apply_overrides(cfg, list(overrides))

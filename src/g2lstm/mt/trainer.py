@@ -1,0 +1,398 @@
+"""Training loop of the MT model: token batches, label smoothing, clipping, exact resume.
+
+:func:`train` writes into one run folder::
+
+    run_dir/
+      config.yaml           the full configuration of the run
+      metrics.jsonl / .csv  one row per ``log_every`` updates ("train") and per validation
+      checkpoints/          safetensors checkpoints (g2lstm.train): last ``keep_last`` + best
+                            by validation loss; each is self-contained (vocab, BPE, settings)
+      result.json           final summary (steps, time, best validation loss, valid BLEU)
+
+Randomness (batch order, dropout, gate noise) is a function of ``(seed, step)``: the batch
+order of epoch ``e`` comes from ``(seed, e)`` and each update re-seeds torch with
+``derive_seed(seed, step)``. Together with the saved optimizer and sampler state, a run that
+is stopped (time budget, Ctrl-C, crash after a checkpoint) and resumed computes exactly the
+same weights as an uninterrupted run.
+
+Loss: label-smoothed cross-entropy averaged over target tokens (``</s>`` included, padding
+excluded); reported perplexity uses the plain NLL. The learning rate is multiplied by
+``optim.lr_decay`` after an epoch whose validation loss did not improve.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from g2lstm.errors import CheckpointError
+from g2lstm.mt.batching import TokenBatchSampler, collate
+from g2lstm.mt.config import MTConfig
+from g2lstm.mt.model import Seq2Seq
+from g2lstm.mt.prepare import PreparedData, load_prepared
+from g2lstm.mt.translate import META_KIND, Translator, data_meta, evaluate_split
+
+__all__ = ["TrainResult", "build_optimizer", "label_smoothed_loss", "train"]
+
+log = logging.getLogger(__name__)
+
+#: Config fields that may change when a run is resumed (budgets and bookkeeping).
+RESUMABLE_CHANGES = {
+    "train": {"epochs", "max_updates", "max_minutes", "eval_every", "log_every", "threads",
+              "keep_last", "valid_bleu", "on_nonfinite", "data"},
+    "decode": {"beam", "alpha", "max_len_a", "max_len_b", "batch_size"},
+}  # fmt: skip
+
+
+def label_smoothed_loss(
+    logits: torch.Tensor, target: torch.Tensor, smoothing: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed label-smoothed loss and summed NLL of ``(K, V)`` logits for ``(K,)`` targets.
+
+    ``loss = (1 - eps) * nll + eps * mean_v(-log p_v)``, as ``F.cross_entropy(...,
+    label_smoothing=eps)``, with the log-softmax computed once for both numbers.
+    """
+    lprobs = F.log_softmax(logits.float(), dim=-1)
+    nll = -lprobs.gather(1, target.unsqueeze(1)).squeeze(1)
+    loss = nll if smoothing == 0 else (1 - smoothing) * nll - smoothing * lprobs.mean(dim=-1)
+    return loss.sum(), nll.detach().sum()
+
+
+def build_optimizer(model: torch.nn.Module, config: MTConfig) -> torch.optim.Optimizer:
+    """Adam (default) or AdaDelta (paper: rho 0.95, eps 1e-6), with ``optim.lr``."""
+    o = config.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.effective_lr, weight_decay=o.weight_decay)
+    return torch.optim.Adadelta(
+        params, lr=o.effective_lr, rho=0.95, eps=1e-6, weight_decay=o.weight_decay
+    )
+
+
+@dataclass
+class _Progress:
+    """Loop position and history, saved in every checkpoint's meta."""
+
+    step: int = 0
+    epoch: int = 0
+    batches_done: int = 0
+    lr: float = 0.0
+    best_valid_loss: float = math.inf
+    best_epoch_loss: float = math.inf  # best end-of-epoch validation loss (drives lr decay)
+    train_seconds: float = 0.0
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Summary of :func:`train` (also written to ``run_dir/result.json``)."""
+
+    run_dir: str
+    step: int
+    epoch: int
+    stopped: str
+    train_seconds: float
+    best_valid_loss: float
+    best_checkpoint: str | None
+    num_parameters: int
+    valid_bleu: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_resume(saved: dict[str, Any], current: MTConfig, path: Path) -> None:
+    now = current.to_dict()
+    diffs = []
+    for section, values in now.items():
+        for key, value in values.items():
+            old = saved.get(section, {}).get(key)
+            if old != value and key not in RESUMABLE_CHANGES.get(section, set()):
+                diffs.append(f"{section}.{key}: checkpoint {old!r} vs now {value!r}")
+    if diffs:
+        raise CheckpointError(
+            f"cannot resume from {path}: the configuration changed ({'; '.join(diffs)}). "
+            "Use the original settings, or another --out to start a new run."
+        )
+
+
+class _Trainer:
+    """State and steps of one training run (used by :func:`train`)."""
+
+    def __init__(self, config: MTConfig, prepared: PreparedData, device: torch.device) -> None:
+        self.cfg, self.prepared, self.device = config, prepared, device
+        self.pad = prepared.tgt_vocab.pad_id
+        self.train_pairs = prepared.encoded("train")
+        self.valid_pairs = prepared.encoded("valid")
+        t = config.train
+        self.sampler = TokenBatchSampler(
+            [len(s) + 1 for s, _ in self.train_pairs], [len(y) + 1 for _, y in self.train_pairs],
+            t.max_tokens, shuffle=True, seed=t.seed, bucket_width=t.bucket_width,
+        )  # fmt: skip
+        from g2lstm.train import seed_everything
+
+        seed_everything(t.seed)  # the initial weights depend on the seed only
+        self.model = Seq2Seq(
+            config.model, len(prepared.src_vocab), len(prepared.tgt_vocab), pad_id=self.pad
+        ).to(device)
+        self.optimizer = build_optimizer(self.model, config)
+        self.progress = _Progress(lr=config.optim.effective_lr)
+
+    def batch(self, pairs: list, idx: list[int]) -> tuple[torch.Tensor, ...]:
+        v = self.prepared.tgt_vocab
+        src, src_len, tgt_in, tgt_out = collate(
+            [pairs[i] for i in idx], v.pad_id, v.bos_id, v.eos_id
+        )
+        return src.to(self.device), src_len, tgt_in.to(self.device), tgt_out.to(self.device)
+
+    def loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        src, src_len, tgt_in, tgt_out = batch
+        feats = self.model.decode(tgt_in, self.model.encode(src, src_len))
+        keep = tgt_out != self.pad
+        logits = self.model.logits(feats[keep])
+        loss, nll = label_smoothed_loss(logits, tgt_out[keep], self.cfg.optim.label_smoothing)
+        return loss, nll, int(keep.sum())
+
+    def train_step(self, idx: list[int], guard: Any) -> dict[str, float]:
+        from g2lstm.train import derive_seed
+
+        p, o = self.progress, self.cfg.optim
+        torch.manual_seed(derive_seed(self.cfg.train.seed, p.step))  # dropout + gate noise
+        self.model.train()
+        loss, nll, ntok = self.loss(self.batch(self.train_pairs, idx))
+        (loss / ntok).backward()
+        params = [q for q in self.model.parameters() if q.grad is not None]
+        max_norm = o.clip if o.clip > 0 else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        if guard.check(loss / ntok, self.model, p.step, grad_norm=norm):
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        p.step += 1
+        p.batches_done += 1
+        return {"loss": float(loss.detach()) / ntok, "nll": float(nll) / ntok, "tokens": ntok,
+                "grad_norm": float(norm)}  # fmt: skip
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        self.model.eval()
+        pairs = self.valid_pairs
+        sampler = TokenBatchSampler(
+            [len(s) + 1 for s, _ in pairs], [len(y) + 1 for _, y in pairs],
+            self.cfg.train.max_tokens, shuffle=False,
+        )  # fmt: skip
+        total_nll, total_tok = 0.0, 0
+        for idx in sampler:
+            _, nll, ntok = self.loss(self.batch(pairs, idx))
+            total_nll += float(nll)
+            total_tok += ntok
+        loss = total_nll / max(total_tok, 1)
+        return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))}
+
+    def set_lr(self, lr: float) -> None:
+        self.progress.lr = lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def save(self, manager: Any, guard: Any, metric: float | None) -> Path:
+        p = self.progress
+        meta = {
+            "kind": META_KIND,
+            "config": self.cfg.to_dict(),
+            "data": data_meta(self.prepared),
+            "progress": asdict(p),
+            "sampler": self.sampler.state_dict(batches_done=p.batches_done),
+        }
+        trainer_state = {"optimizer": self.optimizer.state_dict(), "guard": guard.state_dict()}
+        return manager.save(
+            p.step, model_state=self.model.state_dict(), trainer_state=trainer_state,
+            meta=meta, metric=metric,
+        )  # fmt: skip
+
+    def restore(self, ckpt: Any, guard: Any) -> None:
+        from g2lstm.train import check_state_dict_compat
+
+        if ckpt.meta.get("kind") != META_KIND:
+            raise CheckpointError(f"{ckpt.path} is not an MT checkpoint")
+        _check_resume(ckpt.meta["config"], self.cfg, ckpt.path)
+        if ckpt.meta["data"]["src_vocab"] != list(self.prepared.src_vocab.tokens):
+            raise CheckpointError(
+                f"cannot resume from {ckpt.path}: its vocabulary differs from "
+                f"{self.prepared.root}; resume with the data it was trained on"
+            )
+        check_state_dict_compat(self.model, ckpt.model_state, str(ckpt.path))
+        self.model.load_state_dict(ckpt.model_state)
+        self.optimizer.load_state_dict(ckpt.trainer_state["optimizer"])
+        guard.load_state_dict(ckpt.trainer_state["guard"])
+        saved = {k: v for k, v in ckpt.meta["progress"].items() if k in _Progress.__annotations__}
+        self.progress = _Progress(**saved)
+        self.set_lr(self.progress.lr)
+        self.sampler.load_state_dict(ckpt.meta["sampler"])
+
+
+def train(
+    config: MTConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    device: str | torch.device = "cpu",
+    resume: bool = False,
+    show_progress: bool | None = None,
+) -> TrainResult:
+    """Train (or resume) an MT model; see the module docstring for what is written.
+
+    Args:
+        config: the run configuration; ``config.train.data`` is a prepared folder.
+        out_dir: the run folder. If it holds checkpoints and ``resume``, training continues
+            from the latest one (the configuration must match except budgets/bookkeeping).
+        device: ``"cpu"``, ``"cuda"``, ...
+        resume: ``False`` refuses to start in a folder that already has checkpoints.
+        show_progress: tqdm bar (``None``: only on a terminal).
+
+    Returns:
+        :class:`TrainResult`. ``stopped`` is ``"epochs"``, ``"max_updates"``,
+        ``"max_minutes"`` or ``"interrupted"``.
+    """
+    from g2lstm.train import (
+        CheckpointManager,
+        GracefulInterrupt,
+        MetricsLogger,
+        NonFiniteGuard,
+        NonFinitePolicy,
+        RunLock,
+        atomic_write_json,
+        atomic_write_text,
+        ensure_writable_dir,
+        progress,
+    )
+
+    t = config.train
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    device = torch.device(device)
+    prepared = load_prepared(t.data)
+    out = ensure_writable_dir(out_dir)
+    trainer = _Trainer(config, prepared, device)
+    guard = NonFiniteGuard(NonFinitePolicy(t.on_nonfinite))
+    with RunLock(out), GracefulInterrupt() as stop, MetricsLogger(out) as metrics:
+        manager = CheckpointManager(out, keep_last=t.keep_last)
+        ckpt = manager.load_latest(map_location=device)
+        if ckpt is not None:
+            if not resume:
+                raise CheckpointError(
+                    f"{out} already holds checkpoints; pass resume or a new --out"
+                )
+            trainer.restore(ckpt, guard)
+            metrics.drop_after(trainer.progress.step)
+            log.info("resumed %s at step %d", ckpt.path, trainer.progress.step)
+        import yaml
+
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        p = trainer.progress
+        stopped = _loop(trainer, manager, guard, metrics, stop, progress, show_progress)
+        best = manager.best() or manager.latest()
+        bleu = None
+        if stopped != "interrupted" and t.valid_bleu and best is not None:
+            bleu = _valid_bleu(trainer, best, metrics)
+        result = TrainResult(
+            str(out), p.step, p.epoch, stopped, p.train_seconds, p.best_valid_loss,
+            None if best is None else str(best), trainer.model.num_parameters, bleu,
+        )  # fmt: skip
+        atomic_write_json(out / "result.json", result.to_dict())
+    return result
+
+
+def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # type: ignore[no-untyped-def]
+    """Epochs and updates until a budget is reached; returns the reason for stopping."""
+    t, o, p = trainer.cfg.train, trainer.cfg.optim, trainer.progress
+    sampler = trainer.sampler
+    last = time.perf_counter()
+    window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "n": 0, "start": last}
+
+    def clock() -> None:
+        nonlocal last
+        now = time.perf_counter()
+        p.train_seconds += now - last
+        last = now
+
+    def checkpoint(end_of_epoch: bool) -> None:
+        valid = trainer.validate()
+        clock()
+        p.best_valid_loss = min(p.best_valid_loss, valid["valid_loss"])
+        if end_of_epoch:  # only epoch ends decide the lr, so extra validations change nothing
+            if valid["valid_loss"] < p.best_epoch_loss:
+                p.best_epoch_loss = valid["valid_loss"]
+            elif o.lr_decay < 1.0:
+                trainer.set_lr(max(p.lr * o.lr_decay, o.min_lr))
+        metrics.log({"kind": "valid", "epoch": p.epoch, **valid, "lr": p.lr,
+                     "train_seconds": p.train_seconds}, step=p.step)  # fmt: skip
+        trainer.save(manager, guard, valid["valid_loss"])
+
+    while True:
+        if p.epoch >= t.epochs:
+            return "epochs"
+        sampler.set_epoch(p.epoch, skip_batches=p.batches_done)
+        bar = progress(
+            total=sampler.num_batches, initial=p.batches_done, desc=f"epoch {p.epoch + 1}",
+            unit="batch", disable=None if show is None else not show,
+        )  # fmt: skip
+        reason = None
+        for idx in sampler:
+            row = trainer.train_step(idx, guard)
+            clock()
+            for key in ("loss", "nll", "tokens"):
+                window[key] += row[key] * (row["tokens"] if key != "tokens" else 1)
+            window["n"] += 1
+            bar.update(1)
+            if p.step % t.log_every == 0:
+                tok = window["tokens"]
+                tps = tok / max(time.perf_counter() - window["start"], 1e-9)
+                metrics.log({"kind": "train", "epoch": p.epoch, "loss": window["loss"] / tok,
+                             "ppl": math.exp(min(window["nll"] / tok, 50.0)), "lr": p.lr,
+                             "grad_norm": row["grad_norm"], "tokens_per_s": tps,
+                             "train_seconds": p.train_seconds}, step=p.step)  # fmt: skip
+                bar.set_postfix(loss=f"{window['loss'] / tok:.3f}", tok_s=f"{tps:.0f}")
+                window.update(loss=0.0, nll=0.0, tokens=0, n=0, start=time.perf_counter())
+            if t.max_updates and p.step >= t.max_updates:
+                reason = "max_updates"
+            elif t.max_minutes and p.train_seconds >= 60 * t.max_minutes:
+                reason = "max_minutes"
+            elif stop.requested:
+                reason = "interrupted"
+            if reason or (t.eval_every and p.step % t.eval_every == 0):
+                if reason and p.batches_done == sampler.num_batches:
+                    break  # the epoch is complete: close it below
+                checkpoint(end_of_epoch=False)
+                if reason:
+                    bar.close()
+                    return reason
+        bar.close()
+        p.epoch += 1
+        p.batches_done = 0
+        checkpoint(end_of_epoch=True)
+        if reason:
+            return reason
+
+
+def _valid_bleu(trainer: _Trainer, best: Path, metrics: Any) -> dict[str, Any]:
+    """Decode the validation set with the best checkpoint's weights; log and return BLEU."""
+    from g2lstm.train import load_checkpoint
+
+    model = trainer.model
+    model.load_state_dict(load_checkpoint(best, map_location=trainer.device).model_state)
+    prepared = trainer.prepared
+    translator = Translator(
+        model, prepared.src_vocab, prepared.tgt_vocab, prepared.config, trainer.cfg.decode,
+        prepared.bpe(),
+    )  # fmt: skip
+    result = evaluate_split(translator, "valid", prepared).to_dict()
+    metrics.log({"kind": "valid_bleu", **{k: v for k, v in result.items() if k != "split"}},
+                step=trainer.progress.step)  # fmt: skip
+    log.info("valid BLEU: %s", result)
+    return result

@@ -1,0 +1,70 @@
+"""``g2lstm reproduce``: run the paper's study at a chosen scale and write a report.
+
+Examples::
+
+    g2lstm reproduce --scale tiny -o repro-tiny            # minutes on a laptop
+    g2lstm reproduce --scale cpu --seeds 3 -o repro-cpu    # a few hours on 2 cores
+    g2lstm reproduce --scale paper --dry-run               # the plan and its estimated time
+    torchrun --nproc_per_node 4 -m g2lstm.cli reproduce --scale paper --only lm -o repro
+
+Running the same command again skips finished steps and resumes an interrupted training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``reproduce`` command to the top-level ``g2lstm`` parser."""
+    from g2lstm.reproduce.plan import PARTS, SCALES
+
+    p = subparsers.add_parser(
+        "reproduce",
+        help="run the paper's study and write a report",
+        description="Train the LSTM baseline, Sharpened Sigmoid and G2-LSTM on PTB and on "
+        "translation, evaluate, compress and analyse them, and write report.md/report.html "
+        "with the paper's tables, figures and a verdict per claim. Re-running skips finished "
+        "steps and resumes interrupted ones.",
+    )
+    p.add_argument("--scale", choices=list(SCALES), default="tiny",
+                   help="tiny: minutes (smoke run); cpu: hours on 2 cores; paper: GPUs "
+                   "(default tiny)")  # fmt: skip
+    p.add_argument("--seeds", type=int, help="seeds per model (default: the scale's)")
+    p.add_argument("-o", "--out", default=None, help="output folder (default: reproduce-SCALE)")
+    p.add_argument("--only", choices=list(PARTS), action="append",
+                   help="run only this part (repeatable); the report is always "
+                   "written")  # fmt: skip
+    p.add_argument("--data-dir", help="root of named datasets (ptb/, multi30k/); default: "
+                   "$G2LSTM_DATA, else the user cache")  # fmt: skip
+    p.add_argument("--device", default="cpu", help="device for translation and analysis "
+                   "(cpu, cuda); LM training picks its own")  # fmt: skip
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan with estimated times and exit")  # fmt: skip
+    p.set_defaults(func=_cmd_reproduce)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from g2lstm.reproduce.context import RunContext
+    from g2lstm.reproduce.plan import PARTS, build_plan, format_plan, get_scale
+
+    scale = get_scale(args.scale)
+    out = Path(args.out or f"reproduce-{scale.name}").resolve()
+    steps = build_plan(scale, args.seeds, out, only=tuple(args.only or PARTS))
+    print(format_plan(steps, scale, out), flush=True)
+    if args.dry_run:
+        return 0
+    from g2lstm.reproduce.run import run_plan
+
+    ctx = RunContext(scale, out, args.data_dir, args.device,
+                     log=lambda line: print(line, flush=True))  # fmt: skip
+    summary = run_plan(steps, ctx)
+    report = out / "report"
+    print(f"\n{len(summary.ran)} step(s) run, {len(summary.skipped)} skipped. Report: "
+          f"{report / 'report.md'} and {report / 'report.html'}", flush=True)  # fmt: skip
+    return 0

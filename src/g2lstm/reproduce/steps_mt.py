@@ -1,0 +1,193 @@
+"""Translation steps of the plan: data preparation, training, BLEU + compression, gates.
+
+Also a thin adapter that lets :func:`g2lstm.analysis.analyze_models` drive a
+:class:`~g2lstm.mt.model.Seq2Seq` (teacher-forced loss on batches of validation pairs), since
+the analysis package ships only a language-model adapter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from g2lstm.errors import TrainingError
+from g2lstm.reproduce.context import RunContext, dep_marker, lines_head
+from g2lstm.reproduce.paper import CELL_LABELS
+from g2lstm.reproduce.plan import Step
+
+__all__ = ["MTAdapter", "mt_analyze", "mt_data", "mt_eval", "mt_train"]
+
+#: Multi30k/IWSLT split -> file prefix in the source folder.
+_PREFIXES = {"multi30k": {"train": "train", "valid": "val", "test": "test2016"},
+             "iwslt14": {"train": "train", "valid": "valid", "test": "test"}}  # fmt: skip
+
+
+def mt_data(step: Step, ctx: RunContext) -> dict[str, Any]:
+    """Resolve the MT corpus, optionally slice it, and prepare it (tokenised lowercase text,
+    joint BPE, train pairs over 64 subwords dropped, as in the paper)."""
+    from g2lstm.datasets import resolve_dataset
+    from g2lstm.mt.prepare import prepare_dataset
+
+    sc = ctx.scale
+    source = resolve_dataset(sc.mt_dataset, ctx.data_dir, kind="mt", progress=False)
+    src_dir = source / "tok" if sc.mt_dataset == "multi30k" else source
+    prefixes = _PREFIXES[sc.mt_dataset]
+    files: dict[str, tuple[Path, Path]] = {
+        split: (src_dir / f"{p}.de", src_dir / f"{p}.en") for split, p in prefixes.items()
+    }
+    counts = None
+    if sc.mt_slice is not None:
+        counts = {}
+        sliced = {}
+        for (split, (de, en)), n in zip(files.items(), sc.mt_slice):
+            dst = step.out_dir / "slice"
+            counts[split] = lines_head(de, dst / f"{split}.de", n)
+            lines_head(en, dst / f"{split}.en", n)
+            sliced[split] = (dst / f"{split}.de", dst / f"{split}.en")
+        files = sliced
+    prepared = prepare_dataset(
+        files, step.out_dir / "prepared", "de", "en", overwrite=True, tokenize=False,
+        lowercase=True, escape=True, max_len=64, bpe_merges=sc.mt_bpe_merges,
+    )  # fmt: skip
+    return {"prepared": str(prepared.root), "source": str(source), "slice": counts,
+            "dataset": sc.mt_dataset}  # fmt: skip
+
+
+def _config(step: Step, ctx: RunContext, prepared: str) -> Any:
+    from g2lstm.mt.config import MTConfig
+
+    data: dict[str, dict[str, Any]] = {k: dict(v) for k, v in ctx.scale.mt_overrides.items()}
+    data.setdefault("model", {})["cell"] = step.cell
+    data.setdefault("train", {}).update(seed=step.seed, data=prepared)
+    return MTConfig.preset(ctx.scale.mt_preset).merged(data)
+
+
+def mt_train(step: Step, ctx: RunContext) -> dict[str, Any]:
+    """Train one translation model (resuming from its checkpoints if there are any)."""
+    from g2lstm.mt.trainer import train
+
+    prepared = dep_marker(step, "data/mt")["prepared"]
+    result = train(_config(step, ctx, prepared), step.out_dir, device=ctx.device, resume=True,
+                   show_progress=None)  # fmt: skip
+    if result.stopped == "interrupted":
+        raise TrainingError(f"{step.id} was interrupted at update {result.step}; run the same "
+                            "command again to resume it")  # fmt: skip
+    return {**result.to_dict(), "metrics": str(step.out_dir / "metrics.jsonl")}
+
+
+def mt_eval(step: Step, ctx: RunContext) -> dict[str, Any]:
+    """Test BLEU (tokenised and sacreBLEU) of the best checkpoint, then after each of the
+    paper's compressions of the i/f gate blocks (Tables 4/5 settings, no retraining)."""
+    from g2lstm.compress import compress
+    from g2lstm.mt.prepare import load_prepared
+    from g2lstm.mt.translate import evaluate_split, load_translator
+
+    trained = dep_marker(step, "train")
+    prepared = load_prepared(dep_marker(step, "data/mt")["prepared"])
+    translator = load_translator(trained["run_dir"], device=ctx.device)
+    base = evaluate_split(translator, "test", prepared).bleu
+    out: dict[str, Any] = {
+        "cell": step.cell, "seed": step.seed, "tok_bleu": base.tok_bleu,
+        "detok_bleu": base.detok_bleu, "tok_signature": base.tok_signature,
+        "detok_signature": base.detok_signature, "num_sentences": base.num_sentences,
+        "valid_loss": trained["best_valid_loss"], "num_parameters": trained["num_parameters"],
+        "compression": {}, "compression_detok": {},
+    }  # fmt: skip
+    original = translator.model
+    try:
+        for column, (method, params) in ctx.scale.mt_compression.settings().items():
+            translator.model, _ = compress(original, method, "gates_if", **params)
+            bleu = evaluate_split(translator, "test", prepared).bleu
+            out["compression"][column] = bleu.tok_bleu
+            out["compression_detok"][column] = bleu.detok_bleu
+    finally:
+        translator.model = original
+    return out
+
+
+class MTAdapter:
+    """Batches of validation pairs and the callables :func:`analyze_models` needs.
+
+    Batches are ``(src (S, B), src_lengths (B,), tgt_in (T, B), tgt_out (T, B))`` from
+    :func:`g2lstm.mt.batching.collate`, in corpus order.
+    """
+
+    def __init__(self, prepared: Any, max_batches: int, batch_size: int = 32,
+                 device: str = "cpu") -> None:  # fmt: skip
+        from g2lstm.mt.batching import collate
+
+        v = prepared.tgt_vocab
+        self.pad = v.pad_id
+        pairs = prepared.encoded("valid")
+        self.batches = []
+        for i in range(0, min(len(pairs), max_batches * batch_size), batch_size):
+            src, src_len, tgt_in, tgt_out = collate(pairs[i : i + batch_size], v.pad_id,
+                                                    v.bos_id, v.eos_id)  # fmt: skip
+            self.batches.append((src.to(device), src_len, tgt_in.to(device), tgt_out.to(device)))
+
+    def forward(self, model: Any, batch: tuple[Any, ...]) -> Any:
+        """Mean teacher-forced NLL of ``batch`` (padding excluded)."""
+        import torch.nn.functional as F
+
+        src, src_len, tgt_in, tgt_out = batch
+        logits = model(src, src_len, tgt_in)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1),
+                               ignore_index=self.pad)  # fmt: skip
+
+    def evaluate(self, model: Any) -> float:
+        """Validation perplexity over the adapter's batches (eval mode, no gradients)."""
+        import torch
+
+        was = model.training
+        model.eval()
+        total, count = 0.0, 0
+        try:
+            with torch.no_grad():
+                for batch in self.batches:
+                    n = int((batch[3] != self.pad).sum())
+                    total += float(self.forward(model, batch)) * n
+                    count += n
+        finally:
+            model.train(was)
+        return math.exp(min(total / max(count, 1), 50.0))
+
+
+def mt_analyze(step: Step, ctx: RunContext) -> dict[str, Any]:
+    """Gate histograms (paper Figs. 1/3 use the first decoder layer) and hard-gate
+    validation perplexity of the translation models of one seed."""
+    from g2lstm.analysis import AnalysisConfig, GateStats, analyze_models
+    from g2lstm.mt.prepare import load_prepared
+    from g2lstm.mt.translate import load_translator
+    from g2lstm.reproduce.steps_lm import summarize_analysis
+
+    prepared = load_prepared(dep_marker(step, "data/mt")["prepared"])
+    labels: dict[str, str] = {}
+    models = {}
+    for dep in step.deps:
+        if dep.name == "train":
+            cell = dep.parent.name.rsplit("-s", 1)[0]
+            labels[CELL_LABELS[cell]] = cell
+            models[CELL_LABELS[cell]] = load_translator(dep, device=ctx.device).model
+    adapter = MTAdapter(prepared, ctx.scale.analysis_batches, device=ctx.device)
+    config = AnalysisConfig(seed=step.seed or 0, max_batches=ctx.scale.analysis_batches,
+                            sensitivity=None)  # fmt: skip
+    result = analyze_models(models, adapter.batches, adapter.forward, step.out_dir,
+                            evaluate_fn=adapter.evaluate, metric="perplexity",
+                            config=config)  # fmt: skip
+    import json
+
+    stats = json.loads((step.out_dir / "gate_stats.json").read_text(encoding="utf-8"))
+    decoder: dict[str, dict[str, float]] = {}
+    for label, d in stats.items():
+        st = GateStats.from_dict(d)
+        dec = [m for m, _ in st.layers() if "dec" in m]
+        module = dec[0] if dec else st.layers()[0][0]
+        decoder[label] = {g: st.merged(g, module, 0).near_binary for g in ("input", "forget")}
+    return summarize_analysis(result.results, labels, result.files, near_binary=decoder)
+
+
+def overrides_text(overrides: Mapping[str, Mapping[str, Any]]) -> str:
+    """``section.key=value`` text of MT overrides (for the report)."""
+    return ", ".join(f"{s}.{k}={v}" for s, kv in overrides.items() for k, v in kv.items())

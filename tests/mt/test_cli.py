@@ -1,0 +1,115 @@
+"""``g2lstm mt prepare|train|translate|eval`` through the real entry point."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from g2lstm.cli import main
+
+
+def write_toy_corpus(root: Path, sizes: dict[str, int], seed: int = 0) -> Path:
+    """``{split}.src``/``.tgt``: ``s3 s7`` -> ``t7 t3`` (word mapping, reversed order)."""
+    rng = random.Random(seed)
+    raw = root / "raw"
+    raw.mkdir(parents=True)
+    for split, n in sizes.items():
+        ids = [[rng.randrange(12) for _ in range(rng.randint(2, 6))] for _ in range(n)]
+        (raw / f"{split}.src").write_text("".join(" ".join(f"s{i}" for i in x) + "\n" for x in ids))
+        (raw / f"{split}.tgt").write_text(
+            "".join(" ".join(f"t{i}" for i in reversed(x)) + "\n" for x in ids)
+        )
+    return raw
+
+
+@pytest.mark.parametrize("command", [[], ["prepare"], ["train"], ["translate"], ["eval"]])
+def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["mt", *command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: g2lstm mt" in out
+    if command == ["train"]:
+        assert "--cell" in out and "lstm" in out and "--max-minutes" in out
+
+
+def test_print_config_layers_preset_file_and_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("model:\n  dropout: 0.3\n  tau: 0.5\n")
+    argv = ["mt", "train", "--out", str(tmp_path / "run"), "--config", str(cfg_file),
+            "--cell", "sharpened", "--max-minutes", "55", "--set", "optim.name=adadelta",
+            "--print-config"]  # fmt: skip
+    assert main(argv) == 0
+    cfg = yaml.safe_load(capsys.readouterr().out)
+    assert cfg["model"]["emb"] == 256 and cfg["model"]["dropout"] == 0.3
+    assert cfg["model"]["cell"] == "sharpened" and cfg["model"]["tau"] is None  # cell's own tau
+    assert cfg["train"]["max_minutes"] == 55.0 and cfg["optim"]["name"] == "adadelta"
+
+
+def test_bad_values_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["mt", "train", "--out", str(tmp_path), "--set", "model.layers=0", "--print-config"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "model.layers=0" in err and "Traceback" not in err
+    assert main(["mt", "train", "--out", str(tmp_path / "x"), "--preset", "tiny"]) == 2
+    assert "--data" in capsys.readouterr().err
+
+
+def test_prepare_train_translate_eval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raw = write_toy_corpus(tmp_path, {"train": 200, "valid": 20, "test": 20}, seed=1)
+    prep, run = tmp_path / "prep", tmp_path / "run"
+    assert main(["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
+                 "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0",
+                 "--out", str(prep)]) == 0  # fmt: skip
+    assert "sizes" in capsys.readouterr().out
+    train_argv = ["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(run),
+                  "--cell", "g2", "--max-updates", "4",
+                  "--set", "train.valid_bleu=false"]  # fmt: skip
+    assert main(train_argv) == 0
+    out = capsys.readouterr().out
+    assert "g2 (tau=0.9, noise_p=0.2)" in out and "stopped (max_updates) at step 4" in out
+    assert main(train_argv) == 2  # the folder has checkpoints and --resume is missing
+    assert "already holds checkpoints" in capsys.readouterr().err
+    resume = ["mt", "train", "--out", str(run), "--resume", "--max-updates", "6",
+              "--set", "train.valid_bleu=false"]  # fmt: skip
+    assert main(resume) == 0
+    assert "resuming" in capsys.readouterr().out
+
+    sentences = "s1 s2 s3\ns4 s4\n"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(sentences))
+    assert main(["mt", "translate", str(run), "--input-format", "tok", "--beam", "2"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 2
+    assert "sentences/s" in captured.err
+    (tmp_path / "in.txt").write_text(sentences)
+    assert main(["mt", "translate", str(run), "--input", str(tmp_path / "in.txt"),
+                 "--output", str(tmp_path / "out.txt"), "--beam", "1",
+                 "--output-format", "bpe"]) == 0  # fmt: skip
+    assert len((tmp_path / "out.txt").read_text().splitlines()) == 2
+    capsys.readouterr()
+
+    assert main(["mt", "eval", str(run), "--split", "test", "--beam", "2",
+                 "--hyps", str(tmp_path / "hyps.txt")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "tokenised BLEU" in out and "sacreBLEU (detokenised)" in out
+    assert "tok:13a" in out and "sentences/s" in out
+    record = json.loads((run / "eval-test.json").read_text())
+    for key in ("tok_bleu", "detok_bleu", "tok_signature", "detok_signature",
+                "sentences_per_second"):  # fmt: skip
+        assert key in record
+    assert record["num_sentences"] == 20 and record["beam"] == 2
+    assert len((tmp_path / "hyps.txt").read_text().splitlines()) == 20
+    assert main(["mt", "eval", str(run), "--split", "nope"]) == 2

@@ -1,0 +1,52 @@
+"""The ``tiny`` scale end to end on the real corpora (PTB and Multi30k slices)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from g2lstm.cli import main
+from g2lstm.reproduce.report import SECTIONS
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_tiny_reproduction_and_resume(real_data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "repro"
+    args = ["reproduce", "--scale", "tiny", "--data-dir", str(real_data), "-o", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"\[1/17\] lm-data \.\.\.", text)
+    assert "[17/17] report done" in text
+    assert "17 step(s) run, 0 skipped" in text
+
+    report = out / "report"
+    md = (report / "report.md").read_text(encoding="utf-8")
+    html = (report / "report.html").read_text(encoding="utf-8")
+    for title in SECTIONS:
+        assert f"## {title}" in md
+    # our rows carry numbers (not the "–" of a missing value)
+    for row in ("Baseline LSTM (ours)", "Sharpened Sigmoid (ours)", "G2-LSTM (ours)"):
+        line = next(ln for ln in md.splitlines() if ln.startswith(f"| {row} | 0."))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert all(re.match(r"^-?\d+\.\d+", c) for c in cells[2:4]), line
+    table2 = md.split("## Table 2")[1].split("##")[0]
+    assert len(re.findall(r"\| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", table2)) == 3
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) >= 6
+    for link in links:
+        assert (report / link).read_bytes().startswith(PNG), link
+    assert html.count("data:image/png;base64,") == len(links)
+
+    # second invocation: every step is done, nothing is recomputed
+    t0 = time.perf_counter()
+    assert main(args) == 0
+    assert time.perf_counter() - t0 < 20
+    text = capsys.readouterr().out
+    assert "0 step(s) run, 17 skipped" in text
+    assert "17 steps, 17 done" in text
