@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError
-from g2lstm.nn.config import GateConfig
+from g2lstm.nn.config import CELL_KINDS, GateConfig
 
 __all__ = [
     "CELLS",
@@ -35,11 +35,7 @@ __all__ = [
 ]
 
 #: ``--cell`` -> default (tau, noise_p).
-CELLS: dict[str, tuple[float, float]] = {
-    "lstm": (1.0, 0.0),
-    "sharpened": (0.2, 0.0),
-    "g2": (0.9, 0.2),
-}
+CELLS: dict[str, tuple[float, float]] = {k: (v["tau"], v["noise_p"]) for k, v in CELL_KINDS.items()}
 
 
 def _set(obj: object, name: str, value: object) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError
-from g2lstm.nn.config import GateConfig
+from g2lstm.nn.config import CELL_KINDS, GateConfig
 
 __all__ = [
     "CELLS",
@@ -42,11 +42,7 @@ __all__ = [
 ]
 
 #: ``--cell`` name -> (noise_p, tau).
-CELLS: dict[str, tuple[float, float]] = {
-    "lstm": (0.0, 1.0),
-    "sharpened": (0.0, 0.2),
-    "g2": (0.2, 0.9),
-}
+CELLS: dict[str, tuple[float, float]] = {k: (v["noise_p"], v["tau"]) for k, v in CELL_KINDS.items()}
 ATTENTIONS = ("luong", "bahdanau")
 OPTIMIZERS = ("adam", "adadelta")
 

@@ -26,6 +26,16 @@ _GATE_ALIASES = {
 }
 
 
+#: The three models the paper compares (§4.2), as gate options: the LSTM baseline, the
+#: "Sharpened Sigmoid" (temperature without noise) and G2-LSTM. Every experiment's ``--cell``
+#: flag maps to one of these.
+CELL_KINDS: dict[str, dict[str, float]] = {
+    "lstm": {"tau": 1.0, "noise_p": 0.0},
+    "sharpened": {"tau": 0.2, "noise_p": 0.0},
+    "g2": {"tau": 0.9, "noise_p": 0.2},
+}
+
+
 class NoiseSchedule(str, enum.Enum):
     """When the gate noise ``B * L`` is redrawn along a sequence.
 
