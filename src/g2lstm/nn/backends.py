@@ -1,21 +1,172 @@
 """Choice of the implementation that runs one layer-direction of G2-LSTM.
 
 Every backend computes exactly what :func:`g2lstm.nn.reference.recurrence_reference` computes
-(same noise in, same numbers out) and is tested against it.
+(same noise in, same numbers out, up to floating-point rounding) and is tested against it.
+
+``G2LSTM.backend`` (and the ``backend`` argument here) is one of:
+
+- ``"auto"`` (default): the fast path (:func:`g2lstm.nn.fast.recurrence_fast`) whenever it
+  supports the pass, else the reference loop (see :func:`choose`). Its GEMMs run on
+  ``torch.mm`` (MKL on CPU, cuBLAS on GPU), or on oneDNN for CPU float32 where that is the
+  faster library (:func:`g2lstm.nn.fast.gemm.preferred_cpu_route`: AMD CPUs, or
+  ``G2LSTM_GEMM_ROUTE=onednn``).
+- ``"reference"``: always the readable loop.
+- ``"fast"``: the fast path, or a :class:`~g2lstm.errors.ConfigError` naming the option
+  it does not support (for benchmarks and tests that must not silently fall back).
+- ``"fused-hard"`` (opt-in): like ``"auto"``, except that hard-gate inference
+  (``eval_gates="hard"``) runs the whole stack on the vendor kernel with the noisy gates'
+  rows of every weight and bias multiplied by ``2**60`` (:func:`vendor_spec`). A power of
+  two scales exactly, so the kernel computes ``sigmoid(2**60 * a)``, which is exactly
+  ``1[a >= 0]`` for ``|a| >= ~7.6e-17``; it is ``0.5`` at ``a == 0`` and fractional for
+  ``0 < |a| < 7.6e-17``, and ``a`` is summed in the kernel's order (rounding-level
+  differences from the other paths flip gates whose ``|a|`` is at rounding level). Same
+  speed as ``nn.LSTM``; the default hard path is the exact fast forward.
+- ``"fast-mm"`` / ``"fast-onednn"``: like ``"fast"`` with every GEMM on ``torch.mm`` /
+  on the private oneDNN op (the latter still falls back to ``torch.mm`` where oneDNN cannot
+  run: not CPU float32, or its capability probe failed).
+
+The fast path does not support: gate recording (hooks need the per-step gate values; the
+reference runs while one is registered), projections (``proj_size > 0``), empty sequences
+and non-floating dtypes. Noise-free soft passes never get here: ``G2LSTM`` sends them whole
+to the vendor kernel (``torch._VF.lstm``).
 """
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass, replace
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from g2lstm.errors import ConfigError
-from g2lstm.nn.functional import GateSpec
+from g2lstm.nn.fast import recurrence_fast, resolve_route
+from g2lstm.nn.functional import GateMode, GateSpec
+from g2lstm.nn.fused import row_scale, scale_gate_rows
 from g2lstm.nn.reference import RecurrenceOutput, recurrence_reference
 
-__all__ = ["BACKENDS", "run_direction"]
+__all__ = [
+    "BACKENDS",
+    "FUSED_HARD_SCALE",
+    "Choice",
+    "choose",
+    "run_direction",
+    "vendor_spec",
+    "vendor_weights",
+]
 
-BACKENDS = ("auto", "reference")
+BACKENDS = ("auto", "reference", "fast", "fast-mm", "fast-onednn", "fused-hard")
+
+#: Row factor of the noisy gates in the opt-in ``"fused-hard"`` path (a power of two).
+FUSED_HARD_SCALE = 2.0**60
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The implementation picked for one layer-direction.
+
+    Attributes:
+        impl: ``"fast"`` or ``"reference"``.
+        route: GEMM route of the fast path (``"onednn"`` or ``"torch"``), ``None`` for the
+            reference.
+        reason: why the reference was chosen (empty for the fast path).
+    """
+
+    impl: str
+    route: str | None = None
+    reason: str = ""
+
+
+def vendor_spec(spec: GateSpec, backend: str, dtype: torch.dtype) -> GateSpec | None:
+    """The spec with which ``G2LSTM`` runs the whole stack on ``torch._VF.lstm``, or ``None``.
+
+    Noise-free soft passes: ``spec`` itself (tau folded into the weights, exact). Hard-gate
+    inference with ``backend="fused-hard"`` (float32/64, bfloat16): the noisy rows scaled by
+    :data:`FUSED_HARD_SCALE` (see the module docstring). Otherwise ``None`` (per-direction
+    path).
+    """
+    if backend == "reference":
+        return None
+    if spec.is_plain_lstm_scaled:
+        return spec
+    fused_ok = dtype in (torch.float32, torch.float64, torch.bfloat16)
+    if backend == "fused-hard" and spec.mode is GateMode.HARD and not spec.noisy and fused_ok:
+        return replace(spec, mode=GateMode.RELAXED, tau=1.0 / FUSED_HARD_SCALE)
+    return None
+
+
+#: id(parameter) -> (weakref to it, {(rows, tau): (version key, scaled copy)}); an entry
+#: leaves with its parameter.
+_SCALED_CACHE: dict[int, tuple[weakref.ref, dict[tuple, tuple[tuple, Tensor]]]] = {}
+
+
+def vendor_weights(ws: list[Tensor], hidden: int, spec: GateSpec, has_bias: bool) -> list[Tensor]:
+    """``scale_gate_rows(ws, hidden, spec.rows, spec.tau, has_bias)``, cached for inference.
+
+    When no gradient can flow (``torch.no_grad`` or parameters without ``requires_grad``)
+    the scaled copy of each parameter (one per ``(rows, tau)``: soft and ``fused-hard``
+    inference keep one each) is kept and reused until the parameter changes (its version
+    counter or storage), so repeated inference calls do not rescale the weights: the
+    rescaling is ~5-10% of a soft-inference call at batch 20. With gradients, the scaling
+    runs inside autograd as before.
+    """
+    grad = torch.is_grad_enabled() and any(w.requires_grad for w in ws)
+    if grad or spec.tau == 1.0 or not spec.rows:
+        return scale_gate_rows(ws, hidden, spec.rows, spec.tau, has_bias)
+    n_scaled = 4 if has_bias else 2
+    out = list(ws)
+    sub = (spec.rows, spec.tau)
+    for i, w in enumerate(ws[:n_scaled]):
+        version = (w._version, w.data_ptr(), w.dtype, w.device, tuple(w.shape))
+        entry = _SCALED_CACHE.get(id(w))
+        if entry is not None and entry[0]() is not w:
+            entry = None  # a dead parameter's id reused before its finalizer ran
+        hit = None if entry is None else entry[1].get(sub)
+        if hit is not None and hit[0] == version:
+            out[i] = hit[1]
+            continue
+        s = row_scale(hidden, spec.rows, 1.0 / spec.tau, w)
+        out[i] = w * (s.unsqueeze(1) if w.dim() == 2 else s)
+        if w.requires_grad:  # a parameter: worth keeping (temporaries are not)
+            if entry is None:
+                entry = (weakref.ref(w), {})
+                _SCALED_CACHE[id(w)] = entry
+                weakref.finalize(w, _SCALED_CACHE.pop, id(w), None)
+            entry[1][sub] = (version, out[i])
+    return out
+
+
+def choose(
+    x: Tensor, w_hr: Tensor | None, *, record: bool = False, backend: str = "auto"
+) -> Choice:
+    """Pick the implementation for input ``x (T, N, H_in)`` and these options."""
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"backend={backend!r} is not valid; expected one of {', '.join(map(repr, BACKENDS))}"
+        )
+    if backend == "reference":
+        return Choice("reference", reason="backend='reference'")
+    reason = ""
+    if record:
+        reason = "gate recording (a gate hook is registered)"
+    elif w_hr is not None:
+        reason = "proj_size > 0"
+    elif x.shape[0] == 0:
+        reason = "empty sequence"
+    elif not torch.is_floating_point(x):
+        reason = f"dtype {x.dtype}"
+    if reason:
+        if backend not in ("auto", "fused-hard"):
+            raise ConfigError(
+                f"backend={backend!r}: the fast path does not support {reason}; "
+                "use backend='auto' (falls back to the reference loop) or 'reference'"
+            )
+        return Choice("reference", reason=reason)
+    if backend == "fused-hard":
+        backend = "auto"
+    route = {"fast-mm": "torch", "fast-onednn": "onednn"}.get(backend, "auto")
+    return Choice("fast", resolve_route(x, route))
 
 
 def run_direction(
@@ -41,10 +192,12 @@ def run_direction(
         w_hh: ``(4H, H_out)``; w_hr: ``(H_out, H)`` or ``None``.
         h0: ``(N, H_out)``; c0: ``(N, H)``.
         spec, noise, lengths, record: see :func:`recurrence_reference`.
-        backend: ``"auto"`` picks the fastest exact implementation available for these
-            options; ``"reference"`` forces the loop.
+        backend: see the module docstring; ``"auto"`` picks the fastest exact path.
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"backend={backend!r} is not valid; expected one of {BACKENDS}")
+    choice = choose(x, w_hr, record=record, backend=backend)
+    if choice.impl == "fast":
+        return recurrence_fast(
+            x, w_ih, bias, w_hh, h0, c0, spec, noise, lengths, route=choice.route or "torch"
+        )
     xw = F.linear(x, w_ih, bias)  # input projection for all steps at once
     return recurrence_reference(xw, h0, c0, w_hh, w_hr, spec, noise, lengths, record)

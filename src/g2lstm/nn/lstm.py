@@ -20,11 +20,10 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from torch.utils.hooks import RemovableHandle
 
 from g2lstm.errors import ConfigError, ShapeError
-from g2lstm.nn.backends import run_direction
+from g2lstm.nn.backends import run_direction, vendor_spec, vendor_weights
 from g2lstm.nn.config import GateConfig
+from g2lstm.nn.fast.noise import sample_gate_noise_fast as sample_gate_noise
 from g2lstm.nn.functional import GateSpec
-from g2lstm.nn.fused import scale_gate_rows
-from g2lstm.nn.noise import sample_gate_noise
 from g2lstm.nn.recording import GateHook, GateTrace
 from g2lstm.nn.reference import length_mask, reverse_padded
 
@@ -254,8 +253,9 @@ class G2LSTM(nn.LSTM):
             )
         h0, c0 = self._initial_state(hx, batch, unbatched, ref_tensor)
         weights = self._forward_weights()
-        if spec.is_plain_lstm_scaled and not self._gate_hooks and self.backend != "reference":
-            out, h_n, c_n = self._forward_vendor(input, h0, c0, weights, spec, unbatched)
+        vendor = vendor_spec(spec, self.backend, ref_tensor.dtype)
+        if vendor is not None and not self._gate_hooks:
+            out, h_n, c_n = self._forward_vendor(input, h0, c0, weights, vendor, unbatched)
         else:
             out, h_n, c_n = self._forward_loop(input, h0, c0, weights, spec, unbatched)
         if unbatched:
@@ -308,7 +308,7 @@ class G2LSTM(nn.LSTM):
         flat = [
             w
             for ws in weights
-            for w in scale_gate_rows(ws, self.hidden_size, spec.rows, spec.tau, self.bias)
+            for w in vendor_weights(ws, self.hidden_size, spec, self.bias)
         ]
         with warnings.catch_warnings():
             # cuDNN warns when weights are not one flat buffer; the scaled copies never are.

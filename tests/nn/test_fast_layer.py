@@ -1,0 +1,239 @@
+"""G2LSTM with its automatic fast path equals G2LSTM on the reference loop, every option.
+
+Both runs draw the same noise (same generator seed) and the same DropConnect mask (same
+global seed); outputs, final states and all gradients must agree. Also: which
+implementation the dispatcher picks, and the fallback of the private oneDNN op.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+from g2lstm import G2LSTM
+from g2lstm.errors import ConfigError
+from g2lstm.nn import backends
+from g2lstm.nn.fast import gemm
+
+IN, H, T, N = 5, 6, 7, 4
+
+OPTIONS = {  # name: (constructor kwargs, packed, train)
+    "default": (dict(), False, True),
+    "2-layers-bidir-packed": (dict(num_layers=2, bidirectional=True, dropout=0.3), True, True),
+    "weight-dropout-batch-first": (dict(weight_dropout=0.4, batch_first=True), False, True),
+    "straight-through-ifo": (dict(estimator="straight_through", noisy_gates="i,f,o"), True, True),
+    "mask-per-sequence": (dict(noise_schedule="mask_per_sequence", tau=0.5), False, True),
+    "hard-eval-bidir-packed": (dict(eval_gates="hard", bidirectional=True), True, False),
+    "sample-eval": (dict(eval_gates="sample", num_layers=2), False, False),
+    "proj-fallback": (dict(proj_size=3, bidirectional=True), True, True),
+}
+
+
+def _run(model: G2LSTM, backend: str, packed: bool, train: bool, dtype: torch.dtype):
+    model.backend = backend
+    model.train(train)
+    model.generator = torch.Generator().manual_seed(5)
+    torch.manual_seed(9)  # dropout and DropConnect masks
+    model.zero_grad(set_to_none=True)
+    shape = (N, T, IN) if model.batch_first else (T, N, IN)
+    x = torch.randn(shape, dtype=dtype, requires_grad=True)
+    d = model.num_layers * model.num_directions
+    h0 = torch.randn(d, N, model.proj_size or H, dtype=dtype, requires_grad=True)
+    c0 = torch.randn(d, N, H, dtype=dtype, requires_grad=True)
+    inp = x
+    if packed:
+        inp = pack_padded_sequence(
+            x, torch.tensor([3, T, 1, 5]), batch_first=model.batch_first, enforce_sorted=False
+        )
+    out, (h_n, c_n) = model(inp, (h0, c0))
+    data = out.data if isinstance(out, PackedSequence) else out
+    w = torch.linspace(-1, 1, data.numel(), dtype=dtype).view_as(data)
+    ((data * w).sum() + (h_n**2).sum() + (c_n * 0.5).sum()).backward()
+    grads = [x.grad, h0.grad, c0.grad] + [p.grad for p in model.parameters()]
+    return [data, h_n, c_n, *grads]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("backend", ["auto", "fast-mm", "fast-onednn"])
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_layer_fast_equals_reference(name, backend, dtype):
+    kwargs, packed, train = OPTIONS[name]
+    if backend != "auto" and "proj_size" in kwargs:
+        backend = "auto"  # fast-* refuse projections (tested below)
+    model = G2LSTM(IN, H, noise_p=0.5, dtype=dtype, **kwargs)
+    want = _run(model, "reference", packed, train, dtype)
+    got = _run(model, backend, packed, train, dtype)
+    tol = dict(atol=2e-5, rtol=1e-4) if dtype == torch.float32 else dict(atol=1e-10, rtol=1e-9)
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None
+            continue
+        torch.testing.assert_close(g, w, **tol)
+
+
+def test_dispatcher_choices():
+    x32, x64 = torch.zeros(3, 2, 4), torch.zeros(3, 2, 4, dtype=torch.float64)
+    onednn = "onednn" if gemm.onednn_available() else "torch"
+    auto = onednn if gemm.preferred_cpu_route() == "onednn" else "torch"
+    assert backends.choose(x32, None) == backends.Choice("fast", auto)
+    assert backends.choose(x32, None, backend="fast-onednn") == backends.Choice("fast", onednn)
+    assert backends.choose(x64, None, backend="fast-onednn") == backends.Choice("fast", "torch")
+    assert backends.choose(x64, None) == backends.Choice("fast", "torch")
+    assert backends.choose(x32, None, backend="fast-mm") == backends.Choice("fast", "torch")
+    assert backends.choose(x32, None, backend="reference").impl == "reference"
+    rec = backends.choose(x32, None, record=True)
+    assert rec.impl == "reference" and "record" in rec.reason
+    proj = backends.choose(x32, torch.zeros(2, 3))
+    assert proj.impl == "reference" and "proj_size" in proj.reason
+    assert backends.choose(torch.zeros(0, 2, 4), None).impl == "reference"
+    with pytest.raises(ConfigError, match="proj_size"):
+        backends.choose(x32, torch.zeros(2, 3), backend="fast")
+    with pytest.raises(ConfigError, match="backend="):
+        backends.choose(x32, None, backend="cudnn")
+
+
+def test_layer_uses_fast_path_when_supported(monkeypatch):
+    calls = []
+    real = backends.recurrence_fast
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("route"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backends, "recurrence_fast", spy)
+    model = G2LSTM(IN, H, num_layers=2, bidirectional=True).train()
+    model(torch.randn(T, N, IN))
+    assert len(calls) == 4
+    calls.clear()
+    seen = []
+    model.register_gate_hook(lambda m, trace: seen.append(trace))
+    model(torch.randn(T, N, IN))
+    assert calls == [] and len(seen) == 4  # recording runs the reference loop
+
+
+def test_onednn_probe_failure_falls_back_with_notice(monkeypatch, capsys):
+    def broken():
+        raise RuntimeError("no such op")
+
+    monkeypatch.setattr(gemm, "_op", broken)
+    assert gemm.onednn_available.__wrapped__() is False
+    assert "using torch.mm" in capsys.readouterr().err
+    monkeypatch.setattr(gemm, "onednn_available", lambda: False)
+    assert gemm.resolve_route(torch.zeros(2, 2)) == "torch"
+    assert gemm.resolve_route(torch.zeros(2, 2), "onednn") == "torch"
+    with pytest.raises(ValueError, match="route"):
+        gemm.resolve_route(torch.zeros(2, 2), "mkl")
+
+
+def test_preferred_cpu_route_env_override(monkeypatch):
+    gemm.preferred_cpu_route.cache_clear()
+    try:
+        monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "onednn")
+        assert gemm.preferred_cpu_route() == "onednn"
+        gemm.preferred_cpu_route.cache_clear()
+        monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "torch")
+        assert gemm.preferred_cpu_route() == "torch"
+    finally:
+        gemm.preferred_cpu_route.cache_clear()
+
+
+def test_vendor_spec_choices():
+    from g2lstm.nn.functional import GateSpec
+
+    train = GateSpec((0, 1), 0.9, "relaxed", True)
+    soft = GateSpec((0, 1), 0.9, "relaxed", False)
+    hard = GateSpec((0, 1), 0.9, "hard", False)
+    assert backends.vendor_spec(train, "auto", torch.float32) is None
+    assert backends.vendor_spec(soft, "auto", torch.float32) == soft
+    assert backends.vendor_spec(soft, "reference", torch.float32) is None
+    assert backends.vendor_spec(hard, "auto", torch.float32) is None  # exact fast path
+    fused = backends.vendor_spec(hard, "fused-hard", torch.float32)
+    assert fused is not None and 1.0 / fused.tau == 2.0**60 and fused.rows == (0, 1)
+    assert backends.vendor_spec(hard, "fused-hard", torch.float16) is None
+
+
+@pytest.mark.parametrize("bidir", [False, True])
+def test_fused_hard_backend_matches_exact_hard_gates(bidir):
+    model = G2LSTM(IN, H, 2, bidirectional=bidir, eval_gates="hard").eval()
+    x = torch.randn(T, N, IN)
+    model.backend = "reference"
+    with torch.no_grad():
+        want, (h1, c1) = model(x)
+        model.backend = "fused-hard"
+        got, (h2, c2) = model(x)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(c2, c1, atol=1e-5, rtol=1e-5)
+    model.train()  # training with backend="fused-hard" takes the fast path as "auto"
+    out, _ = model(x)
+    out.sum().backward()
+    assert model.weight_hh_l0.grad is not None
+
+
+def test_unpacked_torch_route_and_mkl_probe_failure(monkeypatch, capsys):
+    """Without MKL's packed GEMM (probe failed) the fast path still equals the reference."""
+
+    def broken():
+        raise RuntimeError("no mkl ops")
+
+    monkeypatch.setattr(gemm, "_mkl_ops", broken)
+    assert gemm.mkl_packed_available.__wrapped__() is False
+    assert "using torch.mm" in capsys.readouterr().err
+    monkeypatch.setattr(gemm, "mkl_packed_available", lambda: False)
+    model = G2LSTM(IN, H, num_layers=2, noise_p=0.5)
+    want = _run(model, "reference", True, True, torch.float32)
+    got = _run(model, "fast-mm", True, True, torch.float32)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=2e-5, rtol=1e-4)
+
+
+def test_step_gemm_matches_matmul():
+    w = torch.randn(12, 5)
+    x, add = torch.randn(3, 5), torch.randn(3, 12)
+    routes = ["torch"] + (["onednn"] if gemm.onednn_available() else [])
+    b = torch.randn(12)
+    for route in routes:
+        step = gemm.StepGemm(w, 3, route)
+        torch.testing.assert_close(step(x), x @ w.t())
+        torch.testing.assert_close(step(x, add=add), add + x @ w.t())
+        with_bias = gemm.StepGemm(w, 3, route, b)
+        torch.testing.assert_close(with_bias(x), x @ w.t() + b)
+        torch.testing.assert_close(with_bias(x, add=add), add + x @ w.t() + b)
+    assert (gemm.StepGemm(w, 3, "torch").packed is not None) == gemm.mkl_packed_available()
+    assert gemm.StepGemm(w.double(), 3, "torch").packed is None
+
+
+def test_blocked_transpose():
+    w = torch.randn(1030, 7)
+    assert torch.equal(gemm.transpose(w, block=256), w.t())
+    assert gemm.transpose(w, block=256).is_contiguous()
+    assert torch.equal(gemm.transpose(w[:5]), w[:5].t())
+
+
+def test_soft_inference_caches_scaled_weights_until_they_change():
+    import gc
+
+    model = G2LSTM(IN, H, tau=0.5).eval()
+    x = torch.randn(T, N, IN)
+    with torch.no_grad():
+        first, _ = model(x)
+        ids = {k for k in backends._SCALED_CACHE}
+        assert {id(p) for p in model.parameters()} <= ids  # cached
+        again, _ = model(x)
+        assert torch.equal(first, again)
+        model.weight_hh_l0.mul_(0.5)  # in-place change (optimizer step, load_state_dict)
+        changed, _ = model(x)
+        want, _ = model.to_lstm()(x)
+    torch.testing.assert_close(changed, want)
+    assert not torch.allclose(changed, first)
+    out, _ = model(x)  # with grad enabled: scaled inside autograd, gradients flow
+    out.sum().backward()
+    assert model.weight_ih_l0.grad is not None
+    fresh = G2LSTM(IN, H, tau=0.5).eval()
+    with torch.no_grad():
+        fresh(x)
+    keys = [id(p) for p in fresh.parameters()]
+    assert all(k in backends._SCALED_CACHE for k in keys)
+    del fresh
+    gc.collect()
+    assert not any(k in backends._SCALED_CACHE for k in keys)  # entries leave with the model

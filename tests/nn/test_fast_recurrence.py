@@ -1,0 +1,178 @@
+"""The fast recurrence equals the reference loop: same noise in, same numbers out.
+
+Outputs, final states and the gradients of the input, both initial states and every weight,
+in float32 and float64, for both GEMM routes, every gate mode and variable lengths.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from g2lstm.nn.fast import GatePlan, onednn_available, recurrence_fast
+from g2lstm.nn.functional import GateSpec
+from g2lstm.nn.noise import sample_gate_noise
+from g2lstm.nn.reference import recurrence_reference
+
+T, N, IN, H = 7, 3, 4, 5
+LENGTHS = torch.tensor([5, 2, 7])  # unsorted, one full length
+
+ROUTES = [
+    "torch",
+    pytest.param(
+        "onednn",
+        marks=pytest.mark.skipif(not onednn_available(), reason="oneDNN GEMM op not available"),
+    ),
+]
+
+CASES = {  # name: (mode, rows, tau, noisy, lengths, bias, schedule)
+    "gumbel": ("relaxed", (0, 1), 0.9, True, None, True, "per_step"),
+    "gumbel-ifo-packed": ("relaxed", (0, 1, 3), 0.5, True, LENGTHS, True, "per_step"),
+    "gumbel-i-only": ("relaxed", (0,), 0.6, True, None, True, "per_step"),
+    "gumbel-tau1-nobias": ("relaxed", (0, 1), 1.0, True, None, False, "per_step"),
+    "gumbel-noise-per-seq": ("relaxed", (1,), 0.7, True, LENGTHS, True, "noise_per_sequence"),
+    "straight-through": ("straight_through", (0, 1), 0.9, True, LENGTHS, True, "per_step"),
+    "straight-through-f-o": ("straight_through", (1, 3), 0.7, True, None, True, "per_step"),
+    "hard": ("hard", (0, 1), 0.9, False, None, True, "per_step"),
+    "hard-packed": ("hard", (0, 1), 0.9, False, LENGTHS, True, "per_step"),
+    "soft-no-noise": ("relaxed", (0, 1), 0.6, False, LENGTHS, True, "per_step"),
+}
+
+
+def _setup(case: str, dtype: torch.dtype, seed: int = 0):
+    mode, rows, tau, noisy, lengths, bias, schedule = CASES[case]
+    gen = torch.Generator().manual_seed(seed)
+
+    def rnd(*shape):
+        return torch.randn(*shape, generator=gen, dtype=dtype).requires_grad_()
+
+    spec = GateSpec(rows, tau, mode, noisy)
+    tensors = dict(
+        x=rnd(T, N, IN),
+        w_ih=rnd(4 * H, IN),
+        b=rnd(4 * H) if bias else None,
+        w_hh=rnd(4 * H, H) * 0.6,
+        h0=rnd(N, H),
+        c0=rnd(N, H),
+    )
+    tensors["w_hh"] = tensors["w_hh"].detach().requires_grad_()
+    noise = None
+    if noisy:
+        noise = sample_gate_noise(T, N, len(rows) * H, 0.5, schedule, dtype=dtype, generator=gen)
+    return spec, tensors, noise, lengths
+
+
+def _run(impl: str, spec, tensors, noise, lengths, route="torch", grad=True):
+    x, w_ih, b, w_hh, h0, c0 = (tensors[k] for k in ("x", "w_ih", "b", "w_hh", "h0", "c0"))
+    with torch.set_grad_enabled(grad):
+        if impl == "reference":
+            r = recurrence_reference(F.linear(x, w_ih, b), h0, c0, w_hh, None, spec, noise, lengths)
+        else:
+            r = recurrence_fast(x, w_ih, b, w_hh, h0, c0, spec, noise, lengths, route)
+    outs = [r.output, r.h_n, r.c_n]
+    if not grad:
+        return outs
+    weight = torch.linspace(-1, 1, r.output.numel(), dtype=x.dtype).view_as(r.output)
+    loss = (r.output * weight).sum() + (r.h_n**2).sum() + (r.c_n * 0.5).sum()
+    leaves = [t for t in (x, w_ih, b, w_hh, h0, c0) if t is not None]
+    return outs + list(torch.autograd.grad(loss, leaves))
+
+
+def _close(dtype):
+    return dict(atol=1e-5, rtol=1e-4) if dtype == torch.float32 else dict(atol=1e-10, rtol=1e-9)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_training_matches_reference(case, dtype, route):
+    spec, tensors, noise, lengths = _setup(case, dtype)
+    want = _run("reference", spec, tensors, noise, lengths)
+    got = _run("fast", spec, tensors, noise, lengths, route)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w, **_close(dtype))
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("case", ["gumbel", "hard", "hard-packed", "straight-through"])
+def test_inference_matches_reference(case, route):
+    spec, tensors, noise, lengths = _setup(case, torch.float32)
+    want = _run("reference", spec, tensors, noise, lengths, grad=False)
+    got = _run("fast", spec, tensors, noise, lengths, route, grad=False)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+    if lengths is not None:  # padded steps output exactly zero
+        pad = torch.arange(T).unsqueeze(1) >= lengths.unsqueeze(0)
+        assert torch.all(got[0][pad] == 0)
+
+
+def test_gradcheck_float64_fixed_noise():
+    spec, tensors, noise, lengths = _setup("gumbel-ifo-packed", torch.float64, seed=3)
+    keys = ("x", "w_ih", "b", "w_hh", "h0", "c0")
+
+    def f(x, w_ih, b, w_hh, h0, c0):
+        r = recurrence_fast(x, w_ih, b, w_hh, h0, c0, spec, noise, lengths, "torch")
+        return r.output, r.h_n, r.c_n
+
+    assert torch.autograd.gradcheck(f, tuple(tensors[k] for k in keys))
+
+
+def test_hard_gates_are_exact_step_of_preactivation():
+    """Hard gates of the fast path are exactly 1[a >= 0]: c_1 = f c_0 + i g exactly."""
+    h, n = 8, 64
+    spec = GateSpec((0, 1), 0.9, "hard", False)
+    # one step, zero recurrent weights: a = x W_ih^T, with i/f pre-activations as tiny as 1e-30
+    a = (torch.rand(n, 2 * h) * 2 - 1) * torch.logspace(-30, 0, n).unsqueeze(1)
+    x = torch.cat([a, torch.ones(n, 1)], dim=1).unsqueeze(0)
+    w_ih = torch.zeros(4 * h, 2 * h + 1)
+    w_ih[: 2 * h, : 2 * h] = torch.eye(2 * h)
+    w_ih[2 * h : 3 * h, -1] = 0.5  # g = tanh(0.5)
+    w_ih[3 * h :, -1] = 30.0  # o ~ 1
+    c0 = torch.randn(n, h)
+    for route in ("torch", "onednn") if onednn_available() else ("torch",):
+        r = recurrence_fast(
+            x, w_ih, None, torch.zeros(4 * h, h), torch.zeros(n, h), c0, spec, route=route
+        )
+        i, f = (a[:, :h] >= 0).float(), (a[:, h:] >= 0).float()
+        assert torch.equal(r.c_n, f * c0 + i * torch.tanh(torch.tensor(0.5)))
+
+
+def test_plan_merges_neighbouring_gates():
+    plan = GatePlan.build(GateSpec((0, 1), 0.5, "relaxed", True), 3)
+    assert [(s.lo, s.hi, s.kind, s.scale) for s in plan.segments] == [
+        (0, 6, "sig", 2.0),
+        (6, 9, "tanh", 1.0),
+        (9, 12, "sig", 1.0),
+    ]
+    assert plan.noise_cols == ((0, 6, 0, 6),)
+    only_i = GatePlan.build(GateSpec((0,), 0.5, "relaxed", True), 3)
+    assert [(s.lo, s.hi, s.scale) for s in only_i.segments][:2] == [(0, 3, 2.0), (3, 6, 1.0)]
+    st = GatePlan.build(GateSpec((1, 3), 0.5, "straight_through", True), 3)
+    assert [(s.lo, s.hi, s.kind, s.s_lo, s.s_hi) for s in st.segments] == [
+        (0, 3, "sig", 0, 0),
+        (3, 6, "st", 0, 3),
+        (6, 9, "tanh", 0, 0),
+        (9, 12, "st", 3, 6),
+    ]
+    assert st.st_width == 6
+    assert st.noise_cols == ((3, 6, 0, 3), (9, 12, 3, 6))
+    hard = GatePlan.build(GateSpec((0, 1), 0.5, "hard", False), 3)
+    assert {s.scale for s in hard.segments} == {1.0}
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("case", ["gumbel", "straight-through", "hard-packed"])
+def test_cuda_matches_reference(case):
+    spec, tensors, noise, lengths = _setup(case, torch.float32)
+    cuda = {
+        k: None if v is None else v.detach().cuda().requires_grad_() for k, v in tensors.items()
+    }
+    noise_c = None if noise is None else noise.cuda()
+    want = _run("reference", spec, cuda, noise_c, lengths)
+    got = _run("fast", spec, cuda, noise_c, lengths, "torch")
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-3)
