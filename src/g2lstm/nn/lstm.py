@@ -305,11 +305,7 @@ class G2LSTM(nn.LSTM):
         unbatched: bool,
     ) -> tuple[Tensor | PackedSequence, Tensor, Tensor]:
         """The whole stack in one ``torch._VF.lstm`` call, tau folded into the weights."""
-        flat = [
-            w
-            for ws in weights
-            for w in vendor_weights(ws, self.hidden_size, spec, self.bias)
-        ]
+        flat = [w for ws in weights for w in vendor_weights(ws, self.hidden_size, spec, self.bias)]
         with warnings.catch_warnings():
             # cuDNN warns when weights are not one flat buffer; the scaled copies never are.
             warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
