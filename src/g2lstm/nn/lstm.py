@@ -22,8 +22,8 @@ from torch.utils.hooks import RemovableHandle
 from g2lstm.errors import ConfigError, ShapeError
 from g2lstm.nn.backends import run_direction, vendor_spec, vendor_weights
 from g2lstm.nn.config import GateConfig
-from g2lstm.nn.fast.noise import sample_gate_noise_fast as sample_gate_noise
 from g2lstm.nn.functional import GateSpec
+from g2lstm.nn.noise import sample_gate_noise
 from g2lstm.nn.recording import GateHook, GateTrace
 from g2lstm.nn.reference import length_mask, reverse_padded
 
@@ -135,8 +135,11 @@ class G2LSTM(nn.LSTM):
         self.forget_bias = None if forget_bias is None else float(forget_bias)
         #: Optional ``torch.Generator`` used to draw the gate noise (default: global RNG).
         self.generator: torch.Generator | None = None
-        #: Implementation choice: ``"auto"`` (fastest exact path, default) or ``"reference"``
-        #: (always the readable loop of :mod:`g2lstm.nn.reference`, for checking).
+        #: Implementation choice (see :mod:`g2lstm.nn.backends`): ``"auto"`` (fastest exact
+        #: path, default), ``"reference"`` (always the readable loop of
+        #: :mod:`g2lstm.nn.reference`), ``"fast"``/``"fast-mm"``/``"fast-onednn"`` (force the
+        #: fast recurrence and its GEMM route) or ``"fused-hard"`` (opt-in: hard-gate
+        #: inference on the vendor kernel, exact except for gates at rounding level).
         self.backend = "auto"
         self._gate_hooks: OrderedDict[int, GateHook] = OrderedDict()
         self._apply_forget_bias()

@@ -31,9 +31,7 @@ def logistic_from_uniform(u: Tensor) -> Tensor:
     The input is clamped to ``[e, 1 - e]`` (``e = eps / 2`` of its dtype) so the result is
     always finite. Shape is preserved.
     """
-    e = torch.finfo(u.dtype).eps / 2
-    u = u.clamp(e, 1.0 - e)
-    return torch.log(u) - torch.log1p(-u)
+    return u.logit(torch.finfo(u.dtype).eps / 2)
 
 
 def sample_gate_noise(
@@ -81,8 +79,13 @@ def sample_gate_noise(
 
 
 def _one_draw(v: Tensor, p: float) -> Tensor:
-    """``B * L`` from one uniform ``v``: ``B = [v < p]``, ``U = v / p`` given ``B = 1``."""
+    """``B * L`` from one uniform ``v``: ``B = [v < p]``, ``U = v / p`` given ``B = 1``.
+
+    Works in place on ``v`` (five passes over it instead of eight): at the AWD-LSTM size
+    the noise is otherwise ~11% of a training step.
+    """
+    e = torch.finfo(v.dtype).eps / 2
     if p >= 1.0:
-        return logistic_from_uniform(v)
-    mask = v < p
-    return logistic_from_uniform(v / p) * mask
+        return v.logit_(e)
+    unselected = v >= p
+    return v.mul_(1.0 / p).logit_(e).masked_fill_(unselected, 0.0)
