@@ -12,9 +12,10 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from g2lstm import __version__
-from g2lstm.errors import G2LSTMError
+from g2lstm.errors import ConfigError, G2LSTMError
 
 #: (command, module with ``register(subparsers)``, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
@@ -31,8 +32,23 @@ COMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
+class _UsageError(ConfigError):
+    """A command line argparse refused (unknown choice, missing or malformed argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors become one ``g2lstm: error:`` line.
+
+    Sub-command parsers are made with the parent's class, so every level raises
+    :class:`_UsageError` instead of printing the whole usage text and calling ``sys.exit``.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message}; see '{self.prog} --help'")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="g2lstm",
         description="G2-LSTM (Gumbel-gate LSTM, Li et al. ICML 2018): train, evaluate, "
         "compress and analyse LSTMs with binary-valued gates.",
@@ -65,9 +81,18 @@ def _missing_extra(sub, name: str, help_: str, err: ModuleNotFoundError) -> None
     p.set_defaults(func=run)
 
 
+def _one_line(error: BaseException) -> str:
+    """The message on one line: a multi-line list (e.g. every mismatched tensor) joined by '; '."""
+    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as e:
+        print(f"g2lstm: error: {_one_line(e)}", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 0 if args.command is None else 2
@@ -76,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except G2LSTMError as e:
         if args.debug:
             raise
-        print(f"g2lstm: error: {e}", file=sys.stderr)
+        print(f"g2lstm: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("g2lstm: interrupted", file=sys.stderr)

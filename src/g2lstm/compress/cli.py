@@ -129,6 +129,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise ConfigError(f"{out} exists; pass --force to overwrite it")
     target = load_target(args.checkpoint)
+    print(f"g2lstm compress: {target.path} ({target.kind}, {target.cell}, H={target.hidden}) "
+          f"-> {out}, {method} {params}", file=sys.stderr if args.json else sys.stdout,
+          flush=True)  # fmt: skip
     model, report = compress(target.model, method, _blocks(args.blocks), **params)
     if args.finetune_steps:
         lr = args.finetune_lr or target.config.optim.lr / 10
@@ -142,8 +145,6 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         print(json.dumps({"checkpoint": str(target.path), "output": str(out), "bytes": size,
                           "checkpoint_weights_bytes": dense, **report.to_dict()}))  # fmt: skip
         return 0
-    print(f"g2lstm compress: {target.path} ({target.kind}, {target.cell}, H={target.hidden}) "
-          f"-> {out}, {method} {params}")  # fmt: skip
     print(report.to_markdown())
     against = f"; checkpoint weights {dense:,} bytes, {dense / size:.2f}x" if dense else ""
     print(f"wrote {out}: {size:,} bytes{against}")
@@ -189,7 +190,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             "compress sweep needs trained checkpoints of one kind (all LM or all MT), got "
             f"{sorted(kinds) or 'only compressed files'}"
         )
-    evaluator = _evaluator(kinds.pop(), args)
+    kind = kinds.pop()
+    evaluator = _evaluator(kind, args)
+    settings = "the paper's settings" if args.paper_only else "the paper's settings + a finer grid"
+    print(f"g2lstm compress sweep: {len(args.checkpoints)} {kind} checkpoint(s) over {settings} "
+          f"-> {args.output}", flush=True)  # fmt: skip
     result = run_sweep(args.checkpoints, evaluator, None, args.output,
                        blocks=_blocks(args.blocks), grid=not args.paper_only,
                        finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,

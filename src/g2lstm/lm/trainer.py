@@ -44,6 +44,7 @@ from g2lstm.train import (
     RunLock,
     atomic_write_json,
     atomic_write_text,
+    check_state_dict_compat,
     derive_seed,
     ensure_writable_dir,
     init_distributed,
@@ -134,8 +135,10 @@ class LMTrainer:
         vocab_size = len(self.corpus.vocab)
         if self.config.model.vocab_size not in (0, vocab_size):
             raise ConfigError(
-                f"model.vocab_size={self.config.model.vocab_size} but the data has {vocab_size} "
-                "word types; leave it at 0 to take it from the data"
+                f"vocabulary mismatch: model.vocab_size={self.config.model.vocab_size} but the "
+                f"data {self.config.data} has {vocab_size} word types; pass the data the run was "
+                "trained on (--data), or leave model.vocab_size at 0 in a new run to take it "
+                "from the data"
             )
         self.config = self.config.replace({"model.vocab_size": vocab_size})
 
@@ -213,6 +216,7 @@ class LMTrainer:
 
         check_vocab(Vocabulary.from_dict(ckpt.meta["vocab"]), self.corpus.vocab, str(ckpt.path),
                     self.config.data)  # fmt: skip
+        check_state_dict_compat(self.module, ckpt.model_state, str(ckpt.path))
         self.module.load_state_dict(ckpt.model_state)
         self.state = dict(ckpt.meta["state"])
         if self.state["stage"] == "finetune":
@@ -242,10 +246,16 @@ class LMTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip = self.config.optim.clip
-        norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip or math.inf)
+        params = [p for p in self.module.parameters() if p.grad is not None]
+        # the norm first, clipping after the check: clipping by a NaN norm would spread NaN to
+        # every gradient and hide which parameter was non-finite (same result as
+        # clip_grad_norm_, which is exactly these two calls)
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         value = float(ctx.all_reduce_mean(raw_loss.detach().clone()))
         ok = self.guard.check(value, self.module, step, grad_norm=norm)
         if ok:
+            if clip:
+                torch.nn.utils.clip_grads_with_norm_(params, clip, norm)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.step()

@@ -170,9 +170,13 @@ class _Trainer:
         loss, nll, ntok = self.loss(self.batch(self.train_pairs, idx))
         (loss / ntok).backward()
         params = [q for q in self.model.parameters() if q.grad is not None]
-        max_norm = o.clip if o.clip > 0 else math.inf
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        # the norm first and clipping after the check: clipping by a NaN norm would spread NaN
+        # to every gradient and hide which parameter went non-finite (same numbers as
+        # clip_grad_norm_, which is exactly these two calls)
+        norm = torch.nn.utils.get_total_norm([q.grad for q in params])
         if guard.check(loss / ntok, self.model, p.step, grad_norm=norm):
+            if o.clip > 0:
+                torch.nn.utils.clip_grads_with_norm_(params, o.clip, norm)
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         p.step += 1

@@ -1,0 +1,75 @@
+"""Shared helpers for the reliability tests: tiny corpora, CLI runs, file snapshots."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from g2lstm.cli import main
+
+
+def write_lm_corpus(folder: Path, n_words: int = 30, seed: int = 0) -> Path:
+    """``train/valid/test.txt`` of random words ``w0..w{n_words-1}`` (120/20/20 lines)."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(n_words)]
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, lines in (("train", 120), ("valid", 20), ("test", 20)):
+        text = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(lines)]
+        (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
+    return folder
+
+
+def lm_train_argv(data: Path, out: Path, *extra: str) -> list[str]:
+    """``g2lstm lm train`` on the tiny preset, one thread, no progress bar."""
+    return ["lm", "train", "--preset", "tiny", "--data", str(data), "--out", str(out),
+            "--threads", "1", "--no-progress", *extra]  # fmt: skip
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Bytes and mtime (ns) of every file under ``folder``, by relative path."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith(".g2lstm")
+    }
+
+
+@pytest.fixture
+def cli_error(capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
+    """Run ``g2lstm ARGV``; assert exit 2 and one ``g2lstm: error:`` line; return that line."""
+
+    def run(argv: list[str], *needles: str) -> str:
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("g2lstm: error: "), err
+        assert "Traceback" not in err
+        for needle in needles:
+            assert needle in lines[0], (needle, lines[0])
+        return lines[0]
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_lm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(data folder, run folder) of a 3-step tiny LM run, trained once per session."""
+    root = tmp_path_factory.mktemp("trained_lm")
+    data = write_lm_corpus(root / "data")
+    run = root / "run"
+    assert main(lm_train_argv(data, run, "--max-steps", "3")) == 0
+    return data, run
+
+
+@pytest.fixture
+def lm_run(trained_lm: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """A private copy of :func:`trained_lm` that a test may damage."""
+    data, run = trained_lm
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return data, copy
