@@ -1,38 +1,32 @@
-"""Load language-model and translation checkpoints (or compressed files) and score them.
+"""Score language-model and translation models on a split: the evaluators of a sweep.
 
-A sweep or ``g2lstm compress eval`` needs, for every model, the same three things: the model,
-what it is (cell kind, seed, hidden size ``H``) and a metric. :func:`load_target` reads any of
-
-- a run directory or checkpoint directory of ``g2lstm lm train`` (``meta.kind == "g2lstm-lm"``),
-- a run directory or checkpoint directory of ``g2lstm mt train`` (``meta.kind == "g2lstm.mt"``),
-- a compressed file written by ``g2lstm compress`` (one ``.safetensors`` file),
-
-and an evaluator scores a model on a split: :class:`LMEvaluator` gives the perplexity (lower is
+An evaluator scores a model on a split: :class:`LMEvaluator` gives the perplexity (lower is
 better) with :func:`g2lstm.lm.evaluate.evaluate`, the function ``g2lstm lm eval`` uses;
 :class:`MTEvaluator` gives tokenised BLEU (higher is better) with
-:func:`g2lstm.mt.translate.evaluate_split`, the function ``g2lstm mt eval`` uses.
-
-A compressed file stores in its ``config`` metadata everything needed to rebuild the model
-without the original checkpoint: ``{"kind", "config", "vocab"}`` for a language model (run
-config and vocabulary, as in an LM checkpoint's meta) and ``{"kind", "config", "data"}`` for a
-translation model (run config, vocabularies, preparation settings and BPE codes), plus
-``source`` (the checkpoint it came from). :func:`load_compressed_model` rebuilds it.
+:func:`g2lstm.mt.translate.evaluate_split`, the function ``g2lstm mt eval`` uses. The models
+come from :func:`load_target` (see :mod:`g2lstm.compress.loading`, whose names are also
+importable from here).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from g2lstm.errors import CheckpointError, ConfigError
+from g2lstm.errors import ConfigError
 
-from .format import load_compressed
+from .loading import (
+    LM_KIND,
+    MT_KIND,
+    CompressedModel,
+    Target,
+    checkpoint_kind,
+    load_compressed_model,
+    load_target,
+)
 
 __all__ = [
     "LM_KIND",
@@ -43,203 +37,10 @@ __all__ = [
     "MTEvaluator",
     "Target",
     "checkpoint_kind",
+    "evaluator_for",
     "load_compressed_model",
     "load_target",
 ]
-
-#: ``meta["kind"]`` of the checkpoints of each model family.
-LM_KIND = "g2lstm-lm"
-MT_KIND = "g2lstm.mt"
-_KINDS = {LM_KIND: "lm", MT_KIND: "mt"}
-
-
-@dataclass
-class CompressedModel:
-    """A model rebuilt from a compressed file.
-
-    Attributes:
-        kind: ``"lm"`` or ``"mt"``.
-        model: the dense model (eval mode), weights bit-identical to the compressed model.
-        config: :class:`g2lstm.lm.config.RunConfig` or :class:`g2lstm.mt.config.MTConfig`.
-        vocab: the LM :class:`~g2lstm.lm.data.Vocabulary`, or ``(src_vocab, tgt_vocab)``.
-        meta: the file's ``config`` metadata (kind, config, vocab or data, source).
-        report: the saved :meth:`CompressionReport.to_dict` (blocks, sizes, errors).
-        path: the file.
-    """
-
-    kind: str
-    model: nn.Module
-    config: Any
-    vocab: Any
-    meta: dict[str, Any]
-    report: dict[str, Any]
-    path: Path
-
-    def translator(self) -> Any:
-        """A :class:`g2lstm.mt.translate.Translator` around the model (MT files only)."""
-        if self.kind != "mt":
-            raise ConfigError(f"{self.path} holds a language model; translator() is for MT")
-        return _translator(self.model, self.config, self.meta["data"], self.path)
-
-
-@dataclass
-class Target:
-    """One model to evaluate (and compress): what the sweep needs to know about it.
-
-    Attributes:
-        path: checkpoint directory or compressed file it was read from.
-        kind: ``"lm"`` or ``"mt"``.
-        model: the model in eval mode.
-        config: its run config (LM ``RunConfig`` or ``MTConfig``).
-        cell: ``"lstm"``, ``"sharpened"`` or ``"g2"``.
-        seed: the training seed.
-        hidden: ``H`` (``model.nhid`` of an LM, ``model.hidden`` of an MT model).
-        file_config: JSON-able metadata that lets :func:`load_compressed_model` rebuild it.
-        extra: LM vocabulary, or the MT :class:`~g2lstm.mt.translate.Translator`.
-        report: the saved compression report when ``path`` is a compressed file, else None.
-    """
-
-    path: Path
-    kind: str
-    model: nn.Module
-    config: Any
-    cell: str
-    seed: int
-    hidden: int
-    file_config: dict[str, Any]
-    extra: Any = None
-    report: dict[str, Any] | None = field(default=None, repr=False)
-
-
-def checkpoint_kind(path: str | os.PathLike[str]) -> str:
-    """``"lm"``, ``"mt"`` or ``"compressed"`` for a run/checkpoint directory or a file.
-
-    Raises:
-        CheckpointError: nothing there, or a checkpoint of another kind.
-    """
-    from g2lstm.lm.evaluate import resolve_checkpoint
-
-    p = Path(path)
-    if p.is_file():
-        return "compressed"
-    if not p.exists():
-        raise CheckpointError(f"{p}: no such checkpoint, run directory or compressed file")
-    ckpt = resolve_checkpoint(p)
-    try:
-        record = json.loads((ckpt / "meta.json").read_text(encoding="utf-8"))
-        kind = record["meta"]["kind"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{ckpt}/meta.json: cannot read the checkpoint kind ({exc})") from exc
-    if kind not in _KINDS:
-        raise CheckpointError(
-            f"{ckpt} is a {kind!r} checkpoint; g2lstm compress handles language-model "
-            f"({LM_KIND!r}) and translation ({MT_KIND!r}) checkpoints"
-        )
-    return _KINDS[kind]
-
-
-def _translator(model: nn.Module, config: Any, data: dict[str, Any], where: Path) -> Any:
-    import tempfile
-
-    from g2lstm.mt.bpe import BPE
-    from g2lstm.mt.prepare import PrepareConfig
-    from g2lstm.mt.translate import Translator
-
-    src_vocab, tgt_vocab = _mt_vocabs(data)
-    bpe = None
-    if data.get("bpe_codes"):
-        with tempfile.TemporaryDirectory() as tmp:
-            codes = Path(tmp) / "bpe.codes"
-            codes.write_text(data["bpe_codes"], encoding="utf-8")
-            bpe = BPE(codes)
-    tr = Translator(model, src_vocab, tgt_vocab, PrepareConfig(**data["prepare"]), config.decode,
-                    bpe)  # fmt: skip
-    tr.checkpoint = where  # type: ignore[attr-defined]
-    tr.meta = {"data": data}  # type: ignore[attr-defined]
-    return tr
-
-
-def _mt_vocabs(data: dict[str, Any]) -> tuple[Any, Any]:
-    from g2lstm.mt.vocab import Vocab
-
-    src = Vocab(data["src_vocab"])
-    return src, (src if data["tgt_vocab"] is None else Vocab(data["tgt_vocab"]))
-
-
-def load_compressed_model(path: str | os.PathLike[str]) -> CompressedModel:
-    """Rebuild the model stored in a compressed file written by ``g2lstm compress``.
-
-    Raises:
-        CheckpointError: not a compressed file, or one without the model config (written by
-            :func:`save_compressed` without ``config``), or weights that do not fit it.
-    """
-    from g2lstm.train import check_state_dict_compat
-
-    p = Path(path)
-    state, meta = load_compressed(p)
-    info = meta.get("config")
-    if not isinstance(info, dict) or info.get("kind") not in _KINDS or "config" not in info:
-        raise CheckpointError(
-            f"{p}: the file has no g2lstm model config in its metadata (it was saved by "
-            "save_compressed without config=...); rebuild the model yourself and load "
-            "load_compressed(path)[0] into it"
-        )
-    kind = _KINDS[info["kind"]]
-    if kind == "lm":
-        from g2lstm.lm.config import RunConfig
-        from g2lstm.lm.data import Vocabulary
-        from g2lstm.lm.model import RNNLanguageModel
-
-        config: Any = RunConfig.from_dict(info["config"], source=str(p))
-        vocab: Any = Vocabulary.from_dict(info["vocab"])
-        model: nn.Module = RNNLanguageModel(config.model)
-    else:
-        from g2lstm.mt.config import MTConfig
-        from g2lstm.mt.model import Seq2Seq
-
-        config = MTConfig.from_dict(info["config"])
-        vocab = _mt_vocabs(info["data"])
-        model = Seq2Seq(config.model, len(vocab[0]), len(vocab[1]), pad_id=vocab[0].pad_id)
-    check_state_dict_compat(model, state, str(p))
-    model.load_state_dict(state)
-    model.eval()
-    return CompressedModel(kind, model, config, vocab, info, meta.get("report") or {}, p)
-
-
-def _lm_target(path: Path, model: nn.Module, config: Any, vocab: Any, **kw: Any) -> Target:
-    file_config = {"kind": LM_KIND, "config": config.to_dict(), "vocab": vocab.to_dict(),
-                   "source": str(path)}  # fmt: skip
-    return Target(path, "lm", model, config, config.model.cell, config.train.seed,
-                  config.model.nhid, file_config, vocab, **kw)  # fmt: skip
-
-
-def _mt_target(path: Path, translator: Any, config: Any, data: dict[str, Any], **kw: Any) -> Target:
-    file_config = {"kind": MT_KIND, "config": config.to_dict(), "data": data, "source": str(path)}
-    return Target(path, "mt", translator.model, config, config.model.cell, config.train.seed,
-                  config.model.hidden, file_config, translator, **kw)  # fmt: skip
-
-
-def load_target(path: str | os.PathLike[str]) -> Target:
-    """Load a checkpoint (run or checkpoint directory) or a compressed file for evaluation."""
-    p = Path(path)
-    kind = checkpoint_kind(p)
-    if kind == "compressed":
-        cm = load_compressed_model(p)
-        if cm.kind == "lm":
-            return _lm_target(p, cm.model, cm.config, cm.vocab, report=cm.report)
-        return _mt_target(p, cm.translator(), cm.config, cm.meta["data"], report=cm.report)
-    if kind == "lm":
-        from g2lstm.lm.evaluate import load_model
-
-        loaded = load_model(p)
-        return _lm_target(Path(loaded.checkpoint.path), loaded.model, loaded.config,
-                          loaded.vocab)  # fmt: skip
-    from g2lstm.mt.config import MTConfig
-    from g2lstm.mt.translate import load_translator
-
-    tr = load_translator(p)
-    meta = tr.meta  # type: ignore[attr-defined]
-    return _mt_target(Path(tr.checkpoint), tr, MTConfig.from_dict(meta["config"]), meta["data"])  # type: ignore[attr-defined]
 
 
 class Evaluator:

@@ -18,14 +18,13 @@ order) and ``report`` (:meth:`CompressionReport.to_dict`).
 
 :func:`load_compressed` rebuilds a dense state dict; build the model from ``meta["config"]``
 and ``load_state_dict`` it. The values are bit-identical to the compressed model in memory.
+How each block and dense tensor is encoded for writing: :mod:`g2lstm.compress.storage`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -37,9 +36,10 @@ from torch import nn
 from g2lstm.errors import CheckpointError, ConfigError
 
 from .blocks import Block, model_state, reject_overlaps
-from .codecs import Payload, code_width, full_params, get_codec, quant_offset
-from .packing import pack_codes, unpack_codes
-from .report import BlockReport, CompressionReport
+from .codecs import Payload, full_params, get_codec
+from .packing import unpack_codes
+from .report import CompressionReport
+from .storage import atomic_save, encode_payload, payload_for, store_dense, store_rest
 
 FORMAT_NAME = "g2lstm-compressed"
 FORMAT_VERSION = 1
@@ -62,114 +62,6 @@ def _as_report(report_or_spec: object) -> CompressionReport:
         "report_or_spec must be a CompressionReport, its to_dict() or a list of block dicts, "
         f"got {type(report_or_spec).__name__}"
     )
-
-
-def _code_layout(method: str, params: Mapping[str, Any], codes: torch.Tensor) -> dict[str, int]:
-    """``offset``, ``stride``, ``width`` with stored value ``(code - offset) / stride``."""
-    if method == "quantize":
-        bits = int(params["bits"])
-        return {"offset": quant_offset(bits), "stride": 2 if bits == 1 else 1, "width": bits}
-    offset, width = code_width(codes)
-    return {"offset": offset, "stride": 1, "width": width}
-
-
-def _payload_for(br: BlockReport, current: torch.Tensor, tolerance: float) -> Payload:
-    """A payload that decodes to ``current``: the report's, else a re-encoding of it."""
-    codec = get_codec(br.method)
-    codec.check(br.params, br.block)
-    payload = br.payload
-    if payload is not None and torch.equal(
-        codec.decode(payload, br.params, current.dtype), current
-    ):
-        return payload
-    payload = codec.encode(current, br.params)
-    decoded = codec.decode(payload, br.params, current.dtype)
-    if torch.equal(decoded, current):
-        return payload
-    norm = torch.linalg.matrix_norm(current.double()).item() or 1.0
-    diff = torch.linalg.matrix_norm(current.double() - decoded.double()).item() / norm
-    if diff > tolerance:
-        raise ConfigError(
-            f"block {br.block.name!r} is not {br.method}-compressed with {dict(br.params)} "
-            f"(relative distance {diff:.3g} to its projection); compress the model with this "
-            "report's settings, or call structure_projector(report)(model) after fine-tuning"
-        )
-    warnings.warn(
-        f"block {br.block.name!r} was re-encoded: the file differs from the model by a relative "
-        f"{diff:.2g}; pass the report returned by the compression function or projector for a "
-        "bit-exact file",
-        UserWarning,
-        stacklevel=3,
-    )
-    return payload
-
-
-def _encode_payload(
-    key: str, br: BlockReport, payload: Payload, tensors: dict[str, torch.Tensor]
-) -> dict[str, Any]:
-    storage: dict[str, Any] = {}
-    for part, tensor in payload.items():
-        name = f"{key}{part}"
-        if tensor.is_floating_point():
-            tensors[name] = tensor.detach().cpu().contiguous()
-            storage[part] = {"key": name, "shape": list(tensor.shape)}
-        else:
-            layout = _code_layout(br.method, br.params, tensor)
-            shifted = (tensor.to(torch.int64) - layout["offset"]) // layout["stride"]
-            tensors[name] = pack_codes(shifted, layout["width"])
-            storage[part] = {"key": name, "shape": list(tensor.shape), **layout}
-    return storage
-
-
-def _store_rest(
-    name: str, entry: dict[str, Any], param: torch.Tensor, tensors: dict[str, torch.Tensor]
-) -> None:
-    """Store the rows of ``param`` no block covers as ``name::rest``; list them in ``entry``."""
-    covered = sorted((b["block"]["start"], b["block"]["stop"]) for b in entry["blocks"])
-    rest, row = [], 0
-    for start, stop in [*covered, (param.shape[0], param.shape[0])]:
-        if start > row:
-            rest.append([row, start])
-        row = max(row, stop)
-    entry["rest"] = rest
-    if rest:
-        rows = torch.cat([param[a:b] for a, b in rest]).detach().cpu().contiguous()
-        tensors[f"{name}::rest"] = rows.clone()
-
-
-def _store_dense(
-    state: Mapping[str, torch.Tensor], skip: set[str], tensors: dict[str, torch.Tensor]
-) -> dict[str, str]:
-    """Store every tensor not in ``skip`` as is, shared ones once; return ``{alias: name}``."""
-    aliases: dict[str, str] = {}
-    seen: dict[tuple[int, int, tuple[int, ...], torch.dtype], str] = {}
-    for name, tensor in state.items():
-        if name in skip:
-            continue
-        key = (tensor.data_ptr(), tensor.storage_offset(), tuple(tensor.shape), tensor.dtype)
-        if tensor.numel() and key in seen:
-            aliases[name] = seen[key]
-            continue
-        seen[key] = name
-        if name in tensors:
-            raise ConfigError(f"tensor name {name!r} collides with a compressed-storage key")
-        tensors[name] = tensor.detach().cpu().contiguous().clone()
-    return aliases
-
-
-def _atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_compressed(
@@ -234,19 +126,19 @@ def save_compressed(
         )
         if entry["dtype"] not in DENSE_DTYPES:
             raise ConfigError(f"{br.block.param!r} has unsupported dtype {param.dtype}")
-        payload = _payload_for(br, param[br.block.rows].detach(), tolerance)
+        payload = payload_for(br, param[br.block.rows].detach(), tolerance)
         key = f"{br.block.param}::{br.block.gate}.{br.block.start}:{br.block.stop}::"
         entry["blocks"].append(
             {
                 "block": br.block.to_dict(),
                 "method": br.method,
                 "params": dict(br.params),
-                "storage": _encode_payload(key, br, payload, tensors),
+                "storage": encode_payload(key, br, payload, tensors),
             }
         )
     for name, entry in compressed.items():
-        _store_rest(name, entry, state[name], tensors)
-    aliases = _store_dense(state, set(compressed), tensors)
+        store_rest(name, entry, state[name], tensors)
+    aliases = store_dense(state, set(compressed), tensors)
     compact = {"separators": (",", ":")}
     metadata = {
         "format": FORMAT_NAME,
@@ -257,7 +149,7 @@ def save_compressed(
         "order": json.dumps(list(state), **compact),
         "report": json.dumps(report.to_dict(), **compact),
     }
-    _atomic_save(tensors, metadata, path)
+    atomic_save(tensors, metadata, path)
     return path
 
 

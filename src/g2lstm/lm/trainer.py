@@ -10,17 +10,16 @@ NT-ASGD; a run interrupted anywhere and resumed ends with bit-identical weights 
 
 Run directory: ``config.yaml`` (resolved config), ``vocab.json``, ``checkpoints/`` (last N +
 best, see :class:`~g2lstm.train.CheckpointManager`), ``metrics.jsonl``/``.csv`` and, at the
-end, ``results.json`` (best valid/test perplexity, time, tokens/s).
+end, ``results.json`` (best valid/test perplexity, time, tokens/s; :mod:`g2lstm.lm.results`).
+What a checkpoint holds: :mod:`g2lstm.lm.checkpointing`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,12 @@ import torch.nn.functional as F
 
 from g2lstm.errors import ConfigError, TrainingError
 from g2lstm.lm.asgd import AveragedSGD, NTASGDTrigger
+from g2lstm.lm.checkpointing import load_lm_checkpoint, save_lm_checkpoint
 from g2lstm.lm.config import RunConfig
-from g2lstm.lm.evaluate import check_vocab, evaluate, load_model, perplexity
+from g2lstm.lm.evaluate import evaluate, load_model, perplexity
 from g2lstm.lm.model import Hidden, RNNLanguageModel, detach_hidden
+from g2lstm.lm.results import TrainResult, finish_run
+from g2lstm.lm.resume import RESUMABLE_KEYS, merge_resume_config
 from g2lstm.nn.regularizers import activation_regularization, temporal_activation_regularization
 from g2lstm.train import (
     CheckpointManager,
@@ -42,66 +44,14 @@ from g2lstm.train import (
     NonFiniteGuard,
     NonFinitePolicy,
     RunLock,
-    atomic_write_json,
     atomic_write_text,
-    check_state_dict_compat,
     derive_seed,
     ensure_writable_dir,
     init_distributed,
     progress,
 )  # fmt: skip
 
-__all__ = ["RESUMABLE_KEYS", "LMTrainer", "TrainResult", "train"]
-
-#: Config keys that may change when a run is resumed; any other difference is refused.
-RESUMABLE_KEYS = frozenset({
-    "train.epochs", "train.finetune_epochs", "train.max_steps", "train.threads",
-    "train.log_interval", "train.progress", "train.tensorboard", "train.keep_last",
-    "train.checkpoint_every", "data", "data_dir",
-})  # fmt: skip
-
-
-@dataclass
-class TrainResult:
-    """Outcome of :meth:`LMTrainer.run` (also written to ``results.json`` when complete)."""
-
-    run_dir: str
-    complete: bool
-    stopped: str | None
-    steps: int
-    epochs: int
-    valid_loss: float | None = None
-    valid_ppl: float | None = None
-    test_loss: float | None = None
-    test_ppl: float | None = None
-    train_time_s: float = 0.0
-    wall_time_s: float = 0.0
-    tokens_per_s: float = 0.0
-    num_parameters: int = 0
-    cell: str = ""
-    seed: int = 0
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
-
-
-def merge_resume_config(saved: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """``saved`` with ``overrides`` applied; ConfigError if a non-resumable key changes."""
-    new = saved.replace(overrides)
-    old_flat, new_flat = _flatten(saved.to_dict()), _flatten(new.to_dict())
-    changed = [k for k in new_flat if new_flat[k] != old_flat.get(k) and k not in RESUMABLE_KEYS]
-    if changed:
-        diffs = ", ".join(f"{k}: {old_flat.get(k)!r} -> {new_flat[k]!r}" for k in changed)
-        raise ConfigError(
-            f"cannot resume with a different configuration ({diffs}); only "
-            f"{', '.join(sorted(RESUMABLE_KEYS))} may change. Use a new --out for a new run."
-        )
-    return new
+__all__ = ["RESUMABLE_KEYS", "LMTrainer", "TrainResult", "merge_resume_config", "train"]
 
 
 class LMTrainer:
@@ -190,34 +140,16 @@ class LMTrainer:
         self.state["wall_time"] += time.perf_counter() - self._t_wall
         self._t_wall = time.perf_counter()
         if ctx.is_main:
-            eval_weights = {}
-            if self._averaging():
-                for name, p in self.module.named_parameters():
-                    ax = self.optimizer.state[p].get("ax")
-                    if ax is not None:
-                        eval_weights[name] = ax
-            hidden = [] if self.hidden is None else [[h, c] for h, c in self.hidden]
-            manager.save(
-                self.state["step"], model_state=self.module.state_dict(),
-                trainer_state={"optimizer": self.optimizer.state_dict(), "hidden": hidden,
-                               "eval_weights": eval_weights},
-                meta={"kind": "g2lstm-lm", "config": self.config.to_dict(),
-                      "vocab": self.corpus.vocab.to_dict(), "state": dict(self.state),
-                      "guard": self.guard.state_dict()},
-                metric=metric,
-            )  # fmt: skip
+            save_lm_checkpoint(manager, self.module, self.optimizer, self.hidden,
+                               config=self.config, vocab=self.corpus.vocab, state=self.state,
+                               guard=self.guard, metric=metric)  # fmt: skip
         ctx.barrier()
 
     def _restore(self, manager: CheckpointManager, ctx: DistributedContext) -> bool:
-        ckpt = manager.load_latest(map_location=str(ctx.device))
+        ckpt = load_lm_checkpoint(manager, self.module, vocab=self.corpus.vocab,
+                                  data=self.config.data, device=ctx.device)  # fmt: skip
         if ckpt is None:
             return False
-        from g2lstm.lm.data import Vocabulary
-
-        check_vocab(Vocabulary.from_dict(ckpt.meta["vocab"]), self.corpus.vocab, str(ckpt.path),
-                    self.config.data)  # fmt: skip
-        check_state_dict_compat(self.module, ckpt.model_state, str(ckpt.path))
-        self.module.load_state_dict(ckpt.model_state)
         self.state = dict(ckpt.meta["state"])
         if self.state["stage"] == "finetune":
             self.optimizer = self._make_optimizer(averaging=True)
@@ -408,7 +340,11 @@ class LMTrainer:
             finally:
                 if log is not None:
                     log.close()
-            return self._finish(out, ctx, stopped)
+            return finish_run(
+                out, self.state, self.config, num_parameters=self.module.num_parameters(),
+                stopped=stopped, valid_data=self.valid_data, test_tokens=self.corpus.test,
+                device=ctx.device, is_main=ctx.is_main,
+            )  # fmt: skip
         finally:
             if lock is not None:
                 lock.release()
@@ -447,39 +383,6 @@ class LMTrainer:
                   trigger=NTASGDTrigger(self.config.optim.nonmono).state_dict())  # fmt: skip
         self.hidden = None
         self._save(manager, ctx)
-
-    def _finish(self, out: Path, ctx: DistributedContext, stopped: str | None) -> TrainResult:
-        st, cfg = self.state, self.config
-        result = TrainResult(
-            str(out), bool(st["complete"]), stopped, st["step"], st["epoch"] - 1,
-            train_time_s=st["train_time"], wall_time_s=st["wall_time"],
-            tokens_per_s=st["train_tokens"] / st["train_time"] if st["train_time"] else 0.0,
-            num_parameters=self.module.num_parameters(), cell=cfg.model.cell, seed=cfg.train.seed,
-        )  # fmt: skip
-        if not st["complete"]:
-            return result
-        results_path = out / "results.json"
-        if results_path.is_file():
-            stored = json.loads(results_path.read_text(encoding="utf-8"))
-            if stored.get("steps") == st["step"]:
-                return TrainResult(**stored)
-        from g2lstm.lm.data import batchify
-
-        best = load_model(out, map_location=str(ctx.device)).model
-        result.valid_loss = evaluate(best, self.valid_data, cfg.train.bptt)
-        test = batchify(self.corpus.test, cfg.train.test_batch_size, name="test",
-                        device=ctx.device)  # fmt: skip
-        result.test_loss = evaluate(best, test, cfg.train.bptt)
-        result.valid_ppl, result.test_ppl = (
-            perplexity(result.valid_loss),
-            perplexity(result.test_loss),
-        )
-        if ctx.is_main:
-            atomic_write_json(results_path, asdict(result))
-            print(f"| end of training | valid ppl {result.valid_ppl:8.2f} | test ppl "
-                  f"{result.test_ppl:8.2f} | {result.tokens_per_s:.0f} tokens/s",
-                  flush=True)  # fmt: skip
-        return result
 
 
 def _has_rows(path: Path) -> bool:

@@ -1,7 +1,8 @@
 """Typed, validated configuration of an MT run (model, optimiser, training, decoding).
 
 A run is described by one :class:`MTConfig`, built from a preset (:data:`PRESETS`), a YAML
-file and ``section.key=value`` overrides, in that order::
+file and ``section.key=value`` overrides, in that order (:func:`load_config`; the presets and
+the override parsing live in :mod:`g2lstm.mt.presets` and are importable from here too)::
 
     cfg = MTConfig.preset("iwslt")
     cfg = cfg.merged(yaml.safe_load(open("run.yaml")))
@@ -21,12 +22,11 @@ override the cell's values when set.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError
+from g2lstm.mt.presets import PRESETS, apply_overrides, load_config
 from g2lstm.nn.config import CELL_KINDS, GateConfig
 
 __all__ = [
@@ -329,24 +329,6 @@ class MTConfig:
         return cls.from_dict(PRESETS[name])
 
 
-#: Named starting points; ``iwslt`` and ``wmt`` are the paper's two MT models.
-PRESETS: dict[str, dict[str, Any]] = {
-    "iwslt": {
-        "model": {"emb": 256, "hidden": 256, "layers": 2, "dropout": 0.2},
-        "train": {"max_tokens": 2000},
-    },
-    "wmt": {
-        "model": {"emb": 512, "hidden": 1024, "layers": 3, "dropout": 0.2},
-        "train": {"max_tokens": 4096},
-    },
-    "tiny": {
-        "model": {"emb": 32, "hidden": 32, "layers": 1, "dropout": 0.0},
-        "train": {"max_tokens": 256, "epochs": 2, "log_every": 10},
-        "decode": {"beam": 2, "batch_size": 16},
-    },
-}
-
-
 def _coerce(type_name: str, value: Any) -> Any:
     """YAML 1.1 reads ``5e-4`` as a string: turn numeric strings into floats where a float
     is expected."""
@@ -356,59 +338,3 @@ def _coerce(type_name: str, value: Any) -> Any:
         except ValueError:
             return value
     return value
-
-
-def _parse_value(text: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-
-
-def apply_overrides(config: MTConfig, overrides: list[str] | tuple[str, ...]) -> MTConfig:
-    """Apply ``section.key=value`` overrides (values parsed as YAML: ``0.1``, ``true``, ``null``).
-
-    Example: ``apply_overrides(cfg, ["model.cell=lstm", "optim.lr=5e-4"])``.
-    """
-    data: dict[str, dict[str, Any]] = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        section, dot, name = key.strip().partition(".")
-        if not sep or not dot or not name:
-            raise ConfigError(
-                f"override {item!r} is not of the form section.key=value (e.g. train.seed=2)"
-            )
-        parsed = _parse_value(value)
-        section_cls = _SECTIONS.get(section)
-        if section_cls is not None:
-            types = {f.name: f.type for f in dataclasses.fields(section_cls)}
-            if types.get(name) in ("str", "str | None") and parsed is not None:
-                parsed = value  # keep strings as written ("1e3" stays a string path)
-        data.setdefault(section, {})[name] = parsed
-    return config.merged(data)
-
-
-def load_config(
-    preset: str | None = None,
-    path: str | Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-) -> MTConfig:
-    """Preset, then YAML file, then overrides (each optional)."""
-    cfg = MTConfig.preset(preset) if preset else MTConfig()
-    if path is not None:
-        import yaml
-
-        p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {p} not found") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
-        try:
-            cfg = cfg.merged(data)
-        except ConfigError as exc:
-            raise ConfigError(f"{p}: {exc}") from exc
-    return apply_overrides(cfg, list(overrides))

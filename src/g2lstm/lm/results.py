@@ -1,0 +1,87 @@
+"""The outcome of a language-model run and its final evaluation (``results.json``).
+
+When training completes, the best checkpoint is evaluated on the validation and test splits
+and the result is written to ``<run>/results.json``; a complete run that is started again
+returns the stored result instead of evaluating twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from g2lstm.lm.config import RunConfig
+from g2lstm.lm.evaluate import evaluate, load_model, perplexity
+from g2lstm.train import atomic_write_json
+
+__all__ = ["TrainResult", "finish_run"]
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`LMTrainer.run` (also written to ``results.json`` when complete)."""
+
+    run_dir: str
+    complete: bool
+    stopped: str | None
+    steps: int
+    epochs: int
+    valid_loss: float | None = None
+    valid_ppl: float | None = None
+    test_loss: float | None = None
+    test_ppl: float | None = None
+    train_time_s: float = 0.0
+    wall_time_s: float = 0.0
+    tokens_per_s: float = 0.0
+    num_parameters: int = 0
+    cell: str = ""
+    seed: int = 0
+
+
+def finish_run(
+    out: Path, state: dict[str, Any], config: RunConfig, *, num_parameters: int,
+    stopped: str | None, valid_data: torch.Tensor, test_tokens: np.ndarray | torch.Tensor,
+    device: torch.device, is_main: bool,
+) -> TrainResult:  # fmt: skip
+    """The :class:`TrainResult` of a run in ``out`` whose trainer state is ``state``.
+
+    A complete run's best checkpoint is evaluated on ``valid_data`` (``(rows, eval_batch)``
+    token ids, already batchified) and ``test_tokens`` (``(n,)`` token ids, batchified here
+    with ``train.test_batch_size``), and the result is written to ``results.json`` on the main
+    process; a stored ``results.json`` of the same step count is returned as it is.
+    """
+    st = state
+    result = TrainResult(
+        str(out), bool(st["complete"]), stopped, st["step"], st["epoch"] - 1,
+        train_time_s=st["train_time"], wall_time_s=st["wall_time"],
+        tokens_per_s=st["train_tokens"] / st["train_time"] if st["train_time"] else 0.0,
+        num_parameters=num_parameters, cell=config.model.cell, seed=config.train.seed,
+    )  # fmt: skip
+    if not st["complete"]:
+        return result
+    results_path = out / "results.json"
+    if results_path.is_file():
+        stored = json.loads(results_path.read_text(encoding="utf-8"))
+        if stored.get("steps") == st["step"]:
+            return TrainResult(**stored)
+    from g2lstm.lm.data import batchify
+
+    best = load_model(out, map_location=str(device)).model
+    result.valid_loss = evaluate(best, valid_data, config.train.bptt)
+    test = batchify(test_tokens, config.train.test_batch_size, name="test", device=device)
+    result.test_loss = evaluate(best, test, config.train.bptt)
+    result.valid_ppl, result.test_ppl = (
+        perplexity(result.valid_loss),
+        perplexity(result.test_loss),
+    )
+    if is_main:
+        atomic_write_json(results_path, asdict(result))
+        print(f"| end of training | valid ppl {result.valid_ppl:8.2f} | test ppl "
+              f"{result.test_ppl:8.2f} | {result.tokens_per_s:.0f} tokens/s",
+              flush=True)  # fmt: skip
+    return result

@@ -1,0 +1,44 @@
+"""Which configuration changes a resumed language-model run accepts.
+
+A run resumed with ``--resume`` keeps its saved configuration; only the keys in
+:data:`RESUMABLE_KEYS` (how long to train, logging, checkpointing, where the data lives) may be
+overridden, since any other change would make the resumed run differ from an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from g2lstm.errors import ConfigError
+from g2lstm.lm.config import RunConfig
+
+__all__ = ["RESUMABLE_KEYS", "merge_resume_config"]
+
+#: Config keys that may change when a run is resumed; any other difference is refused.
+RESUMABLE_KEYS = frozenset({
+    "train.epochs", "train.finetune_epochs", "train.max_steps", "train.threads",
+    "train.log_interval", "train.progress", "train.tensorboard", "train.keep_last",
+    "train.checkpoint_every", "data", "data_dir",
+})  # fmt: skip
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def merge_resume_config(saved: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """``saved`` with ``overrides`` applied; ConfigError if a non-resumable key changes."""
+    new = saved.replace(overrides)
+    old_flat, new_flat = _flatten(saved.to_dict()), _flatten(new.to_dict())
+    changed = [k for k in new_flat if new_flat[k] != old_flat.get(k) and k not in RESUMABLE_KEYS]
+    if changed:
+        diffs = ", ".join(f"{k}: {old_flat.get(k)!r} -> {new_flat[k]!r}" for k in changed)
+        raise ConfigError(
+            f"cannot resume with a different configuration ({diffs}); only "
+            f"{', '.join(sorted(RESUMABLE_KEYS))} may change. Use a new --out for a new run."
+        )
+    return new
