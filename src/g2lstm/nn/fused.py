@@ -9,10 +9,13 @@ computes it exactly, gradients included. This serves soft-gate inference, the LS
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+import warnings
 
-__all__ = ["row_scale", "scale_gate_rows"]
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+__all__ = ["fused_lstm_stack", "row_scale", "scale_gate_rows"]
 
 
 def row_scale(hidden_size: int, rows: tuple[int, ...], factor: float, like: Tensor) -> Tensor:
@@ -41,3 +44,52 @@ def scale_gate_rows(
     n_scaled = 4 if has_bias else 2
     out = [w * s.unsqueeze(1) if w.dim() == 2 else w * s for w in weights[:n_scaled]]
     return out + list(weights[n_scaled:])
+
+
+def fused_lstm_stack(
+    lstm: nn.LSTM,
+    input: Tensor | PackedSequence,
+    h0: Tensor,
+    c0: Tensor,
+    flat: list[Tensor],
+    unbatched: bool,
+) -> tuple[Tensor | PackedSequence, Tensor, Tensor]:
+    """Run ``lstm``'s whole stack with the weights ``flat`` in one ``torch._VF.lstm`` call.
+
+    Args:
+        lstm: supplies the hyper-parameters (layers, bias, dropout, mode, layout).
+        input: as ``nn.LSTM`` takes it (a 2-D unbatched input is handled with ``unbatched``).
+        h0, c0: ``(D * num_layers, N, H_out)`` / ``(D * num_layers, N, H)`` in the caller's
+            batch order (permuted here for a packed input, as ``nn.LSTM`` does).
+        flat: weights in ``nn.LSTM._flat_weights`` order (e.g. with ``tau`` folded in).
+
+    Returns:
+        ``(output, h_n, c_n)`` exactly as ``nn.LSTM`` returns them (states still 3-D).
+    """
+    with warnings.catch_warnings():
+        # cuDNN warns when weights are not one flat buffer; scaled copies never are.
+        warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
+        if isinstance(input, PackedSequence):
+            idx = input.sorted_indices
+            if idx is not None:
+                h0, c0 = h0.index_select(1, idx), c0.index_select(1, idx)
+            res = torch._VF.lstm(
+                input.data, input.batch_sizes, (h0, c0), flat, lstm.bias,
+                lstm.num_layers, float(lstm.dropout), lstm.training, lstm.bidirectional,
+            )  # fmt: skip
+            out = PackedSequence(
+                res[0], input.batch_sizes, input.sorted_indices, input.unsorted_indices
+            )
+            h_n, c_n = res[1], res[2]
+            if input.unsorted_indices is not None:
+                h_n = h_n.index_select(1, input.unsorted_indices)
+                c_n = c_n.index_select(1, input.unsorted_indices)
+            return out, h_n, c_n
+        batch_dim = 0 if lstm.batch_first else 1
+        x = input.unsqueeze(batch_dim) if unbatched else input
+        res = torch._VF.lstm(
+            x, (h0, c0), flat, lstm.bias, lstm.num_layers, float(lstm.dropout),
+            lstm.training, lstm.bidirectional, lstm.batch_first,
+        )  # fmt: skip
+    out_t = res[0].squeeze(batch_dim) if unbatched else res[0]
+    return out_t, res[1], res[2]

@@ -9,23 +9,23 @@ works both ways and ``isinstance(m, nn.LSTM)`` holds. The G2 options are keyword
 from __future__ import annotations
 
 import math
-import warnings
 from collections import OrderedDict
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from torch.utils.hooks import RemovableHandle
 
 from g2lstm.errors import ConfigError, ShapeError
 from g2lstm.nn.backends import run_direction, vendor_spec, vendor_weights
 from g2lstm.nn.config import GateConfig
 from g2lstm.nn.functional import GateSpec
+from g2lstm.nn.fused import fused_lstm_stack
 from g2lstm.nn.noise import sample_gate_noise
 from g2lstm.nn.recording import GateHook, GateTrace
-from g2lstm.nn.reference import length_mask, reverse_padded
+from g2lstm.nn.reference import length_mask, repack_like, reverse_padded
 
 __all__ = ["G2LSTM", "check_weight_dropout"]
 
@@ -309,32 +309,7 @@ class G2LSTM(nn.LSTM):
     ) -> tuple[Tensor | PackedSequence, Tensor, Tensor]:
         """The whole stack in one ``torch._VF.lstm`` call, tau folded into the weights."""
         flat = [w for ws in weights for w in vendor_weights(ws, self.hidden_size, spec, self.bias)]
-        with warnings.catch_warnings():
-            # cuDNN warns when weights are not one flat buffer; the scaled copies never are.
-            warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
-            if isinstance(input, PackedSequence):
-                idx = input.sorted_indices
-                if idx is not None:
-                    h0, c0 = h0.index_select(1, idx), c0.index_select(1, idx)
-                res = torch._VF.lstm(
-                    input.data, input.batch_sizes, (h0, c0), flat, self.bias,
-                    self.num_layers, float(self.dropout), self.training, self.bidirectional,
-                )  # fmt: skip
-                out: Tensor | PackedSequence = PackedSequence(
-                    res[0], input.batch_sizes, input.sorted_indices, input.unsorted_indices
-                )
-                h_n, c_n = res[1], res[2]
-                if input.unsorted_indices is not None:
-                    h_n = h_n.index_select(1, input.unsorted_indices)
-                    c_n = c_n.index_select(1, input.unsorted_indices)
-                return out, h_n, c_n
-            x = input.unsqueeze(0 if self.batch_first else 1) if unbatched else input
-            res = torch._VF.lstm(
-                x, (h0, c0), flat, self.bias, self.num_layers, float(self.dropout),
-                self.training, self.bidirectional, self.batch_first,
-            )  # fmt: skip
-        out = res[0].squeeze(0 if self.batch_first else 1) if unbatched else res[0]
-        return out, res[1], res[2]
+        return fused_lstm_stack(self, input, h0, c0, flat, unbatched)
 
     def _forward_loop(
         self,
@@ -398,7 +373,7 @@ class G2LSTM(nn.LSTM):
                 x = F.dropout(x, self.dropout, training=True)
         hn, cn = torch.stack(h_n), torch.stack(c_n)
         if isinstance(input, PackedSequence):
-            return _repack(x, lengths, input), hn, cn  # type: ignore[arg-type]
+            return repack_like(x, lengths, input), hn, cn  # type: ignore[arg-type]
         if unbatched:
             return x.squeeze(1), hn, cn
         return (x.transpose(0, 1) if self.batch_first else x), hn, cn
@@ -423,12 +398,3 @@ class G2LSTM(nn.LSTM):
         from g2lstm.nn.convert import lstm_from_g2
 
         return lstm_from_g2(self)
-
-
-def _repack(x: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
-    """Padded ``(T, N, *)`` output in original order -> PackedSequence laid out as ``like``."""
-    if like.sorted_indices is not None:
-        x = x.index_select(1, like.sorted_indices)
-        lengths = lengths.index_select(0, like.sorted_indices.cpu())
-    data = pack_padded_sequence(x, lengths, enforce_sorted=True).data
-    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)

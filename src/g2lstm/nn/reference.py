@@ -16,10 +16,17 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from g2lstm.nn.functional import GateSpec, lstm_step
 
-__all__ = ["RecurrenceOutput", "length_mask", "recurrence_reference", "reverse_padded"]
+__all__ = [
+    "RecurrenceOutput",
+    "length_mask",
+    "recurrence_reference",
+    "repack_like",
+    "reverse_padded",
+]
 
 
 @dataclass
@@ -119,3 +126,12 @@ def recurrence_reference(
             empty = xw.new_zeros(0, c0.shape[0], c0.shape[1])
             gates_out = (empty, empty, empty)
     return RecurrenceOutput(output, h, c, gates_out)  # type: ignore[arg-type]
+
+
+def repack_like(x: Tensor, lengths: Tensor, like: PackedSequence) -> PackedSequence:
+    """Padded ``(T, N, *)`` output in original order -> PackedSequence laid out as ``like``."""
+    if like.sorted_indices is not None:
+        x = x.index_select(1, like.sorted_indices)
+        lengths = lengths.index_select(0, like.sorted_indices.cpu())
+    data = pack_padded_sequence(x, lengths, enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
