@@ -1,8 +1,10 @@
-"""Shared test fixtures: deterministic seeds, one thread, the real-data folder."""
+"""Shared test fixtures: deterministic seeds, one thread, the real-data folder, tiny corpora."""
 
 from __future__ import annotations
 
 import os
+import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,24 @@ def real_data() -> Path:
 def _deterministic() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(1)
+
+
+def _write_lm_corpus(folder: Path, n_words: int = 30, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(n_words)]
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, lines in (("train", 120), ("valid", 20), ("test", 20)):
+        text = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(lines)]
+        (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def write_lm_corpus() -> Callable[..., Path]:
+    """``write_lm_corpus(folder, n_words=30, seed=0) -> folder``: a tiny LM corpus.
+
+    Writes ``train/valid/test.txt`` (120/20/20 lines of 2-9 random words ``w0..w{n_words-1}``,
+    deterministic in ``seed``) into ``folder`` (created if needed) and returns it. Session
+    scoped, so module- and session-scoped fixtures can use it too.
+    """
+    return _write_lm_corpus

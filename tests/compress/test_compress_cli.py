@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,21 +20,11 @@ from g2lstm.lm.evaluate import resolve_checkpoint
 HIDDEN = 32  # tiny preset with nhid 32; tied weights make the last layer emsize=16 wide
 
 
-def write_corpus(folder: Path, n_words: int = 30, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    words = [f"w{i}" for i in range(n_words)]
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, lines in (("train", 120), ("valid", 20), ("test", 20)):
-        text = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(lines)]
-        (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(tmp_path_factory: pytest.TempPathFactory, write_lm_corpus: Callable[..., Path]) -> Path:
     """A tiny LSTM language model trained for one epoch (~1 s)."""
     root = tmp_path_factory.mktemp("compress-cli")
-    data = write_corpus(root / "data")
+    data = write_lm_corpus(root / "data")
     config = preset_config("tiny", {"data": str(data), "model.cell": "lstm", "model.nhid": HIDDEN,
                                     "train.epochs": 1, "train.progress": False,
                                     "train.threads": 1})  # fmt: skip

@@ -4,8 +4,8 @@ mean ± std over seeds, the CSV, the plot, and the verdict computed from the num
 from __future__ import annotations
 
 import csv
-import random
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,21 +24,13 @@ from g2lstm.errors import ConfigError
 from g2lstm.lm import preset_config, train
 
 
-def write_corpus(folder: Path, n_words: int = 30, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    words = [f"w{i}" for i in range(n_words)]
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, lines in (("train", 120), ("valid", 20), ("test", 20)):
-        text = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(lines)]
-        (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
-    return folder
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+def runs(
+    tmp_path_factory: pytest.TempPathFactory, write_lm_corpus: Callable[..., Path]
+) -> list[Path]:
     """Tiny LMs (H=32): an LSTM baseline and two G2-LSTM seeds, one epoch each (~2 s)."""
     root = tmp_path_factory.mktemp("compress-sweep")
-    data = write_corpus(root / "data")
+    data = write_lm_corpus(root / "data")
     out = []
     for cell, seed in (("lstm", 1), ("g2", 1), ("g2", 2)):
         config = preset_config("tiny", {"data": str(data), "model.cell": cell,

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from g2lstm.cli import main
-
-
-def write_corpus(folder: Path) -> Path:
-    rng = random.Random(0)
-    words = [f"w{i}" for i in range(30)]
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, lines in (("train", 120), ("valid", 20), ("test", 20)):
-        text = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(lines)]
-        (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
-    return folder
 
 
 @pytest.mark.parametrize("argv", [["lm"], ["lm", "train"], ["lm", "eval"], ["lm", "generate"]])
@@ -54,8 +44,10 @@ def test_print_config_layers_preset_file_and_flags(tmp_path: Path, capsys) -> No
     assert "bogus" in capsys.readouterr().err
 
 
-def test_train_eval_generate_round_trip(tmp_path: Path, capsys) -> None:
-    data = write_corpus(tmp_path / "data")
+def test_train_eval_generate_round_trip(
+    tmp_path: Path, capsys, write_lm_corpus: Callable[..., Path]
+) -> None:
+    data = write_lm_corpus(tmp_path / "data")
     run = tmp_path / "run"
     base = ["lm", "train", "--preset", "tiny", "--data", str(data), "--out", str(run),
             "--threads", "1", "--no-progress"]  # fmt: skip

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import random
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,22 +35,14 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def write_corpus(folder: Path) -> Path:
-    rng = random.Random(0)
-    words = [f"w{i}" for i in range(30)]
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, lines in (("train", 120), ("valid", 20), ("test", 20)):
-        text = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(lines)]
-        (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
-    return folder
-
-
 @pytest.mark.slow
 @pytest.mark.distributed
-def test_two_processes_match_one_process(tmp_path: Path) -> None:
+def test_two_processes_match_one_process(
+    tmp_path: Path, write_lm_corpus: Callable[..., Path]
+) -> None:
     from safetensors.torch import load_file
 
-    data = write_corpus(tmp_path / "data")
+    data = write_lm_corpus(tmp_path / "data")
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT, encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,16 +13,6 @@ from g2lstm.errors import CheckpointError, ConfigError, TrainingError
 from g2lstm.lm import load_model, preset_config, train
 from g2lstm.lm.trainer import merge_resume_config
 from g2lstm.train import CheckpointManager, RunLock, load_checkpoint, read_metrics
-
-
-def write_corpus(folder: Path, n_words: int = 30, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    words = [f"w{i}" for i in range(n_words)]
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, lines in (("train", 120), ("valid", 20), ("test", 20)):
-        text = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(lines)]
-        (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
-    return folder
 
 
 def _config(data: Path, **overrides):
@@ -43,8 +33,10 @@ def _opt_tensors(ckpt) -> dict[str, torch.Tensor]:
     return {f"{i}.{k}": v for i, s in state.items() for k, v in s.items()}
 
 
-def test_train_writes_results_config_and_loadable_model(tmp_path: Path) -> None:
-    data = write_corpus(tmp_path / "data")
+def test_train_writes_results_config_and_loadable_model(
+    tmp_path: Path, write_lm_corpus: Callable[..., Path]
+) -> None:
+    data = write_lm_corpus(tmp_path / "data")
     result = train(_config(data), tmp_path / "run")
     run = tmp_path / "run"
     assert result.complete and result.epochs == 2
@@ -66,8 +58,10 @@ def test_train_writes_results_config_and_loadable_model(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stop_at", [7, 16])  # mid-epoch; the tiny epoch has ~15 steps
-def test_resume_mid_run_is_bit_identical_with_gate_noise(tmp_path: Path, stop_at: int) -> None:
-    data = write_corpus(tmp_path / "data")
+def test_resume_mid_run_is_bit_identical_with_gate_noise(
+    tmp_path: Path, stop_at: int, write_lm_corpus: Callable[..., Path]
+) -> None:
+    data = write_lm_corpus(tmp_path / "data")
     cfg = _config(data, **{"train.epochs": 3, "optim.nonmono": 1})
     assert cfg.model.noise_p > 0 and cfg.model.dropouti > 0 and cfg.train.bptt_random
     full = train(cfg, tmp_path / "full")
@@ -88,19 +82,21 @@ def test_resume_mid_run_is_bit_identical_with_gate_noise(tmp_path: Path, stop_at
     assert epochs(tmp_path / "full") == epochs(tmp_path / "split")
 
 
-def test_resume_refuses_changed_model_and_vocab(tmp_path: Path) -> None:
-    cfg = _config(write_corpus(tmp_path / "data"), **{"train.max_steps": 3})
+def test_resume_refuses_changed_model_and_vocab(
+    tmp_path: Path, write_lm_corpus: Callable[..., Path]
+) -> None:
+    cfg = _config(write_lm_corpus(tmp_path / "data"), **{"train.max_steps": 3})
     with pytest.raises(ConfigError, match=r"model\.nhid"):
         merge_resume_config(cfg, {"model.nhid": 99})
     assert merge_resume_config(cfg, {"train.epochs": 9}).train.epochs == 9
     train(cfg, tmp_path / "run")
-    other = write_corpus(tmp_path / "other", n_words=25, seed=1)
+    other = write_lm_corpus(tmp_path / "other", n_words=25, seed=1)
     with pytest.raises(CheckpointError, match="vocabulary mismatch"):
         train(cfg.replace({"data": str(other)}), tmp_path / "run", resume=True)
 
 
-def test_locked_directory_is_refused(tmp_path: Path) -> None:
-    data = write_corpus(tmp_path / "data")
+def test_locked_directory_is_refused(tmp_path: Path, write_lm_corpus: Callable[..., Path]) -> None:
+    data = write_lm_corpus(tmp_path / "data")
     run = tmp_path / "run"
     run.mkdir()
     with RunLock(run), pytest.raises(TrainingError, match="in use by another"):
@@ -120,8 +116,10 @@ def test_locked_directory_is_refused(tmp_path: Path) -> None:
         raise TrainingError(proc.stdout)
 
 
-def test_finetune_stage_and_asgd_switch(tmp_path: Path) -> None:
-    data = write_corpus(tmp_path / "data")
+def test_finetune_stage_and_asgd_switch(
+    tmp_path: Path, write_lm_corpus: Callable[..., Path]
+) -> None:
+    data = write_lm_corpus(tmp_path / "data")
     cfg = _config(data, **{"train.epochs": 3, "train.finetune_epochs": 2, "optim.nonmono": 1,
                            "optim.lr": 60.0})  # fmt: skip
     result = train(cfg, tmp_path / "run")
@@ -132,7 +130,9 @@ def test_finetune_stage_and_asgd_switch(tmp_path: Path) -> None:
     assert result.complete and result.valid_ppl <= min(r["valid_ppl"] for r in rows) + 1e-6
 
 
-def test_nonfinite_loss_raises_or_skips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nonfinite_loss_raises_or_skips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write_lm_corpus: Callable[..., Path]
+) -> None:
     import types
 
     import torch.nn.functional as F
@@ -149,7 +149,7 @@ def test_nonfinite_loss_raises_or_skips(tmp_path: Path, monkeypatch: pytest.Monk
     fake = types.SimpleNamespace(**{k: getattr(F, k) for k in dir(F) if not k.startswith("__")})
     fake.cross_entropy = poisoned
     monkeypatch.setattr(trainer_mod, "F", fake)
-    cfg = _config(write_corpus(tmp_path / "data"), **{"train.max_steps": 8})
+    cfg = _config(write_lm_corpus(tmp_path / "data"), **{"train.max_steps": 8})
     with pytest.raises(TrainingError, match="non-finite loss or gradient at step 2"):
         train(cfg, tmp_path / "a")
     calls["n"] = 0

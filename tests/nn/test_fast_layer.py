@@ -112,14 +112,21 @@ def test_layer_uses_fast_path_when_supported(monkeypatch):
     assert calls == [] and len(seen) == 4  # recording runs the reference loop
 
 
-def test_onednn_probe_failure_falls_back_with_notice(monkeypatch, capsys):
+def _break_probe(monkeypatch, capsys, loader: str, probe: str) -> None:
+    """Make ``gemm.<loader>`` raise: the uncached ``gemm.<probe>`` must answer False with a
+    notice on stderr; then ``gemm.<probe>`` answers False for the rest of the test."""
+
     def broken():
         raise RuntimeError("no such op")
 
-    monkeypatch.setattr(gemm, "_op", broken)
-    assert gemm.onednn_available.__wrapped__() is False
+    monkeypatch.setattr(gemm, loader, broken)
+    assert getattr(gemm, probe).__wrapped__() is False
     assert "using torch.mm" in capsys.readouterr().err
-    monkeypatch.setattr(gemm, "onednn_available", lambda: False)
+    monkeypatch.setattr(gemm, probe, lambda: False)
+
+
+def test_onednn_probe_failure_falls_back_with_notice(monkeypatch, capsys):
+    _break_probe(monkeypatch, capsys, "_op", "onednn_available")
     assert gemm.resolve_route(torch.zeros(2, 2)) == "torch"
     assert gemm.resolve_route(torch.zeros(2, 2), "onednn") == "torch"
     with pytest.raises(ValueError, match="route"):
@@ -172,14 +179,7 @@ def test_fused_hard_backend_matches_exact_hard_gates(bidir):
 
 def test_unpacked_torch_route_and_mkl_probe_failure(monkeypatch, capsys):
     """Without MKL's packed GEMM (probe failed) the fast path still equals the reference."""
-
-    def broken():
-        raise RuntimeError("no mkl ops")
-
-    monkeypatch.setattr(gemm, "_mkl_ops", broken)
-    assert gemm.mkl_packed_available.__wrapped__() is False
-    assert "using torch.mm" in capsys.readouterr().err
-    monkeypatch.setattr(gemm, "mkl_packed_available", lambda: False)
+    _break_probe(monkeypatch, capsys, "_mkl_ops", "mkl_packed_available")
     model = G2LSTM(IN, H, num_layers=2, noise_p=0.5)
     want = _run(model, "reference", True, True, torch.float32)
     got = _run(model, "fast-mm", True, True, torch.float32)

@@ -1,8 +1,10 @@
-"""Shared helpers for the reliability tests: tiny corpora, CLI runs, file snapshots."""
+"""Shared helpers for the reliability tests: CLI runs, file snapshots, a trained tiny LM.
+
+The tiny corpora come from the ``write_lm_corpus`` fixture of ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
-import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -10,17 +12,6 @@ from pathlib import Path
 import pytest
 
 from g2lstm.cli import main
-
-
-def write_lm_corpus(folder: Path, n_words: int = 30, seed: int = 0) -> Path:
-    """``train/valid/test.txt`` of random words ``w0..w{n_words-1}`` (120/20/20 lines)."""
-    rng = random.Random(seed)
-    words = [f"w{i}" for i in range(n_words)]
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, lines in (("train", 120), ("valid", 20), ("test", 20)):
-        text = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(lines)]
-        (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
-    return folder
 
 
 def lm_train_argv(data: Path, out: Path, *extra: str) -> list[str]:
@@ -57,7 +48,7 @@ def cli_error(capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
 
 
 @pytest.fixture(scope="session")
-def trained_lm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def trained_lm(tmp_path_factory: pytest.TempPathFactory, write_lm_corpus) -> tuple[Path, Path]:
     """(data folder, run folder) of a 3-step tiny LM run, trained once per session."""
     root = tmp_path_factory.mktemp("trained_lm")
     data = write_lm_corpus(root / "data")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import snapshot, write_lm_corpus
+from .conftest import snapshot
 
 
 def _ckpt(run: Path) -> Path:
@@ -73,7 +73,9 @@ def test_flipped_bytes_fail_the_hash(lm_run, tmp_path: Path, cli_error) -> None:
     _check_all_refuse(run, tmp_path, cli_error, str(path), "sha256", "does not match")
 
 
-def test_vocabulary_differs_from_the_data(lm_run, tmp_path: Path, cli_error) -> None:
+def test_vocabulary_differs_from_the_data(
+    lm_run, tmp_path: Path, cli_error, write_lm_corpus
+) -> None:
     _, run = lm_run
     other = write_lm_corpus(tmp_path / "other", n_words=25, seed=1)
     before = snapshot(run)

@@ -11,7 +11,7 @@ from pathlib import Path
 import g2lstm
 from g2lstm.cli import main
 
-from .conftest import lm_train_argv, snapshot, write_lm_corpus
+from .conftest import lm_train_argv, snapshot
 
 _HOLD_LOCK = """
 import sys, time
@@ -164,6 +164,6 @@ def test_mt_train_announces_what_it_does(tmp_path: Path, capsys) -> None:
     assert first.startswith("g2lstm mt train: ") and str(out) in first
 
 
-def test_write_lm_corpus_helper_is_deterministic(tmp_path: Path) -> None:
+def test_write_lm_corpus_helper_is_deterministic(tmp_path: Path, write_lm_corpus) -> None:
     a, b = write_lm_corpus(tmp_path / "a"), write_lm_corpus(tmp_path / "b")
     assert (a / "train.txt").read_bytes() == (b / "train.txt").read_bytes()

@@ -14,7 +14,7 @@ import pytest
 
 from g2lstm.cli import main
 
-from .conftest import lm_train_argv, write_lm_corpus
+from .conftest import lm_train_argv
 
 
 def test_missing_data_directory(tmp_path: Path, cli_error) -> None:
@@ -23,26 +23,28 @@ def test_missing_data_directory(tmp_path: Path, cli_error) -> None:
     assert not list((tmp_path / "run").glob("checkpoints/step-*"))
 
 
-def test_missing_split_lists_the_expected_layout(tmp_path: Path, cli_error) -> None:
+def test_missing_split_lists_the_expected_layout(
+    tmp_path: Path, cli_error, write_lm_corpus
+) -> None:
     data = write_lm_corpus(tmp_path / "data")
     (data / "valid.txt").unlink()
     cli_error(lm_train_argv(data, tmp_path / "run"), "valid.txt", "expected layout")
 
 
-def test_empty_file_is_named(tmp_path: Path, cli_error) -> None:
+def test_empty_file_is_named(tmp_path: Path, cli_error, write_lm_corpus) -> None:
     data = write_lm_corpus(tmp_path / "data")
     (data / "test.txt").write_text("", encoding="utf-8")
     cli_error(lm_train_argv(data, tmp_path / "run"), str(data / "test.txt"), "0 tokens")
 
 
-def test_split_shorter_than_one_batch(tmp_path: Path, cli_error) -> None:
+def test_split_shorter_than_one_batch(tmp_path: Path, cli_error, write_lm_corpus) -> None:
     data = write_lm_corpus(tmp_path / "data")
     (data / "train.txt").write_text("w1\n", encoding="utf-8")  # 2 tokens, batch size 4
     line = cli_error(lm_train_argv(data, tmp_path / "run"), "train")
     assert "batch_size" in line and "8" in line
 
 
-def test_non_utf8_bytes_report_file_and_line(tmp_path: Path, cli_error) -> None:
+def test_non_utf8_bytes_report_file_and_line(tmp_path: Path, cli_error, write_lm_corpus) -> None:
     data = write_lm_corpus(tmp_path / "data")
     lines = (data / "valid.txt").read_bytes().split(b"\n")
     lines[6] = b"w1 caf\xe9 w2"  # latin-1, line 7
@@ -51,7 +53,7 @@ def test_non_utf8_bytes_report_file_and_line(tmp_path: Path, cli_error) -> None:
     assert "UTF-8" in line or "utf-8" in line
 
 
-def test_crlf_line_endings_are_accepted_like_lf(tmp_path: Path, capsys) -> None:
+def test_crlf_line_endings_are_accepted_like_lf(tmp_path: Path, capsys, write_lm_corpus) -> None:
     from g2lstm.lm.data import Corpus
 
     lf = write_lm_corpus(tmp_path / "lf")
@@ -68,7 +70,7 @@ def test_crlf_line_endings_are_accepted_like_lf(tmp_path: Path, capsys) -> None:
     assert not any("\r" in token for token in b.vocab)
 
 
-def test_ten_megabyte_line_is_read(tmp_path: Path, capsys) -> None:
+def test_ten_megabyte_line_is_read(tmp_path: Path, capsys, write_lm_corpus) -> None:
     data = write_lm_corpus(tmp_path / "data")
     words = [f"w{i % 30}" for i in range(2_000_000)]
     big = " ".join(words)

@@ -131,31 +131,15 @@ def checkpoint_kind(path: str | os.PathLike[str]) -> str:
 
 
 def _translator(model: nn.Module, config: Any, data: dict[str, Any], where: Path) -> Any:
-    import tempfile
-
-    from g2lstm.mt.bpe import BPE
     from g2lstm.mt.prepare import PrepareConfig
-    from g2lstm.mt.translate import Translator
+    from g2lstm.mt.translate import Translator, bpe_from_meta, vocabs_from_meta
 
-    src_vocab, tgt_vocab = _mt_vocabs(data)
-    bpe = None
-    if data.get("bpe_codes"):
-        with tempfile.TemporaryDirectory() as tmp:
-            codes = Path(tmp) / "bpe.codes"
-            codes.write_text(data["bpe_codes"], encoding="utf-8")
-            bpe = BPE(codes)
+    src_vocab, tgt_vocab = vocabs_from_meta(data)
     tr = Translator(model, src_vocab, tgt_vocab, PrepareConfig(**data["prepare"]), config.decode,
-                    bpe)  # fmt: skip
+                    bpe_from_meta(data))  # fmt: skip
     tr.checkpoint = where  # type: ignore[attr-defined]
     tr.meta = {"data": data}  # type: ignore[attr-defined]
     return tr
-
-
-def _mt_vocabs(data: dict[str, Any]) -> tuple[Any, Any]:
-    from g2lstm.mt.vocab import Vocab
-
-    src = Vocab(data["src_vocab"])
-    return src, (src if data["tgt_vocab"] is None else Vocab(data["tgt_vocab"]))
 
 
 def load_compressed_model(path: str | os.PathLike[str]) -> CompressedModel:
@@ -188,9 +172,10 @@ def load_compressed_model(path: str | os.PathLike[str]) -> CompressedModel:
     else:
         from g2lstm.mt.config import MTConfig
         from g2lstm.mt.model import Seq2Seq
+        from g2lstm.mt.translate import vocabs_from_meta
 
         config = MTConfig.from_dict(info["config"])
-        vocab = _mt_vocabs(info["data"])
+        vocab = vocabs_from_meta(info["data"])
         model = Seq2Seq(config.model, len(vocab[0]), len(vocab[1]), pad_id=vocab[0].pad_id)
     check_state_dict_compat(model, state, str(p))
     model.load_state_dict(state)

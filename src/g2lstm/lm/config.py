@@ -14,13 +14,13 @@ config (``to_dict``) is saved beside every run and inside every checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from g2lstm.config_checks import check_bool, check_choice, check_float, check_int
 from g2lstm.errors import ConfigError
 from g2lstm.nn.config import CELL_KINDS, GateConfig
 
@@ -42,55 +42,12 @@ def _set(obj: object, name: str, value: object) -> None:
     object.__setattr__(obj, name, value)
 
 
-def _int(obj: object, name: str, lo: int, hi: int | None = None, *, none: bool = False) -> None:
-    section = type(obj).section  # type: ignore[attr-defined]
-    v = getattr(obj, name)
-    if v is None and none:
-        return
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ConfigError(f"{section}.{name}={v!r} is invalid; expected an integer {rng}")
-
-
-def _float(
-    obj: object,
-    name: str,
-    lo: float,
-    hi: float = math.inf,
-    *,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    none: bool = False,
+def _check_field(
+    obj: Any, name: str, check: Callable[..., object], *args: Any, **kwargs: Any
 ) -> None:
-    section = type(obj).section  # type: ignore[attr-defined]
-    v = getattr(obj, name)
-    if v is None and none:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ConfigError(f"{section}.{name}={v!r} is not a number")
-    v = float(v)
-    ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-    if not ok:
-        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise ConfigError(
-            f"{section}.{name}={v!r} is invalid; expected a value in {left}{lo}, {hi}{right}"
-        )
-    _set(obj, name, v)
-
-
-def _choice(obj: object, name: str, choices: tuple[str, ...]) -> None:
-    section = type(obj).section  # type: ignore[attr-defined]
-    v = getattr(obj, name)
-    if v not in choices:
-        raise ConfigError(
-            f"{section}.{name}={v!r} is invalid; expected one of {', '.join(choices)}"
-        )
-
-
-def _bool(obj: object, name: str) -> None:
-    v = getattr(obj, name)
-    if not isinstance(v, bool):
-        raise ConfigError(f"{type(obj).section}.{name}={v!r} must be true or false")  # type: ignore[attr-defined]
+    """Run ``check`` (:mod:`g2lstm.config_checks`) on field ``name`` of a frozen section, named
+    ``section.name`` in errors, and store the value it returns (floats as ``float``)."""
+    _set(obj, name, check(f"{obj.section}.{name}", getattr(obj, name), *args, **kwargs))
 
 
 @dataclass(frozen=True)
@@ -128,23 +85,23 @@ class ModelConfig:
     init_range: float = 0.1
 
     def __post_init__(self) -> None:
-        _int(self, "vocab_size", 0)
+        _check_field(self, "vocab_size", check_int, 0)
         for name in ("emsize", "nhid", "nlayers"):
-            _int(self, name, 1)
-        _choice(self, "cell", tuple(CELLS))
+            _check_field(self, name, check_int, 1)
+        _check_field(self, "cell", check_choice, tuple(CELLS))
         tau, noise_p = CELLS[self.cell]
         if self.tau is None:
             _set(self, "tau", tau)
         if self.noise_p is None:
             _set(self, "noise_p", noise_p)
-        _float(self, "tau", 0.0, lo_open=True)
-        _float(self, "noise_p", 0.0, 1.0)
+        _check_field(self, "tau", check_float, 0.0, lo_open=True)
+        _check_field(self, "noise_p", check_float, 0.0, 1.0)
         for name in ("dropout", "dropouth", "dropouti", "dropoute", "wdrop"):
-            _float(self, name, 0.0, 1.0, hi_open=True)
+            _check_field(self, name, check_float, 0.0, 1.0, hi_open=True)
         for name in ("locked_dropout", "tie_weights"):
-            _bool(self, name)
-        _choice(self, "init", ("awd", "uniform"))
-        _float(self, "init_range", 0.0, lo_open=True)
+            _check_field(self, name, check_bool)
+        _check_field(self, "init", check_choice, ("awd", "uniform"))
+        _check_field(self, "init_range", check_float, 0.0, lo_open=True)
         if isinstance(self.noisy_gates, (list, str)):
             gates = (
                 self.noisy_gates.split(",")
@@ -193,14 +150,14 @@ class OptimConfig:
     decay_after: int = 0
 
     def __post_init__(self) -> None:
-        _choice(self, "optimizer", ("sgd", "adam"))
-        _float(self, "lr", 0.0, lo_open=True)
-        _float(self, "clip", 0.0)
-        _float(self, "wdecay", 0.0)
-        _bool(self, "asgd")
-        _int(self, "nonmono", 1)
-        _float(self, "lr_decay", 0.0, 1.0, lo_open=True)
-        _int(self, "decay_after", 0)
+        _check_field(self, "optimizer", check_choice, ("sgd", "adam"))
+        _check_field(self, "lr", check_float, 0.0, lo_open=True)
+        _check_field(self, "clip", check_float, 0.0)
+        _check_field(self, "wdecay", check_float, 0.0)
+        _check_field(self, "asgd", check_bool)
+        _check_field(self, "nonmono", check_int, 1)
+        _check_field(self, "lr_decay", check_float, 0.0, 1.0, lo_open=True)
+        _check_field(self, "decay_after", check_int, 0)
         if self.asgd and self.optimizer != "sgd":
             raise ConfigError("optim.asgd=true needs optim.optimizer='sgd' (NT-ASGD averages SGD)")
 
@@ -246,16 +203,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "eval_batch_size", "test_batch_size", "bptt", "epochs",
                      "log_interval", "keep_last"):  # fmt: skip
-            _int(self, name, 1)
+            _check_field(self, name, check_int, 1)
         for name in ("bptt_max_extra", "finetune_epochs", "threads", "checkpoint_every"):
-            _int(self, name, 0)
-        _int(self, "seed", 0, 2**32 - 1)
-        _int(self, "max_steps", 1, none=True)
-        _float(self, "alpha", 0.0)
-        _float(self, "beta", 0.0)
-        _choice(self, "on_nonfinite", ("raise", "skip"))
+            _check_field(self, name, check_int, 0)
+        _check_field(self, "seed", check_int, 0, 2**32 - 1)
+        if self.max_steps is not None:
+            _check_field(self, "max_steps", check_int, 1)
+        _check_field(self, "alpha", check_float, 0.0)
+        _check_field(self, "beta", check_float, 0.0)
+        _check_field(self, "on_nonfinite", check_choice, ("raise", "skip"))
         for name in ("bptt_random", "tensorboard", "progress"):
-            _bool(self, name)
+            _check_field(self, name, check_bool)
 
 
 _SECTIONS = {"model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from g2lstm.config_checks import flatten
 from g2lstm.errors import ConfigError
 from g2lstm.lm.config import RunConfig
 
@@ -22,18 +23,10 @@ RESUMABLE_KEYS = frozenset({
 })  # fmt: skip
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
-
-
 def merge_resume_config(saved: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """``saved`` with ``overrides`` applied; ConfigError if a non-resumable key changes."""
     new = saved.replace(overrides)
-    old_flat, new_flat = _flatten(saved.to_dict()), _flatten(new.to_dict())
+    old_flat, new_flat = flatten(saved.to_dict()), flatten(new.to_dict())
     changed = [k for k in new_flat if new_flat[k] != old_flat.get(k) and k not in RESUMABLE_KEYS]
     if changed:
         diffs = ", ".join(f"{k}: {old_flat.get(k)!r} -> {new_flat[k]!r}" for k in changed)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from g2lstm.config_checks import check_bool, check_choice, check_float, check_int
 from g2lstm.errors import ConfigError
 from g2lstm.mt.presets import PRESETS, apply_overrides, load_config
 from g2lstm.nn.config import CELL_KINDS, GateConfig
@@ -45,20 +46,6 @@ __all__ = [
 CELLS: dict[str, tuple[float, float]] = {k: (v["noise_p"], v["tau"]) for k, v in CELL_KINDS.items()}
 ATTENTIONS = ("luong", "bahdanau")
 OPTIMIZERS = ("adam", "adadelta")
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name}={value!r} is invalid; expected an integer >= {minimum}")
-
-
-def _number(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name}={value!r} is not a number")
-    ok = (lo < value if lo_open else lo <= value) and value <= hi
-    if not ok:
-        bracket = "(" if lo_open else "["
-        raise ConfigError(f"{name}={value!r} is out of range; expected {bracket}{lo}, {hi}]")
 
 
 @dataclass(frozen=True)
@@ -100,22 +87,19 @@ class ModelConfig:
     forget_bias: float | None = None
 
     def __post_init__(self) -> None:
-        _positive_int("model.emb", self.emb)
-        _positive_int("model.hidden", self.hidden)
-        _positive_int("model.layers", self.layers)
-        if self.attention not in ATTENTIONS:
-            raise ConfigError(
-                f"model.attention={self.attention!r} is not valid; expected one of {ATTENTIONS}"
-            )
-        _number("model.dropout", self.dropout, 0.0, 0.99)
+        check_int("model.emb", self.emb, 1)
+        check_int("model.hidden", self.hidden, 1)
+        check_int("model.layers", self.layers, 1)
+        check_choice("model.attention", self.attention, ATTENTIONS)
+        check_float("model.dropout", self.dropout, 0.0, 0.99)
         if self.cell not in CELLS:
             raise ConfigError(
                 f"model.cell={self.cell!r} is not valid; expected one of {sorted(CELLS)} "
                 "(lstm: plain LSTM, sharpened: tau=0.2, g2: Gumbel gates p=0.2 tau=0.9)"
             )
         self.gate_config()  # validates tau, noise_p and the enums with GateConfig's messages
-        if not isinstance(self.input_feeding, bool) or not isinstance(self.tie_embeddings, bool):
-            raise ConfigError("model.input_feeding and model.tie_embeddings must be true/false")
+        check_bool("model.input_feeding", self.input_feeding)
+        check_bool("model.tie_embeddings", self.tie_embeddings)
 
     def gate_config(self) -> GateConfig:
         """The validated G2 gate options this config gives every LSTM."""
@@ -171,15 +155,14 @@ class OptimConfig:
     min_lr: float = 1e-5
 
     def __post_init__(self) -> None:
-        if self.name not in OPTIMIZERS:
-            raise ConfigError(f"optim.name={self.name!r} is not valid; expected {OPTIMIZERS}")
+        check_choice("optim.name", self.name, OPTIMIZERS)
         if self.lr is not None:
-            _number("optim.lr", self.lr, 0.0, 1e3, lo_open=True)
-        _number("optim.clip", self.clip, 0.0, 1e9)
-        _number("optim.label_smoothing", self.label_smoothing, 0.0, 0.99)
-        _number("optim.weight_decay", self.weight_decay, 0.0, 1.0)
-        _number("optim.lr_decay", self.lr_decay, 0.0, 1.0, lo_open=True)
-        _number("optim.min_lr", self.min_lr, 0.0, 1e3)
+            check_float("optim.lr", self.lr, 0.0, 1e3, lo_open=True)
+        check_float("optim.clip", self.clip, 0.0, 1e9)
+        check_float("optim.label_smoothing", self.label_smoothing, 0.0, 0.99)
+        check_float("optim.weight_decay", self.weight_decay, 0.0, 1.0)
+        check_float("optim.lr_decay", self.lr_decay, 0.0, 1.0, lo_open=True)
+        check_float("optim.min_lr", self.min_lr, 0.0, 1e3)
 
     @property
     def effective_lr(self) -> float:
@@ -225,18 +208,17 @@ class TrainConfig:
     bucket_width: int = 1
 
     def __post_init__(self) -> None:
-        _positive_int("train.max_tokens", self.max_tokens)
-        _positive_int("train.epochs", self.epochs)
-        _positive_int("train.max_updates", self.max_updates, 0)
-        _number("train.max_minutes", self.max_minutes, 0.0, 1e7)
-        _positive_int("train.seed", self.seed, 0)
-        _positive_int("train.eval_every", self.eval_every, 0)
-        _positive_int("train.log_every", self.log_every)
-        _positive_int("train.threads", self.threads, 0)
-        _positive_int("train.keep_last", self.keep_last)
-        _positive_int("train.bucket_width", self.bucket_width)
-        if self.on_nonfinite not in ("raise", "skip"):
-            raise ConfigError(f"train.on_nonfinite={self.on_nonfinite!r}: use 'raise' or 'skip'")
+        check_int("train.max_tokens", self.max_tokens, 1)
+        check_int("train.epochs", self.epochs, 1)
+        check_int("train.max_updates", self.max_updates, 0)
+        check_float("train.max_minutes", self.max_minutes, 0.0, 1e7)
+        check_int("train.seed", self.seed, 0)
+        check_int("train.eval_every", self.eval_every, 0)
+        check_int("train.log_every", self.log_every, 1)
+        check_int("train.threads", self.threads, 0)
+        check_int("train.keep_last", self.keep_last, 1)
+        check_int("train.bucket_width", self.bucket_width, 1)
+        check_choice("train.on_nonfinite", self.on_nonfinite, ("raise", "skip"))
 
 
 @dataclass(frozen=True)
@@ -259,11 +241,11 @@ class DecodeConfig:
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        _positive_int("decode.beam", self.beam)
-        _number("decode.alpha", self.alpha, 0.0, 10.0)
-        _number("decode.max_len_a", self.max_len_a, 0.0, 100.0)
-        _positive_int("decode.max_len_b", self.max_len_b, 0)
-        _positive_int("decode.batch_size", self.batch_size)
+        check_int("decode.beam", self.beam, 1)
+        check_float("decode.alpha", self.alpha, 0.0, 10.0)
+        check_float("decode.max_len_a", self.max_len_a, 0.0, 100.0)
+        check_int("decode.max_len_b", self.max_len_b, 0)
+        check_int("decode.batch_size", self.batch_size, 1)
 
 
 _SECTIONS: dict[str, type] = {

@@ -20,7 +20,6 @@ folder that looks complete.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -30,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from g2lstm.config_checks import flatten
+from g2lstm.datasets.verify import sha256_file
 from g2lstm.errors import ConfigError, DataError
 from g2lstm.mt.bpe import BPE, learn_bpe
 from g2lstm.mt.data import Tokenizer, filter_pairs, read_parallel
@@ -88,14 +89,6 @@ class _SplitText:
     tgt_ref: list[str]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_lines(path: Path, lines: list[str]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
@@ -121,16 +114,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _up_to_date(out_dir: Path, settings: dict[str, Any], inputs: dict[str, Any]) -> bool | str:
     """True if out_dir holds this exact preparation; a reason string if it holds another."""
     try:
@@ -140,7 +123,7 @@ def _up_to_date(out_dir: Path, settings: dict[str, Any], inputs: dict[str, Any])
     except (json.JSONDecodeError, UnicodeDecodeError):
         return "its prepare.json is unreadable"
     if info.get("format_version") != _FORMAT_VERSION or info.get("settings") != settings:
-        old, new = _flatten(info.get("settings", {})), _flatten(settings)
+        old, new = flatten(info.get("settings", {})), flatten(settings)
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         return f"it was prepared with other settings (differences in {diff})"
     old_sums = {k: v.get("sha256") for k, v in info.get("inputs", {}).items()}
@@ -148,7 +131,7 @@ def _up_to_date(out_dir: Path, settings: dict[str, Any], inputs: dict[str, Any])
         return "it was prepared from other input files (sha256 differ)"
     for name, digest in info.get("outputs", {}).items():
         path = out_dir / name
-        if not path.is_file() or _sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             log.warning("%s: %s is missing or modified; preparing again.", out_dir, name)
             return False
     return True
@@ -169,7 +152,7 @@ def _run(
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = {"pipeline": pipeline, "config": config.to_dict()}
     inputs = {
-        key: {"path": str(path), "sha256": _sha256(path), "bytes": path.stat().st_size}
+        key: {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}
         for key, path in input_files.items()
     }
     with FileLock(str(out_dir / ".prepare.lock")):
@@ -190,7 +173,7 @@ def _run(
             "settings": settings,
             "inputs": inputs,
             "counts": counts,
-            "outputs": {name: _sha256(out_dir / name) for name in outputs},
+            "outputs": {name: sha256_file(out_dir / name) for name in outputs},
             "versions": _versions(),
         }
         _write_json(out_dir / _INFO, info)

@@ -41,11 +41,13 @@ __all__ = [
     "EvalResult",
     "TranslationOutput",
     "Translator",
+    "bpe_from_meta",
     "data_meta",
     "evaluate_split",
     "load_translator",
     "resolve_checkpoint",
     "resolve_split",
+    "vocabs_from_meta",
 ]
 
 #: ``meta["kind"]`` of an MT checkpoint.
@@ -64,6 +66,23 @@ def data_meta(prepared: PreparedData) -> dict[str, Any]:
         "tgt_vocab": None if joint else list(prepared.tgt_vocab.tokens),
         "bpe_codes": codes.read_text(encoding="utf-8") if prepared.config.bpe_merges else None,
     }
+
+
+def vocabs_from_meta(data: dict[str, Any]) -> tuple[Vocab, Vocab]:
+    """(source, target) vocabularies of :func:`data_meta` output; one shared object for a
+    joint vocabulary (``tgt_vocab`` null)."""
+    src = Vocab(data["src_vocab"])
+    return src, (src if data["tgt_vocab"] is None else Vocab(data["tgt_vocab"]))
+
+
+def bpe_from_meta(data: dict[str, Any]) -> BPE | None:
+    """The BPE codes of :func:`data_meta` output, loaded; ``None`` for a run without BPE."""
+    if not data.get("bpe_codes"):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        codes = Path(tmp) / "bpe.codes"
+        codes.write_text(data["bpe_codes"], encoding="utf-8")
+        return BPE(codes)
 
 
 def resolve_checkpoint(path: str | os.PathLike[str], which: str = "best") -> Path:
@@ -248,20 +267,18 @@ def load_translator(
         )
     cfg = MTConfig.from_dict(meta["config"])
     data = meta["data"]
-    src_vocab = Vocab(data["src_vocab"])
-    tgt_vocab = src_vocab if data["tgt_vocab"] is None else Vocab(data["tgt_vocab"])
+    src_vocab, tgt_vocab = vocabs_from_meta(data)
     model = Seq2Seq(cfg.model, len(src_vocab), len(tgt_vocab), pad_id=src_vocab.pad_id)
     check_state_dict_compat(model, ckpt.model_state, str(ckpt.path))
     model.load_state_dict(ckpt.model_state)
     model.to(device)
-    bpe = None
-    if data.get("bpe_codes"):
-        with tempfile.TemporaryDirectory() as tmp:
-            codes = Path(tmp) / "bpe.codes"
-            codes.write_text(data["bpe_codes"], encoding="utf-8")
-            bpe = BPE(codes)
     translator = Translator(
-        model, src_vocab, tgt_vocab, PrepareConfig(**data["prepare"]), decode or cfg.decode, bpe
+        model,
+        src_vocab,
+        tgt_vocab,
+        PrepareConfig(**data["prepare"]),
+        decode or cfg.decode,
+        bpe_from_meta(data),
     )
     translator.checkpoint = ckpt.path
     translator.meta = meta

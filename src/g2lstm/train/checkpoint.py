@@ -19,7 +19,6 @@ the same tensor object under every name.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -30,6 +29,7 @@ from typing import Any
 
 import torch
 
+from g2lstm.datasets.verify import sha256_file
 from g2lstm.errors import CheckpointError
 from g2lstm.train.atomic import atomic_directory
 from g2lstm.train.state import flatten_state, unflatten_state
@@ -105,14 +105,6 @@ def _library_versions() -> dict[str, Any]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _dedupe(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Make tensors storable: CPU, contiguous, no shared storage. Returns (unique, aliases)."""
     unique: dict[str, torch.Tensor] = {}
@@ -144,7 +136,7 @@ def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, An
     unique, aliases = _dedupe(tensors)
     meta = {"format": "pt", "g2lstm_checkpoint_format": str(CHECKPOINT_FORMAT)}
     safetensors.torch.save_file(unique, str(path), metadata=meta)
-    return {"sha256": _sha256(path), "bytes": path.stat().st_size, "aliases": aliases}
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size, "aliases": aliases}
 
 
 def save_checkpoint(
@@ -297,7 +289,7 @@ def _read_tensors(
                 f"{path} has {size} bytes but {want} were written: the file is truncated or "
                 "corrupt." + _previous_hint(path.parent)
             )
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != entry.get("sha256"):
             raise CheckpointError(
                 f"{path} is corrupt: sha256 {digest} does not match {entry.get('sha256')} "
