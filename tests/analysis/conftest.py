@@ -98,3 +98,82 @@ def itos() -> list[str]:
 def read_png_size():
     """``read_png_size(path) -> (width, height)`` from the PNG header."""
     return png_size
+
+
+# ---------------------------------------------------------------- tiny translation runs
+#: Target words by source word index: English function words, punctuation and content words.
+MT_WORDS = ["the", "a", "man", "dog", "and", ",", ".", "of", "street", "walking", "red", "is"]
+
+
+def _mt_pair(rng) -> tuple[str, str]:
+    """Source ``s3 s7 s1`` -> target ``man walking a``: word-by-word, in reverse order."""
+    ids = [rng.randrange(len(MT_WORDS)) for _ in range(rng.randint(2, 7))]
+    return " ".join(f"s{i}" for i in ids), " ".join(MT_WORDS[i] for i in reversed(ids))
+
+
+def make_mt_runs(root: Path, cells: tuple[str, ...] = ("g2", "lstm")) -> dict[str, Path]:
+    """A prepared toy corpus (joint BPE, 25 merges) and one 2-layer tiny run per cell.
+
+    Returns ``{"data": prepared folder, cell: run folder, ...}``. About 2 s on one core.
+    """
+    import random
+
+    from g2lstm.mt.config import load_config
+    from g2lstm.mt.prepare import prepare_dataset
+    from g2lstm.mt.trainer import train
+
+    rng = random.Random(0)
+    raw = root / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", 300), ("valid", 24), ("test", 12)):
+        pairs = [_mt_pair(rng) for _ in range(n)]
+        (raw / f"{split}.de").write_text("".join(s + "\n" for s, _ in pairs), encoding="utf-8")
+        (raw / f"{split}.en").write_text("".join(t + "\n" for _, t in pairs), encoding="utf-8")
+    prep = root / "prep"
+    prepare_dataset(raw, prep, "de", "en", tokenize=False, bpe_merges=25)
+    out: dict[str, Path] = {"data": prep}
+    for cell in cells:
+        cfg = load_config("tiny", overrides=[
+            f"train.data={prep}", f"model.cell={cell}", "model.layers=2", "model.emb=16",
+            "model.hidden=16", "train.valid_bleu=false", "train.max_tokens=300",
+            "train.max_updates=12", "train.epochs=1", "decode.beam=1",
+        ])  # fmt: skip
+        train(cfg, root / cell, show_progress=False)
+        out[cell] = root / cell
+    return out
+
+
+@pytest.fixture(scope="session")
+def mt_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny trained MT runs (G2-LSTM and LSTM) and their prepared data (see make_mt_runs)."""
+    torch.set_num_threads(1)
+    return make_mt_runs(tmp_path_factory.mktemp("mt"))
+
+
+def make_lm_runs(root: Path, cells: tuple[str, ...] = ("g2", "lstm")) -> dict[str, Path]:
+    """A toy word corpus and one tiny one-epoch LM run per cell: ``{"data": dir, cell: run}``."""
+    import random
+
+    from g2lstm.lm import preset_config, train
+
+    rng = random.Random(0)
+    words = ["the", "and", ".", "economy", "is", "of", "w1", "w2", "w3"]
+    data = root / "data"
+    data.mkdir(parents=True)
+    for split, n in (("train", 40), ("valid", 12), ("test", 4)):
+        lines = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 8))) for _ in range(n)]
+        (data / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = {"data": data}
+    for cell in cells:
+        cfg = preset_config("tiny", {"data": str(data), "model.cell": cell, "train.epochs": 1,
+                                     "train.progress": False, "train.threads": 1})  # fmt: skip
+        train(cfg, root / cell)
+        out[cell] = root / cell
+    return out
+
+
+@pytest.fixture(scope="session")
+def lm_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny trained LM runs (G2-LSTM and LSTM) and their corpus (see make_lm_runs)."""
+    torch.set_num_threads(1)
+    return make_lm_runs(tmp_path_factory.mktemp("lm"))

@@ -5,7 +5,9 @@ exact ``noise_p=0, tau=1`` G2LSTMs) through generic callables: ``forward_fn(mode
 ``tokens_fn(batch)``, ``evaluate_fn(model)`` (see :mod:`g2lstm.analysis.collect`). Figures need
 matplotlib (``pip install 'g2lstm[plots]'``), imported only when a figure is drawn.
 
-Entry point: :func:`analyze_models`; CLI: ``g2lstm analyze``.
+Entry point: :func:`analyze_models`; CLI: ``g2lstm analyze``. Model-family glue:
+:mod:`g2lstm.analysis.lm_adapter` (word LMs) and :mod:`g2lstm.analysis.mt_adapter` (translation
+models: encoder and decoder gates, hard gates in BLEU).
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from g2lstm.analysis.plots import (
     plot_sensitivity,
 )
 from g2lstm.analysis.report import ReportSection, write_report
-from g2lstm.analysis.run import AnalysisConfig, AnalysisResult, analyze_models, recorded_layers
+from g2lstm.analysis.run import (
+    AnalysisConfig,
+    AnalysisResult,
+    analyze_models,
+    layer_names,
+    recorded_layers,
+)
 from g2lstm.analysis.sensitivity import SensitivityConfig, gate_sensitivity
 from g2lstm.analysis.tokens import (
     FUNCTION_WORDS,
@@ -53,6 +61,7 @@ __all__ = [
     "hard_gate_eval",
     "hard_gate_model",
     "heatmap_from_traces",
+    "layer_names",
     "plot_class_stats",
     "plot_gate_histograms",
     "plot_hard_gates",

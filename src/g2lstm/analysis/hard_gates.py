@@ -53,6 +53,7 @@ def hard_gate_eval(
     evaluate_fn: Callable[[nn.Module], float],
     *,
     gates: Sequence[str] = ("input", "forget"),
+    higher_is_better: bool | None = None,
 ) -> dict[str, Any]:
     """The metric with soft and with hard (exactly 0/1) gates.
 
@@ -61,14 +62,24 @@ def hard_gate_eval(
         evaluate_fn: ``evaluate_fn(model) -> float`` (perplexity, BLEU, ...); it should put the
             model in eval mode itself.
         gates: which gates to binarise (input and forget by default, as in claim 10).
+        higher_is_better: the metric's direction (BLEU: True, perplexity: False); when given,
+            the result also holds ``"degradation"``: how much worse the hard gates are
+            (positive = worse, in the metric's units).
 
     Returns:
-        ``{"soft": m, "hard": m2, "delta": m2 - m, "relative": (m2 - m) / |m|, "gates": [...]}``.
+        ``{"soft": m, "hard": m2, "delta": m2 - m, "relative": (m2 - m) / |m|, "gates": [...],
+        "higher_is_better": ..., "degradation": ...}`` (the last two with ``higher_is_better``).
     """
     soft = float(evaluate_fn(model))
     hard = float(evaluate_fn(hard_gate_model(model, gates)))
     rel = (hard - soft) / abs(soft) if soft != 0 and math.isfinite(soft) else float("nan")
-    return {"soft": soft, "hard": hard, "delta": hard - soft, "relative": rel, "gates": list(gates)}
+    out: dict[str, Any] = {
+        "soft": soft, "hard": hard, "delta": hard - soft, "relative": rel, "gates": list(gates)
+    }  # fmt: skip
+    if higher_is_better is not None:
+        out["higher_is_better"] = bool(higher_is_better)
+        out["degradation"] = soft - hard if higher_is_better else hard - soft
+    return out
 
 
 def check_binary_gates(

@@ -116,6 +116,7 @@ def plot_gate_histograms(
     stem: Path,
     *,
     title: str = "Distribution of gate values",
+    row_titles: Mapping[str, str] | None = None,
     dpi: int = DPI,
 ) -> dict[str, Path]:
     """Paper Figs. 1/3: fraction of gate values per 0.1-bin, bars side by side per model.
@@ -124,6 +125,8 @@ def plot_gate_histograms(
         data: ``data[row_label][model][gate]`` -> histogram; one figure row per row label
             (e.g. a layer), one column per gate present.
         stem: output path without suffix.
+        row_titles: text shown for a row label in panel titles (e.g. ``"layer 2: dec_rnn[0]"``;
+            default: the label itself). The CSV/JSON keep the row labels.
     """
     rows_l = list(data)
     if not rows_l:
@@ -160,7 +163,8 @@ def plot_gate_histograms(
             ax.set_xlabel(f"{gate} gate value")
             ax.set_ylabel("fraction of values")
             ax.set_ylim(0, 1)
-            ax.set_title(f"{row}: {gate} gate", fontsize=10)
+            shown = (row_titles or {}).get(row, row)
+            ax.set_title(f"{shown}: {gate} gate", fontsize=10 if len(shown) < 30 else 8)
             ax.legend(fontsize=7, loc="upper center")
     fig.suptitle(title)
     return _outputs(stem, fig, csv_rows, js)
@@ -270,6 +274,7 @@ def plot_hard_gates(
     stem: Path,
     *,
     metric: str = "metric",
+    higher_is_better: bool | None = None,
     title: str = "Soft vs hard (exactly 0/1) input/forget gates at test time",
     dpi: int = DPI,
 ) -> dict[str, Path]:
@@ -277,6 +282,8 @@ def plot_hard_gates(
 
     Args:
         data: ``data[model]`` -> ``{"soft": m, "hard": m2, ...}``.
+        metric: the metric's name (axis label and CSV column), e.g. ``"BLEU"``.
+        higher_is_better: adds "(higher is better)" or "(lower is better)" to the axis label.
     """
     models = list(data)
     if not models:
@@ -293,13 +300,19 @@ def plot_hard_gates(
         ax.bar_label(bars, fmt="%.4g", fontsize=7)
         rows += [{"model": m, "mode": mode, metric: y} for m, y in zip(models, ys)]
     finite = [v for v in vals if math.isfinite(v) and v > 0]
+    shown = [v for v in vals if math.isfinite(v)]
     if finite and max(finite) / min(finite) > 20:
         ax.set_yscale("log")
-    ax.margins(y=0.2)
+        ax.margins(y=0.2)
+    elif shown and min(shown) >= 0:  # BLEU, perplexity: bars start at 0 (room for labels)
+        ax.set_ylim(0, 1.2 * max(shown) or 1.0)
+    else:
+        ax.margins(y=0.2)
     ax.set_xticks(range(len(models)))
     ax.set_xticklabels(models)
     ax.set_xlabel("model")
-    ax.set_ylabel(metric)
+    better = {True: " (higher is better)", False: " (lower is better)"}.get(higher_is_better, "")
+    ax.set_ylabel(metric + better)
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="upper center", ncols=2)
     return _outputs(stem, fig, rows, {m: dict(data[m]) for m in models})

@@ -163,15 +163,39 @@ def sensitivity_sentence(rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> str
     return " ".join(parts) or "No sensitivity measurements."
 
 
-def hard_gate_sentence(results: Mapping[str, Mapping[str, Any]], metric: str = "metric") -> str:
-    """From ``results[model]`` = ``{"soft", "hard", "relative"}``."""
+def hard_gate_sentence(
+    results: Mapping[str, Mapping[str, Any]],
+    metric: str = "metric",
+    higher_is_better: bool | None = None,
+) -> str:
+    """From ``results[model]`` = ``{"soft", "hard", "relative"}``.
+
+    With ``higher_is_better`` known, each change is called better or worse and the sentence
+    says which direction is better, e.g. "G2-LSTM: BLEU 30.1 → 29.8 (-1.0%, worse) with
+    exactly 0/1 gates, against ... Higher BLEU is better."
+    """
     vals = {}
     for m, r in results.items():
         change = _signed_pct(r.get("relative"))
-        vals[m] = f"{metric} {_num(r['soft'], 4)} → {_num(r['hard'], 4)} ({change})"
+        verdict = _verdict(r.get("soft"), r.get("hard"), higher_is_better)
+        vals[m] = f"{metric} {_num(r['soft'], 4)} → {_num(r['hard'], 4)} ({change}{verdict})"
     if not vals:
         return "No hard-gate evaluation."
-    return _versus(vals, "with exactly 0/1 gates")
+    text = _versus(vals, "with exactly 0/1 gates")
+    if higher_is_better is not None:
+        text += f" {'Higher' if higher_is_better else 'Lower'} {metric} is better."
+    return text
+
+
+def _verdict(soft: float | None, hard: float | None, higher_is_better: bool | None) -> str:
+    """``", better"`` / ``", worse"`` / ``", unchanged"`` for hard vs soft ("" if unknown)."""
+    if higher_is_better is None or soft is None or hard is None:
+        return ""
+    if math.isnan(soft) or math.isnan(hard):
+        return ""
+    if soft == hard:
+        return ", unchanged"
+    return ", better" if (hard > soft) == higher_is_better else ", worse"
 
 
 def _signed_pct(x: float | None) -> str:

@@ -50,7 +50,14 @@ from g2lstm.analysis.tokens import TokenGateStats
 from g2lstm.errors import ConfigError
 from g2lstm.nn import g2_modules
 
-__all__ = ["AnalysisConfig", "AnalysisResult", "EncodeFn", "analyze_models", "recorded_layers"]
+__all__ = [
+    "AnalysisConfig",
+    "AnalysisResult",
+    "EncodeFn",
+    "analyze_models",
+    "layer_names",
+    "recorded_layers",
+]
 
 #: ``encode_fn(sentence) -> (tokens, batch)``: the tokens shown as heatmap columns and a batch
 #: for ``forward_fn`` whose sequence 0 has exactly ``len(tokens)`` valid steps.
@@ -68,6 +75,9 @@ class AnalysisConfig:
         heatmap_gates: gates shown in heatmaps (paper: input and forget).
         layer: index into :func:`recorded_layers` of the layer used for heatmaps and token
             classes (paper: the first layer).
+        summary_layer: index into :func:`recorded_layers` of the layer whose near-0/1
+            fractions the report's histogram sentence quotes (``None``: all layers pooled, or
+            the only layer; MT: the first decoder layer, as the paper's Figs. 1/3).
         sensitivity: perturbation options, or ``None`` to skip the sensitivity analysis.
         sensitivity_batches: batches used for the sensitivity analysis (it costs
             ``targets x sigmas x draws`` forward passes per batch).
@@ -81,6 +91,7 @@ class AnalysisConfig:
     gates: tuple[str, ...] = GATES
     heatmap_gates: tuple[str, ...] = ("input", "forget")
     layer: int = 0
+    summary_layer: int | None = None
     sensitivity: SensitivityConfig | None = field(default_factory=SensitivityConfig)
     sensitivity_batches: int = 2
     hard_gates: tuple[str, ...] = ("input", "forget")
@@ -88,9 +99,11 @@ class AnalysisConfig:
     dpi: int = 100
 
     def __post_init__(self) -> None:
-        for name in ("layer", "sensitivity_batches", "min_token_count", "dpi"):
+        for name in ("layer", "summary_layer", "sensitivity_batches", "min_token_count", "dpi"):
             v = getattr(self, name)
-            low = 0 if name == "layer" else 1
+            low = 0 if name in ("layer", "summary_layer") else 1
+            if name == "summary_layer" and v is None:
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ConfigError(f"AnalysisConfig.{name}={v!r} must be an int >= {low}")
         if self.max_batches is not None and self.max_batches < 1:
@@ -116,6 +129,16 @@ def recorded_layers(model: nn.Module) -> list[tuple[str, int]]:
     return [(n, k) for n, m in g2_modules(model) for k in range(getattr(m, "num_layers", 1))]
 
 
+def layer_names(model: nn.Module) -> list[str]:
+    """A label per :func:`recorded_layers` entry: ``"module[k]"``, plus ``" (bidirectional)"``
+    for a bidirectional module (its two directions are pooled in the per-layer figures)."""
+    mods = dict(g2_modules(model))
+    return [
+        f"{n}[{k}]" + (" (bidirectional)" if getattr(mods[n], "bidirectional", False) else "")
+        for n, k in recorded_layers(model)
+    ]
+
+
 def _pick_layer(model: nn.Module, index: int, name: str) -> tuple[str, int]:
     layers = recorded_layers(model)
     if index >= len(layers):
@@ -131,6 +154,7 @@ def analyze_models(
     *,
     evaluate_fn: Callable[[nn.Module], float] | None = None,
     metric: str = "metric",
+    higher_is_better: bool | None = None,
     tokens_fn: TokensFn | None = None,
     itos: Sequence[str] | None = None,
     sentences: Sequence[str] = (),
@@ -145,7 +169,9 @@ def analyze_models(
         forward_fn: ``forward_fn(model, batch) -> loss | None``.
         out_dir: output folder (created).
         evaluate_fn: ``evaluate_fn(model) -> float``; enables hard-gate inference.
-        metric: name of ``evaluate_fn``'s metric (e.g. ``"perplexity"``).
+        metric: name of ``evaluate_fn``'s metric (e.g. ``"perplexity"``, ``"BLEU"``).
+        higher_is_better: the metric's direction (perplexity: False, BLEU: True); ``None``
+            leaves "better"/"worse" out of the hard-gate wording.
         tokens_fn, itos: ``(T, N)`` token ids of a batch and the vocabulary; enable the
             token-class statistics.
         sentences, encode_fn: sentences for heatmaps and how to turn one into a batch.
@@ -214,15 +240,21 @@ def analyze_models(
         hard = {}
         for name, model in recs.items():
             torch.manual_seed(cfg.seed)
-            hard[name] = hard_gate_eval(model, evaluate_fn, gates=cfg.hard_gates)
+            hard[name] = hard_gate_eval(
+                model, evaluate_fn, gates=cfg.hard_gates, higher_is_better=higher_is_better
+            )
             one = itertools.islice(iter(source), 1)
             hard[name]["check"] = check_binary_gates(model, one, forward_fn, gates=cfg.hard_gates)
-        files["hard_gates"] = plot_hard_gates(hard, out / "hard_gates", metric=metric, dpi=cfg.dpi)
+        files["hard_gates"] = plot_hard_gates(
+            hard, out / "hard_gates", metric=metric, higher_is_better=higher_is_better,
+            dpi=cfg.dpi,
+        )  # fmt: skip
         results["hard_gates"] = hard
+        results["metric"] = {"name": metric, "higher_is_better": higher_is_better}
         sections.append(
             rep.ReportSection(
                 "Hard-gate inference",
-                rep.hard_gate_sentence(hard, metric),
+                rep.hard_gate_sentence(hard, metric, higher_is_better),
                 files["hard_gates"]["png"],
                 [files["hard_gates"]["csv"]],
             )
@@ -256,9 +288,13 @@ def _histogram_section(
     results: dict[str, Any],
 ) -> rep.ReportSection:
     data: dict[str, dict[str, dict[str, GateHistogram]]] = {}
+    where: dict[str, str] = {}  # row -> which module(s) it shows
     n_layers = max(len(recorded_layers(m)) for m in recs.values())
     if n_layers > 1:
         data["all layers"] = {m: {g: s.merged(g) for g in cfg.gates} for m, s in stats.items()}
+        where["all layers"] = "all modules"
+    names = {m: layer_names(model) for m, model in recs.items()}
+    results["layers"] = names
     for i in range(n_layers):
         row = data.setdefault(f"layer {i}", {})
         for m, s in stats.items():
@@ -266,25 +302,33 @@ def _histogram_section(
             if i < len(layers):
                 mod, k = layers[i]
                 row[m] = {g: s.merged(g, mod, k) for g in cfg.gates}
-    files["gate_histograms"] = plot_gate_histograms(data, out / "gate_histograms", dpi=cfg.dpi)
+        where[f"layer {i}"] = " / ".join(dict.fromkeys(n[i] for n in names.values() if i < len(n)))
+    files["gate_histograms"] = plot_gate_histograms(
+        data, out / "gate_histograms", dpi=cfg.dpi,
+        row_titles={r: f"{r}: {w}" for r, w in where.items()},
+    )  # fmt: skip
     all_rows = [{"model": m, **r} for m, s in stats.items() for r in s.rows()]
     write_csv(out / "gate_stats.csv", all_rows)
     write_json(out / "gate_stats.json", {m: s.to_dict() for m, s in stats.items()})
     first = next(iter(data))
+    if cfg.summary_layer is not None and f"layer {cfg.summary_layer}" in data:
+        first = f"layer {cfg.summary_layer}"
     near = {m: {g: h.near_binary for g, h in gh.items()} for m, gh in data[first].items()}
     results["near_binary"] = {
         row: {m: {g: h.near_binary for g, h in gh.items()} for m, gh in models.items()}
         for row, models in data.items()
     }
-    table = ["| layer | model | " + " | ".join(f"{g} near 0/1" for g in cfg.gates) + " |"]
-    table.append("|" + "---|" * (2 + len(cfg.gates)))
+    table = ["| layer | module | model | " + " | ".join(f"{g} near 0/1" for g in cfg.gates) + " |"]
+    table.append("|" + "---|" * (3 + len(cfg.gates)))
     for row, models in data.items():
         for m, gh in models.items():
             cells = " | ".join(f"{100 * gh[g].near_binary:.1f}%" for g in cfg.gates)
-            table.append(f"| {row} | {m} | {cells} |")
+            table.append(f"| {row} | {where[row]} | {m} | {cells} |")
     return rep.ReportSection(
         "Gate value histograms (paper Figs. 1 and 3)",
-        rep.polarisation_sentence(near, first),
+        rep.polarisation_sentence(
+            near, first if first == "all layers" else f"{first}: {where[first]}"
+        ),
         files["gate_histograms"]["png"],
         [files["gate_histograms"]["csv"], out / "gate_stats.csv"],
         "\n".join(table) + "\n\n" + rep.paper_reference(),
@@ -303,9 +347,12 @@ def _token_section(
     extremes = {m: t.to_dict(min_count=cfg.min_token_count) for m, t in tokens.items()}
     write_json(out / "token_extremes.json", extremes)
     results["token_classes"] = extremes
+    followed = "; ".join(
+        dict.fromkeys(f"{t.module}[{t.layer}], direction {t.direction}" for t in tokens.values())
+    )
     return rep.ReportSection(
         "Gate values by token class (claim 12)",
-        rep.class_sentence(data),
+        f"{rep.class_sentence(data)} Layer followed: {followed}.",
         files["token_classes"]["png"],
         [files["token_classes"]["csv"], out / "token_extremes.json"],
     )
@@ -322,7 +369,7 @@ def _heatmap_section(
     cfg: AnalysisConfig,
     files: dict[str, dict[str, Path]],
 ) -> rep.ReportSection:
-    traces = {}
+    traces, where = {}, []
     for name, model in recs.items():
         torch.manual_seed(cfg.seed)
         mod, layer = _pick_layer(model, cfg.layer, name)
@@ -331,9 +378,9 @@ def _heatmap_section(
         if not match:
             raise ConfigError(f"model {name!r} recorded no trace for {mod} layer {layer}")
         traces[name] = match[0]
-    heat = heatmap_from_traces(
-        traces, toks, cfg.heatmap_gates, title=f"Average gate value per token (layer {cfg.layer})"
-    )
+        where.append(f"{mod}[{layer}]")
+    title = f"Average gate value per token (layer {cfg.layer}: {' / '.join(dict.fromkeys(where))})"
+    heat = heatmap_from_traces(traces, toks, cfg.heatmap_gates, title=title)
     key = f"heatmap_{k}"
     files[key] = plot_heatmap(heat, out / key, dpi=cfg.dpi)
     values = {

@@ -1,17 +1,16 @@
 """Translation steps of the plan: data preparation, training, BLEU + compression, gates.
 
-Also a thin adapter that lets :func:`g2lstm.analysis.analyze_models` drive a
-:class:`~g2lstm.mt.model.Seq2Seq` (teacher-forced loss on batches of validation pairs), since
-the analysis package ships only a language-model adapter.
+The gate analysis drives :func:`g2lstm.analysis.analyze_models` through
+:class:`g2lstm.analysis.mt_adapter.MTAdapter` (re-exported here as ``MTAdapter``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from g2lstm.analysis.mt_adapter import MTAdapter
 from g2lstm.errors import TrainingError
 from g2lstm.reproduce.context import RunContext, dep_marker, lines_head
 from g2lstm.reproduce.paper import CELL_LABELS
@@ -105,53 +104,6 @@ def mt_eval(step: Step, ctx: RunContext) -> dict[str, Any]:
     finally:
         translator.model = original
     return out
-
-
-class MTAdapter:
-    """Batches of validation pairs and the callables :func:`analyze_models` needs.
-
-    Batches are ``(src (S, B), src_lengths (B,), tgt_in (T, B), tgt_out (T, B))`` from
-    :func:`g2lstm.mt.batching.collate`, in corpus order.
-    """
-
-    def __init__(self, prepared: Any, max_batches: int, batch_size: int = 32,
-                 device: str = "cpu") -> None:  # fmt: skip
-        from g2lstm.mt.batching import collate
-
-        v = prepared.tgt_vocab
-        self.pad = v.pad_id
-        pairs = prepared.encoded("valid")
-        self.batches = []
-        for i in range(0, min(len(pairs), max_batches * batch_size), batch_size):
-            src, src_len, tgt_in, tgt_out = collate(pairs[i : i + batch_size], v.pad_id,
-                                                    v.bos_id, v.eos_id)  # fmt: skip
-            self.batches.append((src.to(device), src_len, tgt_in.to(device), tgt_out.to(device)))
-
-    def forward(self, model: Any, batch: tuple[Any, ...]) -> Any:
-        """Mean teacher-forced NLL of ``batch`` (padding excluded)."""
-        import torch.nn.functional as F
-
-        src, src_len, tgt_in, tgt_out = batch
-        logits = model(src, src_len, tgt_in)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1),
-                               ignore_index=self.pad)  # fmt: skip
-
-    def evaluate(self, model: Any) -> float:
-        """Validation perplexity over the adapter's batches (eval mode, no gradients)."""
-        import torch
-
-        was = model.training
-        model.eval()
-        total, count = 0.0, 0
-        try:
-            with torch.no_grad():
-                for batch in self.batches:
-                    n = int((batch[3] != self.pad).sum())
-                    total += float(self.forward(model, batch)) * n
-                    count += n
-        finally:
-            model.train(was)
-        return math.exp(min(total / max(count, 1), 50.0))
 
 
 def mt_analyze(step: Step, ctx: RunContext) -> dict[str, Any]:
