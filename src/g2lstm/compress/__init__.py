@@ -10,6 +10,11 @@ each returns ``(compressed_copy, CompressionReport)`` and leaves its input untou
     save_compressed("model.g2c.safetensors", small, report, config={"hidden_size": 1150})
     state, meta = load_compressed("model.g2c.safetensors")    # dense, bit-identical to `small`
 
+A compressed model can be fine-tuned while keeping its structure exactly (rounded and quantised
+blocks through dense shadows with a straight-through estimator): ``finetune(small, report,
+step_loss, steps, lr)``, or ``finetune_task(load_target(run)).run(small, report, steps)`` for
+a language or translation model (see :mod:`.finetune`).
+
 Needs ``numpy`` and ``safetensors`` (the ``train`` extra) for the file format only.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 from .blocks import GATES, PRESETS, Block, rank_for_fraction, select_blocks
 from .codecs import CODECS
 from .evaluators import CompressedModel, load_compressed_model
+from .finetune import FinetuneTask, finetune, finetune_task
 from .format import FORMAT_VERSION, load_compressed, save_compressed
 from .methods import (
     StructureProjector,
@@ -41,9 +47,12 @@ __all__ = [
     "BlockReport",
     "CompressedModel",
     "CompressionReport",
+    "FinetuneTask",
     "StructureProjector",
     "compress",
     "default_settings",
+    "finetune",
+    "finetune_task",
     "load_compressed",
     "load_compressed_model",
     "low_rank",

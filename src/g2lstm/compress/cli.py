@@ -119,7 +119,7 @@ def _weights_bytes(path: Path) -> int | None:
 
 def _cmd_apply(args: argparse.Namespace) -> int:
     from .evaluators import load_target
-    from .finetune import finetune, lm_step_loss
+    from .finetune import finetune_task
     from .format import save_compressed
     from .methods import compress
 
@@ -132,13 +132,15 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     print(f"g2lstm compress: {target.path} ({target.kind}, {target.cell}, H={target.hidden}) "
           f"-> {out}, {method} {params}", file=sys.stderr if args.json else sys.stdout,
           flush=True)  # fmt: skip
+    task = None
+    if args.finetune_steps:  # read the training data before the (slower) compression
+        task = finetune_task(target, data=args.finetune_data)
     model, report = compress(target.model, method, _blocks(args.blocks), **params)
-    if args.finetune_steps:
-        lr = args.finetune_lr or target.config.optim.lr / 10
-        print(f"fine-tuning {args.finetune_steps} steps at lr {lr:g} (structure kept)",
-              file=sys.stderr, flush=True)  # fmt: skip
-        report = finetune(model, report, lm_step_loss(target), args.finetune_steps, lr,
-                          seed=target.seed)  # fmt: skip
+    if task is not None:
+        lr = task.lr if args.finetune_lr is None else args.finetune_lr
+        print(f"fine-tuning {args.finetune_steps} steps at lr {lr:g} on {task.description} "
+              "(structure kept)", file=sys.stderr, flush=True)  # fmt: skip
+        report = task.run(model, report, args.finetune_steps, lr)
     save_compressed(out, model, report, config=target.file_config)
     size, dense = out.stat().st_size, _weights_bytes(target.path)
     if args.json:
@@ -198,6 +200,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     result = run_sweep(args.checkpoints, evaluator, None, args.output,
                        blocks=_blocks(args.blocks), grid=not args.paper_only,
                        finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
+                       finetune_data=args.finetune_data,
                        plot=not args.no_plot,
                        log=lambda line: print(line, flush=True))  # fmt: skip
     print(result.paths["table"].read_text(encoding="utf-8"))
@@ -220,11 +223,16 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_finetune_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--finetune-steps", type=int, default=0,
-                   help="after compressing, fine-tune N SGD steps on the training data, "
-                   "re-projecting onto the compressed structure after each (LM only)")  # fmt: skip
-    p.add_argument("--finetune-lr", type=float,
-                   help="fine-tune learning rate (default: the run's optim.lr / 10)")  # fmt: skip
+    g = p.add_argument_group("fine-tune after compression (LM and MT)")
+    g.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+                   help="after compressing, train N steps on the training data with the run's "
+                   "optimizer, batches and loss (MT: label smoothing), re-projecting onto the "
+                   "compressed structure after each step (default: 0, no fine-tune)")  # fmt: skip
+    g.add_argument("--finetune-lr", type=float, metavar="LR",
+                   help="fine-tune learning rate (default: a tenth of the run's)")  # fmt: skip
+    g.add_argument("--finetune-data", metavar="DATA",
+                   help="training data of the fine-tune: LM dataset name or folder, MT prepared "
+                   "folder (default: the run's; sweep: --data if given)")  # fmt: skip
 
 
 def register(subparsers: Any) -> None:

@@ -1,26 +1,58 @@
-"""A short fine-tune of a compressed model that keeps its compressed structure.
+"""A short compression-aware fine-tune of a compressed model that keeps its structure.
 
-After every optimizer step the compressed blocks are projected back onto their structure with
-:func:`~g2lstm.compress.structure_projector` (new truncated SVD of the same rank, new rounding
-to the same grid, new quantisation), so the fine-tuned model is still exactly representable by
-the compressed file and the returned report's payloads match it::
+The compressed blocks are trained with a dense float *shadow* and a straight-through estimator
+(the quantisation-aware training of BinaryConnect / QAT): every forward and backward pass sees
+the projected blocks ``P(shadow)`` (:func:`~g2lstm.compress.structure_projector`: rounding to
+the same grid and clip, quantisation to the same number of levels, truncated SVD to the same
+rank), and the gradient with respect to ``P(shadow)`` is applied to ``shadow`` itself. Small
+updates therefore accumulate in the shadow until a weight crosses to another grid point or
+level, instead of being rounded away after every step.
 
-    small, report = low_rank(model, 16)
-    report = finetune(small, report, lm_step_loss(target), steps=200, lr=2.0)
-    save_compressed(path, small, report, config=...)
+One step of :func:`finetune`, for a model that holds ``P(shadow)``:
 
-Only language models are supported by :func:`lm_step_loss`; any other model can be fine-tuned
-with :func:`finetune` and a ``step_loss(model, step) -> scalar`` of its own.
+1. forward and backward at the projected weights, gradient clipping;
+2. the shadow is written into the rows of the ``round``/``quantize`` blocks (in place, so
+   parameter identity, the flat weights of ``nn.LSTM``/``G2LSTM`` and the optimizer state are
+   kept) and the optimizer steps on it;
+3. the updated shadow is read back (``round`` with a clip: clamped to ``[-clip, clip]``, where
+   the gradient has no further effect) and every block is projected again in place.
+
+``low_rank`` blocks keep no separate shadow: they are projected gradient descent (the shadow is
+re-projected onto rank ``r`` after each step). A low-rank block moves continuously under small
+steps, so nothing is lost, and a dense shadow would only accumulate the components that the
+truncation discards and the loss never sees.
+
+The model passed to :func:`finetune` is edited in place; between steps (in ``on_step``), after
+it returns and after an error it holds the projected weights, no extra modules or
+parametrisations, so the returned report's payloads match it and
+``save_compressed(path, model, report)`` is exact. The shadow starts from the model's values:
+the output of ``compress`` (already on the structure), or a dense copy of the original model to
+start the training from its uncompressed weights.
+
+The loop (:func:`finetune`) is generic; what depends on the model family is a
+:class:`FinetuneTask`: its training batches and loss, optimizer, default learning rate and
+gradient clipping. :func:`finetune_task` builds the task of a language model or translation
+model from its :class:`~g2lstm.compress.evaluators.Target` (see
+:mod:`g2lstm.compress.finetune_tasks`)::
+
+    target = load_target("runs/lm-g2")                     # or an MT run
+    small, report = compress(target.model, "round", step=0.2, clip=0.4)
+    report = finetune_task(target).run(small, report, steps=200)
+    save_compressed(path, small, report, config=target.file_config)
+
+Any other model is fine-tuned with :func:`finetune` and a ``step_loss(model, step) -> scalar``
+of its own.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from g2lstm.errors import ConfigError, TrainingError
@@ -28,10 +60,88 @@ from g2lstm.errors import ConfigError, TrainingError
 from .methods import structure_projector
 from .report import CompressionReport
 
-__all__ = ["StepLoss", "finetune", "lm_step_loss"]
+__all__ = [
+    "FinetuneTask",
+    "OptimizerFactory",
+    "ShadowWeights",
+    "StepCallback",
+    "StepLoss",
+    "finetune",
+    "finetune_task",
+    "sgd",
+]
 
 #: ``step_loss(model, step)`` -> scalar training loss of one batch (graph attached).
 StepLoss = Callable[[nn.Module, int], Tensor]
+#: ``optimizer(model, lr)`` -> the optimizer of the fine-tune (over the trainable parameters).
+OptimizerFactory = Callable[[nn.Module, float], torch.optim.Optimizer]
+#: ``on_step(step, loss)``: called after each step with the loss of its batch (before the step).
+StepCallback = Callable[[int, float], None]
+
+
+def sgd(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Plain SGD over the trainable parameters (the default optimizer of :func:`finetune`)."""
+    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
+
+
+def _check_number(name: str, value: Any, *, positive: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ConfigError(f"fine-tune {name} must be a finite number {bound}, got {value!r}")
+
+
+def _check_steps(steps: Any) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"fine-tune steps must be an integer >= 1, got {steps!r}")
+
+
+class ShadowWeights:
+    """Dense float shadows of the ``round``/``quantize`` blocks of a model (straight-through).
+
+    Holds, per block, a ``(m, n)`` copy of the block's rows of its 2-D parameter (same dtype
+    and device). :meth:`swap_in` writes the shadows into the parameters (before the optimizer
+    step, so the step updates them); :meth:`read_back` copies the updated rows into the
+    shadows, clamping ``round`` blocks to their clip. All writes are in place under
+    ``no_grad``: the parameters stay the same objects. ``low_rank`` blocks have no shadow.
+    """
+
+    #: Methods whose blocks are trained through a shadow (the others are re-projected).
+    METHODS = ("round", "quantize")
+
+    def __init__(self, model: nn.Module, report: CompressionReport) -> None:
+        state = model.state_dict()  # shares storage with the parameters
+        self._rows: list[tuple[Tensor, slice, float | None]] = []
+        self.shadows: list[Tensor] = []
+        for b in report.blocks:
+            if b.method not in self.METHODS:
+                continue
+            tensor = state.get(b.block.param)
+            if tensor is None or tensor.dim() != 2 or tensor.shape[0] < b.block.stop:
+                raise ConfigError(
+                    f"the model has no parameter {b.block.param!r} that fits block "
+                    f"{b.block.name!r} of shape {b.block.shape}"
+                )
+            clip = b.params.get("clip") if b.method == "round" else None
+            self._rows.append((tensor, b.block.rows, None if clip is None else float(clip)))
+            self.shadows.append(tensor[b.block.rows].detach().clone())
+
+    def __len__(self) -> int:
+        return len(self.shadows)
+
+    @torch.no_grad()
+    def swap_in(self) -> None:
+        """Write every shadow into its block of the model."""
+        for (tensor, rows, _), shadow in zip(self._rows, self.shadows, strict=True):
+            tensor[rows] = shadow
+
+    @torch.no_grad()
+    def read_back(self) -> None:
+        """Copy the blocks of the model into the shadows (``round``: clamped to the clip)."""
+        for (tensor, rows, clip), shadow in zip(self._rows, self.shadows, strict=True):
+            if clip is not None:
+                tensor[rows] = tensor[rows].clamp(-clip, clip)
+            shadow.copy_(tensor[rows])
 
 
 def finetune(
@@ -43,95 +153,169 @@ def finetune(
     *,
     clip: float = 0.25,
     seed: int = 0,
+    optimizer: OptimizerFactory = sgd,
+    on_step: StepCallback | None = None,
 ) -> CompressionReport:
-    """Fine-tune ``model`` in place with plain SGD, re-projecting its compressed blocks.
+    """Compression-aware fine-tune of ``model`` in place (see the module docstring).
+
+    Rounded and quantised blocks are trained through dense shadows with a straight-through
+    estimator, low-rank blocks by re-projection after every step; the model is projected onto
+    the structure of ``report`` before the first step and holds projected weights whenever
+    ``step_loss`` or ``on_step`` sees it and when this returns (also after an error).
 
     Args:
-        model: the compressed model (output of ``compress``/``low_rank``/...), edited in place.
+        model: the compressed model (output of ``compress``/``low_rank``/...), edited in place;
+            a dense model also works (the shadows then start from its dense weights).
         report: the report of that compression (its blocks and parameters are kept).
-        step_loss: gives the loss of training step ``step`` (0-based).
+        step_loss: gives the loss of training step ``step`` (0-based), a scalar tensor.
         steps: number of optimizer steps (>= 1).
-        lr: SGD learning rate (> 0).
+        lr: learning rate (> 0).
         clip: gradient-norm clipping (0 disables it).
         seed: seeds dropout and gate noise (the global RNG state is restored afterwards).
+        optimizer: builds the optimizer from ``(model, lr)`` (default: plain SGD); it steps the
+            shadows of the rounded/quantised blocks, so its state (momentum, Adam moments)
+            belongs to them.
+        on_step: called as ``on_step(step, loss)`` after each step (progress, loss curves).
 
     Returns:
-        The report of the last projection (payloads match the fine-tuned model, so
-        ``save_compressed(path, model, returned_report)`` is bit-exact).
+        The report of the last projection: payloads match the fine-tuned model, so
+        ``save_compressed(path, model, returned_report)`` is bit-exact. Its ``norm`` and
+        ``rel_error`` are those of projecting the final shadows (low rank: of the last step).
 
     Raises:
-        ConfigError: bad ``steps``/``lr``/``clip``.
+        ConfigError: bad ``steps``/``lr``/``clip``, a report without blocks, or a model without
+            the report's parameters.
         TrainingError: a non-finite loss (the message names the step).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ConfigError(f"fine-tune steps must be an integer >= 1, got {steps!r}")
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ConfigError(f"fine-tune learning rate must be a finite number > 0, got {lr!r}")
-    if not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip < 0:
-        raise ConfigError(f"fine-tune gradient clip must be >= 0, got {clip!r}")
+    _check_steps(steps)
+    _check_number("learning rate", lr, positive=True)
+    _check_number("gradient clip", clip, positive=False)
     projector = structure_projector(report)
+    shadows = ShadowWeights(model, report)
+    projector(model)  # the invariant of the loop: the model holds the projected weights
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=float(lr))
+    opt = optimizer(model, float(lr))
     was_training = model.training
-    with torch.random.fork_rng(devices=[]):
+    swapped = False  # the model holds the shadows, not their projection
+    with torch.random.fork_rng(devices=_rng_devices(model)):
         torch.manual_seed(seed)
         model.train()
         try:
             for step in range(steps):
-                optimizer.zero_grad(set_to_none=True)
-                loss = step_loss(model, step)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"fine-tune step {step}: loss is {float(loss)}; lower --finetune-lr"
-                    )
+                opt.zero_grad(set_to_none=True)
+                loss = _checked(step_loss(model, step), step)
                 loss.backward()
                 if clip > 0:
                     torch.nn.utils.clip_grad_norm_(params, clip)
-                optimizer.step()
+                shadows.swap_in()  # straight-through: the gradient at P(shadow) steps shadow
+                swapped = True
+                opt.step()
+                shadows.read_back()
+                swapped = False
                 projector(model)
+                if on_step is not None:
+                    on_step(step, float(loss.detach()))
         finally:
+            opt.zero_grad(set_to_none=True)
             model.train(was_training)
+            if swapped:  # the optimizer step failed: leave no shadow in the model
+                projector(model)
     return projector.report
 
 
-def lm_step_loss(target: Any, batch_size: int | None = None, bptt: int | None = None) -> StepLoss:
-    """Training batches of a language model's own corpus, as a ``step_loss``.
+def _checked(loss: Tensor, step: int) -> Tensor:
+    """``loss`` if it is a finite scalar; ConfigError / TrainingError naming ``step`` if not."""
+    if loss.dim() != 0:
+        raise ConfigError(
+            f"fine-tune step {step}: step_loss must return a scalar, got shape {tuple(loss.shape)}"
+        )
+    if not torch.isfinite(loss):
+        value = float(loss.detach())
+        raise TrainingError(f"fine-tune step {step}: loss is {value}; lower the "
+                            "learning rate (--finetune-lr)")  # fmt: skip
+    return loss
+
+
+def _rng_devices(model: nn.Module) -> list[Any]:
+    """The CUDA devices of ``model`` (their RNG is forked too), none on CPU."""
+    return sorted({p.device for p in model.parameters() if p.device.type == "cuda"}, key=str)
+
+
+@dataclass(frozen=True)
+class FinetuneTask:
+    """What one model family plugs into :func:`finetune`.
+
+    Attributes:
+        kind: ``"lm"`` or ``"mt"``.
+        step_loss: the training batches and loss (step ``k`` -> loss of batch ``k``).
+        lr: default learning rate (a tenth of the run's).
+        clip: gradient-norm clipping (the run's ``optim.clip``).
+        seed: seed of dropout and gate noise (the run's).
+        optimizer: the optimizer factory (the run's optimizer kind).
+        num_batches: batches in one pass over the training data (steps wrap around after it).
+        description: one line naming the data and batching (for logs).
+    """
+
+    kind: str
+    step_loss: StepLoss
+    lr: float
+    clip: float
+    seed: int
+    optimizer: OptimizerFactory
+    num_batches: int
+    description: str = ""
+
+    def run(
+        self,
+        model: nn.Module,
+        report: CompressionReport,
+        steps: int,
+        lr: float | None = None,
+        *,
+        on_step: StepCallback | None = None,
+    ) -> CompressionReport:
+        """:func:`finetune` ``model`` for ``steps`` steps at ``lr`` (default: :attr:`lr`)."""
+        return finetune(model, report, self.step_loss, steps, self.lr if lr is None else lr,
+                        clip=self.clip, seed=self.seed, optimizer=self.optimizer,
+                        on_step=on_step)  # fmt: skip
+
+    @torch.no_grad()
+    def mean_loss(self, model: nn.Module, steps: int) -> float:
+        """Mean loss of the batches of steps ``0 .. steps-1`` in eval mode (no dropout/noise).
+
+        A deterministic measure of how well ``model`` fits the fine-tune batches.
+        """
+        _check_steps(steps)
+        was_training = model.training
+        model.eval()
+        try:
+            return sum(float(self.step_loss(model, k)) for k in range(steps)) / steps
+        finally:
+            model.train(was_training)
+
+
+def finetune_task(
+    target: Any,
+    *,
+    data: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> FinetuneTask:
+    """The :class:`FinetuneTask` of a language model or translation model.
 
     Args:
-        target: an LM :class:`~g2lstm.compress.evaluators.Target` (its run config and
-            vocabulary locate and check the corpus).
-        batch_size: streams (default: the run's ``train.batch_size``).
-        bptt: segment length (default: the run's ``train.bptt``).
+        target: a :class:`~g2lstm.compress.evaluators.Target` (from ``load_target``); its run
+            config gives the data, batching, loss, optimizer, learning rate, clip and seed.
+        data: LM: dataset name or folder; MT: prepared data folder (default: the run's).
+        data_dir: LM: root of named datasets (default: the run's); unused for MT.
 
-    The ``train`` split is batchified once; step ``k`` reads segment ``k`` (wrapping around)
-    and carries the hidden state across segments, as in training. The loss is the mean
-    cross-entropy per token (no AR/TAR).
+    Raises:
+        ConfigError: an unknown model kind, or data whose vocabulary is not the model's.
+        DataError: the training data cannot be read.
     """
-    from g2lstm.lm.data import batchify
-    from g2lstm.lm.model import detach_hidden
+    from .finetune_tasks import lm_task, mt_task
 
-    from .evaluators import LMEvaluator
-
-    if target.kind != "lm":
-        raise ConfigError(
-            f"{target.path}: fine-tuning after compression is implemented for language models "
-            "only; drop --finetune-steps for translation models"
-        )
-    cfg = target.config
-    corpus = LMEvaluator(split="valid").corpus(target)
-    bs, seg = batch_size or cfg.train.batch_size, bptt or cfg.train.bptt
-    source = batchify(corpus["train"], bs, name="train")
-    n_segments = max(1, (source.size(0) - 1) // seg)
-    state: dict[str, Any] = {"hidden": None}
-
-    def step_loss(model: nn.Module, step: int) -> Tensor:
-        i = (step % n_segments) * seg
-        if i == 0:
-            state["hidden"] = None
-        length = min(seg, source.size(0) - 1 - i)
-        inp, tgt = source[i : i + length], source[i + 1 : i + 1 + length]
-        out = model(inp, state["hidden"])
-        state["hidden"] = detach_hidden(out.hidden)
-        return F.cross_entropy(out.logits.reshape(-1, out.logits.size(-1)), tgt.reshape(-1))
-
-    return step_loss
+    if target.kind == "lm":
+        return lm_task(target, data=data, data_dir=data_dir)
+    if target.kind == "mt":
+        return mt_task(target, data=data)
+    raise ConfigError(f"{target.path}: cannot fine-tune a {target.kind!r} model; expected lm/mt")

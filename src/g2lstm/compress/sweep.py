@@ -210,6 +210,7 @@ def run_sweep(
     grid: bool = True,
     finetune_steps: int = 0,
     finetune_lr: float | None = None,
+    finetune_data: str | os.PathLike[str] | None = None,
     plot: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> SweepResult:
@@ -224,15 +225,18 @@ def run_sweep(
         blocks: which blocks every setting compresses (default: the i and f gate rows).
         grid: with default settings, add the finer grid of ranks and bits.
         finetune_steps: if > 0, fine-tune each compressed model that many steps (structure
-            kept) before evaluating it (language models only).
-        finetune_lr: fine-tune learning rate (default: a tenth of the run's ``optim.lr``).
+            kept) before evaluating it, with the run's batches, loss and optimizer
+            (:func:`~g2lstm.compress.finetune.finetune_task`).
+        finetune_lr: fine-tune learning rate (default: a tenth of the run's).
+        finetune_data: fine-tune training data, LM dataset or MT prepared folder (default:
+            the evaluator's ``data`` if set, else each run's own).
         plot: write ``sweep.png``.
         log: called with one line per evaluation (progress).
 
     Raises:
         ConfigError: no checkpoints, mixed kinds or hidden sizes, invalid settings.
     """
-    from .finetune import finetune, lm_step_loss
+    from .finetune import finetune_task
 
     if not checkpoints:
         raise ConfigError("compress sweep needs at least one checkpoint")
@@ -266,14 +270,16 @@ def run_sweep(
                              finetune_steps=0, seconds=time.perf_counter() - t0))  # fmt: skip
         say(f"{target.path} ({target.cell}, seed {target.seed}): original "
             f"{evaluator.metric} {original:.3f}")  # fmt: skip
-        step_loss = lm_step_loss(target) if finetune_steps else None
+        task = None
+        if finetune_steps:
+            data = finetune_data if finetune_data is not None else getattr(evaluator, "data", None)
+            task = finetune_task(target, data=data,
+                                 data_dir=getattr(evaluator, "data_dir", None))  # fmt: skip
         for s in chosen:
             t0 = time.perf_counter()
             model, report = compress(target.model, s.method, blocks, **s.params)
-            if step_loss is not None:
-                lr = finetune_lr or target.config.optim.lr / 10
-                report = finetune(model, report, step_loss, finetune_steps, lr,
-                                  seed=target.seed)  # fmt: skip
+            if task is not None:
+                report = task.run(model, report, finetune_steps, finetune_lr)
             value = evaluator.score(target, model)
             rows.append(SweepRow(
                 **base, setting=s.key, label=s.label, method=s.method,
