@@ -5,6 +5,7 @@ Examples::
     g2lstm reproduce --scale tiny -o repro-tiny            # minutes on a laptop
     g2lstm reproduce --scale cpu --seeds 3 -o repro-cpu    # a few hours on 2 cores
     g2lstm reproduce --scale paper --dry-run               # the plan and its estimated time
+    g2lstm reproduce --scale cpu --reuse runs/ -o repro    # reuse finished runs under runs/
     torchrun --nproc_per_node 4 -m g2lstm.cli reproduce --scale paper --only lm -o repro
 
 Running the same command again skips finished steps and resumes an interrupted training run.
@@ -42,6 +43,10 @@ def register(subparsers: Any) -> None:
                    "$G2LSTM_DATA, else the user cache")  # fmt: skip
     p.add_argument("--device", default="cpu", help="device for translation and analysis "
                    "(cpu, cuda); LM training picks its own")  # fmt: skip
+    p.add_argument("--reuse", metavar="DIR", action="append",
+                   help="folder searched (recursively) for finished training runs; a run "
+                   "whose resolved config and data equal a training step's satisfies it "
+                   "without training (repeatable; the report lists reused runs)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan with estimated times and exit")  # fmt: skip
     p.set_defaults(func=_cmd_reproduce)
@@ -56,15 +61,26 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     scale = get_scale(args.scale)
     out = Path(args.out or f"reproduce-{scale.name}").resolve()
     steps = build_plan(scale, args.seeds, out, only=tuple(args.only or PARTS))
-    print(format_plan(steps, scale, out), flush=True)
+    reuse = tuple(Path(d).resolve() for d in args.reuse or ())
+    ctx = RunContext(scale, out, args.data_dir, args.device,
+                     log=lambda line: print(line, flush=True), reuse=reuse)  # fmt: skip
+    preview = {}
+    if reuse:
+        from g2lstm.reproduce.reuse import ReuseFinder
+
+        preview = ReuseFinder(reuse, ctx).preview(steps)
+    labels = {k: d.label() for k, d in preview.items() if d.run is not None}
+    print(format_plan(steps, scale, out, reuse=labels), flush=True)
     if args.dry_run:
+        for d in preview.values():
+            if d.message:
+                print(d.message, flush=True)
         return 0
     from g2lstm.reproduce.run import run_plan
 
-    ctx = RunContext(scale, out, args.data_dir, args.device,
-                     log=lambda line: print(line, flush=True))  # fmt: skip
     summary = run_plan(steps, ctx)
     report = out / "report"
-    print(f"\n{len(summary.ran)} step(s) run, {len(summary.skipped)} skipped. Report: "
+    reused = f" ({len(summary.reused)} reused)" if summary.reused else ""
+    print(f"\n{len(summary.ran)} step(s) run{reused}, {len(summary.skipped)} skipped. Report: "
           f"{report / 'report.md'} and {report / 'report.html'}", flush=True)  # fmt: skip
     return 0

@@ -10,7 +10,8 @@ The result (``numbers``) is plain JSON, the only input of the report writer and 
                    "near_binary": ..., "hard": ..., "seeds": [...]}},
      "curves": {"lm": {cell: [metrics rows per seed]}, "mt": {...}},
      "figures": {"lm": {name: png}, "mt": {...}},  # analysis figures of the first seed
-     "info": {"lm": {...data...}, "mt": {...}, "seconds": total}}
+     "info": {"lm": {...data...}, "mt": {...}, "seconds": total},
+     "reused": [{"step": id, "path": run folder, "config_hash": str}]}  # --reuse
 
 Lists are per seed in seed order (one entry per seed that finished the step).
 """
@@ -42,7 +43,7 @@ def collect(folders: Iterable[Path]) -> dict[str, Any]:
     markers.sort(key=lambda m: (m.get("seed") or 0, str(m.get("id"))))
     numbers: dict[str, Any] = {"lm": {}, "mt": {}, "curves": {"lm": {}, "mt": {}},
                                "figures": {"lm": {}, "mt": {}}, "info": {"seconds": 0.0},
-                               "seeds": []}  # fmt: skip
+                               "seeds": [], "reused": []}  # fmt: skip
     seeds: set[int] = set()
     for m in markers:
         kind, res = str(m.get("kind", "")), m.get("result") or {}
@@ -52,6 +53,9 @@ def collect(folders: Iterable[Path]) -> dict[str, Any]:
             continue
         if m.get("seed") is not None:
             seeds.add(int(m["seed"]))
+        if what == "train" and m.get("reused_from"):
+            numbers["reused"].append({"step": m.get("id"), "path": m["reused_from"],
+                                      "config_hash": m.get("config_hash")})  # fmt: skip
         if what == "train":
             numbers["curves"][part].setdefault(m["cell"], []).append(_curve(res.get("metrics")))
         elif what == "eval":

@@ -23,6 +23,8 @@ class RunContext:
         data_dir: root of named datasets (``--data-dir``; None: ``$G2LSTM_DATA`` / user cache).
         device: ``cpu`` or ``cuda`` (MT and analysis; LM training picks its own device).
         log: prints one progress line.
+        reuse: folders searched for finished training runs that satisfy training steps
+            (``--reuse``; :mod:`g2lstm.reproduce.reuse`).
     """
 
     scale: Scale
@@ -30,6 +32,7 @@ class RunContext:
     data_dir: str | None = None
     device: str = "cpu"
     log: Callable[[str], None] = print
+    reuse: tuple[Path, ...] = ()
 
 
 def dep_marker(step: Step, kind_suffix: str) -> dict[str, Any]:

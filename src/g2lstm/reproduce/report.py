@@ -249,6 +249,12 @@ def write_report(
           f"({', '.join(map(str, seeds)) or 'none'}); compute time "
           f"{numbers.get('info', {}).get('seconds', 0.0) / 60:.1f} min. "
           f"{info.get('description', '')}")  # fmt: skip
+    reused = numbers.get("reused") or []
+    if reused:
+        doc.p(f"**{len(reused)} training run(s) were reused**, not trained by this "
+              "reproduction: finished runs whose resolved configuration and data equal the "
+              "step's (`--reuse`); they are listed under Setup, and the compute time does not "
+              "include them.")  # fmt: skip
     _verdict_section(doc, verdicts)
     _table1(doc, lm)
     _table2(doc, mt, info.get("mt_dataset", "Multi30k"))
@@ -277,6 +283,11 @@ def write_report(
     doc.p(RULE)
     doc.h(1, SECTIONS[9])
     doc.ul([f"{k}: {v}" for k, v in info.items()] or ["(no details recorded)"])
+    if reused:
+        doc.p("Reused training runs (step: run folder, hash of the compared configuration "
+              "and data; also recorded in each step's `DONE.json`):")  # fmt: skip
+        doc.ul([f"`{r.get('step')}`: `{r.get('path')}` (config {r.get('config_hash')})"
+                for r in reused])  # fmt: skip
     doc.p("Caveats: our PTB numbers have no continuous cache pointer (the paper's Table 3 has "
           "it); compression touches the input- and forget-gate rows of every LSTM weight "
           "matrix (input and recurrent) with no fine-tuning; the paper's numbers are single "

@@ -8,6 +8,12 @@ Progress lines look like::
 The trainers print their own per-epoch lines (and tqdm bars on a terminal) in between. A
 step that fails leaves no marker, so the next invocation runs it again (training steps
 resume from their last checkpoint); the error propagates to the caller.
+
+With ``ctx.reuse`` (``--reuse DIR``), a training step that a finished run with the same
+config satisfies is not trained: its folder points to that run and its marker records
+``reused_from`` and ``config_hash`` (:mod:`g2lstm.reproduce.reuse`)::
+
+    [2/17] lm-train-lstm-s1 reused /runs/bench/lstm-seed1 (config 3f2a...)
 """
 
 from __future__ import annotations
@@ -42,11 +48,13 @@ def step_function(kind: str) -> StepFn:
 
 @dataclass
 class RunSummary:
-    """What an invocation did: ids run and skipped, seconds per step run."""
+    """What an invocation did: ids run and skipped, seconds per step run, and the training
+    steps satisfied by a reused run (``id -> run folder``; also counted in ``ran``)."""
 
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    reused: dict[str, str] = field(default_factory=dict)
 
 
 def _eta(remaining: Sequence[Step], spent: float, estimated: float) -> float:
@@ -68,9 +76,11 @@ def run_plan(
         ctx: scale, folders, device and the ``log`` function for progress lines.
         functions: ``kind -> step function`` (injectable for tests).
     """
+    from g2lstm.reproduce.reuse import ReuseFinder, adopt, release
     from g2lstm.train import atomic_write_json
     from g2lstm.train.progress import format_duration
 
+    finder = ReuseFinder(ctx.reuse, ctx) if ctx.reuse else None
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(ctx.out_dir / "plan.json",
                       {"scale": ctx.scale.name, "steps": [s.to_dict() for s in steps]})  # fmt: skip
@@ -87,18 +97,34 @@ def run_plan(
                 f"about {format_duration(left)} left in all)")  # fmt: skip
         inputs = step.inputs()
         step.out_dir.mkdir(parents=True, exist_ok=True)
+        decision = None
+        if step.kind.endswith("-train"):
+            release(step.out_dir)  # never train through the links of an earlier reuse
+            decision = finder.decide(step) if finder is not None else None
+            if decision is not None and decision.message:
+                ctx.log(decision.message)
+        extra: dict[str, Any] = {}
         t0 = time.perf_counter()
-        result = functions(step.kind)(step, ctx)
+        if decision is not None and decision.run is not None:
+            extra = {"reused_from": str(decision.run.path), "config_hash": decision.config_hash}
+            result = adopt(step, decision)
+        else:
+            result = functions(step.kind)(step, ctx)
         seconds = time.perf_counter() - t0
         marker = {
             "id": step.id, "kind": step.kind, "cell": step.cell, "seed": step.seed,
             "inputs": inputs, "seconds": seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "result": result,
+            **extra, "result": result,
         }  # fmt: skip
         atomic_write_json(step.out_dir / DONE, marker)
         summary.ran.append(step.id)
         summary.seconds[step.id] = seconds
+        if extra:
+            summary.reused[step.id] = extra["reused_from"]
+            ctx.log(f"[{k}/{n}] {step.id} reused {extra['reused_from']} (finished run with "
+                    f"the same config, hash {extra['config_hash']})")  # fmt: skip
+            continue
         spent += seconds
         estimated += step.estimate_s
         ctx.log(f"[{k}/{n}] {step.id} done in {format_duration(seconds)}")

@@ -1,0 +1,366 @@
+"""Reuse finished training runs instead of training again (``g2lstm reproduce --reuse DIR``).
+
+Before a ``<part>-train-<cell>-s<k>`` step runs, the run folders under the ``--reuse`` folders
+(:func:`~g2lstm.reproduce.reuse_scan.scan_runs`: found by their saved resolved config, not by
+name) of the same task, cell and seed are compared with the config the step would train:
+
+- every resolved config field must be equal, except :data:`IGNORED` (fields that cannot
+  change the trained weights nor any number the later steps read from the run);
+- the data must be equivalent: for a language model the same text (sha256 of
+  ``train/valid/test.txt``; a dataset name such as ``ptb`` stands for its checksummed
+  files), for translation a prepared folder with the same settings and output hashes
+  (``prepare.json``), wherever it lies;
+- the run must be finished (:mod:`~g2lstm.reproduce.reuse_scan`).
+
+A matching run satisfies the step: :func:`adopt` links every entry of the run folder into the
+step's folder (so the evaluation and analysis steps, which read the checkpoints from there,
+work unchanged; nothing is written into the reused run) and returns the trainer's result for
+the step's ``DONE.json``, which also records ``reused_from`` and the ``config_hash``. A
+candidate that differs is reported in one line naming the differing fields, and the step
+trains as usual. Links left by an earlier reuse are removed (:func:`release`) before a step
+trains, so a trainer never writes through them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from g2lstm.config_checks import flatten
+from g2lstm.errors import G2LSTMError
+from g2lstm.reproduce.context import RunContext
+from g2lstm.reproduce.plan import DONE, Step, read_marker
+from g2lstm.reproduce.reuse_scan import (
+    RunFolder,
+    file_sha256,
+    lm_fingerprint,
+    prepared_fingerprint,
+    prepared_inputs,
+    resolve_near,
+    scan_runs,
+)
+
+__all__ = ["IGNORED", "POINTER", "Decision", "ReuseFinder", "adopt", "release"]
+
+#: Written into a step folder that reuses a run: what it points to and which entries were
+#: linked (so that :func:`release` removes exactly those).
+POINTER = "REUSED.json"
+
+#: Resolved-config fields that may differ between a reused run and the step, per task: only
+#: fields that cannot change the trained weights, nor the numbers later steps read from the
+#: run (test perplexity, BLEU under the run's decoding settings, the best checkpoint). Data
+#: fields are not ignored but compared by content (module docstring). Everything else, e.g.
+#: ``train.eval_batch_size`` (validation drives ASGD and the best checkpoint),
+#: ``train.test_batch_size`` (the test perplexity the report shows), ``train.eval_every``
+#: (which checkpoint is best), ``decode.*`` (the BLEU of the evaluation step) or
+#: ``train.max_steps``, must be equal.
+IGNORED: dict[str, dict[str, str]] = {
+    "lm": {
+        "train.threads": "CPU threads: speed only",
+        "train.progress": "progress bars",
+        "train.log_interval": "how often the training loss is logged",
+        "train.tensorboard": "an extra log writer",
+        "train.keep_last": "how many old checkpoints are kept (the best one always is)",
+        "train.checkpoint_every": "extra mid-epoch saves (resuming is exact)",
+        "preset": "the name the config started from (every value it set is compared)",
+        "data": "compared by content",
+        "data_dir": "compared by content",
+    },
+    "mt": {
+        "train.threads": "CPU threads: speed only",
+        "train.log_every": "how often the training loss is logged",
+        "train.keep_last": "how many old checkpoints are kept (the best one always is)",
+        "train.valid_bleu": "decodes the validation set after training; no later step uses it",
+        "train.data": "compared by the prepared folder's settings and output hashes",
+    },
+}
+_NOT_LINKED = {DONE, POINTER, ".g2lstm.lock", ".g2lstm.pid"}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one training step.
+
+    Attributes:
+        step_id: the step.
+        run: the finished run that satisfies it (None: train as usual).
+        config_hash: hash of the compared config and data fingerprint.
+        message: one line on a candidate that was not reused (None if there was none).
+        pending: set when part of the data is compared only after the data step ran (dry
+            run before ``mt-data``).
+    """
+
+    step_id: str
+    run: RunFolder | None = None
+    config_hash: str = ""
+    message: str | None = None
+    pending: str | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return None if self.run is None else self.run.path
+
+    def label(self) -> str:
+        """Status shown by ``--dry-run`` (``reuse <path>``)."""
+        return f"reuse {self.path}" + (f" ({self.pending})" if self.pending else "")
+
+
+@dataclass
+class _Data:
+    fingerprint: Any = None  # what equivalent data must match (None: unknown)
+    inputs: dict[str, str] = field(default_factory=dict)  # MT before preparation
+    bpe_merges: int | None = None
+    pending: str | None = None
+    error: str | None = None
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class ReuseFinder:
+    """Decides, for each training step, whether a finished run under ``dirs`` satisfies it.
+
+    Args:
+        dirs: the ``--reuse`` folders (scanned again at each decision, so runs that finish
+            while a long reproduction is running are found).
+        ctx: the reproduction's context (scale, output and data folders).
+    """
+
+    def __init__(self, dirs: Sequence[str | Path], ctx: RunContext) -> None:
+        self.dirs = tuple(Path(d) for d in dirs)
+        self.ctx = ctx
+        for d in self.dirs:
+            if not d.is_dir():
+                raise G2LSTMError(f"--reuse {d}: not a folder; pass a folder holding run folders")
+
+    # ------------------------------------------------------------------ expected
+    def _expected(self, step: Step) -> dict[str, Any]:
+        """The flattened resolved config the step would train (data left as a placeholder)."""
+        if step.part == "lm":
+            from g2lstm.reproduce.steps_lm import _config as lm_config
+
+            return flatten(lm_config(step, self.ctx, "<data>").to_dict())
+        from g2lstm.reproduce.steps_mt import _config as mt_config
+
+        return flatten(mt_config(step, self.ctx, "<data>").to_dict())
+
+    def _data(self, step: Step) -> _Data:
+        """The data the step trains on: from its data step, or (dry run) from the sources."""
+        from g2lstm.datasets import resolve_dataset
+
+        marker = read_marker(step.deps[0]) if step.deps else None
+        result = (marker or {}).get("result") or {}
+        sc = self.ctx.scale
+        try:
+            if step.part == "lm":
+                if "data" in result:
+                    return _Data(lm_fingerprint(Path(result["data"])))
+                source = resolve_dataset("ptb", self.ctx.data_dir, download=False,
+                                         progress=False, verify="none", kind="lm")  # fmt: skip
+                return _Data(lm_fingerprint(source, sc.lm_slice))
+            if "prepared" in result:
+                fp = prepared_fingerprint(Path(result["prepared"]))
+                if fp is None:
+                    return _Data(error=f"no prepare.json in {result['prepared']}")
+                return _Data(fp)
+            return self._mt_sources()
+        except (G2LSTMError, OSError, ValueError) as exc:
+            return _Data(error=f"cannot read the data to compare ({exc})")
+
+    def _mt_sources(self) -> _Data:
+        """Before ``mt-data`` ran: the sha256 of the files it will prepare (sliced as the
+        scale says) and the BPE merges; the prepared outputs are compared when it has run."""
+        from g2lstm.datasets import resolve_dataset
+        from g2lstm.reproduce.steps_mt import _PREFIXES
+
+        sc = self.ctx.scale
+        source = resolve_dataset(sc.mt_dataset, self.ctx.data_dir, download=False,
+                                 progress=False, kind="mt")  # fmt: skip
+        folder = source / "tok" if sc.mt_dataset == "multi30k" else source
+        counts = sc.mt_slice or (None, None, None)
+        inputs = {}
+        for (split, prefix), n in zip(_PREFIXES[sc.mt_dataset].items(), counts):
+            for lang in ("de", "en"):
+                inputs[f"{split}.{lang}"] = file_sha256(folder / f"{prefix}.{lang}", n)
+        return _Data(inputs=inputs, bpe_merges=sc.mt_bpe_merges,
+                     pending="prepared data compared after mt-data")  # fmt: skip
+
+    # ------------------------------------------------------------------ comparison
+    def _config_diffs(self, task: str, expected: dict[str, Any], run: RunFolder) -> list[str]:
+        out = []
+        for key in sorted(set(expected) | set(run.config)):
+            if key in IGNORED[task]:
+                continue
+            if task == "lm" and key == "model.vocab_size" and expected.get(key) == 0:
+                continue  # taken from the data, which is compared by content
+            want, got = expected.get(key), run.config.get(key)
+            if want != got:
+                out.append(f"{key}={_short(got)} (needed {_short(want)})")
+        return out
+
+    def _data_diffs(self, task: str, run: RunFolder, data: _Data) -> list[str]:
+        if data.error:
+            return [f"data ({data.error})"]
+        if task == "lm":
+            value = str(run.config.get("data"))
+            folder = resolve_near(value, run.path, "train.txt")
+            if folder is None:  # a dataset name stands for its checksummed files
+                from g2lstm.datasets import resolve_dataset
+
+                try:
+                    folder = resolve_dataset(value, run.config.get("data_dir") or self.ctx.data_dir,
+                                             download=False, progress=False, verify="none",
+                                             kind="lm")  # fmt: skip
+                except (G2LSTMError, OSError):
+                    return [f"data={value!r} (not found, cannot compare its content)"]
+            got = lm_fingerprint(folder)
+            bad = [k for k in got if got[k] != data.fingerprint.get(k)]
+            return [f"data={value!r} (other content: {', '.join(bad)})"] if bad else []
+        value = str(run.config.get("train.data"))
+        folder = resolve_near(value, run.path, "prepare.json")
+        if folder is None:
+            return [f"train.data={value!r} (no prepare.json found, cannot compare it)"]
+        if data.fingerprint is None:  # dry run before mt-data: sources and BPE merges
+            settings = (prepared_fingerprint(folder) or {}).get("settings") or {}
+            merges = (settings.get("config") or {}).get("bpe_merges")
+            got = prepared_inputs(folder)
+            bad = sorted(k for k in data.inputs if got.get(k) != data.inputs[k])
+            out = [f"train.data (other inputs: {', '.join(bad)})"] if bad else []
+            if merges != data.bpe_merges:
+                out.append(f"bpe_merges={merges} (needed {data.bpe_merges})")
+            return out
+        got_fp = prepared_fingerprint(folder) or {}
+        want = data.fingerprint
+        if got_fp.get("settings") != want.get("settings"):
+            a, b = flatten(got_fp.get("settings") or {}), flatten(want.get("settings") or {})
+            keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            return [f"train.data (prepared with other settings: {', '.join(keys)})"]
+        a, b = got_fp.get("outputs") or {}, want.get("outputs") or {}
+        bad = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if bad or got_fp.get("format_version") != want.get("format_version"):
+            return [f"train.data (other prepared files: {', '.join(bad) or 'format'})"]
+        return []
+
+    def decide(self, step: Step) -> Decision:
+        """Whether a finished run satisfies ``step`` (only ``*-train`` steps can be reused)."""
+        if not step.kind.endswith("-train"):
+            return Decision(step.id)
+        own = step.out_dir.resolve() if step.out_dir.exists() else step.out_dir
+        runs = [r for r in scan_runs(self.dirs, skip_marker=POINTER)
+                if r.task == step.part and r.path != own
+                and r.config.get("model.cell") == step.cell
+                and r.config.get("train.seed") == step.seed]  # fmt: skip
+        if not runs:
+            return Decision(step.id)
+        expected = self._expected(step)
+        data = self._data(step)
+        ignored = IGNORED[step.part]
+        compared = {k: v for k, v in expected.items() if k not in ignored}
+        digest = _hash({"task": step.part, "data": data.fingerprint or data.inputs,
+                        "config": compared})  # fmt: skip
+        scored = [(self._config_diffs(step.part, expected, r)
+                   + self._data_diffs(step.part, r, data), r) for r in runs]  # fmt: skip
+        same = [r for diffs, r in scored if not diffs and r.finished]
+        if same:
+            if _own_files(step.out_dir):
+                why = (f"{step.out_dir} holds files of an earlier training of this step, which "
+                       "goes on there (delete that folder to reuse the run instead)")  # fmt: skip
+                return Decision(step.id, None, digest,
+                                f"{step.id}: not reusing {same[0].path}: {why}")  # fmt: skip
+            return Decision(step.id, same[0], digest, pending=data.pending)
+        diffs, run = min(scored, key=lambda x: (len(x[0]) + (not x[1].finished), str(x[1].path)))
+        why = f"differs in {', '.join(diffs)}" if diffs else "same config"
+        if not run.finished:
+            why += f"; {run.status}"
+        return Decision(step.id, None, digest, f"{step.id}: not reusing {run.path}: {why}")
+
+    def preview(self, steps: Sequence[Step]) -> dict[str, Decision]:
+        """Decisions for the training steps of ``steps`` that are not done (for the plan)."""
+        return {s.id: self.decide(s) for s in steps
+                if s.kind.endswith("-train") and not s.done()}  # fmt: skip
+
+
+def _own_files(folder: Path) -> list[str]:
+    """Entries of a step folder that a training of the step itself wrote (not reuse links)."""
+    if not folder.is_dir():
+        return []
+    try:
+        linked = set(json.loads((folder / POINTER).read_text(encoding="utf-8"))["linked"])
+    except (OSError, ValueError, KeyError, TypeError):
+        linked = set()
+    skip = _NOT_LINKED | linked
+    return [e.name for e in folder.iterdir() if not e.is_symlink() and e.name not in skip]
+
+
+def release(folder: Path) -> bool:
+    """Remove what :func:`adopt` put into ``folder`` (links or copies, and the pointer);
+    True if there was something. Files of the step's own training are never touched."""
+    pointer = Path(folder) / POINTER
+    try:
+        linked = json.loads(pointer.read_text(encoding="utf-8")).get("linked", [])
+    except (OSError, ValueError):
+        return False
+    for name in linked:
+        entry = Path(folder) / Path(name).name
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink()
+        elif entry.is_dir():
+            shutil.rmtree(entry)
+    pointer.unlink()
+    return True
+
+
+def adopt(step: Step, decision: Decision) -> dict[str, Any]:
+    """Make ``step``'s folder point to the reused run and return the step's result.
+
+    Every entry of the run folder (checkpoints, config, vocabulary, metrics, result file;
+    not its lock files) gets a symbolic link in the step folder (a copy where links are not
+    supported). The result is the trainer's own result file with ``run_dir`` (and the best
+    checkpoint, ``metrics``) pointing to the step folder, plus ``reused_from``.
+    """
+    from g2lstm.train import atomic_write_json
+
+    run = decision.run
+    if run is None:
+        raise G2LSTMError(f"step {step.id}: no run to reuse")
+    folder = step.out_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    release(folder)
+    linked = []
+    for entry in sorted(run.path.iterdir()):
+        if entry.name in _NOT_LINKED or entry.name.startswith(".g2lstm"):
+            continue
+        target = folder / entry.name
+        if target.exists() or target.is_symlink():
+            raise G2LSTMError(f"cannot reuse {run.path} for {step.id}: {target} already exists; "
+                              "delete the step folder and run again")  # fmt: skip
+        linked.append(entry.name)
+        atomic_write_json(folder / POINTER, {"reused_from": str(run.path),
+                                             "config_hash": decision.config_hash,
+                                             "linked": linked})  # fmt: skip
+        try:
+            target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+        except OSError:  # no symlinks here (some Windows setups): copy instead
+            if entry.is_dir():
+                shutil.copytree(entry, target)
+            else:
+                shutil.copy2(entry, target)
+    result = dict(run.result)
+    result["run_dir"] = str(folder)
+    result["metrics"] = str(folder / "metrics.jsonl")
+    if result.get("best_checkpoint"):
+        best = Path(result["best_checkpoint"]).name
+        result["best_checkpoint"] = str(folder / "checkpoints" / best)
+    result["reused_from"] = str(run.path)
+    return result

@@ -1,0 +1,222 @@
+"""Find finished training runs under folders and fingerprint the data they were trained on.
+
+Used by :mod:`g2lstm.reproduce.reuse` (``g2lstm reproduce --reuse DIR``). A *run folder* is
+any folder holding the ``config.yaml`` that :func:`g2lstm.lm.train` / :func:`g2lstm.mt.train`
+save (the resolved config); it is recognised by that config, never by its name. A run is
+*finished* when its trainer marked it so:
+
+- language model: ``results.json`` with ``"complete": true`` (written by
+  :func:`g2lstm.lm.results.finish_run` only when the last epoch ended and the best weights
+  were evaluated);
+- translation: ``result.json`` with ``stopped`` other than ``"interrupted"`` (epochs,
+  ``max_updates`` or ``max_minutes`` reached; :func:`g2lstm.mt.trainer.train`).
+
+A run whose ``.g2lstm.pid`` names a live process is being trained (or resumed) right now and
+is never finished. Nothing here writes into the scanned folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from g2lstm.config_checks import flatten
+
+__all__ = [
+    "RESULT_FILES",
+    "RunFolder",
+    "file_sha256",
+    "lm_fingerprint",
+    "prepared_fingerprint",
+    "prepared_inputs",
+    "resolve_near",
+    "scan_runs",
+]
+
+#: Task -> the file its trainer writes when a run ends.
+RESULT_FILES = {"lm": "results.json", "mt": "result.json"}
+#: Folders never descended into while scanning (checkpoint trees, analysis outputs).
+_NO_DESCEND = {"checkpoints", "figures", "tensorboard", "__pycache__"}
+_LM_SPLITS = ("train.txt", "valid.txt", "test.txt")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One training run found under a ``--reuse`` folder.
+
+    Attributes:
+        path: absolute folder.
+        task: ``lm`` or ``mt``.
+        config: the saved resolved config, normalised by the task's config class and
+            flattened (``train.seed``).
+        finished: the trainer marked the run finished (module docstring).
+        status: ``finished`` or why it is not (shown to the user).
+        result: the trainer's result file as a dict (empty if unfinished).
+    """
+
+    path: Path
+    task: str
+    config: dict[str, Any]
+    finished: bool
+    status: str
+    result: dict[str, Any]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _normalised(raw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(task, flattened config)`` of a saved ``config.yaml``, or None if it is neither."""
+    from g2lstm.errors import ConfigError
+
+    try:
+        if "decode" in raw or (isinstance(raw.get("train"), dict) and "data" in raw["train"]):
+            from g2lstm.mt.config import MTConfig
+
+            return "mt", flatten(MTConfig.from_dict(raw).to_dict())
+        if "data" in raw:
+            from g2lstm.lm.config import RunConfig
+
+            return "lm", flatten(RunConfig.from_dict(raw).to_dict())
+    except (ConfigError, TypeError, ValueError):
+        return None
+    return None
+
+
+def _alive(pid_file: Path) -> bool:
+    """Whether ``.g2lstm.pid`` names a running process (the run is being trained now)."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _status(folder: Path, task: str) -> tuple[bool, str, dict[str, Any]]:
+    name = RESULT_FILES[task]
+    if _alive(folder / ".g2lstm.pid"):
+        return False, "being trained now (its .g2lstm.pid is a live process)", {}
+    result = _read_json(folder / name)
+    if result is None:
+        return False, f"not finished (no {name})", {}
+    if task == "lm" and result.get("complete") is not True:
+        return False, f"not finished ({name}: complete={result.get('complete')!r})", {}
+    if task == "mt" and result.get("stopped") in (None, "interrupted"):
+        return False, f"not finished ({name}: stopped={result.get('stopped')!r})", {}
+    if not (folder / "checkpoints").is_dir():
+        return False, "has no checkpoints/ folder", {}
+    return True, "finished", result
+
+
+def _config_folders(root: Path, max_depth: int) -> Iterable[Path]:
+    """Folders under ``root`` (itself included, symlinks not followed) with a config.yaml."""
+    stack = [(root, 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError:
+            continue
+        if (folder / "config.yaml").is_file():
+            yield folder
+        if depth < max_depth:
+            subs = [e for e in entries if e.is_dir() and not e.is_symlink()]
+            stack += [(e, depth + 1) for e in reversed(subs) if e.name not in _NO_DESCEND]
+
+
+def scan_runs(dirs: Sequence[str | Path], *, max_depth: int = 4,
+              skip_marker: str | None = None) -> list[RunFolder]:  # fmt: skip
+    """Every LM/MT run folder under ``dirs`` (in path order, each once).
+
+    ``skip_marker``: folders holding a file of this name are left out (the links that an
+    earlier ``--reuse`` made inside a reproduction's own output).
+    """
+    import yaml
+
+    seen: set[Path] = set()
+    runs = []
+    for d in dirs:
+        for folder in _config_folders(Path(d).expanduser().resolve(), max_depth):
+            if folder in seen or (skip_marker and (folder / skip_marker).exists()):
+                continue
+            seen.add(folder)
+            try:
+                raw = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            parsed = _normalised(raw) if isinstance(raw, dict) else None
+            if parsed is None:
+                continue
+            task, config = parsed
+            finished, status, result = _status(folder, task)
+            runs.append(RunFolder(folder, task, config, finished, status, result))
+    return runs
+
+
+def resolve_near(value: str, run_dir: Path, marker: str) -> Path | None:
+    """The folder a relative path in a run's config meant: tried against the current folder
+    and every ancestor of the run folder (the trainer's working folder is usually one of
+    them, as with ``--out runs/x``); it must hold ``marker``. Absolute paths as they are."""
+    p = Path(value).expanduser()
+    bases = [Path()] if p.is_absolute() else [Path.cwd(), *run_dir.parents]
+    for base in bases:
+        cand = base / p
+        if (cand / marker).is_file():
+            return cand.resolve()
+    return None
+
+
+_HASHES: dict[tuple[str, int, int, int | None], str] = {}
+
+
+def file_sha256(path: Path, n_lines: int | None = None) -> str:
+    """sha256 of a file, or of its first ``n_lines`` lines (cached by size and mtime)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, n_lines)
+    if key not in _HASHES:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            if n_lines is None:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            else:
+                for _, line in zip(range(n_lines), f):
+                    h.update(line)
+        _HASHES[key] = h.hexdigest()
+    return _HASHES[key]
+
+
+def lm_fingerprint(folder: Path, slice_: Sequence[int] | None = None) -> dict[str, str]:
+    """``split file -> sha256`` of a language-model data folder (``train/valid/test.txt``);
+    with ``slice_`` (line counts), of the first lines that a sliced copy would hold."""
+    counts: Sequence[int | None] = slice_ or (None, None, None)
+    return {name: file_sha256(folder / name, n) for name, n in zip(_LM_SPLITS, counts)}
+
+
+def prepared_fingerprint(folder: Path) -> dict[str, Any] | None:
+    """What makes two prepared MT folders equivalent, from their ``prepare.json``: the
+    format, every preparation setting and the sha256 of every output file (vocabulary, BPE
+    codes, encoded splits). Paths of the inputs are left out on purpose."""
+    info = _read_json(folder / "prepare.json")
+    if info is None:
+        return None
+    return {"format_version": info.get("format_version"), "settings": info.get("settings"),
+            "outputs": info.get("outputs")}  # fmt: skip
+
+
+def prepared_inputs(folder: Path) -> dict[str, str]:
+    """``train.de -> sha256`` of the files a prepared folder was made from."""
+    info = _read_json(folder / "prepare.json") or {}
+    return {k: v.get("sha256") for k, v in (info.get("inputs") or {}).items()
+            if isinstance(v, dict)}  # fmt: skip

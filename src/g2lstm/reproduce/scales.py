@@ -1,0 +1,228 @@
+"""Reproduction scales: every size of the study, as typed presets (:data:`SCALES`).
+
+A :class:`Scale` fixes the LM preset and overrides, data slices, MT preset and preparation,
+compression settings, analysis size, default seeds and time estimates per step kind.
+``cpu`` uses exactly the settings of the public benchmark commands, so that their finished
+runs can be reused (``g2lstm reproduce --reuse``)::
+
+    g2lstm lm train --preset small --cell CELL --seed K --data ptb --no-progress
+    g2lstm mt prepare --dataset multi30k --out DATA      # 10,000 joint BPE merges
+    g2lstm mt train --preset iwslt --data DATA --cell CELL --seed K --epochs 100 \
+        --max-minutes 45
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from g2lstm.errors import ConfigError
+
+__all__ = ["SCALES", "STEP_KINDS", "CompressionSettings", "Scale", "get_scale"]
+
+STEP_KINDS = (
+    "lm-data", "lm-train", "lm-eval", "lm-analyze",
+    "mt-data", "mt-train", "mt-eval", "mt-analyze", "report",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CompressionSettings:
+    """Paper §4.3 settings of one task: round to multiples of ``step`` (Eq. 17), clip to
+    ``±clip`` (Eq. 18), truncated SVD to ``ranks = (high, low)``; on the i/f gate blocks."""
+
+    step: float
+    clip: float
+    ranks: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        if not (self.step > 0 and self.clip > 0 and math.isfinite(self.step + self.clip)):
+            raise ConfigError(f"compression step={self.step} and clip={self.clip} must be > 0")
+        if len(self.ranks) != 2 or any(not isinstance(r, int) or r < 1 for r in self.ranks):
+            raise ConfigError(f"compression ranks={self.ranks!r}: expected two integers >= 1")
+
+    def settings(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """``column -> (method, params)`` for :func:`g2lstm.compress.compress`, in table order
+        (the ``original`` column is the uncompressed model)."""
+        high, low = self.ranks
+        return {
+            "round": ("round", {"step": self.step}),
+            "round_clip": ("round", {"step": self.step, "clip": self.clip}),
+            "svd_high": ("low_rank", {"rank": high}),
+            "svd_low": ("low_rank", {"rank": low}),
+        }
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Every size of one reproduction scale.
+
+    Attributes:
+        name, description: shown by ``--dry-run`` and in the report.
+        lm_preset, lm_overrides: :func:`g2lstm.lm.preset_config` arguments (dotted keys).
+        lm_slice: ``(train, valid, test)`` line counts of PTB copied into ``OUT/data/lm``
+            (``None``: the whole corpus, used in place).
+        lm_compression: Table 3 settings.
+        mt_dataset: ``multi30k`` or ``iwslt14`` (a dataset name of :mod:`g2lstm.datasets`).
+        mt_preset, mt_overrides: :class:`g2lstm.mt.config.MTConfig` preset and section dicts.
+        mt_slice: ``(train, valid, test)`` sentence pairs kept (``None``: all).
+        mt_bpe_merges: joint BPE merges of the MT preparation.
+        mt_compression: Tables 4/5 settings.
+        seeds: default number of seeds per model.
+        analysis_batches: segments (LM) / batches (MT) used for gate histograms.
+        eval_tokens: LM tokens used for hard-gate perplexity (``None``: the whole valid split).
+        estimates: ``step kind -> seconds`` for one step on the intended hardware.
+    """
+
+    name: str
+    description: str
+    lm_preset: str
+    lm_overrides: Mapping[str, Any]
+    lm_slice: tuple[int, int, int] | None
+    lm_compression: CompressionSettings
+    mt_dataset: str
+    mt_preset: str
+    mt_overrides: Mapping[str, Mapping[str, Any]]
+    mt_slice: tuple[int, int, int] | None
+    mt_bpe_merges: int
+    mt_compression: CompressionSettings
+    seeds: int
+    analysis_batches: int
+    eval_tokens: int | None
+    estimates: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1 or self.analysis_batches < 1 or self.mt_bpe_merges < 0:
+            raise ConfigError(f"scale {self.name!r}: seeds/analysis_batches must be >= 1")
+        for what, sl in (("lm_slice", self.lm_slice), ("mt_slice", self.mt_slice)):
+            if sl is not None and (len(sl) != 3 or any(n < 1 for n in sl)):
+                raise ConfigError(f"scale {self.name!r}: {what}={sl!r} needs 3 counts >= 1")
+        if self.mt_dataset not in ("multi30k", "iwslt14"):
+            raise ConfigError(f"scale {self.name!r}: mt_dataset must be multi30k or iwslt14")
+        unknown = set(self.estimates) - set(STEP_KINDS)
+        if unknown:
+            raise ConfigError(f"scale {self.name!r}: unknown step kinds {sorted(unknown)}")
+
+    def estimate(self, kind: str) -> float:
+        """Estimated seconds of one step of ``kind`` (0 if unknown)."""
+        return float(self.estimates.get(kind, 0.0))
+
+
+_LM_PAPER = CompressionSettings(0.2, 0.4, (128, 64))
+_MT_PAPER = CompressionSettings(0.5, 1.0, (32, 16))
+
+SCALES: dict[str, Scale] = {
+    "tiny": Scale(
+        name="tiny",
+        description="smoke run: tiny models, a slice of PTB and Multi30k (minutes on 2 cores)",
+        lm_preset="tiny",
+        lm_overrides={
+            "model.emsize": 32,
+            "model.nhid": 32,
+            "train.batch_size": 16,
+            "train.bptt": 16,
+            "train.epochs": 2,
+            "train.eval_batch_size": 4,
+            "train.test_batch_size": 4,
+            "train.progress": False,
+            "train.threads": 1,
+        },
+        lm_slice=(1000, 150, 150),
+        lm_compression=CompressionSettings(0.2, 0.4, (8, 4)),
+        mt_dataset="multi30k",
+        mt_preset="tiny",
+        mt_overrides={"train": {"epochs": 2, "max_tokens": 512, "valid_bleu": False, "threads": 1}},
+        mt_slice=(1500, 100, 100),
+        mt_bpe_merges=800,
+        mt_compression=CompressionSettings(0.5, 1.0, (8, 4)),
+        seeds=1,
+        analysis_batches=4,
+        eval_tokens=2000,
+        estimates={
+            "lm-data": 1,
+            "lm-train": 15,
+            "lm-eval": 3,
+            "lm-analyze": 8,
+            "mt-data": 4,
+            "mt-train": 18,
+            "mt-eval": 3,
+            "mt-analyze": 5,
+            "report": 5,
+        },
+    ),
+    "cpu": Scale(
+        name="cpu",
+        description="Zaremba 'small' LM on full PTB (13 epochs), the paper's IWSLT-size MT "
+        "model on Multi30k (8 epochs): the settings of the public benchmark commands, so their "
+        "finished runs can be reused (--reuse); about 6.5 h per seed on 2 cores",
+        lm_preset="small",
+        # exactly `g2lstm lm train --preset small --no-progress` (test batch size 1 as well:
+        # it sets the test perplexity the report shows)
+        lm_overrides={"train.progress": False},
+        lm_slice=None,
+        lm_compression=CompressionSettings(0.2, 0.4, (64, 32)),
+        mt_dataset="multi30k",
+        mt_preset="iwslt",
+        # exactly `g2lstm mt train --preset iwslt --epochs 8` (no time cap, so the result does
+        # not depend on the machine's load; valid BLEU at the end, as its default)
+        mt_overrides={"train": {"epochs": 8, "max_minutes": 0.0}},
+        mt_slice=None,
+        mt_bpe_merges=10000,  # as `g2lstm mt prepare --dataset multi30k`
+        mt_compression=_MT_PAPER,
+        seeds=3,
+        analysis_batches=20,
+        eval_tokens=20000,
+        estimates={  # measured on 2 shared cores (LM 55-80 min, MT 8 epochs ~45 min)
+            "lm-data": 5,
+            "lm-train": 4200,
+            "lm-eval": 240,
+            "lm-analyze": 120,
+            "mt-data": 90,
+            "mt-train": 2850,
+            "mt-eval": 420,
+            "mt-analyze": 120,
+            "report": 20,
+        },
+    ),
+    "paper": Scale(
+        name="paper",
+        description="the paper's configurations (AWD-LSTM 3x1150, 500+500 epochs; IWSLT'14 "
+        "2x256 with AdaDelta): for GPUs",
+        lm_preset="paper",
+        lm_overrides={"train.progress": False},
+        lm_slice=None,
+        lm_compression=_LM_PAPER,
+        mt_dataset="iwslt14",
+        mt_preset="iwslt",
+        mt_overrides={
+            "optim": {"name": "adadelta", "clip": 2.0},
+            "train": {"epochs": 30, "valid_bleu": False},
+        },
+        mt_slice=None,
+        mt_bpe_merges=25000,
+        mt_compression=_MT_PAPER,
+        seeds=3,
+        analysis_batches=50,
+        eval_tokens=None,
+        estimates={
+            "lm-data": 5,
+            "lm-train": 36 * 3600,
+            "lm-eval": 1800,
+            "lm-analyze": 600,
+            "mt-data": 600,
+            "mt-train": 8 * 3600,
+            "mt-eval": 600,
+            "mt-analyze": 300,
+            "report": 10,
+        },
+    ),
+}
+
+
+def get_scale(name: str) -> Scale:
+    """The :class:`Scale` called ``name``."""
+    if name not in SCALES:
+        raise ConfigError(f"unknown scale {name!r}; choose one of {', '.join(SCALES)}")
+    return SCALES[name]

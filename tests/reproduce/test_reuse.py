@@ -1,0 +1,295 @@
+"""``g2lstm reproduce --reuse``: finished runs satisfy training steps (hand-made run folders,
+no training), and a tiny LM and MT run made with the public commands is reused for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from g2lstm.cli import main
+from g2lstm.reproduce.collect import collect
+from g2lstm.reproduce.context import RunContext
+from g2lstm.reproduce.plan import build_plan, get_scale, read_marker
+from g2lstm.reproduce.report import write_report
+from g2lstm.reproduce.reuse import POINTER, ReuseFinder
+from g2lstm.reproduce.run import run_plan
+
+SCALE = get_scale("tiny")
+
+
+def _no_training(kind: str):
+    def run(step, ctx):
+        raise AssertionError(f"{step.id} should not run")
+
+    return run
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+class Study:
+    """A tiny-scale plan whose data steps are done with hand-made data (no corpora)."""
+
+    def __init__(self, tmp_path: Path, part: str) -> None:
+        self.root = tmp_path
+        self.out = tmp_path / "out"
+        self.runs = tmp_path / "runs"
+        self.runs.mkdir()
+        self.lines: list[str] = []
+        self.steps = build_plan(SCALE, 1, self.out, only=(part,))
+        self.ctx = RunContext(SCALE, self.out, log=self.lines.append, reuse=(self.runs,))
+        self.data = tmp_path / "data"
+        self.data.mkdir()
+        if part == "lm":
+            for split in ("train", "valid", "test"):
+                (self.data / f"{split}.txt").write_text(f"the {split} cat sat\n", "utf-8")
+            result = {"data": str(self.data), "source": str(self.data), "slice": None}
+        else:
+            (self.data / "prepare.json").write_text(json.dumps(self._prepare()), "utf-8")
+            result = {"prepared": str(self.data), "source": "x", "dataset": "multi30k"}
+        run_plan(self.steps[:1], self.ctx, functions=lambda kind: lambda s, c: result)
+
+    @staticmethod
+    def _prepare(**outputs: str) -> dict:
+        return {"format_version": 1,
+                "settings": {"pipeline": {"name": "parallel"}, "config": {"bpe_merges": 800}},
+                "inputs": {"train.de": {"path": "/elsewhere/train.de", "sha256": "s1"}},
+                "outputs": {"vocab.json": "v1", "train.de": "t1", **outputs}}  # fmt: skip
+
+    def step(self, step_id: str):
+        return next(s for s in self.steps if s.id == step_id)
+
+    def copy_of_data(self, name: str, **outputs: str) -> Path:
+        """The same data at another path (``outputs``: MT output hashes that differ)."""
+        dst = self.root / name
+        shutil.copytree(self.data, dst)
+        if outputs:
+            info = self._prepare(**outputs)
+            info["inputs"]["train.de"]["path"] = "/yet/another/path"
+            (dst / "prepare.json").write_text(json.dumps(info), "utf-8")
+        return dst
+
+    def fake_run(self, name: str, step_id: str, data: Path, *, finished: bool = True,
+                 **changes) -> Path:  # fmt: skip
+        """A run folder as the trainers leave it: config.yaml (with ``section.key`` changes),
+        checkpoints/, metrics and, if ``finished``, the result file."""
+        step = self.step(step_id)
+        folder = self.runs / name
+        (folder / "checkpoints" / "step-000000005").mkdir(parents=True)
+        (folder / "checkpoints" / "step-000000005" / "model.safetensors").write_bytes(b"w")
+        (folder / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n', "utf-8")
+        if step.part == "lm":
+            from g2lstm.reproduce.steps_lm import _config
+
+            cfg = _config(step, self.ctx, str(data)).replace({"model.vocab_size": 5, **changes})
+            text = cfg.to_yaml()
+            result = {"run_dir": f"runs/{name}", "complete": True, "stopped": None, "steps": 5,
+                      "epochs": 2, "valid_ppl": 9.0, "test_ppl": 9.5, "num_parameters": 10,
+                      "cell": step.cell, "seed": step.seed}  # fmt: skip
+            result_name = "results.json"
+        else:
+            from g2lstm.mt.config import apply_overrides
+            from g2lstm.reproduce.steps_mt import _config
+
+            cfg = apply_overrides(_config(step, self.ctx, str(data)),
+                                  [f"{k}={v}" for k, v in changes.items()])  # fmt: skip
+            text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+            result = {"run_dir": f"runs/{name}", "step": 5, "epoch": 2, "stopped": "epochs",
+                      "train_seconds": 1.0, "best_valid_loss": 3.0,
+                      "best_checkpoint": f"runs/{name}/checkpoints/step-000000005",
+                      "num_parameters": 10, "valid_bleu": None}  # fmt: skip
+            result_name = "result.json"
+        (folder / "config.yaml").write_text(text, "utf-8")
+        if finished:
+            (folder / result_name).write_text(json.dumps(result), "utf-8")
+        (folder / ".g2lstm.lock").write_bytes(b"")
+        return folder
+
+
+def test_equal_run_is_reused_linked_recorded_and_released(tmp_path: Path) -> None:
+    st = Study(tmp_path, "lm")
+    # trained on a copy of the data elsewhere, with other threads/logging (ignored fields)
+    run = st.fake_run("lstm-seed1", "lm-train-lstm-s1", st.copy_of_data("copy"),
+                      **{"train.threads": 3, "train.log_interval": 7, "preset": None})  # fmt: skip
+    before = _files(run)
+    train = st.step("lm-train-lstm-s1")
+    summary = run_plan([st.steps[0], train], st.ctx, functions=_no_training)
+
+    assert summary.reused == {train.id: str(run.resolve())}
+    marker = read_marker(train.out_dir)
+    assert marker["reused_from"] == str(run.resolve())
+    assert re.fullmatch(r"[0-9a-f]{16}", marker["config_hash"])
+    assert marker["result"]["run_dir"] == str(train.out_dir)
+    assert marker["result"]["test_ppl"] == 9.5 and marker["result"]["reused_from"]
+    assert (train.out_dir / "checkpoints").is_symlink()
+    assert (train.out_dir / "checkpoints").resolve() == (run / "checkpoints").resolve()
+    assert not (train.out_dir / ".g2lstm.lock").exists()
+    assert any(f"{train.id} reused {run.resolve()}" in line for line in st.lines)
+    assert _files(run) == before  # nothing written into the reused run
+    assert collect([train.out_dir])["reused"] == [
+        {"step": train.id, "path": str(run.resolve()), "config_hash": marker["config_hash"]}
+    ]
+
+    # the step is done; once the reused run is gone it is not, and training never writes
+    # through the old links
+    assert train.done()
+    run.rename(tmp_path / "moved")
+    assert not train.done()
+    seen: list[bool] = []
+
+    def trainer(kind: str):
+        def fn(step, ctx):
+            seen.append(any(p.is_symlink() for p in step.out_dir.iterdir()))
+            return {"trained": True}
+
+        return fn
+
+    run_plan([st.steps[0], train], RunContext(SCALE, st.out, log=st.lines.append),
+             functions=trainer)  # fmt: skip
+    assert seen == [False]
+    assert not (train.out_dir / POINTER).exists()
+    assert "reused_from" not in read_marker(train.out_dir)
+
+
+def test_differing_run_is_named_and_the_step_trains(tmp_path: Path) -> None:
+    st = Study(tmp_path, "lm")
+    other = tmp_path / "other-data"
+    shutil.copytree(st.data, other)
+    (other / "valid.txt").write_text("another valid text\n", "utf-8")
+    run = st.fake_run("lstm-seed1", "lm-train-lstm-s1", other, **{"train.bptt": 8})
+    st.fake_run("g2-seed2", "lm-train-g2-s1", st.data, **{"train.seed": 2})  # another seed
+    calls: list[str] = []
+
+    def trainer(kind: str):
+        return lambda step, ctx: calls.append(step.id) or {"trained": True}
+
+    train = st.step("lm-train-lstm-s1")
+    g2 = st.step("lm-train-g2-s1")
+    run_plan([st.steps[0], train, g2], st.ctx, functions=trainer)
+    assert calls == [train.id, g2.id]
+    lines = [ln for ln in st.lines if "not reusing" in ln]
+    assert lines == [f"{train.id}: not reusing {run.resolve()}: differs in train.bptt=8 (needed "
+                     "16), data='" + str(other) + "' (other content: valid.txt)"]  # fmt: skip
+    assert "reused_from" not in read_marker(train.out_dir)
+
+
+@pytest.mark.parametrize("state", ["no result", "incomplete", "training now"])
+def test_unfinished_run_is_not_reused(tmp_path: Path, state: str) -> None:
+    st = Study(tmp_path, "lm")
+    run = st.fake_run("lstm", "lm-train-lstm-s1", st.data, finished=state != "no result")
+    if state == "incomplete":
+        info = json.loads((run / "results.json").read_text())
+        (run / "results.json").write_text(json.dumps({**info, "complete": False}))
+    if state == "training now":
+        (run / ".g2lstm.pid").write_text(f"{os.getpid()}\n")
+    decision = ReuseFinder(st.ctx.reuse, st.ctx).decide(st.step("lm-train-lstm-s1"))
+    assert decision.run is None
+    expected = {"no result": "not finished (no results.json)",
+                "incomplete": "not finished (results.json: complete=False)",
+                "training now": "being trained now"}[state]  # fmt: skip
+    head = f"lm-train-lstm-s1: not reusing {run.resolve()}: same config"
+    assert decision.message.startswith(head)
+    assert expected in decision.message
+
+
+def test_step_with_its_own_partial_training_keeps_it(tmp_path: Path) -> None:
+    st = Study(tmp_path, "lm")
+    run = st.fake_run("lstm", "lm-train-lstm-s1", st.data)
+    train = st.step("lm-train-lstm-s1")
+    (train.out_dir / "checkpoints").mkdir(parents=True)
+    decision = ReuseFinder(st.ctx.reuse, st.ctx).decide(train)
+    assert decision.run is None
+    assert decision.message == (
+        f"{train.id}: not reusing {run.resolve()}: {train.out_dir} holds files of an earlier "
+        "training of this step, which goes on there (delete that folder to reuse the run instead)"
+    )
+
+
+def test_mt_prepared_data_compared_by_settings_and_hashes(tmp_path: Path) -> None:
+    st = Study(tmp_path, "mt")
+    same = st.fake_run("lstm", "mt-train-lstm-s1", st.copy_of_data("prep-copy"),
+                       **{"train.threads": 2, "train.valid_bleu": True})  # fmt: skip
+    st.fake_run("g2", "mt-train-g2-s1", st.copy_of_data("prep-other", **{"vocab.json": "v2"}))
+    finder = ReuseFinder(st.ctx.reuse, st.ctx)
+    assert finder.decide(st.step("mt-train-lstm-s1")).path == same.resolve()
+    refused = finder.decide(st.step("mt-train-g2-s1"))
+    assert refused.run is None
+    assert refused.message.endswith("differs in train.data (other prepared files: vocab.json)")
+    st.fake_run("sharp", "mt-train-sharpened-s1", st.data, **{"decode.beam": 3})
+    msg = finder.decide(st.step("mt-train-sharpened-s1")).message
+    assert msg.endswith("differs in decode.beam=3 (needed 2)")
+
+
+def test_dry_run_shows_reuse_and_refusals(tmp_path: Path, capsys) -> None:
+    st = Study(tmp_path, "lm")
+    run = st.fake_run("lstm-seed1", "lm-train-lstm-s1", st.data)
+    st.fake_run("g2-seed1", "lm-train-g2-s1", st.data, **{"train.epochs": 3})
+    args = ["reproduce", "--scale", "tiny", "--only", "lm", "-o", str(st.out), "--reuse",
+            str(st.runs), "--dry-run"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert re.search(rf"lm-train-lstm-s1 +lm/lstm-s1/train +\S+ +reuse {run.resolve()}\n", text)
+    assert re.search(r"lm-train-g2-s1 +lm/g2-s1/train +\S+ +todo\n", text)
+    assert "lm-train-g2-s1: not reusing" in text and "train.epochs=3 (needed 2)" in text
+    assert "1 done, 1 to be reused" in text
+    assert not (st.out / "lm").exists()  # a dry run links nothing
+    assert main(["reproduce", "--reuse", str(tmp_path / "nope"), "--dry-run",
+                 "-o", str(st.out)]) != 0  # fmt: skip
+
+
+def test_report_lists_reused_runs(tmp_path: Path) -> None:
+    reused = [{"step": "lm-train-lstm-s1", "path": "/runs/bench/lstm-seed1", "config_hash": "ab12"}]
+    paths = write_report({"lm": {}, "mt": {}, "reused": reused}, tmp_path)
+    md = paths["md"].read_text(encoding="utf-8")
+    assert "**1 training run(s) were reused**" in md
+    assert "- `lm-train-lstm-s1`: `/runs/bench/lstm-seed1` (config ab12)" in md
+    assert "/runs/bench/lstm-seed1" in paths["html"].read_text(encoding="utf-8")
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_public_command_runs_are_reused(real_data: Path, tmp_path: Path) -> None:
+    """Tiny LM and MT runs trained with ``g2lstm lm/mt train`` on copies of the data satisfy
+    the steps; evaluation then reads their checkpoints through the step folders."""
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    runs.mkdir()
+    steps = {s.id: s for s in build_plan(SCALE, 1, out)}
+    ctx = RunContext(SCALE, out, str(real_data), log=lambda _: None, reuse=(runs,))
+    run_plan([steps["lm-data"], steps["mt-data"]], ctx)
+    lm_data = shutil.copytree(out / "data" / "lm" / "ptb", tmp_path / "mine" / "ptb")
+    mt_data = shutil.copytree(out / "data" / "mt" / "prepared", tmp_path / "mine" / "prep")
+    assert main(["lm", "train", "--preset", "tiny", "--cell", "lstm", "--seed", "1", "--data",
+                 str(lm_data), "--out", str(runs / "lm-lstm"), "--batch-size", "16", "--bptt",
+                 "16", "--epochs", "2", "--threads", "1", "--no-progress", "--set",
+                 "model.emsize=32", "--set", "model.nhid=32", "--set",
+                 "train.eval_batch_size=4", "--set", "train.test_batch_size=4"]) == 0  # fmt: skip
+    assert main(["mt", "train", "--preset", "tiny", "--cell", "g2", "--seed", "1", "--data",
+                 str(mt_data), "--out", str(runs / "mt-g2"), "--epochs", "2", "--max-tokens",
+                 "512", "--threads", "1", "--no-progress"]) == 0  # fmt: skip
+    before = {p: _files(runs / p) for p in ("lm-lstm", "mt-g2")}
+    chosen = [steps[k] for k in ("lm-data", "lm-train-lstm-s1", "lm-eval-lstm-s1", "mt-data",
+                                 "mt-train-g2-s1", "mt-eval-g2-s1")]  # fmt: skip
+    summary = run_plan(chosen, ctx, functions=lambda kind: _guard(kind))
+    assert summary.reused == {"lm-train-lstm-s1": str((runs / "lm-lstm").resolve()),
+                              "mt-train-g2-s1": str((runs / "mt-g2").resolve())}  # fmt: skip
+    lm_eval = read_marker(steps["lm-eval-lstm-s1"].out_dir)["result"]
+    mt_eval = read_marker(steps["mt-eval-g2-s1"].out_dir)["result"]
+    assert lm_eval["test_ppl"] > 1
+    assert set(lm_eval["compression"]) == set(SCALE.lm_compression.settings())
+    assert mt_eval["tok_bleu"] >= 0 and len(mt_eval["compression"]) == 4
+    assert {p: _files(runs / p) for p in before} == before
+
+
+def _guard(kind: str):
+    from g2lstm.reproduce.run import step_function
+
+    if kind.endswith("-train"):
+        return _no_training(kind)
+    return step_function(kind)
