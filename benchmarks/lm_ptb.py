@@ -51,8 +51,10 @@ def run_one(out: Path, cell: str, seed: int, args: argparse.Namespace) -> dict:
 def _ms(values: list[float], fmt: str = ".1f") -> str:
     if not values:
         return "-"
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):{fmt}} ± {sd:{fmt}}"
+    mean = f"{statistics.mean(values):{fmt}}"
+    if len(values) == 1:
+        return mean  # one seed: no spread to report (a "± 0.0" would claim one)
+    return f"{mean} ± {statistics.stdev(values):{fmt}}"
 
 
 def summarize(out: Path, seeds: list[int]) -> str:

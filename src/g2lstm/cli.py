@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from g2lstm import __version__
-from g2lstm.errors import ConfigError, G2LSTMError
+from g2lstm.errors import EXIT_INTERRUPTED, ConfigError, G2LSTMError
 
 #: (command, module with ``register(subparsers)``, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("g2lstm: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,11 @@ that already catches ``ValueError`` keeps working.
 
 from __future__ import annotations
 
+#: Exit status of a command stopped by Ctrl-C / SIGTERM before it finished (128 + SIGINT, the
+#: shell's convention). Training commands return it after writing a resumable checkpoint, so
+#: a script running ``g2lstm lm train && g2lstm lm eval`` does not evaluate an unfinished run.
+EXIT_INTERRUPTED = 130
+
 
 class G2LSTMError(Exception):
     """Base class of every error raised on purpose by g2lstm."""

@@ -113,3 +113,36 @@ def test_prepare_train_translate_eval(
     assert record["num_sentences"] == 20 and record["beam"] == 2
     assert len((tmp_path / "hyps.txt").read_text().splitlines()) == 20
     assert main(["mt", "eval", str(run), "--split", "nope"]) == 2
+
+
+def test_interrupted_training_exits_130_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM mid-run: a resumable checkpoint, exit status 130 (not 0: the run is unfinished)."""
+    import os
+    import signal
+
+    from g2lstm.mt import trainer as trainer_mod
+
+    raw = write_toy_corpus(tmp_path, {"train": 120, "valid": 10, "test": 10}, seed=2)
+    prep, run = tmp_path / "prep", tmp_path / "run"
+    assert main(["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
+                 "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0",
+                 "--out", str(prep)]) == 0  # fmt: skip
+    original = trainer_mod._Trainer.train_step
+    calls = []
+
+    def step(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *args, **kwargs)
+
+    budget = ["--max-updates", "5", "--set", "train.valid_bleu=false"]
+    with monkeypatch.context() as m:
+        m.setattr(trainer_mod._Trainer, "train_step", step)
+        assert main(["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(run),
+                     *budget]) == 130  # fmt: skip
+    assert "--resume" in capsys.readouterr().err
+    assert main(["mt", "train", "--out", str(run), "--resume", *budget]) == 0
+    assert "stopped (max_updates) at step 5" in capsys.readouterr().out

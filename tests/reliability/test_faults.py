@@ -16,7 +16,7 @@ import g2lstm.lm.trainer as trainer_mod
 from g2lstm.cli import main
 from g2lstm.train import CheckpointManager, load_checkpoint
 
-from .conftest import lm_train_argv, snapshot, write_lm_corpus
+from .conftest import lm_train_argv, snapshot
 
 
 def _latest_tensors(run: Path) -> dict[str, torch.Tensor]:
@@ -43,13 +43,14 @@ def _hook_step(monkeypatch: pytest.MonkeyPatch, after_step: int, action) -> None
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_signal_writes_a_resumable_checkpoint_and_resume_is_exact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, signum: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, signum: int, write_lm_corpus
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     assert main(lm_train_argv(data, tmp_path / "full", "--max-steps", "6")) == 0
     with monkeypatch.context() as m:
         _hook_step(m, 2, lambda _: os.kill(os.getpid(), signum))
-        assert main(lm_train_argv(data, tmp_path / "split", "--max-steps", "6")) == 0
+        # interrupted = not finished: a distinct exit status, so scripts do not go on
+        assert main(lm_train_argv(data, tmp_path / "split", "--max-steps", "6")) == 130
     err = capsys.readouterr().err
     assert "stopped (interrupted) after step 2" in err and "--resume" in err
     assert _latest_tensors(tmp_path / "split")["step"].item() == 2
@@ -113,7 +114,7 @@ def test_disk_full_is_one_clear_error_and_keeps_the_previous_checkpoint(
 
 
 def test_unwritable_output_directory_is_reported_before_training(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_error
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_error, write_lm_corpus
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     built = []
@@ -162,14 +163,17 @@ def _nan_in_grad(monkeypatch: pytest.MonkeyPatch, name: str, steps: set[int]) ->
     monkeypatch.setattr(trainer_mod.LMTrainer, "_build", build)
 
 
-def test_nan_in_loss_raise_names_the_step(tmp_path: Path, monkeypatch, cli_error) -> None:
+def test_nan_in_loss_raise_names_the_step(
+    tmp_path: Path, monkeypatch, cli_error, write_lm_corpus
+) -> None:
     data = write_lm_corpus(tmp_path / "data")
     _nan_in_loss(monkeypatch, {2})
     cli_error(lm_train_argv(data, tmp_path / "run", "--max-steps", "5"), "step 2", "non-finite")
 
 
-def test_nan_in_gradient_raise_names_step_and_parameter(tmp_path: Path, monkeypatch,
-                                                        cli_error) -> None:  # fmt: skip
+def test_nan_in_gradient_raise_names_step_and_parameter(
+    tmp_path: Path, monkeypatch, cli_error, write_lm_corpus
+) -> None:
     data = write_lm_corpus(tmp_path / "data")
     _nan_in_grad(monkeypatch, "rnns.1.weight_hh_l0", {3})
     cli_error(lm_train_argv(data, tmp_path / "run", "--max-steps", "5"),  # clipping on
@@ -177,7 +181,7 @@ def test_nan_in_gradient_raise_names_step_and_parameter(tmp_path: Path, monkeypa
 
 
 def test_skip_keeps_weights_and_optimizer_then_stops_after_k(
-    tmp_path: Path, monkeypatch, cli_error, capsys
+    tmp_path: Path, monkeypatch, cli_error, capsys, write_lm_corpus
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     seen: dict[int, dict[str, torch.Tensor]] = {}

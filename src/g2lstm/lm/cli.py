@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from g2lstm.errors import ConfigError
+from g2lstm.errors import EXIT_INTERRUPTED, ConfigError
 
 __all__ = ["build_config", "register"]
 
@@ -104,6 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if not result.complete:
         print(f"stopped ({result.stopped}) after step {result.steps}; continue with: "
               f"g2lstm lm train --out {out} --resume", file=sys.stderr)  # fmt: skip
+        if result.stopped == "interrupted":
+            return EXIT_INTERRUPTED  # not finished: scripts must not go on as if it were
     return 0
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from g2lstm.errors import ConfigError
+from g2lstm.errors import EXIT_INTERRUPTED, ConfigError
 
 __all__ = ["build_config", "register"]
 
@@ -149,6 +149,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(summary)
     if result.stopped == "interrupted":
         print(f"continue with: g2lstm mt train --out {out} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED  # not finished: scripts must not go on as if it were
     return 0
 
 
