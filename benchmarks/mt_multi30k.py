@@ -103,7 +103,8 @@ def _row(run: Path) -> dict | None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    rows = [r for run in sorted(Path(args.out).glob("*-seed*")) if (r := _row(run))]
+    runs = sorted(p for p in Path(args.out).glob("*-seed*") if p.is_dir())
+    rows = [r for run in runs if (r := _row(run))]
     if not rows:
         print("no finished runs yet")
         return

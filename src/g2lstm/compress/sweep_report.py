@@ -18,17 +18,41 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .sweep import Setting, SummaryRow, SweepResult, SweepRow
 
-__all__ = ["CELL_LABELS", "VERDICT_TAGS", "to_markdown", "verdicts", "write_csv", "write_plot"]
+__all__ = [
+    "CELL_LABELS",
+    "NOISE_FLOOR",
+    "VERDICT_TAGS",
+    "noise_floor",
+    "to_markdown",
+    "verdicts",
+    "write_csv",
+    "write_plot",
+]
 
 #: Row labels of the paper's tables, in order.
 CELL_LABELS = {"lstm": "Baseline", "sharpened": "Sharpened Sigmoid", "g2": "G2-LSTM"}
 #: Settings whose verdict is reported (the headline is the first).
 VERDICT_TAGS = ("H/8", "H/4", "H/16", "round", "round & clip", "paper a", "paper b")
+#: Smallest baseline degradation that makes the "at most half" claim testable: below it the
+#: baseline did not measurably degrade and "half of it" would compare noise with noise.
+#: Perplexity: 0.5% of the baseline's uncompressed perplexity; BLEU: 0.5 points (about the
+#: run-to-run spread of a decode of a ~1,000-sentence test set).
+NOISE_FLOOR = {"ppl": ("relative", 0.005), "BLEU": ("absolute", 0.5)}
+
+
+def noise_floor(result: SweepResult) -> float:
+    """The degradation below which the baseline counts as not degraded (:data:`NOISE_FLOOR`)."""
+    kind, value = NOISE_FLOOR.get(result.metric, ("absolute", 0.0))
+    if kind == "absolute":
+        return value
+    originals = [r.original for r in result.rows if r.cell == "lstm"]
+    return value * abs(statistics.mean(originals)) if originals else 0.0
 
 
 def verdicts(result: SweepResult) -> list[str]:
     """One line per verdict setting: G2 degradation <= half the baseline's?"""
     lines, done = [], set()
+    floor = noise_floor(result)
     for tag in VERDICT_TAGS:
         s = next((s for s in result.settings if tag in s.tags), None)
         if s is None or s.key in done:
@@ -39,6 +63,10 @@ def verdicts(result: SweepResult) -> list[str]:
             continue
         if base.degradation_mean <= 0:
             outcome = "not testable, the baseline did not degrade"
+        elif base.degradation_mean < floor:
+            outcome = (
+                f"not testable, the baseline's degradation is below the noise floor {floor:.3g}"
+            )
         elif g2.degradation_mean <= 0.5 * base.degradation_mean:
             outcome = "held"
         else:
