@@ -127,9 +127,14 @@ def test_sweep_writes_table_csv_and_plot(runs: list[Path], tmp_path: Path,
     base_line = next(line for line in table.splitlines() if line.startswith("| Baseline (n=1) |"))
     assert "±" not in base_line and len(base_line.split("|")) == len(g2_line.split("|"))
     assert "## Finer grid" in table and "2-bit" in table
-    assert (
-        "rank=4) [paper a, H/8]: held" in table or "rank=4) [paper a, H/8]: did not hold" in table
-    )
+    verdict = next(line for line in table.splitlines() if "rank=4) [paper a, H/8]: " in line)
+    outcome = verdict.split("]: ", 1)[1]
+    assert outcome.startswith(("held", "did not hold", "not testable")), verdict
+    if outcome.startswith("not testable, the baseline's"):  # tiny models barely degrade
+        with (out / "sweep.csv").open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        base = next(r for r in rows if r["cell"] == "lstm" and r["label"] == "SVD (rank=4)")
+        assert float(base["degradation"]) < 0.005 * float(base["original"])
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
