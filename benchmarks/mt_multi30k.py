@@ -103,7 +103,12 @@ def _row(run: Path) -> dict | None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    runs = sorted(p for p in Path(args.out).glob("*-seed*") if p.is_dir())
+    order = {"lstm": 0, "sharpened": 1, "g2": 2}  # the paper's row order
+
+    def key(run: Path) -> tuple[int, str]:
+        return order.get(run.name.rsplit("-seed", 1)[0], 3), run.name
+
+    runs = sorted((p for p in Path(args.out).glob("*-seed*") if p.is_dir()), key=key)
     rows = [r for run in runs if (r := _row(run))]
     if not rows:
         print("no finished runs yet")

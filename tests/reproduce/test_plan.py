@@ -44,6 +44,10 @@ def test_plan_order_folders_and_only(tmp_path: Path) -> None:
     ev = next(s for s in steps if s.id == "mt-eval-g2-s2")
     assert ev.deps == (tmp_path / "data" / "mt", tmp_path / "mt" / "g2-s2" / "train")
     assert all(s.estimate_s > 0 for s in steps)
+    # the report also reads the part not run this time (finished earlier, or "not run")
+    report = steps[-1]
+    assert tmp_path / "lm" / "g2-s1" / "eval" in report.deps
+    assert report.deps == build_plan(get_scale("tiny"), 3, tmp_path)[-1].deps
     assert build_plan(get_scale("cpu"), None, tmp_path)[1].seed == 1
     assert len(build_plan(get_scale("cpu"), None, tmp_path)) == len(_ids(3))
 
@@ -110,3 +114,16 @@ def test_failed_step_leaves_no_marker(tmp_path: Path) -> None:
     calls.clear()
     run_plan(steps, RunContext(scale, tmp_path, log=lambda _: None), functions=_fake(calls))
     assert calls[0] == "lm-train-sharpened-s1"
+
+
+def test_changed_scale_setting_reruns_only_the_steps_that_read_it(tmp_path: Path) -> None:
+    import dataclasses
+
+    from g2lstm.reproduce.plan import CompressionSettings
+
+    scale = get_scale("tiny")
+    other = dataclasses.replace(scale, lm_compression=CompressionSettings(0.2, 0.4, (6, 3)))
+    before = {s.id: s.inputs() for s in build_plan(scale, 1, tmp_path)}
+    after = {s.id: s.inputs() for s in build_plan(other, 1, tmp_path)}
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {"lm-eval-lstm-s1", "lm-eval-sharpened-s1", "lm-eval-g2-s1"}

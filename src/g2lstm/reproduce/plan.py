@@ -9,8 +9,9 @@ a scale, a seed count and an output folder into an ordered list of :class:`Step`
 ``mt-data`` -> ``mt-train-<cell>-s<k>`` -> ``mt-eval-<cell>-s<k>`` -> ``mt-analyze-s<k>``,
 then ``report``. Each step owns one folder; it is *done* when its ``DONE.json`` marker exists
 (written atomically after the step finished) and records the same inputs (a hash of the
-markers of the steps it depends on), so a re-run or deleted upstream step re-runs what
-depends on it. An interrupted training step resumes through the trainers' own checkpoints.
+scale settings the step reads and of the markers of the steps it depends on), so a changed
+setting, or a re-run or deleted upstream step, re-runs what depends on it. An interrupted
+training step resumes through the trainers' own checkpoints.
 
 Output folder layout::
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +87,12 @@ class Step:
     cell: str | None = None
     seed: int | None = None
     deps: tuple[Path, ...] = ()
+    settings: str = ""
 
     def inputs(self) -> str:
-        """Hash of the markers of the dependencies (what the step's result was computed from)."""
-        h = hashlib.sha256()
+        """Hash of the scale settings the step reads (``settings``) and of the markers of its
+        dependencies: what the step's result was computed from."""
+        h = hashlib.sha256(self.settings.encode())
         for dep in self.deps:
             h.update(str(dep).encode())
             marker = Path(dep) / DONE
@@ -144,9 +147,7 @@ def build_plan(
         raise ConfigError(f"cells {bad or cells}: choose from {', '.join(CELLS)}")
     out = Path(out_dir)
     steps: list[Step] = []
-    for part in PARTS:
-        if part not in only:
-            continue
+    for part in PARTS:  # every part is planned: the report reads whatever has finished
         root = out / part
         data = Step(f"{part}-data", f"{part}-data", part, out / "data" / part,
                     scale.estimate(f"{part}-data"))  # fmt: skip
@@ -167,7 +168,10 @@ def build_plan(
             steps.append(Step(f"{part}-analyze-s{seed}", f"{part}-analyze", part,
                               root / f"analysis-s{seed}", scale.estimate(f"{part}-analyze"),
                               None, seed, (data.out_dir, *trains)))  # fmt: skip
+    # The report depends on every part's results, also those of parts not run this time
+    # (`--only`): a part finished by an earlier call is reported, a missing one is "not run".
     deps = tuple(s.out_dir for s in steps if s.kind.endswith(("-train", "-eval", "-analyze")))
+    steps = [replace(s, settings=scale.settings_key(s.kind)) for s in steps if s.part in only]
     steps.append(Step("report", "report", "report", out / "report", scale.estimate("report"),
                       deps=deps))  # fmt: skip
     return steps
