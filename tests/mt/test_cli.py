@@ -66,14 +66,20 @@ def test_bad_values_exit_2_with_one_line(
     assert "--data" in capsys.readouterr().err
 
 
-def test_prepare_train_translate_eval(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    raw = write_toy_corpus(tmp_path, {"train": 200, "valid": 20, "test": 20}, seed=1)
-    prep, run = tmp_path / "prep", tmp_path / "run"
+def _prepare_toy(tmp_path: Path, sizes: dict[str, int], seed: int) -> tuple[Path, Path]:
+    """Write a toy parallel corpus, ``mt prepare`` it; return (prepared folder, run folder)."""
+    raw = write_toy_corpus(tmp_path, sizes, seed=seed)
+    prep = tmp_path / "prep"
     assert main(["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
                  "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0",
                  "--out", str(prep)]) == 0  # fmt: skip
+    return prep, tmp_path / "run"
+
+
+def test_prepare_train_translate_eval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prep, run = _prepare_toy(tmp_path, {"train": 200, "valid": 20, "test": 20}, seed=1)
     assert "sizes" in capsys.readouterr().out
     train_argv = ["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(run),
                   "--cell", "g2", "--max-updates", "4",
@@ -124,11 +130,7 @@ def test_interrupted_training_exits_130_and_resumes(
 
     from g2lstm.mt import trainer as trainer_mod
 
-    raw = write_toy_corpus(tmp_path, {"train": 120, "valid": 10, "test": 10}, seed=2)
-    prep, run = tmp_path / "prep", tmp_path / "run"
-    assert main(["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
-                 "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0",
-                 "--out", str(prep)]) == 0  # fmt: skip
+    prep, run = _prepare_toy(tmp_path, {"train": 120, "valid": 10, "test": 10}, seed=2)
     original = trainer_mod._Trainer.train_step
     calls = []
 
