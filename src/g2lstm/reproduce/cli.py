@@ -6,9 +6,13 @@ Examples::
     g2lstm reproduce --scale cpu --seeds 3 -o repro-cpu    # a few hours on 2 cores
     g2lstm reproduce --scale paper --dry-run               # the plan and its estimated time
     g2lstm reproduce --scale cpu --reuse runs/ -o repro    # reuse finished runs under runs/
-    torchrun --nproc_per_node 4 -m g2lstm.cli reproduce --scale paper --only lm -o repro
 
 Running the same command again skips finished steps and resumes an interrupted training run.
+``reproduce`` itself is one process: it is not rank-aware under ``torchrun`` (every rank would
+run the evaluation and report steps). For multi-GPU training, train the runs with
+``torchrun --nproc-per-node N -m g2lstm.cli lm train ...`` (data parallel) using the scale's
+settings (``--dry-run`` and the report's Setup list them) and pass their folder with
+``--reuse``.
 """
 
 from __future__ import annotations
