@@ -12,7 +12,7 @@ of a language model and of a translation model from the run config stored with t
   ``train.max_tokens``, ``train.bucket_width`` and the run's seed, epoch ``k // n`` for step
   ``k``), teacher-forced label-smoothed cross-entropy with the run's
   ``optim.label_smoothing`` averaged over target tokens
-  (:func:`~g2lstm.mt.trainer.label_smoothed_loss`); the run's optimizer
+  (:func:`~g2lstm.mt.trainer.batch_loss`); the run's optimizer
   (:func:`~g2lstm.mt.trainer.build_optimizer`: Adam or AdaDelta, ``optim.weight_decay``).
 
 Both use the run's ``optim.clip`` and seed, and a default learning rate of a tenth of the
@@ -162,18 +162,14 @@ class MTStepLoss:
     def __call__(self, model: nn.Module, step: int) -> Tensor:
         """Label-smoothed loss per target token of the batch of ``step`` (scalar)."""
         from g2lstm.mt.batching import collate
-        from g2lstm.mt.trainer import label_smoothed_loss
+        from g2lstm.mt.trainer import batch_loss
 
         idx = self.sampler.batches(step // self.num_batches)[step % self.num_batches]
-        pad = self._ids[0]
         src, src_len, tgt_in, tgt_out = collate([self.pairs[i] for i in idx.tolist()], *self._ids)
         device = next(model.parameters()).device
-        src, tgt_in, tgt_out = src.to(device), tgt_in.to(device), tgt_out.to(device)
-        feats = model.decode(tgt_in, model.encode(src, src_len))  # (T, B, H)
-        keep = tgt_out != pad
-        logits = model.logits(feats[keep])  # (K, V), K = target tokens
-        loss, _ = label_smoothed_loss(logits, tgt_out[keep], self.smoothing)
-        return loss / keep.sum()
+        batch = (src.to(device), src_len, tgt_in.to(device), tgt_out.to(device))
+        loss, _, ntok = batch_loss(model, batch, self._ids[0], self.smoothing)
+        return loss / ntok
 
 
 def _check_vocabs(target: Any, prepared: Any) -> None:

@@ -40,7 +40,7 @@ from g2lstm.mt.model import Seq2Seq
 from g2lstm.mt.prepare import PreparedData, load_prepared
 from g2lstm.mt.translate import META_KIND, Translator, data_meta, evaluate_split
 
-__all__ = ["TrainResult", "build_optimizer", "label_smoothed_loss", "train"]
+__all__ = ["TrainResult", "batch_loss", "build_optimizer", "label_smoothed_loss", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,20 @@ def label_smoothed_loss(
     nll = -lprobs.gather(1, target.unsqueeze(1)).squeeze(1)
     loss = nll if smoothing == 0 else (1 - smoothing) * nll - smoothing * lprobs.mean(dim=-1)
     return loss.sum(), nll.detach().sum()
+
+
+def batch_loss(
+    model: torch.nn.Module, batch: tuple[torch.Tensor, ...], pad: int, smoothing: float
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Teacher-forced summed label-smoothed loss, summed NLL and target-token count of a
+    :func:`~g2lstm.mt.batching.collate` batch ``(src, src_len, tgt_in, tgt_out)``, padding
+    excluded."""
+    src, src_len, tgt_in, tgt_out = batch
+    feats = model.decode(tgt_in, model.encode(src, src_len))  # (T, B, H)
+    keep = tgt_out != pad
+    logits = model.logits(feats[keep])  # (K, V), K = target tokens
+    loss, nll = label_smoothed_loss(logits, tgt_out[keep], smoothing)
+    return loss, nll, int(keep.sum())
 
 
 def build_optimizer(model: torch.nn.Module, config: MTConfig) -> torch.optim.Optimizer:
@@ -154,12 +168,7 @@ class _Trainer:
         return src.to(self.device), src_len, tgt_in.to(self.device), tgt_out.to(self.device)
 
     def loss(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, int]:
-        src, src_len, tgt_in, tgt_out = batch
-        feats = self.model.decode(tgt_in, self.model.encode(src, src_len))
-        keep = tgt_out != self.pad
-        logits = self.model.logits(feats[keep])
-        loss, nll = label_smoothed_loss(logits, tgt_out[keep], self.cfg.optim.label_smoothing)
-        return loss, nll, int(keep.sum())
+        return batch_loss(self.model, batch, self.pad, self.cfg.optim.label_smoothing)
 
     def train_step(self, idx: list[int], guard: Any) -> dict[str, float]:
         from g2lstm.train import derive_seed

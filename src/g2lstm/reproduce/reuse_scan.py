@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.config_checks import flatten
+from g2lstm.datasets.verify import sha256_file
 
 __all__ = [
     "RESULT_FILES",
@@ -185,15 +186,14 @@ def file_sha256(path: Path, n_lines: int | None = None) -> str:
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, n_lines)
     if key not in _HASHES:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            if n_lines is None:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            else:
+        if n_lines is None:
+            _HASHES[key] = sha256_file(path)
+        else:
+            h = hashlib.sha256()
+            with path.open("rb") as f:
                 for _, line in zip(range(n_lines), f):
                     h.update(line)
-        _HASHES[key] = h.hexdigest()
+            _HASHES[key] = h.hexdigest()
     return _HASHES[key]
 
 
