@@ -86,7 +86,7 @@ class Study:
         (folder / "checkpoints" / "step-000000005" / "model.safetensors").write_bytes(b"w")
         (folder / "metrics.jsonl").write_text('{"step": 5, "loss": 1.0}\n', "utf-8")
         if step.part == "lm":
-            from g2lstm.reproduce.steps_lm import _config
+            from g2lstm.reproduce.steps_lm import lm_train_config as _config
 
             cfg = _config(step, self.ctx, str(data)).replace({"model.vocab_size": 5, **changes})
             text = cfg.to_yaml()
@@ -96,7 +96,7 @@ class Study:
             result_name = "results.json"
         else:
             from g2lstm.mt.config import apply_overrides
-            from g2lstm.reproduce.steps_mt import _config
+            from g2lstm.reproduce.steps_mt import mt_train_config as _config
 
             cfg = apply_overrides(_config(step, self.ctx, str(data)),
                                   [f"{k}={v}" for k, v in changes.items()])  # fmt: skip

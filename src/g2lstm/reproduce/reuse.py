@@ -148,10 +148,10 @@ class ReuseFinder:
     def _expected(self, step: Step) -> dict[str, Any]:
         """The flattened resolved config the step would train (data left as a placeholder)."""
         if step.part == "lm":
-            from g2lstm.reproduce.steps_lm import _config as lm_config
+            from g2lstm.reproduce.steps_lm import lm_train_config as lm_config
 
             return flatten(lm_config(step, self.ctx, "<data>").to_dict())
-        from g2lstm.reproduce.steps_mt import _config as mt_config
+        from g2lstm.reproduce.steps_mt import mt_train_config as mt_config
 
         return flatten(mt_config(step, self.ctx, "<data>").to_dict())
 
@@ -182,7 +182,7 @@ class ReuseFinder:
         """Before ``mt-data`` ran: the sha256 of the files it will prepare (sliced as the
         scale says) and the BPE merges; the prepared outputs are compared when it has run."""
         from g2lstm.datasets import resolve_dataset
-        from g2lstm.reproduce.steps_mt import _PREFIXES
+        from g2lstm.reproduce.steps_mt import SPLIT_PREFIXES
 
         sc = self.ctx.scale
         source = resolve_dataset(sc.mt_dataset, self.ctx.data_dir, download=False,
@@ -190,7 +190,7 @@ class ReuseFinder:
         folder = source / "tok" if sc.mt_dataset == "multi30k" else source
         counts = sc.mt_slice or (None, None, None)
         inputs = {}
-        for (split, prefix), n in zip(_PREFIXES[sc.mt_dataset].items(), counts):
+        for (split, prefix), n in zip(SPLIT_PREFIXES[sc.mt_dataset].items(), counts):
             for lang in ("de", "en"):
                 inputs[f"{split}.{lang}"] = file_sha256(folder / f"{prefix}.{lang}", n)
         return _Data(inputs=inputs, bpe_merges=sc.mt_bpe_merges,

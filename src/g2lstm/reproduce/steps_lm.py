@@ -17,7 +17,7 @@ from g2lstm.reproduce.context import RunContext, dep_marker, lines_head
 from g2lstm.reproduce.paper import CELL_LABELS
 from g2lstm.reproduce.plan import Step
 
-__all__ = ["lm_analyze", "lm_data", "lm_eval", "lm_train"]
+__all__ = ["lm_analyze", "lm_data", "lm_eval", "lm_train", "lm_train_config"]
 
 #: Analysis segments: streams x length (as ``g2lstm analyze``'s defaults, shorter segments).
 _ANALYSIS_BATCH, _ANALYSIS_BPTT = 10, 35
@@ -38,7 +38,8 @@ def lm_data(step: Step, ctx: RunContext) -> dict[str, Any]:
     return {"data": str(folder), "source": str(source), "slice": counts}
 
 
-def _config(step: Step, ctx: RunContext, data: str) -> Any:
+def lm_train_config(step: Step, ctx: RunContext, data: str) -> Any:
+    """The resolved config a ``lm-train`` step trains (also what ``--reuse`` compares)."""
     from g2lstm.lm import preset_config
 
     overrides = dict(ctx.scale.lm_overrides)
@@ -51,7 +52,7 @@ def lm_train(step: Step, ctx: RunContext) -> dict[str, Any]:
     from g2lstm.lm import train
 
     data = dep_marker(step, "data/lm")["data"]
-    result = train(_config(step, ctx, data), step.out_dir, resume=True)
+    result = train(lm_train_config(step, ctx, data), step.out_dir, resume=True)
     if not result.complete:
         raise TrainingError(
             f"{step.id} stopped early ({result.stopped}) at step {result.steps}; run the same "

@@ -16,10 +16,18 @@ from g2lstm.reproduce.context import RunContext, dep_marker, lines_head
 from g2lstm.reproduce.paper import CELL_LABELS
 from g2lstm.reproduce.plan import Step
 
-__all__ = ["MTAdapter", "mt_analyze", "mt_data", "mt_eval", "mt_train"]
+__all__ = [
+    "SPLIT_PREFIXES",
+    "MTAdapter",
+    "mt_analyze",
+    "mt_data",
+    "mt_eval",
+    "mt_train",
+    "mt_train_config",
+]
 
 #: Multi30k/IWSLT split -> file prefix in the source folder.
-_PREFIXES = {"multi30k": {"train": "train", "valid": "val", "test": "test2016"},
+SPLIT_PREFIXES = {"multi30k": {"train": "train", "valid": "val", "test": "test2016"},
              "iwslt14": {"train": "train", "valid": "valid", "test": "test"}}  # fmt: skip
 
 
@@ -32,7 +40,7 @@ def mt_data(step: Step, ctx: RunContext) -> dict[str, Any]:
     sc = ctx.scale
     source = resolve_dataset(sc.mt_dataset, ctx.data_dir, kind="mt", progress=False)
     src_dir = source / "tok" if sc.mt_dataset == "multi30k" else source
-    prefixes = _PREFIXES[sc.mt_dataset]
+    prefixes = SPLIT_PREFIXES[sc.mt_dataset]
     files: dict[str, tuple[Path, Path]] = {
         split: (src_dir / f"{p}.de", src_dir / f"{p}.en") for split, p in prefixes.items()
     }
@@ -54,7 +62,8 @@ def mt_data(step: Step, ctx: RunContext) -> dict[str, Any]:
             "dataset": sc.mt_dataset}  # fmt: skip
 
 
-def _config(step: Step, ctx: RunContext, prepared: str) -> Any:
+def mt_train_config(step: Step, ctx: RunContext, prepared: str) -> Any:
+    """The resolved config a ``mt-train`` step trains (also what ``--reuse`` compares)."""
     from g2lstm.mt.config import MTConfig
 
     data: dict[str, dict[str, Any]] = {k: dict(v) for k, v in ctx.scale.mt_overrides.items()}
@@ -68,8 +77,8 @@ def mt_train(step: Step, ctx: RunContext) -> dict[str, Any]:
     from g2lstm.mt.trainer import train
 
     prepared = dep_marker(step, "data/mt")["prepared"]
-    result = train(_config(step, ctx, prepared), step.out_dir, device=ctx.device, resume=True,
-                   show_progress=None)  # fmt: skip
+    config = mt_train_config(step, ctx, prepared)
+    result = train(config, step.out_dir, device=ctx.device, resume=True, show_progress=None)
     if result.stopped == "interrupted":
         raise TrainingError(f"{step.id} was interrupted at update {result.step}; run the same "
                             "command again to resume it")  # fmt: skip
