@@ -130,9 +130,9 @@ def cmd_report(args: argparse.Namespace) -> None:
         detok = [r["detok_bleu"] for r in rows if r["cell"] == cell]
         sd = f" ± {statistics.stdev(tok):.2f}" if len(tok) > 1 else ""
         mean_tok, mean_detok = statistics.mean(tok), statistics.mean(detok)
+        seeds = f"{len(tok)} seed" + ("s" if len(tok) != 1 else "")
         lines.append(
-            f"| **{cell} mean** | {len(tok)} seeds | | | | | | {mean_tok:.2f}{sd} | "
-            f"{mean_detok:.2f} | |"
+            f"| **{cell} mean** | {seeds} | | | | | | {mean_tok:.2f}{sd} | {mean_detok:.2f} | |"
         )
     lines.append(f"\nsacreBLEU signature: `{rows[0]['signature']}`")
     text = "\n".join(lines)

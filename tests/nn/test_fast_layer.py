@@ -203,6 +203,37 @@ def test_step_gemm_matches_matmul():
     assert gemm.StepGemm(w.double(), 3, "torch").packed is None
 
 
+@pytest.mark.skipif(not gemm.mkl_packed_available(), reason="MKL packed GEMM not available")
+def test_inference_reuses_the_packed_weight_until_it_changes():
+    """Hard-gate inference packs ``weight_hh`` once; every in-place change re-packs it."""
+    import gc
+
+    model = G2LSTM(IN, H, eval_gates="hard").eval()
+    model.backend = "fast-mm"  # the torch.mm route, which packs with MKL on CPU float32
+    x = torch.randn(6, 3, IN)
+    w = model.weight_hh_l0
+    with torch.no_grad():
+        want = model(x)[0]
+        packed = gemm._PACKED[id(w)][1][3][2]
+        torch.testing.assert_close(model(x)[0], want, atol=0, rtol=0)
+        assert gemm._PACKED[id(w)][1][3][2] is packed  # reused, not re-packed
+        model.weight_hh_l0.mul_(-1.0)  # in place: the version counter moves
+        flipped = model(x)[0]
+        assert gemm._PACKED[id(w)][1][3][2] is not packed
+        model.load_state_dict({**model.state_dict(), "weight_hh_l0": torch.zeros(4 * H, H)})
+        zeroed = model(x)[0]
+    ref = G2LSTM(IN, H, eval_gates="hard").eval()
+    ref.backend = "reference"
+    ref.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(zeroed, ref(x)[0], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(flipped, want)
+    ident = id(w)
+    del model, w
+    gc.collect()
+    assert ident not in gemm._PACKED  # freed with its weight
+
+
 def test_blocked_transpose():
     w = torch.randn(1030, 7)
     assert torch.equal(gemm.transpose(w, block=256), w.t())

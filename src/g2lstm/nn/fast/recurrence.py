@@ -275,7 +275,7 @@ def _forward_inference(
     pre = _input_projection(x, w_ih, noise, plan, route)
     y = x.new_empty(steps, batch, hid)
     h, c = h0, c0
-    step_gemm = StepGemm(w_hh, batch, route, bias)
+    step_gemm = StepGemm(w_hh, batch, route, bias, cache=True)
     for t in range(steps):
         a = pre[t].add_(step_gemm(h))
         _activate(a, a, plan, None)
