@@ -6,19 +6,29 @@ Examples::
     g2lstm reproduce --scale cpu --seeds 3 -o repro-cpu    # a few hours on 2 cores
     g2lstm reproduce --scale paper --dry-run               # the plan and its estimated time
     g2lstm reproduce --scale cpu --reuse runs/ -o repro    # reuse finished runs under runs/
+    torchrun --nproc-per-node 4 -m g2lstm.cli reproduce --scale paper --device cuda -o repro
 
 Running the same command again skips finished steps and resumes an interrupted training run.
-``reproduce`` itself is one process: it is not rank-aware under ``torchrun`` (every rank would
-run the evaluation and report steps). For multi-GPU training, train the runs with
-``torchrun --nproc-per-node N -m g2lstm.cli lm train ...`` (data parallel) using the scale's
-settings (``--dry-run`` and the report's Setup list them) and pass their folder with
-``--reuse``.
+
+Under ``torchrun`` the LM training steps are data parallel over all processes (the global
+batch is the scale's, split over the ranks, so it must divide by their number); everything
+else (data, translation training, evaluation, compression, analysis, report) runs on rank 0
+while the other ranks wait, and only rank 0 reads and writes the step markers and prints
+(:mod:`g2lstm.reproduce.ranks`). The output folder must be visible to every rank (one machine,
+or a shared filesystem). A step that fails on rank 0 stops the other ranks with an error that
+names it; a failure inside LM training ends the job as any ``torchrun`` job does (torchrun
+stops the other processes). ``--dry-run`` needs no process group: rank 0 prints the plan.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from g2lstm.reproduce.context import RunContext
+    from g2lstm.reproduce.plan import Scale, Step
 
 __all__ = ["register"]
 
@@ -60,31 +70,80 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from g2lstm.reproduce.context import RunContext
-    from g2lstm.reproduce.plan import PARTS, build_plan, format_plan, get_scale
+    from g2lstm.reproduce.plan import PARTS, build_plan, get_scale
+    from g2lstm.reproduce.ranks import env_rank, on_main, open_ranks
 
     scale = get_scale(args.scale)
     out = Path(args.out or f"reproduce-{scale.name}").resolve()
     steps = build_plan(scale, args.seeds, out, only=tuple(args.only or PARTS))
     reuse = tuple(Path(d).resolve() for d in args.reuse or ())
-    ctx = RunContext(scale, out, args.data_dir, args.device,
-                     log=lambda line: print(line, flush=True), reuse=reuse)  # fmt: skip
+    if args.dry_run:
+        if env_rank() == 0:
+            ctx = RunContext(scale, out, args.data_dir, args.device, reuse=reuse)
+            _show_plan(steps, ctx, dry_run=True)
+        return 0
+    _check_world_size(scale, steps)
+    ranks = open_ranks()
+    try:
+        log = _print_line if ranks.is_main else _quiet
+        ctx = RunContext(scale, out, args.data_dir, args.device, log=log, reuse=reuse)
+        on_main(ranks, "the plan preview", _show_plan, steps, ctx)
+        from g2lstm.reproduce.run import run_plan
+
+        summary = run_plan(steps, ctx, ranks=ranks)
+    finally:
+        ranks.close()
+    if ranks.is_main:
+        report = out / "report"
+        reused = f" ({len(summary.reused)} reused)" if summary.reused else ""
+        print(f"\n{len(summary.ran)} step(s) run{reused}, {len(summary.skipped)} skipped. "
+              f"Report: {report / 'report.md'} and {report / 'report.html'}",
+              flush=True)  # fmt: skip
+    return 0
+
+
+def _show_plan(steps: Sequence[Step], ctx: RunContext, *, dry_run: bool = False) -> dict[str, Any]:
+    """Print the plan table (with the runs ``--reuse`` would adopt); with ``dry_run`` also
+    why other runs would not be reused."""
+    from g2lstm.reproduce.plan import format_plan
+
     preview = {}
-    if reuse:
+    if ctx.reuse:
         from g2lstm.reproduce.reuse import ReuseFinder
 
-        preview = ReuseFinder(reuse, ctx).preview(steps)
+        preview = ReuseFinder(ctx.reuse, ctx).preview(steps)
     labels = {k: d.label() for k, d in preview.items() if d.run is not None}
-    print(format_plan(steps, scale, out, reuse=labels), flush=True)
-    if args.dry_run:
+    print(format_plan(steps, ctx.scale, ctx.out_dir, reuse=labels), flush=True)
+    if dry_run:
         for d in preview.values():
             if d.message:
                 print(d.message, flush=True)
-        return 0
-    from g2lstm.reproduce.run import run_plan
+    return {}
 
-    summary = run_plan(steps, ctx)
-    report = out / "report"
-    reused = f" ({len(summary.reused)} reused)" if summary.reused else ""
-    print(f"\n{len(summary.ran)} step(s) run{reused}, {len(summary.skipped)} skipped. Report: "
-          f"{report / 'report.md'} and {report / 'report.html'}", flush=True)  # fmt: skip
-    return 0
+
+def _check_world_size(scale: Scale, steps: Sequence[Step]) -> None:
+    """Under torchrun, refuse at once (on every rank, before any work) a number of processes
+    that does not divide the LM batch: the LM trainer splits the batch over the ranks."""
+    from g2lstm.errors import ConfigError
+    from g2lstm.lm import preset_config
+    from g2lstm.train.distributed import DistributedContext
+
+    world = DistributedContext.from_env().world_size
+    if world == 1 or not any(s.kind == "lm-train" for s in steps):
+        return
+    batch = preset_config(scale.lm_preset, dict(scale.lm_overrides)).train.batch_size
+    if batch % world:
+        fits = [n for n in range(2, batch + 1) if batch % n == 0 and n <= 16]
+        raise ConfigError(
+            f"--scale {scale.name} trains language models with batch size {batch}, which "
+            f"{world} processes cannot share evenly; start torchrun with --nproc-per-node "
+            f"one of {', '.join(map(str, fits))}, or run --only mt"
+        )
+
+
+def _print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def _quiet(line: str) -> None:
+    """The progress printer of ranks other than 0."""

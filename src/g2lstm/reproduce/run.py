@@ -14,6 +14,14 @@ config satisfies is not trained: its folder points to that run and its marker re
 ``reused_from`` and ``config_hash`` (:mod:`g2lstm.reproduce.reuse`)::
 
     [2/17] lm-train-lstm-s1 reused /runs/bench/lstm-seed1 (config 3f2a...)
+
+Under ``torchrun`` (``ranks`` from :func:`g2lstm.reproduce.ranks.open_ranks`), every rank walks
+the same plan. Rank 0 decides each step (done? reused?) and broadcasts the decision. The
+steps of :data:`ALL_RANKS` (LM training, data parallel through the LM trainer) run on every
+rank; every other step, the markers, ``plan.json`` and the progress lines are rank 0's alone
+while the others wait (:func:`~g2lstm.reproduce.ranks.on_main`). The marker of a step of
+:data:`ALL_RANKS` records ``world_size``, the number of ranks that finished it (1 without
+torchrun).
 """
 
 from __future__ import annotations
@@ -26,10 +34,15 @@ from typing import Any
 
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.plan import DONE, Step
+from g2lstm.reproduce.ranks import Ranks, on_main
 
-__all__ = ["RunSummary", "run_plan", "step_function"]
+__all__ = ["ALL_RANKS", "RunSummary", "run_plan", "step_function"]
 
 StepFn = Callable[[Step, RunContext], dict[str, Any]]
+
+#: Step kinds run by every rank under torchrun (the LM trainer is data parallel); the others
+#: run on rank 0 alone (the MT trainer, evaluation and analysis are single-process).
+ALL_RANKS = frozenset({"lm-train"})
 
 
 def step_function(kind: str) -> StepFn:
@@ -68,64 +81,117 @@ def run_plan(
     ctx: RunContext,
     *,
     functions: Callable[[str], StepFn] = step_function,
+    ranks: Ranks | None = None,
 ) -> RunSummary:
     """Run every step that is not done, in order; see the module docstring.
 
     Args:
-        steps: from :func:`~g2lstm.reproduce.plan.build_plan`.
+        steps: from :func:`~g2lstm.reproduce.plan.build_plan` (the same on every rank).
         ctx: scale, folders, device and the ``log`` function for progress lines.
         functions: ``kind -> step function`` (injectable for tests).
-    """
-    from g2lstm.reproduce.reuse import ReuseFinder, adopt, release
-    from g2lstm.train import atomic_write_json
-    from g2lstm.train.progress import format_duration
+        ranks: this process's place in a ``torchrun`` job (None: one process).
 
-    finder = ReuseFinder(ctx.reuse, ctx) if ctx.reuse else None
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(ctx.out_dir / "plan.json",
-                      {"scale": ctx.scale.name, "steps": [s.to_dict() for s in steps]})  # fmt: skip
-    summary = RunSummary()
-    spent = estimated = 0.0
-    n = len(steps)
-    for k, step in enumerate(steps, 1):
+    Returns:
+        What was run, skipped and reused (the same on every rank).
+    """
+    return _Runner(steps, ctx, functions, ranks or Ranks()).run()
+
+
+class _Runner:
+    """State of one :func:`run_plan` call; the ``_main_*`` methods run on rank 0 only."""
+
+    def __init__(self, steps: Sequence[Step], ctx: RunContext,
+                 functions: Callable[[str], StepFn], ranks: Ranks) -> None:  # fmt: skip
+        self.steps, self.ctx, self.functions, self.ranks = steps, ctx, functions, ranks
+        self.finder: Any = None
+        self.spent = self.estimated = 0.0
+        self.inputs = ""  # of the step being run on all ranks (computed before it runs)
+
+    def run(self) -> RunSummary:
+        summary = RunSummary()
+        on_main(self.ranks, "writing plan.json", self._main_start)
+        for k, step in enumerate(self.steps, 1):
+            outcome = on_main(self.ranks, step.id, self._main_prepare, k, step)
+            if outcome["action"] == "all-ranks":
+                t0 = time.perf_counter()
+                result = self.functions(step.kind)(step, self.ctx)
+                seconds = time.perf_counter() - t0
+                world = len(self.ranks.all_gather(self.ranks.rank))
+                outcome = on_main(self.ranks, step.id, self._main_finish, k, step, result,
+                                  seconds, {"world_size": world})  # fmt: skip
+            if outcome["action"] == "skipped":
+                summary.skipped.append(step.id)
+                continue
+            summary.ran.append(step.id)
+            summary.seconds[step.id] = outcome["seconds"]
+            if outcome.get("reused_from"):
+                summary.reused[step.id] = outcome["reused_from"]
+        return summary
+
+    def _main_start(self) -> dict[str, Any]:
+        from g2lstm.reproduce.reuse import ReuseFinder
+        from g2lstm.train import atomic_write_json
+
+        ctx = self.ctx
+        self.finder = ReuseFinder(ctx.reuse, ctx) if ctx.reuse else None
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(ctx.out_dir / "plan.json",
+                          {"scale": ctx.scale.name,
+                           "steps": [s.to_dict() for s in self.steps]})  # fmt: skip
+        return {}
+
+    def _main_prepare(self, k: int, step: Step) -> dict[str, Any]:
+        """Skip, reuse or run ``step`` (rank 0); a step of :data:`ALL_RANKS` is left to be run
+        by every rank (``action`` ``all-ranks``)."""
+        from g2lstm.reproduce.reuse import adopt, release
+        from g2lstm.train.progress import format_duration
+
+        ctx, n = self.ctx, len(self.steps)
         if step.done():
-            summary.skipped.append(step.id)
             ctx.log(f"[{k}/{n}] {step.id} ... already done, skipped")
-            continue
-        left = _eta(steps[k - 1 :], spent, estimated)
+            return {"action": "skipped"}
+        left = _eta(self.steps[k - 1 :], self.spent, self.estimated)
         ctx.log(f"[{k}/{n}] {step.id} ... (estimate {format_duration(step.estimate_s)}; "
                 f"about {format_duration(left)} left in all)")  # fmt: skip
-        inputs = step.inputs()
+        self.inputs = step.inputs()
         step.out_dir.mkdir(parents=True, exist_ok=True)
         decision = None
         if step.kind.endswith("-train"):
             release(step.out_dir)  # never train through the links of an earlier reuse
-            decision = finder.decide(step) if finder is not None else None
+            decision = self.finder.decide(step) if self.finder is not None else None
             if decision is not None and decision.message:
                 ctx.log(decision.message)
-        extra: dict[str, Any] = {}
-        t0 = time.perf_counter()
         if decision is not None and decision.run is not None:
-            extra = {"reused_from": str(decision.run.path), "config_hash": decision.config_hash}
+            t0 = time.perf_counter()
             result = adopt(step, decision)
-        else:
-            result = functions(step.kind)(step, ctx)
-        seconds = time.perf_counter() - t0
+            extra = {"reused_from": str(decision.run.path), "config_hash": decision.config_hash}
+            return self._main_finish(k, step, result, time.perf_counter() - t0, extra)
+        if step.kind in ALL_RANKS:
+            return {"action": "all-ranks"}
+        t0 = time.perf_counter()
+        result = self.functions(step.kind)(step, ctx)
+        return self._main_finish(k, step, result, time.perf_counter() - t0, {})
+
+    def _main_finish(self, k: int, step: Step, result: dict[str, Any], seconds: float,
+                     extra: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+        """Write the step's marker and its progress line (rank 0)."""
+        from g2lstm.train import atomic_write_json
+        from g2lstm.train.progress import format_duration
+
+        n = len(self.steps)
         marker = {
             "id": step.id, "kind": step.kind, "cell": step.cell, "seed": step.seed,
-            "inputs": inputs, "seconds": seconds,
+            "inputs": self.inputs, "seconds": seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **extra, "result": result,
         }  # fmt: skip
         atomic_write_json(step.out_dir / DONE, marker)
-        summary.ran.append(step.id)
-        summary.seconds[step.id] = seconds
-        if extra:
-            summary.reused[step.id] = extra["reused_from"]
-            ctx.log(f"[{k}/{n}] {step.id} reused {extra['reused_from']} (finished run with "
-                    f"the same config, hash {extra['config_hash']})")  # fmt: skip
-            continue
-        spent += seconds
-        estimated += step.estimate_s
-        ctx.log(f"[{k}/{n}] {step.id} done in {format_duration(seconds)}")
-    return summary
+        reused = extra.get("reused_from")
+        if reused:
+            self.ctx.log(f"[{k}/{n}] {step.id} reused {reused} (finished run with the same "
+                         f"config, hash {extra['config_hash']})")  # fmt: skip
+        else:
+            self.spent += seconds
+            self.estimated += step.estimate_s
+            self.ctx.log(f"[{k}/{n}] {step.id} done in {format_duration(seconds)}")
+        return {"action": "ran", "seconds": seconds, "reused_from": reused}

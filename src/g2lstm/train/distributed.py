@@ -53,6 +53,10 @@ class DistributedContext:
         local_rank: rank on this machine (``LOCAL_RANK``), selects the CUDA device.
         backend: ``"gloo"``/``"nccl"`` when a process group is active, else None.
         device: the device this process should put its model and batches on.
+        owns_group: whether :meth:`cleanup` destroys the process group. False when
+            :func:`init_distributed` found a group already running (one started by the caller,
+            e.g. ``g2lstm reproduce``, which runs several trainings in one group): the caller
+            that started it destroys it.
     """
 
     rank: int = 0
@@ -60,6 +64,7 @@ class DistributedContext:
     local_rank: int = 0
     backend: str | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    owns_group: bool = True
 
     @classmethod
     def from_env(cls) -> DistributedContext:
@@ -133,8 +138,9 @@ class DistributedContext:
         return DistributedDataParallel(model, **kwargs)
 
     def cleanup(self) -> None:
-        """Destroy the process group (safe to call when none exists)."""
-        if dist.is_available() and dist.is_initialized():
+        """Destroy the process group if this context started it (safe to call when none
+        exists; a group that :func:`init_distributed` found already running is left alone)."""
+        if self.owns_group and dist.is_available() and dist.is_initialized():
             dist.destroy_process_group()
 
 
@@ -147,6 +153,10 @@ def init_distributed(
         backend: ``"gloo"``, ``"nccl"`` or None to choose: NCCL when CUDA is available, gloo
             otherwise.
         timeout_s: collective-operation timeout in seconds.
+
+    If a process group is already running (started by the caller), it is joined instead:
+    ``backend`` and ``timeout_s`` are those it was started with, and the returned context's
+    :meth:`~DistributedContext.cleanup` leaves it running (``owns_group=False``).
 
     Returns:
         The context. Without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``) nothing is started and
@@ -179,12 +189,16 @@ def init_distributed(
             f"WORLD_SIZE={ctx.world_size} but {', '.join(missing)} is not set; launch with "
             "torchrun, or set MASTER_ADDR and MASTER_PORT"
         )
-    if not dist.is_initialized():
-        dist.init_process_group(
-            backend=backend,
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-            timeout=datetime.timedelta(seconds=timeout_s),
-            device_id=device if backend == "nccl" else None,
+    if dist.is_initialized():  # started by the caller: join it, leave it running
+        running = str(dist.get_backend())
+        return DistributedContext(
+            ctx.rank, ctx.world_size, ctx.local_rank, running, device, owns_group=False
         )
+    dist.init_process_group(
+        backend=backend,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        timeout=datetime.timedelta(seconds=timeout_s),
+        device_id=device if backend == "nccl" else None,
+    )
     return DistributedContext(ctx.rank, ctx.world_size, ctx.local_rank, backend, device)
