@@ -10,6 +10,11 @@ Three sub-commands (run from the repository root, with the project's Python)::
     python benchmarks/mt_multi30k.py --out runs/mt_multi30k run --cells lstm g2 sharpened \
         --seeds 1 2 --epochs 8 --threads 1
 
+    # 2b. a longer budget without repeating the first 8 epochs: continue copies of the
+    #     finished 8-epoch runs to 16 epochs (exact resume: the same as 16 from scratch)
+    python benchmarks/mt_multi30k.py --out runs/mt_multi30k_16ep run --cells lstm g2 \
+        --seeds 1 2 --epochs 16 --threads 1 --continue-from runs/mt_multi30k
+
     # 3. the table of what has finished so far (also printed at the end of ``run``)
     python benchmarks/mt_multi30k.py report --out runs/mt_multi30k
 
@@ -25,6 +30,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,6 +67,19 @@ def _finished(run: Path) -> bool:
     return result["stopped"] != "interrupted" and (run / "eval-test2016.json").is_file()
 
 
+def _start_from(earlier: Path, run: Path) -> None:
+    """Copy the finished shorter run ``earlier`` to ``run`` (its checkpoints, config, metrics
+    and wall time, not its result or test scores) so that ``run`` resumes from it. Resuming is
+    exact and the learning-rate schedule does not depend on the epoch budget, so this equals
+    training ``run`` from scratch (same config and seed), minus the repeated epochs."""
+    if not _finished(earlier):
+        sys.exit(f"--continue-from: {earlier} is not a finished run (no result.json with a test "
+                 "evaluation); finish it first or drop --continue-from")  # fmt: skip
+    print(f"{run}: starting from {earlier}", flush=True)
+    skip = shutil.ignore_patterns("result.json", "eval-*.json", ".g2lstm.lock")
+    shutil.copytree(earlier, run, ignore=skip, dirs_exist_ok=True)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     prep = prepare(out, _data_dir(args.data_dir))
@@ -72,6 +91,8 @@ def cmd_run(args: argparse.Namespace) -> None:
             if _finished(run):
                 print(f"{run}: finished, skipped", flush=True)
                 continue
+            if args.continue_from and not (run / "checkpoints").is_dir():
+                _start_from(Path(args.continue_from) / run.name, run)
             wall_file = run / "wall.json"
             before = json.loads(wall_file.read_text())["wall_seconds"] if wall_file.is_file() else 0
             start = time.perf_counter()
@@ -204,6 +225,13 @@ def main() -> None:
         "number of updates whatever the machine's load)",
     )
     run.add_argument("--threads", type=int, default=1, help="threads per run (two at a time)")
+    run.add_argument(
+        "--continue-from",
+        metavar="DIR",
+        help="start each (cell, seed) from the finished run of the same name in DIR (an "
+        "earlier benchmark with fewer --epochs) instead of from scratch: same result, "
+        "since resuming is exact",
+    )
     run.set_defaults(func=cmd_run)
     sub.add_parser("report", help="table of finished runs").set_defaults(func=cmd_report)
     speed = sub.add_parser("speed", help="time a few updates per cell and extrapolate")
