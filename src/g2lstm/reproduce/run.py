@@ -105,7 +105,6 @@ class _Runner:
         self.steps, self.ctx, self.functions, self.ranks = steps, ctx, functions, ranks
         self.finder: Any = None
         self.spent = self.estimated = 0.0
-        self.inputs = ""  # of the step being run on all ranks (computed before it runs)
 
     def run(self) -> RunSummary:
         summary = RunSummary()
@@ -153,7 +152,6 @@ class _Runner:
         left = _eta(self.steps[k - 1 :], self.spent, self.estimated)
         ctx.log(f"[{k}/{n}] {step.id} ... (estimate {format_duration(step.estimate_s)}; "
                 f"about {format_duration(left)} left in all)")  # fmt: skip
-        self.inputs = step.inputs()
         step.out_dir.mkdir(parents=True, exist_ok=True)
         decision = None
         if step.kind.endswith("-train"):
@@ -181,7 +179,7 @@ class _Runner:
         n = len(self.steps)
         marker = {
             "id": step.id, "kind": step.kind, "cell": step.cell, "seed": step.seed,
-            "inputs": self.inputs, "seconds": seconds,
+            "inputs": step.inputs(), "seconds": seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **extra, "result": result,
         }  # fmt: skip

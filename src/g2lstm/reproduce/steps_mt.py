@@ -28,7 +28,7 @@ __all__ = [
 
 #: Multi30k/IWSLT split -> file prefix in the source folder.
 SPLIT_PREFIXES = {"multi30k": {"train": "train", "valid": "val", "test": "test2016"},
-             "iwslt14": {"train": "train", "valid": "valid", "test": "test"}}  # fmt: skip
+                  "iwslt14": {"train": "train", "valid": "valid", "test": "test"}}  # fmt: skip
 
 
 def mt_data(step: Step, ctx: RunContext) -> dict[str, Any]:
