@@ -55,7 +55,7 @@ def _run(model: G2LSTM, backend: str, packed: bool, train: bool, dtype: torch.dt
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
-@pytest.mark.parametrize("backend", ["auto", "fast-mm", "fast-onednn"])
+@pytest.mark.parametrize("backend", ["auto", "fast-mm", "fast-onednn", "fast-aten"])
 @pytest.mark.parametrize("name", list(OPTIONS))
 def test_layer_fast_equals_reference(name, backend, dtype):
     kwargs, packed, train = OPTIONS[name]
@@ -81,6 +81,8 @@ def test_dispatcher_choices():
     assert backends.choose(x64, None, backend="fast-onednn") == backends.Choice("fast", "torch")
     assert backends.choose(x64, None) == backends.Choice("fast", "torch")
     assert backends.choose(x32, None, backend="fast-mm") == backends.Choice("fast", "torch")
+    aten = backends.Choice("fast", auto, pointwise="aten")
+    assert backends.choose(x32, None, backend="fast-aten") == aten
     assert backends.choose(x32, None, backend="reference").impl == "reference"
     rec = backends.choose(x32, None, record=True)
     assert rec.impl == "reference" and "record" in rec.reason
@@ -98,13 +100,13 @@ def test_layer_uses_fast_path_when_supported(monkeypatch):
     real = backends.recurrence_fast
 
     def spy(*args, **kwargs):
-        calls.append(kwargs.get("route"))
+        calls.append(args[9])  # the GEMM route
         return real(*args, **kwargs)
 
     monkeypatch.setattr(backends, "recurrence_fast", spy)
     model = G2LSTM(IN, H, num_layers=2, bidirectional=True).train()
     model(torch.randn(T, N, IN))
-    assert len(calls) == 4
+    assert len(calls) == 4 and set(calls) <= {"torch", "onednn"}
     calls.clear()
     seen = []
     model.register_gate_hook(lambda m, trace: seen.append(trace))

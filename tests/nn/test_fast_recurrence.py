@@ -1,10 +1,13 @@
 """The fast recurrence equals the reference loop: same noise in, same numbers out.
 
 Outputs, final states and the gradients of the input, both initial states and every weight,
-in float32 and float64, for both GEMM routes, every gate mode and variable lengths.
+in float32 and float64, for both GEMM routes, both ways of running a step's pointwise ops
+(the fused C++ kernel and ATen ops), every gate mode and variable lengths.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -24,6 +27,14 @@ ROUTES = [
         "onednn",
         marks=pytest.mark.skipif(not onednn_available(), reason="oneDNN GEMM op not available"),
     ),
+]
+
+# the fused kernel is tested unless a user disabled it on purpose; a kernel that fails to
+# build here fails these tests (ConfigError from pointwise="kernel")
+KERNEL_OFF = os.environ.get("G2LSTM_CPU_KERNEL", "").strip().lower() in ("0", "off", "false", "no")
+POINTWISE = [
+    "aten",
+    pytest.param("kernel", marks=pytest.mark.skipif(KERNEL_OFF, reason="G2LSTM_CPU_KERNEL=0")),
 ]
 
 CASES = {  # name: (mode, rows, tau, noisy, lengths, bias, schedule)
@@ -63,13 +74,13 @@ def _setup(case: str, dtype: torch.dtype, seed: int = 0):
     return spec, tensors, noise, lengths
 
 
-def _run(impl: str, spec, tensors, noise, lengths, route="torch", grad=True):
+def _run(impl: str, spec, tensors, noise, lengths, route="torch", grad=True, pointwise="auto"):
     x, w_ih, b, w_hh, h0, c0 = (tensors[k] for k in ("x", "w_ih", "b", "w_hh", "h0", "c0"))
     with torch.set_grad_enabled(grad):
         if impl == "reference":
             r = recurrence_reference(F.linear(x, w_ih, b), h0, c0, w_hh, None, spec, noise, lengths)
         else:
-            r = recurrence_fast(x, w_ih, b, w_hh, h0, c0, spec, noise, lengths, route)
+            r = recurrence_fast(x, w_ih, b, w_hh, h0, c0, spec, noise, lengths, route, pointwise)
     outs = [r.output, r.h_n, r.c_n]
     if not grad:
         return outs
@@ -83,38 +94,42 @@ def _close(dtype):
     return dict(atol=1e-5, rtol=1e-4) if dtype == torch.float32 else dict(atol=1e-10, rtol=1e-9)
 
 
+@pytest.mark.parametrize("pointwise", POINTWISE)
 @pytest.mark.parametrize("route", ROUTES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_training_matches_reference(case, dtype, route):
+def test_training_matches_reference(case, dtype, route, pointwise):
     spec, tensors, noise, lengths = _setup(case, dtype)
     want = _run("reference", spec, tensors, noise, lengths)
-    got = _run("fast", spec, tensors, noise, lengths, route)
+    got = _run("fast", spec, tensors, noise, lengths, route, pointwise=pointwise)
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert g.shape == w.shape
         torch.testing.assert_close(g, w, **_close(dtype))
 
 
+@pytest.mark.parametrize("pointwise", POINTWISE)
 @pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("case", ["gumbel", "hard", "hard-packed", "straight-through"])
-def test_inference_matches_reference(case, route):
-    spec, tensors, noise, lengths = _setup(case, torch.float32)
+def test_inference_matches_reference(case, dtype, route, pointwise):
+    spec, tensors, noise, lengths = _setup(case, dtype)
     want = _run("reference", spec, tensors, noise, lengths, grad=False)
-    got = _run("fast", spec, tensors, noise, lengths, route, grad=False)
+    got = _run("fast", spec, tensors, noise, lengths, route, grad=False, pointwise=pointwise)
     for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(g, w, **_close(dtype))
     if lengths is not None:  # padded steps output exactly zero
         pad = torch.arange(T).unsqueeze(1) >= lengths.unsqueeze(0)
         assert torch.all(got[0][pad] == 0)
 
 
-def test_gradcheck_float64_fixed_noise():
+@pytest.mark.parametrize("pointwise", POINTWISE)
+def test_gradcheck_float64_fixed_noise(pointwise):
     spec, tensors, noise, lengths = _setup("gumbel-ifo-packed", torch.float64, seed=3)
     keys = ("x", "w_ih", "b", "w_hh", "h0", "c0")
 
     def f(x, w_ih, b, w_hh, h0, c0):
-        r = recurrence_fast(x, w_ih, b, w_hh, h0, c0, spec, noise, lengths, "torch")
+        r = recurrence_fast(x, w_ih, b, w_hh, h0, c0, spec, noise, lengths, "torch", pointwise)
         return r.output, r.h_n, r.c_n
 
     assert torch.autograd.gradcheck(f, tuple(tensors[k] for k in keys))
@@ -132,12 +147,17 @@ def test_hard_gates_are_exact_step_of_preactivation():
     w_ih[2 * h : 3 * h, -1] = 0.5  # g = tanh(0.5)
     w_ih[3 * h :, -1] = 30.0  # o ~ 1
     c0 = torch.randn(n, h)
-    for route in ("torch", "onednn") if onednn_available() else ("torch",):
-        r = recurrence_fast(
-            x, w_ih, None, torch.zeros(4 * h, h), torch.zeros(n, h), c0, spec, route=route
-        )
-        i, f = (a[:, :h] >= 0).float(), (a[:, h:] >= 0).float()
-        assert torch.equal(r.c_n, f * c0 + i * torch.tanh(torch.tensor(0.5)))
+    routes = ("torch", "onednn") if onednn_available() else ("torch",)
+    for route in routes:
+        for pointwise in ("aten",) if KERNEL_OFF else ("aten", "kernel"):
+            r = recurrence_fast(
+                x, w_ih, None, torch.zeros(4 * h, h), torch.zeros(n, h), c0, spec,
+                route=route, pointwise=pointwise,
+            )  # fmt: skip
+            i, f = (a[:, :h] >= 0).float(), (a[:, h:] >= 0).float()
+            g = torch.tanh(torch.tensor(0.5))
+            torch.testing.assert_close(r.c_n, f * c0 + i * g, atol=0, rtol=1e-6)
+            assert torch.equal(r.c_n == c0, (i == 0) & (f == 1))  # gates exactly 0 or 1
 
 
 def test_plan_merges_neighbouring_gates():

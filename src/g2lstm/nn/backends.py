@@ -24,6 +24,9 @@ Every backend computes exactly what :func:`g2lstm.nn.reference.recurrence_refere
 - ``"fast-mm"`` / ``"fast-onednn"``: like ``"fast"`` with every GEMM on ``torch.mm`` /
   on the private oneDNN op (the latter still falls back to ``torch.mm`` where oneDNN cannot
   run: not CPU float32, or its capability probe failed).
+- ``"fast-aten"``: like ``"fast"`` with each step's pointwise ops as ATen ops, never the
+  fused CPU kernel (:mod:`g2lstm.nn.fast.kernel`), which ``"auto"`` and ``"fast"`` use for
+  CPU float32/float64 whenever it could be built.
 
 The fast path does not support: gate recording (hooks need the per-step gate values; the
 reference runs while one is registered), projections (``proj_size > 0``), empty sequences
@@ -56,7 +59,7 @@ __all__ = [
     "vendor_weights",
 ]
 
-BACKENDS = ("auto", "reference", "fast", "fast-mm", "fast-onednn", "fused-hard")
+BACKENDS = ("auto", "reference", "fast", "fast-mm", "fast-onednn", "fast-aten", "fused-hard")
 
 #: Row factor of the noisy gates in the opt-in ``"fused-hard"`` path (a power of two).
 FUSED_HARD_SCALE = 2.0**60
@@ -71,11 +74,14 @@ class Choice:
         route: GEMM route of the fast path (``"onednn"`` or ``"torch"``), ``None`` for the
             reference.
         reason: why the reference was chosen (empty for the fast path).
+        pointwise: how the fast path runs each step's pointwise ops (``"auto"``: the fused
+            kernel when available, ``"aten"``: ATen ops).
     """
 
     impl: str
     route: str | None = None
     reason: str = ""
+    pointwise: str = "auto"
 
 
 def vendor_spec(spec: GateSpec, backend: str, dtype: torch.dtype) -> GateSpec | None:
@@ -166,7 +172,8 @@ def choose(
     if backend == "fused-hard":
         backend = "auto"
     route = {"fast-mm": "torch", "fast-onednn": "onednn"}.get(backend, "auto")
-    return Choice("fast", resolve_route(x, route))
+    pointwise = "aten" if backend == "fast-aten" else "auto"
+    return Choice("fast", resolve_route(x, route), pointwise=pointwise)
 
 
 def run_direction(
@@ -196,8 +203,9 @@ def run_direction(
     """
     choice = choose(x, w_hr, record=record, backend=backend)
     if choice.impl == "fast":
+        route = choice.route or "torch"
         return recurrence_fast(
-            x, w_ih, bias, w_hh, h0, c0, spec, noise, lengths, route=choice.route or "torch"
+            x, w_ih, bias, w_hh, h0, c0, spec, noise, lengths, route, choice.pointwise
         )
     xw = F.linear(x, w_ih, bias)  # input projection for all steps at once
     return recurrence_reference(xw, h0, c0, w_hh, w_hr, spec, noise, lengths, record)

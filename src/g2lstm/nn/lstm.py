@@ -138,8 +138,9 @@ class G2LSTM(nn.LSTM):
         #: Implementation choice (see :mod:`g2lstm.nn.backends`): ``"auto"`` (fastest exact
         #: path, default), ``"reference"`` (always the readable loop of
         #: :mod:`g2lstm.nn.reference`), ``"fast"``/``"fast-mm"``/``"fast-onednn"`` (force the
-        #: fast recurrence and its GEMM route) or ``"fused-hard"`` (opt-in: hard-gate
-        #: inference on the vendor kernel, exact except for gates at rounding level).
+        #: fast recurrence and its GEMM route), ``"fast-aten"`` (the fast recurrence without
+        #: the fused CPU step kernel) or ``"fused-hard"`` (opt-in: hard-gate inference on the
+        #: vendor kernel, exact except for gates at rounding level).
         self.backend = "auto"
         self._gate_hooks: OrderedDict[int, GateHook] = OrderedDict()
         self._apply_forget_bias()

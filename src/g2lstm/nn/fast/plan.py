@@ -44,12 +44,16 @@ class GatePlan:
         noise_cols: ``(gate_lo, gate_hi, noise_lo, noise_hi)`` column pairs: the noise
             ``(T, N, len(rows) * H)`` columns added to each gate column range.
         st_width: columns of the straight-through side buffer (0 when unused).
+        kernel_kinds, kernel_scales: the same per gate i, f, o for the fused CPU kernel
+            (``csrc/g2lstm_cpu.cpp``): kind 0 sigmoid, 1 hard, 2 straight-through.
     """
 
     hidden: int
     segments: tuple[Segment, ...]
     noise_cols: tuple[tuple[int, int, int, int], ...]
     st_width: int
+    kernel_kinds: tuple[int, int, int] = (0, 0, 0)
+    kernel_scales: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     @staticmethod
     @functools.lru_cache(maxsize=64)
@@ -85,6 +89,13 @@ class GatePlan:
                 last = noise_cols.pop()
                 cols = (last[0], cols[1], last[2], cols[3])
             noise_cols.append(cols)
+        codes = {"sig": 0, "hard": 1, "st": 2}
+        per_gate = [next(s for s in segments if s.lo <= k * h < s.hi) for k in (0, 1, 3)]
         return GatePlan(
-            hidden=h, segments=tuple(segments), noise_cols=tuple(noise_cols), st_width=s_pos
+            hidden=h,
+            segments=tuple(segments),
+            noise_cols=tuple(noise_cols),
+            st_width=s_pos,
+            kernel_kinds=tuple(codes[s.kind] for s in per_gate),  # type: ignore[arg-type]
+            kernel_scales=tuple(s.scale for s in per_gate),  # type: ignore[arg-type]
         )

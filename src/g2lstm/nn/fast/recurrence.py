@@ -10,6 +10,10 @@ kernels (``shared/docs/perf.md`` §1a, §3):
 - backward: each step does pointwise ops plus one GEMM ``dG_t W_hh``, then three large GEMMs
   over all steps give ``dW_ih``, ``dW_hh`` and ``dx``.
 
+The pointwise part of a step runs in one call of the fused CPU kernel
+(:mod:`g2lstm.nn.fast.kernel`, C++ built just in time) for CPU float32/float64 when it is
+available, else as ~9 ATen ops ("ATen step"); both compute the same formulas.
+
 The temperature divides the noisy gates' pre-activations inside the per-step pointwise ops
 (one small op per step forward and backward; folding it into the weights instead costs
 passes over both weight matrices, more at these shapes). GEMMs run on ``torch.mm`` (MKL,
@@ -25,12 +29,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from g2lstm.errors import ConfigError
 from g2lstm.nn.fast.gemm import StepGemm, linear, resolve_route, transpose, weight_grad
+from g2lstm.nn.fast.kernel import cpu_kernel, kernel_supports
 from g2lstm.nn.fast.plan import GatePlan
 from g2lstm.nn.functional import GateSpec
 from g2lstm.nn.reference import RecurrenceOutput, length_mask
 
-__all__ = ["recurrence_fast"]
+__all__ = ["POINTWISE", "recurrence_fast"]
+
+#: how the fast path runs a step's pointwise ops: ``"auto"`` (the fused kernel when it is
+#: available for the tensors), ``"kernel"`` (it or an error), ``"aten"`` (ATen ops)
+POINTWISE = ("auto", "kernel", "aten")
 
 _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
 _tanh_backward = torch.ops.aten.tanh_backward
@@ -96,6 +106,7 @@ class _Recurrence(torch.autograd.Function):
         mask: Tensor | None,
         plan: GatePlan,
         route: str,
+        kern,
     ) -> tuple[Tensor, Tensor, Tensor]:
         steps, batch, _ = x.shape
         hid = plan.hidden
@@ -112,6 +123,15 @@ class _Recurrence(torch.autograd.Function):
         h = h0
         step_gemm = StepGemm(w_hh, batch, route, bias)
         for t in range(steps):
+            if kern is not None:  # the whole pointwise step in one call
+                h_out = y[t] if hs is None else hs[t + 1]
+                kern.forward_step(
+                    pre[t], step_gemm(h), cs[t], None if hs is None else hs[t], cs[t + 1],
+                    h_out, None, None if s_buf is None else s_buf[t],
+                    None if mask is None else mask[t], plan.kernel_kinds, plan.kernel_scales, True,
+                )  # fmt: skip
+                h = h_out
+                continue
             gt = pre[t]
             a = gt.add_(step_gemm(h))
             _activate(a, gt, plan, None if s_buf is None else s_buf[t])
@@ -132,7 +152,7 @@ class _Recurrence(torch.autograd.Function):
         else:
             h_n = y[steps - 1].clone()
         c_n = cs[steps].clone()
-        ctx.plan, ctx.route, ctx.has_bias = plan, route, bias is not None
+        ctx.plan, ctx.route, ctx.kern = plan, route, kern
         ctx.save_for_backward(x, w_ih, w_hh, h0, pre, cs, y if hs is None else hs, s_buf, mask)
         return y, h_n, c_n
 
@@ -141,21 +161,34 @@ class _Recurrence(torch.autograd.Function):
         x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask = ctx.saved_tensors
         plan: GatePlan = ctx.plan
         route: str = ctx.route
+        kern = ctx.kern
         steps, batch, feat = x.shape
         hid = plan.hidden
         # dh = dG_t @ W_hh = dG_t @ (W_hh^T)^T: a "linear" with weight W_hh^T, packed once
         step_gemm = StepGemm(transpose(w_hh), batch, route)
         dgates = torch.empty_like(gates)
         dy = dy.contiguous()
-        dc = dc_n.clone()
+        dc = dc_n.clone(memory_format=torch.contiguous_format)  # the kernel writes it
         if mask is None:
             dh = dh_n + dy[steps - 1]
         else:
             dh = dh_n.clone()
             maskf = mask.to(dy.dtype)
         dh0 = dh
+        dh_kern = dh_n.contiguous()  # the kernel adds dy[t] itself
         for t in range(steps - 1, -1, -1):
             gt, dgt = gates[t], dgates[t]
+            if kern is not None:  # dgates[t] and dc <- dL/dc_{t-1} in one call (dh + dy[t])
+                kern.backward_step(
+                    gt, cs[t + 1], cs[t], dh_kern, dy[t], dc, dgt,
+                    None if s_buf is None else s_buf[t], None if mask is None else mask[t],
+                    plan.kernel_kinds, plan.kernel_scales,
+                )  # fmt: skip
+                dh_kern = step_gemm(dgt)
+                if mask is not None:
+                    dh_kern = torch.where(mask[t], dh_kern, dh)
+                dh = dh0 = dh_kern
+                continue
             i, f, g, o = gt.split(hid, dim=1)
             di, df, dg, do = dgt.split(hid, dim=1)
             if mask is None:
@@ -219,6 +252,7 @@ class _Recurrence(torch.autograd.Function):
             None,
             None,
             None,
+            None,
         )
 
 
@@ -268,6 +302,7 @@ def _forward_inference(
     mask: Tensor | None,
     plan: GatePlan,
     route: str,
+    kern,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The forward without autograd: nothing saved, gates activated in place."""
     steps, batch, _ = x.shape
@@ -276,6 +311,18 @@ def _forward_inference(
     y = x.new_empty(steps, batch, hid)
     h, c = h0, c0
     step_gemm = StepGemm(w_hh, batch, route, bias, cache=True)
+    if kern is not None:  # states updated in place in buffers of their own
+        h, c = h0.contiguous(), c0.contiguous()
+        c_buf = torch.empty_like(c)
+        h_buf = None if mask is None else torch.empty_like(h)
+        for t in range(steps):
+            h_out = y[t] if h_buf is None else h_buf
+            kern.forward_step(
+                pre[t], step_gemm(h), c, h, c_buf, h_out, None if h_buf is None else y[t], None,
+                None if mask is None else mask[t], plan.kernel_kinds, plan.kernel_scales, False,
+            )  # fmt: skip
+            h, c = h_out, c_buf
+        return y, h.clone() if mask is None else h, c
     for t in range(steps):
         a = pre[t].add_(step_gemm(h))
         _activate(a, a, plan, None)
@@ -304,6 +351,7 @@ def recurrence_fast(
     noise: Tensor | None = None,
     lengths: Tensor | None = None,
     route: str = "auto",
+    pointwise: str = "auto",
 ) -> RecurrenceOutput:
     """One layer-direction of G2-LSTM, fast; same contract as the reference.
 
@@ -315,11 +363,14 @@ def recurrence_fast(
         lengths: ``(N,)`` valid lengths or ``None``.
         route: GEMM route, ``"auto"``, ``"onednn"`` or ``"torch"``, resolved by
             :func:`~g2lstm.nn.fast.gemm.resolve_route` (oneDNN only for CPU float32).
+        pointwise: one of :data:`POINTWISE`; ``"kernel"`` raises
+            :class:`~g2lstm.errors.ConfigError` where the fused kernel cannot run.
 
     Returns:
         :class:`~g2lstm.nn.reference.RecurrenceOutput` without gates.
     """
     route = resolve_route(x, route)
+    kern = _pointwise_kernel(x, pointwise)
     hid = w_hh.shape[1]
     plan = GatePlan.build(spec, hid)
     mask = None
@@ -329,7 +380,28 @@ def recurrence_fast(
         noise = None
     tensors = (x, w_ih, bias, w_hh, h0, c0)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        y, h_n, c_n = _Recurrence.apply(x, w_ih, bias, w_hh, h0, c0, noise, mask, plan, route)
+        y, h_n, c_n = _Recurrence.apply(x, w_ih, bias, w_hh, h0, c0, noise, mask, plan, route, kern)
     else:
-        y, h_n, c_n = _forward_inference(x, w_ih, bias, w_hh, h0, c0, noise, mask, plan, route)
+        y, h_n, c_n = _forward_inference(
+            x, w_ih, bias, w_hh, h0, c0, noise, mask, plan, route, kern
+        )
     return RecurrenceOutput(y, h_n, c_n, None)
+
+
+def _pointwise_kernel(x: Tensor, pointwise: str):
+    """The fused kernel module for this pass, or ``None`` for the ATen step."""
+    if pointwise not in POINTWISE:
+        raise ConfigError(
+            f"pointwise={pointwise!r} is not valid; expected one of {', '.join(POINTWISE)}"
+        )
+    if pointwise == "aten":
+        return None
+    kern = cpu_kernel() if kernel_supports(x) else None
+    if kern is None and pointwise == "kernel":
+        why = (
+            "the kernel is unavailable (see the notice above)"
+            if kernel_supports(x)
+            else (f"it runs on CPU float32/float64 only, not {x.device.type} {x.dtype}")
+        )
+        raise ConfigError(f"pointwise='kernel': {why}; use pointwise='auto' or 'aten'")
+    return kern

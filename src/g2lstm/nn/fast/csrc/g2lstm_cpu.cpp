@@ -1,0 +1,286 @@
+// Fused pointwise part of one G2-LSTM time step on CPU (float32 / float64).
+//
+// Built just in time by g2lstm/nn/fast/kernel.py (torch.utils.cpp_extension.load) with the
+// host's vector ISA; when it cannot be built the fast path runs the same math as ~9 ATen ops
+// per step (g2lstm/nn/fast/recurrence.py). The GEMMs stay in Python (MKL packed / oneDNN).
+//
+// Gate columns of the (N, 4H) pre-activations: i, f, g, o. Each of i, f, o has a kind:
+//   SIG  sigmoid(scale * a)                         (Eq. 1; scale = 1/tau for noisy gates,
+//                                                    Eqs. 11-12, the noise already in `a`)
+//   HARD 1[a >= 0], zero gradient                   (hard 0/1 gates at inference)
+//   ST   1[a >= 0] forward, sigmoid(scale * a) kept in a side buffer for the gradient
+//        (straight-through estimator)
+// g is always tanh(a). The cell update is Eq. 1: c' = f c + i g, h' = o tanh(c').
+//
+// Rows whose mask entry is false keep their state (c' = c, h' = h) and output 0, as the
+// reference loop does for t >= length.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+#include <torch/csrc/utils/pybind.h>
+
+#include <array>
+#include <optional>
+
+namespace {
+
+using at::Tensor;
+
+enum Kind : int64_t { SIG = 0, HARD = 1, ST = 2 };
+
+struct Gates {
+  std::array<int64_t, 3> kind;   // i, f, o
+  std::array<double, 3> scale;   // i, f, o
+  std::array<int64_t, 3> s_col;  // column block (in units of H) in the ST buffer, or -1
+};
+
+Gates make_gates(const std::vector<int64_t>& kinds, const std::vector<double>& scales) {
+  TORCH_CHECK(kinds.size() == 3 && scales.size() == 3, "kinds/scales: 3 entries (i, f, o)");
+  Gates gs{};
+  int64_t st = 0;
+  for (int k = 0; k < 3; ++k) {
+    TORCH_CHECK(kinds[k] >= SIG && kinds[k] <= ST, "gate kind must be 0, 1 or 2");
+    gs.kind[k] = kinds[k];
+    gs.scale[k] = scales[k];
+    gs.s_col[k] = kinds[k] == ST ? st++ : -1;
+  }
+  return gs;
+}
+
+void check_rows(const Tensor& t, int64_t n, int64_t cols, const char* name) {
+  TORCH_CHECK(t.dim() == 2 && t.size(0) == n && t.size(1) == cols && t.is_contiguous(),
+              name, ": expected a contiguous (", n, ", ", cols, ") tensor, got ", t.sizes());
+}
+
+template <typename T>
+using Vec = at::vec::Vectorized<T>;
+
+template <typename T>
+inline Vec<T> sigmoid(Vec<T> a) {
+  const Vec<T> one(T(1));
+  return one / (one + a.neg().exp());
+}
+
+template <typename T>
+inline Vec<T> step01(Vec<T> a) {  // 1[a >= 0]; NaN -> 0 like torch.ge
+  return (a >= Vec<T>(T(0))) & Vec<T>(T(1));
+}
+
+// Activation of gate k (0=i, 1=f, 2=o) of pre-activation a; stores the sigmoid for ST.
+template <typename T>
+inline Vec<T> activate(const Gates& gs, int k, Vec<T> a, T* s_row, int64_t j, int64_t hid,
+                       int64_t n) {
+  switch (gs.kind[k]) {
+    case HARD:
+      return step01(a);
+    case ST: {
+      if (s_row != nullptr)  // kept for the backward only
+        sigmoid(a * Vec<T>(T(gs.scale[k]))).store(s_row + gs.s_col[k] * hid + j, n);
+      return step01(a);
+    }
+    default:
+      return sigmoid(gs.scale[k] == 1.0 ? a : a * Vec<T>(T(gs.scale[k])));
+  }
+}
+
+inline bool row_on(const bool* mask, int64_t n) { return mask == nullptr || mask[n]; }
+
+// Parallel over rows when the step is large enough to pay for waking the threads.
+template <typename F>
+void for_rows(int64_t rows, int64_t hid, const F& f) {
+  constexpr int64_t kMinPerThread = 16384;  // elements
+  const int64_t grain = std::max<int64_t>(1, kMinPerThread / std::max<int64_t>(1, hid));
+  at::parallel_for(0, rows, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t n = lo; n < hi; ++n) f(n);
+  });
+}
+
+template <typename T>
+void forward_impl(const Tensor& pre, const Tensor& hw, const Tensor& c_prev,
+                  const std::optional<Tensor>& h_prev, const Tensor& c_out, const Tensor& h_out,
+                  const std::optional<Tensor>& y_out, const std::optional<Tensor>& s_out,
+                  const std::optional<Tensor>& mask, const Gates& gs, bool keep_gates) {
+  const int64_t rows = c_prev.size(0), hid = c_prev.size(1), vs = Vec<T>::size();
+  T* P = pre.data_ptr<T>();
+  const T* W = hw.data_ptr<T>();
+  const T* C = c_prev.data_ptr<T>();
+  const T* Hp = h_prev ? h_prev->data_ptr<T>() : nullptr;
+  T* Co = c_out.data_ptr<T>();
+  T* Ho = h_out.data_ptr<T>();
+  T* Y = y_out ? y_out->data_ptr<T>() : nullptr;
+  T* S = s_out ? s_out->data_ptr<T>() : nullptr;
+  const bool* M = mask ? mask->data_ptr<bool>() : nullptr;
+  const int64_t s_width = s_out ? s_out->size(1) : 0;
+  for_rows(rows, hid, [&](int64_t r) {
+    T* p = P + r * 4 * hid;
+    const T* w = W + r * 4 * hid;
+    T* s_row = S ? S + r * s_width : nullptr;
+    const bool on = row_on(M, r);
+    for (int64_t j = 0; j < hid; j += vs) {
+      const int64_t n = std::min(vs, hid - j);
+      auto ld = [&](int64_t k) { return Vec<T>::loadu(p + k * hid + j, n) + Vec<T>::loadu(w + k * hid + j, n); };
+      Vec<T> i = activate<T>(gs, 0, ld(0), s_row, j, hid, n);
+      Vec<T> f = activate<T>(gs, 1, ld(1), s_row, j, hid, n);
+      Vec<T> g = ld(2).tanh();
+      Vec<T> o = activate<T>(gs, 2, ld(3), s_row, j, hid, n);
+      Vec<T> c_old = Vec<T>::loadu(C + r * hid + j, n);
+      Vec<T> c = f * c_old + i * g;
+      Vec<T> h = o * c.tanh();
+      if (keep_gates) {
+        i.store(p + j, n);
+        f.store(p + hid + j, n);
+        g.store(p + 2 * hid + j, n);
+        o.store(p + 3 * hid + j, n);
+      }
+      if (on) {
+        c.store(Co + r * hid + j, n);
+        h.store(Ho + r * hid + j, n);
+        if (Y) h.store(Y + r * hid + j, n);
+      } else {
+        c_old.store(Co + r * hid + j, n);
+        if (Hp && Ho + r * hid != Hp + r * hid) Vec<T>::loadu(Hp + r * hid + j, n).store(Ho + r * hid + j, n);
+        if (Y) Vec<T>(T(0)).store(Y + r * hid + j, n);
+      }
+    }
+  });
+}
+
+// One forward step. pre: (N, 4H) x W_ih^T (+ noise) of this step, overwritten with the
+// activated gates when keep_gates; hw: (N, 4H) h W_hh^T + bias; c_prev, c_out, h_out:
+// (N, H) (c_out may be c_prev); h_prev: (N, H), needed with a mask; y_out: (N, H) or None;
+// s_out: (N, H * #ST gates) (needed with keep_gates) or None; mask: (N,) bool or None.
+void forward_step(const Tensor& pre, const Tensor& hw, const Tensor& c_prev,
+                  const std::optional<Tensor>& h_prev, const Tensor& c_out, const Tensor& h_out,
+                  const std::optional<Tensor>& y_out, const std::optional<Tensor>& s_out,
+                  const std::optional<Tensor>& mask, std::vector<int64_t> kinds,
+                  std::vector<double> scales, bool keep_gates) {
+  const Gates gs = make_gates(kinds, scales);
+  const int64_t rows = c_prev.size(0), hid = c_prev.size(1);
+  check_rows(pre, rows, 4 * hid, "pre");
+  check_rows(hw, rows, 4 * hid, "hw");
+  check_rows(c_prev, rows, hid, "c_prev");
+  check_rows(c_out, rows, hid, "c_out");
+  check_rows(h_out, rows, hid, "h_out");
+  if (h_prev) check_rows(*h_prev, rows, hid, "h_prev");
+  if (y_out) check_rows(*y_out, rows, hid, "y_out");
+  const int64_t n_st = (gs.kind[0] == ST) + (gs.kind[1] == ST) + (gs.kind[2] == ST);
+  TORCH_CHECK(n_st == 0 || s_out || !keep_gates, "straight-through gates need s_out");
+  if (s_out) check_rows(*s_out, rows, n_st * hid, "s_out");
+  if (mask) {
+    TORCH_CHECK(mask->scalar_type() == at::kBool && mask->numel() == rows && mask->is_contiguous(),
+                "mask: expected a contiguous bool tensor of ", rows, " entries");
+    TORCH_CHECK(h_prev, "a mask needs h_prev");
+  }
+  AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "g2lstm_forward_step", [&] {
+    forward_impl<scalar_t>(pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, mask, gs,
+                           keep_gates);
+  });
+}
+
+template <typename T>
+inline Vec<T> gate_grad(const Gates& gs, int k, Vec<T> d, Vec<T> y, const T* s_row, int64_t j,
+                        int64_t hid, int64_t n) {
+  const Vec<T> one(T(1));
+  switch (gs.kind[k]) {
+    case HARD:
+      return Vec<T>(T(0));
+    case ST: {
+      Vec<T> s = Vec<T>::loadu(s_row + gs.s_col[k] * hid + j, n);
+      d = d * (one - s) * s;
+      break;
+    }
+    default:
+      d = d * (one - y) * y;
+  }
+  return gs.scale[k] == 1.0 ? d : d * Vec<T>(T(gs.scale[k]));
+}
+
+template <typename T>
+void backward_impl(const Tensor& gates, const Tensor& c_t, const Tensor& c_prev, const Tensor& dh,
+                   const std::optional<Tensor>& dy, const Tensor& dc, const Tensor& dgates,
+                   const std::optional<Tensor>& s, const std::optional<Tensor>& mask,
+                   const Gates& gs) {
+  const int64_t rows = c_t.size(0), hid = c_t.size(1), vs = Vec<T>::size();
+  const T* G = gates.data_ptr<T>();
+  const T* Ct = c_t.data_ptr<T>();
+  const T* Cp = c_prev.data_ptr<T>();
+  const T* DH = dh.data_ptr<T>();
+  const T* DY = dy ? dy->data_ptr<T>() : nullptr;
+  T* DC = dc.data_ptr<T>();
+  T* DG = dgates.data_ptr<T>();
+  const T* S = s ? s->data_ptr<T>() : nullptr;
+  const bool* M = mask ? mask->data_ptr<bool>() : nullptr;
+  const int64_t s_width = s ? s->size(1) : 0;
+  const Vec<T> one(T(1));
+  for_rows(rows, hid, [&](int64_t r) {
+    const T* g4 = G + r * 4 * hid;
+    T* d4 = DG + r * 4 * hid;
+    if (!row_on(M, r)) {  // past the end: no gradient through the gates, dc carried
+      std::fill(d4, d4 + 4 * hid, T(0));
+      return;
+    }
+    const T* s_row = S ? S + r * s_width : nullptr;
+    for (int64_t j = 0; j < hid; j += vs) {
+      const int64_t n = std::min(vs, hid - j);
+      const int64_t e = r * hid + j;
+      Vec<T> i = Vec<T>::loadu(g4 + j, n), f = Vec<T>::loadu(g4 + hid + j, n);
+      Vec<T> g = Vec<T>::loadu(g4 + 2 * hid + j, n), o = Vec<T>::loadu(g4 + 3 * hid + j, n);
+      Vec<T> d_h = Vec<T>::loadu(DH + e, n);
+      if (DY) d_h = d_h + Vec<T>::loadu(DY + e, n);
+      Vec<T> tc = Vec<T>::loadu(Ct + e, n).tanh();
+      Vec<T> d_c = Vec<T>::loadu(DC + e, n) + d_h * o * (one - tc * tc);  // dL/dc_t in total
+      gate_grad<T>(gs, 0, d_c * g, i, s_row, j, hid, n).store(d4 + j, n);
+      gate_grad<T>(gs, 1, d_c * Vec<T>::loadu(Cp + e, n), f, s_row, j, hid, n)
+          .store(d4 + hid + j, n);
+      (d_c * i * (one - g * g)).store(d4 + 2 * hid + j, n);
+      gate_grad<T>(gs, 2, d_h * tc, o, s_row, j, hid, n).store(d4 + 3 * hid + j, n);
+      (d_c * f).store(DC + e, n);
+    }
+  });
+}
+
+// One backward step. gates: (N, 4H) activated gates of step t; c_t, c_prev: (N, H) cell
+// states after / before it; dh: (N, H) dL/dh_t (plus dy, (N, H), when given); dc: (N, H)
+// dL/dc_t from later steps, overwritten with dL/dc_{t-1}; dgates: (N, 4H) output, dL/da_t;
+// s: the ST side buffer of step t or None; mask: (N,) bool or None (rows past their length
+// get zero dgates and keep dc).
+void backward_step(const Tensor& gates, const Tensor& c_t, const Tensor& c_prev, const Tensor& dh,
+                   const std::optional<Tensor>& dy, const Tensor& dc, const Tensor& dgates,
+                   const std::optional<Tensor>& s, const std::optional<Tensor>& mask,
+                   std::vector<int64_t> kinds, std::vector<double> scales) {
+  const Gates gs = make_gates(kinds, scales);
+  const int64_t rows = c_t.size(0), hid = c_t.size(1);
+  check_rows(gates, rows, 4 * hid, "gates");
+  check_rows(dgates, rows, 4 * hid, "dgates");
+  check_rows(c_t, rows, hid, "c_t");
+  check_rows(c_prev, rows, hid, "c_prev");
+  check_rows(dh, rows, hid, "dh");
+  check_rows(dc, rows, hid, "dc");
+  if (dy) check_rows(*dy, rows, hid, "dy");
+  const int64_t n_st = (gs.kind[0] == ST) + (gs.kind[1] == ST) + (gs.kind[2] == ST);
+  TORCH_CHECK(n_st == 0 || s, "straight-through gates need s");
+  if (s) check_rows(*s, rows, n_st * hid, "s");
+  if (mask)
+    TORCH_CHECK(mask->scalar_type() == at::kBool && mask->numel() == rows && mask->is_contiguous(),
+                "mask: expected a contiguous bool tensor of ", rows, " entries");
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "g2lstm_backward_step", [&] {
+    backward_impl<scalar_t>(gates, c_t, c_prev, dh, dy, dc, dgates, s, mask, gs);
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "g2lstm: fused pointwise G2-LSTM step kernels (CPU)";
+  m.def("forward_step", &forward_step, "fused forward step", pybind11::arg("pre"),
+        pybind11::arg("hw"), pybind11::arg("c_prev"), pybind11::arg("h_prev"),
+        pybind11::arg("c_out"), pybind11::arg("h_out"), pybind11::arg("y_out"),
+        pybind11::arg("s_out"), pybind11::arg("mask"), pybind11::arg("kinds"),
+        pybind11::arg("scales"), pybind11::arg("keep_gates"));
+  m.def("backward_step", &backward_step, "fused backward step", pybind11::arg("gates"),
+        pybind11::arg("c_t"), pybind11::arg("c_prev"), pybind11::arg("dh"), pybind11::arg("dy"),
+        pybind11::arg("dc"), pybind11::arg("dgates"), pybind11::arg("s"), pybind11::arg("mask"),
+        pybind11::arg("kinds"), pybind11::arg("scales"));
+  m.def("vector_width", [] { return at::vec::Vectorized<float>::size(); });
+}

@@ -1,0 +1,161 @@
+"""The fused CPU step kernel: a small C++ extension, built just in time, optional.
+
+Per time step the fast recurrence does one GEMM and then the pointwise part of Eq. 1 (plus
+the noise's temperature, Eqs. 11-12): written with ATen ops that is ~9 small operations, each
+a pass over memory and a dispatch, ~20% of a step at batch 20 (``benchmarks/RESULTS.md``).
+``csrc/g2lstm_cpu.cpp`` does all of it in one vectorised pass (forward and backward), the
+way the vendor kernels do.
+
+The extension is compiled on first use with ``torch.utils.cpp_extension.load`` (needs a C++
+compiler and ``ninja``; ~20 s once, cached under ``$TORCH_EXTENSIONS_DIR`` or
+``~/.cache/torch_extensions``), for this machine's vector ISA, and checked against the ATen
+math on a small input. If any of that fails, one line goes to stderr and the fast path runs
+its ATen step instead: same numbers up to rounding, slower, nothing else changes.
+
+``$G2LSTM_CPU_KERNEL``: ``auto`` (default: build and use it when possible), ``0``/``off``
+(never build or use it), ``1``/``on`` (as ``auto``, but a failure raises
+:class:`KernelUnavailable` instead of falling back).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import Tensor
+
+__all__ = ["KernelUnavailable", "cpu_kernel", "kernel_mode", "kernel_supports"]
+
+_SOURCE = Path(__file__).with_name("csrc") / "g2lstm_cpu.cpp"
+
+#: compiler flags per ``torch.backends.cpu.get_cpu_capability()``: ATen's vector classes
+#: pick their implementation from ``CPU_CAPABILITY_*``
+_ISA_FLAGS = {
+    "AVX512": ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"],
+    "AVX2": ["-mavx2", "-mfma"],
+}
+
+
+class KernelUnavailable(RuntimeError):
+    """The fused CPU kernel was required (``G2LSTM_CPU_KERNEL=1``) but cannot be used."""
+
+
+def kernel_mode() -> str:
+    """``"auto"``, ``"off"`` or ``"on"`` from ``$G2LSTM_CPU_KERNEL`` (see the module doc)."""
+    raw = os.environ.get("G2LSTM_CPU_KERNEL", "auto").strip().lower()
+    if raw in ("0", "off", "false", "no"):
+        return "off"
+    if raw in ("1", "on", "true", "yes"):
+        return "on"
+    if raw in ("", "auto"):
+        return "auto"
+    raise KernelUnavailable(
+        f"G2LSTM_CPU_KERNEL={raw!r} is not valid; expected auto, 0 (off) or 1 (on)"
+    )
+
+
+def kernel_supports(x: Tensor) -> bool:
+    """Whether the kernel can run a pass on tensors like ``x`` (CPU float32/float64)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def cpu_kernel() -> ModuleType | None:
+    """The loaded extension, or ``None`` (disabled, or it could not be built; see module doc)."""
+    mode = kernel_mode()
+    if mode == "off":
+        return None
+    module, why = _load()
+    if module is None and mode == "on":
+        raise KernelUnavailable(
+            f"G2LSTM_CPU_KERNEL=1 but the fused CPU kernel is unavailable: {why}"
+        )
+    return module
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> tuple[ModuleType | None, str]:
+    try:
+        module = _build()
+        _probe(module)
+    except Exception as e:  # any failure (no compiler, no ninja, bad probe) means "do not use"
+        why = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        print(
+            f"g2lstm: fused CPU kernel unavailable ({why[:200]}); using the ATen step "
+            "(slower; G2LSTM_CPU_KERNEL=0 skips the build)",
+            file=sys.stderr,
+        )
+        return None, why
+    return module, ""
+
+
+def _build() -> ModuleType:
+    from torch.utils import cpp_extension  # heavy import: only when the kernel is wanted
+
+    if shutil.which("ninja") is None:  # the pip package (extra "fast") when not on PATH
+        try:
+            import ninja  # type: ignore[import-not-found]
+
+            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+        except ImportError:
+            pass  # cpp_extension then says that ninja is missing
+
+    cap = torch.backends.cpu.get_cpu_capability()
+    flags = _ISA_FLAGS.get(cap, [])
+    cap = cap if flags else "DEFAULT"
+    defines = [f"-DCPU_CAPABILITY={cap}"] + ([f"-DCPU_CAPABILITY_{cap}"] if flags else [])
+    # one build per source text, ISA and torch version, so upgrades never load a stale one
+    digest = hashlib.sha256(
+        _SOURCE.read_bytes() + f"{cap}{torch.__version__}".encode()
+    ).hexdigest()[:12]
+    name = f"g2lstm_cpu_{cap.lower()}_{digest}"
+    build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+    if not (build_dir / f"{name}.so").exists():
+        print(f"g2lstm: building the fused CPU kernel for {cap} (once, ~20 s)", file=sys.stderr)
+    return cpp_extension.load(
+        name=name,
+        sources=[str(_SOURCE)],
+        extra_cflags=["-O3", *flags, *defines],
+        verbose=False,
+    )
+
+
+def _probe(module: ModuleType) -> None:
+    """Check one forward and backward step against the ATen formulas (raises if wrong)."""
+    gen = torch.Generator().manual_seed(0)
+    n, h = 3, 21  # 21: full vectors and a tail on every ISA
+    pre, hw = torch.randn(n, 4 * h, generator=gen), torch.randn(n, 4 * h, generator=gen)
+    c0 = torch.randn(n, h, generator=gen)
+    c1, h1 = torch.empty_like(c0), torch.empty_like(c0)
+    a = pre + hw
+    module.forward_step(pre, hw, c0, None, c1, h1, None, None, None, [0, 1, 0], [2.0, 1, 1], True)
+    i = torch.sigmoid(2.0 * a[:, :h])
+    f = (a[:, h : 2 * h] >= 0).to(a.dtype)
+    g, o = torch.tanh(a[:, 2 * h : 3 * h]), torch.sigmoid(a[:, 3 * h :])
+    want_c = f * c0 + i * g
+    ok = torch.allclose(c1, want_c, atol=1e-5) and torch.allclose(
+        h1, o * torch.tanh(want_c), atol=1e-5
+    )
+    dh, dc = torch.randn(n, h, generator=gen), torch.randn(n, h, generator=gen)
+    dgates = torch.empty(n, 4 * h)
+    dc_in = dc.clone()
+    module.backward_step(pre, c1, c0, dh, None, dc, dgates, None, None, [0, 1, 0], [2.0, 1, 1])
+    tc = torch.tanh(want_c)
+    dct = dc_in + dh * o * (1 - tc * tc)
+    want = torch.cat(
+        [
+            dct * g * i * (1 - i) * 2.0,
+            torch.zeros(n, h),
+            dct * i * (1 - g * g),
+            dh * tc * o * (1 - o),
+        ],
+        dim=1,
+    )
+    ok = ok and torch.allclose(dgates, want, atol=1e-5) and torch.allclose(dc, dct * f, atol=1e-5)
+    if not ok:
+        raise RuntimeError("the fused kernel's probe step differs from the ATen formulas")

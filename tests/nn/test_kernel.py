@@ -1,0 +1,162 @@
+"""The fused CPU step kernel: larger shapes (threads, vector tails), loading and fallback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from g2lstm.errors import ConfigError
+from g2lstm.nn.fast import kernel as kmod
+from g2lstm.nn.fast import recurrence_fast
+from g2lstm.nn.functional import GateSpec
+from g2lstm.nn.noise import sample_gate_noise
+from g2lstm.nn.reference import length_mask
+
+KERNEL_OFF = os.environ.get("G2LSTM_CPU_KERNEL", "").strip().lower() in ("0", "off", "false", "no")
+needs_kernel = pytest.mark.skipif(KERNEL_OFF, reason="G2LSTM_CPU_KERNEL=0")
+
+
+def _inputs(steps, batch, feat, hid, rows, gen, dtype=torch.float32):
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen, dtype=dtype) * scale).requires_grad_()
+
+    x, w_ih, b = rnd(steps, batch, feat), rnd(4 * hid, feat, scale=0.2), rnd(4 * hid)
+    w_hh, h0, c0 = rnd(4 * hid, hid, scale=0.1), rnd(batch, hid), rnd(batch, hid)
+    noise = sample_gate_noise(steps, batch, len(rows) * hid, 0.5, "per_step", generator=gen)
+    return (x, w_ih, b, w_hh, h0, c0), noise.to(dtype)
+
+
+@needs_kernel
+@pytest.mark.parametrize("mode", ["relaxed", "straight_through", "hard"])
+@pytest.mark.parametrize("hid", [300, 37])  # rows split over threads; 37: vector tails
+def test_kernel_equals_aten_step_on_larger_shapes(mode, hid):
+    """Kernel vs ATen step at 2 threads, where the kernel runs rows in parallel."""
+    gen = torch.Generator().manual_seed(hid)
+    batch = 16384 // hid * 2 + 3  # more rows than one thread's grain
+    rows = (0, 1)
+    spec = GateSpec(rows, 0.7, mode, mode != "hard")
+    leaves, noise = _inputs(4, batch, 24, hid, rows, gen)
+    lengths = torch.randint(1, 5, (batch,), generator=gen)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = []
+        for pointwise in ("aten", "kernel"):
+            r = recurrence_fast(
+                *leaves, spec, noise if spec.noisy else None, lengths, "torch", pointwise
+            )
+            loss = (r.output * torch.linspace(-1, 1, r.output.numel()).view_as(r.output)).sum()
+            loss = loss + (r.h_n**2).sum() + r.c_n.sum()
+            grads = torch.autograd.grad(loss, leaves)
+            results.append([r.output, r.h_n, r.c_n, *grads])
+    finally:
+        torch.set_num_threads(threads)
+    for got, want in zip(results[1], results[0]):
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+    pad = ~length_mask(lengths, 4, torch.device("cpu"))
+    assert torch.all(results[1][0][pad] == 0)
+
+
+@needs_kernel
+def test_kernel_rejects_bad_buffers():
+    kern = kmod.cpu_kernel()
+    assert kern is not None
+    pre, hw = torch.zeros(2, 8), torch.zeros(2, 8)
+    c = torch.zeros(2, 2)
+    with pytest.raises(RuntimeError, match="c_out: expected a contiguous"):
+        kern.forward_step(pre, hw, c, None, torch.zeros(2, 4)[:, ::2], c, None, None, None,
+                          [0, 0, 0], [1.0, 1.0, 1.0], True)  # fmt: skip
+    with pytest.raises(RuntimeError, match="straight-through gates need s_out"):
+        kern.forward_step(pre, hw, c, None, c, c, None, None, None, [2, 0, 0], [1.0] * 3, True)
+    with pytest.raises(RuntimeError, match="gate kind"):
+        kern.forward_step(pre, hw, c, None, c, c, None, None, None, [5, 0, 0], [1.0] * 3, True)
+
+
+def test_pointwise_kernel_refused_where_it_cannot_run():
+    x = torch.randn(2, 3, 4, dtype=torch.bfloat16)
+    w = torch.randn(8, 4, dtype=torch.bfloat16)
+    h = torch.zeros(3, 2, dtype=torch.bfloat16)
+    spec = GateSpec((0, 1), 0.9, "relaxed", False)
+    with pytest.raises(ConfigError, match="CPU float32/float64 only"):
+        recurrence_fast(x, w, None, torch.randn(8, 2, dtype=torch.bfloat16), h, h, spec,
+                        pointwise="kernel")  # fmt: skip
+    with pytest.raises(ConfigError, match="pointwise='fused'"):
+        recurrence_fast(x.float(), w.float(), None, torch.randn(8, 2), h.float(), h.float(),
+                        spec, pointwise="fused")  # fmt: skip
+
+
+def test_kernel_mode_from_environment(monkeypatch):
+    for value, mode in [("", "auto"), ("auto", "auto"), ("0", "off"), ("OFF", "off"), ("1", "on")]:
+        monkeypatch.setenv("G2LSTM_CPU_KERNEL", value)
+        assert kmod.kernel_mode() == mode
+    monkeypatch.setenv("G2LSTM_CPU_KERNEL", "0")
+    assert kmod.cpu_kernel() is None
+    monkeypatch.setenv("G2LSTM_CPU_KERNEL", "maybe")
+    with pytest.raises(kmod.KernelUnavailable, match="G2LSTM_CPU_KERNEL='maybe'"):
+        kmod.kernel_mode()
+
+
+def test_failed_build_falls_back_with_one_line_notice(monkeypatch, capsys):
+    def broken():
+        raise RuntimeError("Ninja is required to load C++ extensions\n(details)")
+
+    monkeypatch.setattr(kmod, "_build", broken)
+    monkeypatch.setattr(kmod, "_load", kmod._load.__wrapped__)  # no cached success
+    monkeypatch.setenv("G2LSTM_CPU_KERNEL", "auto")
+    assert kmod.cpu_kernel() is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "fused CPU kernel unavailable (RuntimeError: (details))" in err
+    monkeypatch.setenv("G2LSTM_CPU_KERNEL", "1")
+    with pytest.raises(kmod.KernelUnavailable, match="G2LSTM_CPU_KERNEL=1"):
+        kmod.cpu_kernel()
+
+
+def test_wrong_results_in_the_probe_fall_back(monkeypatch, capsys):
+    class Wrong:  # a "kernel" that writes nothing
+        def forward_step(self, *args):
+            args[4].zero_()
+            args[5].zero_()
+
+        def backward_step(self, *args):
+            pass
+
+    monkeypatch.setattr(kmod, "_build", Wrong)
+    monkeypatch.setattr(kmod, "_load", kmod._load.__wrapped__)
+    monkeypatch.setenv("G2LSTM_CPU_KERNEL", "auto")
+    assert kmod.cpu_kernel() is None
+    assert "probe step differs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_no_compiler_falls_back_cleanly(tmp_path):
+    """A real failed build (no compiler): one line on stderr, the layer still equals nn.LSTM."""
+    code = (
+        "import torch\n"
+        "from g2lstm import G2LSTM\n"
+        "torch.manual_seed(0)\n"
+        "m = G2LSTM(6, 5, tau=0.8, noise_p=0.0).eval()\n"
+        "m.set_gate_options(eval_gates='hard')\n"
+        "x = torch.randn(4, 3, 6)\n"
+        "with torch.no_grad():\n"
+        "    a, _ = m(x)\n"
+        "m.backend = 'fast-aten'\n"
+        "with torch.no_grad():\n"
+        "    b, _ = m(x)\n"
+        "assert torch.equal(a, b)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, CXX=str(tmp_path / "no-such-compiler"), G2LSTM_CPU_KERNEL="auto")
+    env["TORCH_EXTENSIONS_DIR"] = str(tmp_path / "ext")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+    notices = [line for line in proc.stderr.splitlines() if line.startswith("g2lstm:")]
+    assert len(notices) == 2, proc.stderr  # "building ..." then "unavailable ..."
+    assert "fused CPU kernel unavailable" in notices[1]
