@@ -160,3 +160,29 @@ def test_no_compiler_falls_back_cleanly(tmp_path):
     notices = [line for line in proc.stderr.splitlines() if line.startswith("g2lstm:")]
     assert len(notices) == 2, proc.stderr  # "building ..." then "unavailable ..."
     assert "fused CPU kernel unavailable" in notices[1]
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+def test_kernel_activations_are_accurate_over_the_whole_range(dtype):
+    """Fast float exp/sigmoid/tanh: within 2e-6 of float64 math from -100 to 100; NaN stays NaN."""
+    kern = kmod.cpu_kernel()
+    hid, rows = 1000, 4
+    grid = torch.linspace(-100, 100, hid * rows, dtype=torch.float64).view(rows, hid)
+    grid[0, :400] = torch.linspace(-3, 3, 400, dtype=torch.float64)  # dense around zero
+    pre = torch.cat([grid.roll(k, dims=1) for k in range(4)], dim=1)
+    c0 = torch.linspace(-2, 2, rows * hid, dtype=torch.float64).view(rows, hid)
+    i, f, g, o = pre.split(hid, dim=1)
+    want_c = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(g)
+    want_h = torch.sigmoid(o) * torch.tanh(want_c)
+    pre_d, c0_d = pre.to(dtype), c0.to(dtype)
+    pre_d[3, 7] = float("nan")  # an input gate
+    c1, h1 = torch.empty_like(c0_d), torch.empty_like(c0_d)
+    kern.forward_step(pre_d, torch.zeros_like(pre_d), c0_d, None, c1, h1, None, None, None,
+                      [0, 0, 0], [1.0] * 3, False)  # fmt: skip
+    tol = 2e-6 if dtype == torch.float32 else 1e-12
+    ok = torch.ones_like(c1, dtype=torch.bool)
+    ok[3, 7] = False
+    assert (c1.double() - want_c)[ok].abs().max() <= tol
+    assert (h1.double() - want_h)[ok].abs().max() <= tol
+    assert torch.isnan(c1[3, 7]) and torch.isnan(h1[3, 7])

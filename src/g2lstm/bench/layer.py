@@ -14,7 +14,8 @@ a shared machine hit all rows alike), median of ``repeats`` runs after warm-up:
   :mod:`g2lstm.nn.backends`), reference loop;
 - on CPU, when the fused step kernel (:mod:`g2lstm.nn.fast.kernel`) is in use, a
   ``G2LSTM ATen step`` row for train and hard: the same fast path with each step's pointwise
-  ops as ATen ops (``backend="fast-aten"``), to show what the kernel saves;
+  ops as ATen ops (``backend="fast-aten"``), to show what the kernel saves (timed only:
+  it allocates what the kernel path allocates);
 - **memory**: peak bytes allocated during one training step (CPU: summed from the
   allocation events of ``torch.profiler`` with ``profile_memory=True``; GPU:
   ``torch.cuda.max_memory_allocated`` above the level before the step).
@@ -278,7 +279,7 @@ def _bench_shape(shape: Shape, cfg: BenchConfig) -> dict[str, object]:
                 }
             )
     if cfg.memory:
-        train = tasks["train"]
+        train = {n: fn for n, fn in tasks["train"].items() if n != "G2LSTM ATen step"}
         mem = {name: _peak_bytes(fn, cfg.device) for name, fn in train.items()}
         base = mem["nn.LSTM"] or 1
         out["memory"] = [

@@ -120,7 +120,8 @@ def _build() -> ModuleType:
     return cpp_extension.load(
         name=name,
         sources=[str(_SOURCE)],
-        extra_cflags=["-O3", *flags, *defines],
+        extra_cflags=["-O3", "-fopenmp", *flags, *defines],  # at::parallel_for needs OpenMP
+        extra_ldflags=["-fopenmp"],
         verbose=False,
     )
 
