@@ -33,6 +33,16 @@ def real_data() -> Path:
     return d
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cpu_kernel_built() -> None:
+    """Build (or load) the fused CPU step kernel once, before the first test, so that its
+    one-time build notice never lands in a test that checks what a command prints."""
+    from g2lstm.nn.fast.kernel import cpu_kernel, kernel_mode
+
+    if kernel_mode() != "off":
+        cpu_kernel()
+
+
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)

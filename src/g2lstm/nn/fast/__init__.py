@@ -4,6 +4,8 @@
   structure of haste's kernels; GEMMs on oneDNN (CPU float32) or ``torch.mm``.
 - :mod:`g2lstm.nn.fast.gemm`: the two GEMM routes and the capability probe of the private
   oneDNN op.
+- :mod:`g2lstm.nn.fast.kernel`: the fused C++ step kernel for CPU (built just in time,
+  optional: without it each step's pointwise ops run as ATen ops).
 
 Imports torch alone.
 """

@@ -12,7 +12,8 @@ kernels (``shared/docs/perf.md`` §1a, §3):
 
 The pointwise part of a step runs in one call of the fused CPU kernel
 (:mod:`g2lstm.nn.fast.kernel`, C++ built just in time) for CPU float32/float64 when it is
-available, else as ~9 ATen ops ("ATen step"); both compute the same formulas.
+available, else as ~9 ATen ops ("ATen step"); both compute the same formulas (the kernel's
+float32 ``sigmoid``/``tanh`` are exact to ~1e-6, see :mod:`g2lstm.nn.fast.kernel`).
 
 The temperature divides the noisy gates' pre-activations inside the per-step pointwise ops
 (one small op per step forward and backward; folding it into the weights instead costs
