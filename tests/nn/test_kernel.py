@@ -67,11 +67,15 @@ def test_kernel_rejects_bad_buffers():
     assert kern is not None
     pre, hw = torch.zeros(2, 8), torch.zeros(2, 8)
     c = torch.zeros(2, 2)
-    with pytest.raises(RuntimeError, match="c_out: expected a contiguous"):
+    with pytest.raises(RuntimeError, match="c_out: expected a contiguous CPU"):
         kern.forward_step(pre, hw, c, None, torch.zeros(2, 4)[:, ::2], c, None, None, None,
                           [0, 0, 0], [1.0, 1.0, 1.0], True)  # fmt: skip
     with pytest.raises(RuntimeError, match="straight-through gates need s_out"):
         kern.forward_step(pre, hw, c, None, c, c, None, None, None, [2, 0, 0], [1.0] * 3, True)
+    with pytest.raises(RuntimeError, match="mask: expected a contiguous CPU bool"):
+        kern.forward_step(
+            pre, hw, c, c, c, c, None, None, torch.ones(2), [0, 0, 0], [1.0] * 3, True
+        )
     with pytest.raises(RuntimeError, match="gate kind"):
         kern.forward_step(pre, hw, c, None, c, c, None, None, None, [5, 0, 0], [1.0] * 3, True)
 

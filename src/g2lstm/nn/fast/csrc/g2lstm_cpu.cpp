@@ -33,6 +33,7 @@ struct Gates {
   std::array<int64_t, 3> kind;   // i, f, o
   std::array<double, 3> scale;   // i, f, o
   std::array<int64_t, 3> s_col;  // column block (in units of H) in the ST buffer, or -1
+  int64_t n_st;                  // straight-through gates: the ST buffer has n_st * H columns
 };
 
 Gates make_gates(const std::vector<int64_t>& kinds, const std::vector<double>& scales) {
@@ -45,12 +46,22 @@ Gates make_gates(const std::vector<int64_t>& kinds, const std::vector<double>& s
     gs.scale[k] = scales[k];
     gs.s_col[k] = kinds[k] == ST ? st++ : -1;
   }
+  gs.n_st = st;
   return gs;
 }
 
 void check_rows(const Tensor& t, int64_t n, int64_t cols, const char* name) {
-  TORCH_CHECK(t.dim() == 2 && t.size(0) == n && t.size(1) == cols && t.is_contiguous(),
-              name, ": expected a contiguous (", n, ", ", cols, ") tensor, got ", t.sizes());
+  TORCH_CHECK(t.device().is_cpu() && t.dim() == 2 && t.size(0) == n && t.size(1) == cols &&
+                  t.is_contiguous(),
+              name, ": expected a contiguous CPU (", n, ", ", cols, ") tensor, got ", t.sizes(),
+              " on ", t.device());
+}
+
+void check_mask(const std::optional<Tensor>& mask, int64_t rows) {
+  if (mask)
+    TORCH_CHECK(mask->device().is_cpu() && mask->scalar_type() == at::kBool &&
+                    mask->numel() == rows && mask->is_contiguous(),
+                "mask: expected a contiguous CPU bool tensor of ", rows, " entries");
 }
 
 template <typename T>
@@ -189,14 +200,10 @@ void forward_step(const Tensor& pre, const Tensor& hw, const Tensor& c_prev,
   check_rows(h_out, rows, hid, "h_out");
   if (h_prev) check_rows(*h_prev, rows, hid, "h_prev");
   if (y_out) check_rows(*y_out, rows, hid, "y_out");
-  const int64_t n_st = (gs.kind[0] == ST) + (gs.kind[1] == ST) + (gs.kind[2] == ST);
-  TORCH_CHECK(n_st == 0 || s_out || !keep_gates, "straight-through gates need s_out");
-  if (s_out) check_rows(*s_out, rows, n_st * hid, "s_out");
-  if (mask) {
-    TORCH_CHECK(mask->scalar_type() == at::kBool && mask->numel() == rows && mask->is_contiguous(),
-                "mask: expected a contiguous bool tensor of ", rows, " entries");
-    TORCH_CHECK(h_prev, "a mask needs h_prev");
-  }
+  TORCH_CHECK(gs.n_st == 0 || s_out || !keep_gates, "straight-through gates need s_out");
+  if (s_out) check_rows(*s_out, rows, gs.n_st * hid, "s_out");
+  check_mask(mask, rows);
+  TORCH_CHECK(!mask || h_prev, "a mask needs h_prev");
   AT_DISPATCH_FLOATING_TYPES(pre.scalar_type(), "g2lstm_forward_step", [&] {
     forward_impl<scalar_t>(pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, mask, gs,
                            keep_gates);
@@ -283,12 +290,9 @@ void backward_step(const Tensor& gates, const Tensor& c_t, const Tensor& c_prev,
   check_rows(dh, rows, hid, "dh");
   check_rows(dc, rows, hid, "dc");
   if (dy) check_rows(*dy, rows, hid, "dy");
-  const int64_t n_st = (gs.kind[0] == ST) + (gs.kind[1] == ST) + (gs.kind[2] == ST);
-  TORCH_CHECK(n_st == 0 || s, "straight-through gates need s");
-  if (s) check_rows(*s, rows, n_st * hid, "s");
-  if (mask)
-    TORCH_CHECK(mask->scalar_type() == at::kBool && mask->numel() == rows && mask->is_contiguous(),
-                "mask: expected a contiguous bool tensor of ", rows, " entries");
+  TORCH_CHECK(gs.n_st == 0 || s, "straight-through gates need s");
+  if (s) check_rows(*s, rows, gs.n_st * hid, "s");
+  check_mask(mask, rows);
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "g2lstm_backward_step", [&] {
     backward_impl<scalar_t>(gates, c_t, c_prev, dh, dy, dc, dgates, s, mask, gs);
   });
