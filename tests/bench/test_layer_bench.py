@@ -27,6 +27,10 @@ def test_bench_layer_quick_prints_table_and_saves_json(tmp_path, capsys):
     assert all(r["median_ms"] > 0 for r in rows)
     assert all(r["ratio"] == 1.0 for r in rows if r["impl"] == "nn.LSTM")
     assert data["environment"]["threads"] == 2
+    if data["environment"]["cpu_kernel"]:  # what the fused step kernel saves, same run
+        assert ("train", "G2LSTM ATen step") in seen and ("hard", "G2LSTM ATen step") in seen
+    else:
+        assert not any(impl == "G2LSTM ATen step" for _, impl in seen)
 
 
 def test_bench_layer_memory_rows(capsys):

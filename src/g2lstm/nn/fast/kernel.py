@@ -35,7 +35,20 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-__all__ = ["KernelUnavailable", "cpu_kernel", "kernel_mode", "kernel_supports"]
+from g2lstm.errors import ConfigError
+
+__all__ = [
+    "POINTWISE",
+    "KernelUnavailable",
+    "cpu_kernel",
+    "kernel_mode",
+    "kernel_supports",
+    "pointwise_kernel",
+]
+
+#: how the fast path runs a step's pointwise ops: ``"auto"`` (the fused kernel when it is
+#: available for the tensors), ``"kernel"`` (it or an error), ``"aten"`` (ATen ops)
+POINTWISE = ("auto", "kernel", "aten")
 
 _SOURCE = Path(__file__).with_name("csrc") / "g2lstm_cpu.cpp"
 
@@ -81,6 +94,30 @@ def cpu_kernel() -> ModuleType | None:
             f"G2LSTM_CPU_KERNEL=1 but the fused CPU kernel is unavailable: {why}"
         )
     return module
+
+
+def pointwise_kernel(x: Tensor, pointwise: str = "auto") -> ModuleType | None:
+    """The fused kernel for a pass on tensors like ``x``, or ``None`` for the ATen step.
+
+    ``pointwise``: one of :data:`POINTWISE`; ``"kernel"`` raises
+    :class:`~g2lstm.errors.ConfigError` where the kernel cannot run.
+    """
+    if pointwise not in POINTWISE:
+        raise ConfigError(
+            f"pointwise={pointwise!r} is not valid; expected one of {', '.join(POINTWISE)}"
+        )
+    if pointwise == "aten":
+        return None
+    kern = cpu_kernel() if kernel_supports(x) else None
+    if kern is None and pointwise == "kernel":
+        if not kernel_supports(x):
+            why = f"it runs on CPU float32/float64 only, not {x.device.type} {x.dtype}"
+        elif kernel_mode() == "off":
+            why = "G2LSTM_CPU_KERNEL=0 disables it"
+        else:
+            why = "the kernel could not be built or loaded (see the notice above)"
+        raise ConfigError(f"pointwise='kernel': {why}; use pointwise='auto' or 'aten'")
+    return kern
 
 
 @functools.lru_cache(maxsize=1)

@@ -30,18 +30,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from g2lstm.errors import ConfigError
 from g2lstm.nn.fast.gemm import StepGemm, linear, resolve_route, transpose, weight_grad
-from g2lstm.nn.fast.kernel import cpu_kernel, kernel_supports
+from g2lstm.nn.fast.kernel import POINTWISE, pointwise_kernel
 from g2lstm.nn.fast.plan import GatePlan
 from g2lstm.nn.functional import GateSpec
 from g2lstm.nn.reference import RecurrenceOutput, length_mask
 
 __all__ = ["POINTWISE", "recurrence_fast"]
-
-#: how the fast path runs a step's pointwise ops: ``"auto"`` (the fused kernel when it is
-#: available for the tensors), ``"kernel"`` (it or an error), ``"aten"`` (ATen ops)
-POINTWISE = ("auto", "kernel", "aten")
 
 _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
 _tanh_backward = torch.ops.aten.tanh_backward
@@ -371,7 +366,7 @@ def recurrence_fast(
         :class:`~g2lstm.nn.reference.RecurrenceOutput` without gates.
     """
     route = resolve_route(x, route)
-    kern = _pointwise_kernel(x, pointwise)
+    kern = pointwise_kernel(x, pointwise)
     hid = w_hh.shape[1]
     plan = GatePlan.build(spec, hid)
     mask = None
@@ -387,22 +382,3 @@ def recurrence_fast(
             x, w_ih, bias, w_hh, h0, c0, noise, mask, plan, route, kern
         )
     return RecurrenceOutput(y, h_n, c_n, None)
-
-
-def _pointwise_kernel(x: Tensor, pointwise: str):
-    """The fused kernel module for this pass, or ``None`` for the ATen step."""
-    if pointwise not in POINTWISE:
-        raise ConfigError(
-            f"pointwise={pointwise!r} is not valid; expected one of {', '.join(POINTWISE)}"
-        )
-    if pointwise == "aten":
-        return None
-    kern = cpu_kernel() if kernel_supports(x) else None
-    if kern is None and pointwise == "kernel":
-        why = (
-            "the kernel is unavailable (see the notice above)"
-            if kernel_supports(x)
-            else (f"it runs on CPU float32/float64 only, not {x.device.type} {x.dtype}")
-        )
-        raise ConfigError(f"pointwise='kernel': {why}; use pointwise='auto' or 'aten'")
-    return kern
