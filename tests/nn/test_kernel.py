@@ -190,3 +190,28 @@ def test_kernel_activations_are_accurate_over_the_whole_range(dtype):
     assert (c1.double() - want_c)[ok].abs().max() <= tol
     assert (h1.double() - want_h)[ok].abs().max() <= tol
     assert torch.isnan(c1[3, 7]) and torch.isnan(h1[3, 7])
+
+
+def test_build_finds_pip_ninja_when_not_on_path(monkeypatch, tmp_path):
+    """Without ninja on PATH the build puts the pip package's ninja (extra "fast") first."""
+    import types
+
+    from torch.utils import cpp_extension
+
+    seen = {}
+
+    def fake_load(**kwargs):
+        seen["path"] = os.environ["PATH"]
+        seen["flags"] = kwargs["extra_cflags"]
+        return "module"
+
+    monkeypatch.setenv("PATH", "/usr/bin")
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(kmod.shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "ninja", types.SimpleNamespace(BIN_DIR="/opt/pip-ninja/bin"))
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    assert kmod._build() == "module"
+    assert seen["path"].split(os.pathsep)[:2] == ["/opt/pip-ninja/bin", "/usr/bin"]
+    assert "-fopenmp" in seen["flags"] and any(
+        f.startswith("-DCPU_CAPABILITY=") for f in seen["flags"]
+    )
