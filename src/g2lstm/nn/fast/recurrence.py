@@ -27,6 +27,8 @@ outputs zeros.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import torch
 from torch import Tensor
 
@@ -102,7 +104,7 @@ class _Recurrence(torch.autograd.Function):
         mask: Tensor | None,
         plan: GatePlan,
         route: str,
-        kern,
+        kern: ModuleType | None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         steps, batch, _ = x.shape
         hid = plan.hidden
@@ -298,7 +300,7 @@ def _forward_inference(
     mask: Tensor | None,
     plan: GatePlan,
     route: str,
-    kern,
+    kern: ModuleType | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The forward without autograd: nothing saved, gates activated in place."""
     steps, batch, _ = x.shape
