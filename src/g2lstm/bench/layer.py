@@ -144,7 +144,8 @@ def environment(device: str = "cpu") -> dict[str, object]:
         "cpu": cpu,
         "cpu_count": __import__("os").cpu_count(),
         "onednn_gemm": onednn_available(),
-        "cpu_kernel": cpu_kernel() is not None,
+        # building the kernel just to report it would cost a GPU run ~20 s: CPU runs only
+        "cpu_kernel": cpu_kernel() is not None if device == "cpu" else None,
         "mkldnn": torch.backends.mkldnn.is_available(),
     }
     if device == "cuda":

@@ -52,8 +52,8 @@ class GatePlan:
     segments: tuple[Segment, ...]
     noise_cols: tuple[tuple[int, int, int, int], ...]
     st_width: int
-    kernel_kinds: tuple[int, int, int] = (0, 0, 0)
-    kernel_scales: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    kernel_kinds: tuple[int, int, int]
+    kernel_scales: tuple[float, float, float]
 
     @staticmethod
     @functools.lru_cache(maxsize=64)

@@ -166,26 +166,25 @@ class _Recurrence(torch.autograd.Function):
         step_gemm = StepGemm(transpose(w_hh), batch, route)
         dgates = torch.empty_like(gates)
         dy = dy.contiguous()
-        dc = dc_n.clone(memory_format=torch.contiguous_format)  # the kernel writes it
-        if mask is None:
+        dc = dc_n.clone(memory_format=torch.contiguous_format)  # written in place
+        if kern is not None:
+            dh = dh_n.contiguous()  # the kernel adds dy[t] itself
+        elif mask is None:
             dh = dh_n + dy[steps - 1]
         else:
             dh = dh_n.clone()
             maskf = mask.to(dy.dtype)
         dh0 = dh
-        dh_kern = dh_n.contiguous()  # the kernel adds dy[t] itself
         for t in range(steps - 1, -1, -1):
             gt, dgt = gates[t], dgates[t]
             if kern is not None:  # dgates[t] and dc <- dL/dc_{t-1} in one call (dh + dy[t])
                 kern.backward_step(
-                    gt, cs[t + 1], cs[t], dh_kern, dy[t], dc, dgt,
+                    gt, cs[t + 1], cs[t], dh, dy[t], dc, dgt,
                     None if s_buf is None else s_buf[t], None if mask is None else mask[t],
                     plan.kernel_kinds, plan.kernel_scales,
                 )  # fmt: skip
-                dh_kern = step_gemm(dgt)
-                if mask is not None:
-                    dh_kern = torch.where(mask[t], dh_kern, dh)
-                dh = dh0 = dh_kern
+                dh_prev = step_gemm(dgt)
+                dh = dh0 = dh_prev if mask is None else torch.where(mask[t], dh_prev, dh)
                 continue
             i, f, g, o = gt.split(hid, dim=1)
             di, df, dg, do = dgt.split(hid, dim=1)
