@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
-from dataclasses import replace
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
-from g2lstm.errors import ConfigError, ShapeError
+from g2lstm.errors import ShapeError
 from g2lstm.nn.config import GateConfig
 from g2lstm.nn.functional import GateSpec, lstm_step
-from g2lstm.nn.lstm import check_weight_dropout
 from g2lstm.nn.noise import sample_gate_noise
-from g2lstm.nn.recording import GateHook, GateTrace
+from g2lstm.nn.options import G2Options, check_forget_bias, check_weight_dropout
+from g2lstm.nn.recording import GateTrace
 
 __all__ = ["G2LSTMCell"]
 
 
-class G2LSTMCell(nn.LSTMCell):
+class G2LSTMCell(G2Options, nn.LSTMCell):
     """A G2-LSTM cell with ``nn.LSTMCell``'s constructor, parameters and call signature.
 
     Args: ``input_size, hidden_size, bias=True, device=None, dtype=None`` as ``nn.LSTMCell``,
     then the keyword-only G2 options of :class:`~g2lstm.nn.G2LSTM` (``tau``, ``noise_p``,
-    ``noisy_gates``, ``eval_gates``, ``estimator``, ``weight_dropout``, ``forget_bias``).
+    ``noise_schedule``, ``noisy_gates``, ``eval_gates``, ``estimator``, ``eval_temperature``,
+    ``weight_dropout``, ``forget_bias``).
 
-    A cell sees one step at a time, so it draws fresh noise at every call; to hold noise fixed
-    along a sequence (the other schedules), draw it once and pass ``noise=`` to every call.
+    A cell sees one step per call, so each call is a sequence of one step unless the calls
+    run inside ``with cell.noise_scope():``: there ``mask_per_sequence`` and
+    ``noise_per_sequence`` hold their per-sequence draw across calls. Noise can also be
+    drawn by the caller and passed as ``noise=``.
 
     Inputs: ``input`` ``(N, H_in)`` or ``(H_in,)``; ``hx = (h, c)`` each ``(N, H)`` or ``(H,)``,
     zeros when omitted; optional keyword ``noise`` ``(N, len(noisy_gates) * H)``.
@@ -46,22 +44,21 @@ class G2LSTMCell(nn.LSTMCell):
         *,
         tau: float = 0.9,
         noise_p: float = 0.2,
+        noise_schedule: str = "per_step",
         noisy_gates: tuple[str, ...] | str = ("input", "forget"),
         eval_gates: str = "soft",
         estimator: str = "gumbel",
+        eval_temperature: str = "divide",
         weight_dropout: float = 0.0,
         forget_bias: float | None = None,
     ) -> None:
-        gate_config = GateConfig(tau, noise_p, "per_step", noisy_gates, eval_gates, estimator)
-        weight_dropout = check_weight_dropout(weight_dropout)
-        if forget_bias is not None and not math.isfinite(float(forget_bias)):
-            raise ConfigError(f"forget_bias={forget_bias!r} must be a finite number or None")
-        super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
-        self.gate_config = gate_config
-        self.weight_dropout = weight_dropout
-        self.forget_bias = None if forget_bias is None else float(forget_bias)
-        self.generator: torch.Generator | None = None
-        self._gate_hooks: OrderedDict[int, GateHook] = OrderedDict()
+        gate_config = GateConfig(
+            tau, noise_p, noise_schedule, noisy_gates, eval_gates, estimator, eval_temperature
+        )
+        check_weight_dropout(weight_dropout)  # bad G2 options fail before any allocation
+        check_forget_bias(forget_bias)
+        nn.LSTMCell.__init__(self, input_size, hidden_size, bias, device=device, dtype=dtype)
+        self._init_g2(gate_config, weight_dropout, forget_bias)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -73,16 +70,12 @@ class G2LSTMCell(nn.LSTMCell):
                 self.bias_ih[h : 2 * h].fill_(fb)
                 self.bias_hh[h : 2 * h].zero_()
 
-    def set_gate_options(self, **changes: object) -> G2LSTMCell:
-        """Change G2 options in place (validated). Returns ``self``."""
-        self.gate_config = replace(self.gate_config, **changes)  # type: ignore[arg-type]
-        return self
+    def extra_repr(self) -> str:
+        return nn.LSTMCell.extra_repr(self) + self._g2_repr()
 
-    def register_gate_hook(self, hook: GateHook) -> RemovableHandle:
-        """Call ``hook(module, trace)`` after every step (``T = 1`` traces, layer 0)."""
-        handle = RemovableHandle(self._gate_hooks)
-        self._gate_hooks[handle.id] = hook
-        return handle
+    def __setstate__(self, state: dict) -> None:
+        nn.LSTMCell.__setstate__(self, state)
+        self._restore_g2_state()
 
     def forward(  # type: ignore[override]
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, *, noise: Tensor | None = None
@@ -117,8 +110,9 @@ class G2LSTMCell(nn.LSTMCell):
         width = len(spec.rows) * h
         if noise is None and spec.noisy:
             noise = sample_gate_noise(
-                1, n, width, self.gate_config.noise_p, device=x.device, dtype=x.dtype,
-                generator=self.generator,
+                1, n, width, self.gate_config.noise_p, self.gate_config.noise_schedule,
+                device=x.device, dtype=x.dtype, generator=self.generator,
+                hold=self._noise_hold, module="G2LSTMCell",
             )[0]  # fmt: skip
         elif noise is not None:
             if unbatched and noise.dim() == 1:

@@ -63,6 +63,21 @@ class EvalGates(str, enum.Enum):
     SAMPLE = "sample"
 
 
+class EvalTemperature(str, enum.Enum):
+    """Whether soft eval gates keep the temperature.
+
+    - ``DIVIDE``: ``sigmoid(a / tau)``, the noise-free training gate (default; the authors' LM
+      code with ``--divide-temp``).
+    - ``DROP``: ``sigmoid(a)``, the temperature dropped at test time (the authors' MT code,
+      and their LM code without ``--divide-temp``).
+
+    Hard gates ``1[a >= 0]`` are the same either way (``tau > 0`` does not move the sign).
+    """
+
+    DIVIDE = "divide"
+    DROP = "drop"
+
+
 class Estimator(str, enum.Enum):
     """The gradient estimator of the noisy gates in training.
 
@@ -121,6 +136,7 @@ class GateConfig:
         noisy_gates: which of input/forget/output get noise and temperature. Paper: i and f.
         eval_gates: behaviour in eval mode (:class:`EvalGates`).
         estimator: training gradient estimator (:class:`Estimator`).
+        eval_temperature: whether soft eval gates divide by ``tau`` (:class:`EvalTemperature`).
     """
 
     tau: float = 0.9
@@ -129,6 +145,7 @@ class GateConfig:
     noisy_gates: tuple[str, ...] = field(default=("input", "forget"))
     eval_gates: EvalGates = EvalGates.SOFT
     estimator: Estimator = Estimator.GUMBEL
+    eval_temperature: EvalTemperature = EvalTemperature.DIVIDE
 
     def __post_init__(self) -> None:
         try:
@@ -158,6 +175,11 @@ class GateConfig:
         )
         object.__setattr__(self, "eval_gates", _enum(EvalGates, self.eval_gates, "eval_gates"))
         object.__setattr__(self, "estimator", _enum(Estimator, self.estimator, "estimator"))
+        object.__setattr__(
+            self,
+            "eval_temperature",
+            _enum(EvalTemperature, self.eval_temperature, "eval_temperature"),
+        )
         object.__setattr__(self, "noisy_gates", normalize_gates(self.noisy_gates))
 
     @property
@@ -180,4 +202,19 @@ class GateConfig:
             "noisy_gates": list(self.noisy_gates),
             "eval_gates": self.eval_gates.value,
             "estimator": self.estimator.value,
+            "eval_temperature": self.eval_temperature.value,
         }
+
+    def non_default_repr(self) -> str:
+        """``", noise_schedule='...', ..."`` for the options that differ from the defaults."""
+        out = ""
+        for name, default in (
+            ("noise_schedule", NoiseSchedule.PER_STEP),
+            ("eval_gates", EvalGates.SOFT),
+            ("estimator", Estimator.GUMBEL),
+            ("eval_temperature", EvalTemperature.DIVIDE),
+        ):
+            value = getattr(self, name)
+            if value is not default:
+                out += f", {name}={value.value!r}"
+        return out

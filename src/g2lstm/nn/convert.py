@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from g2lstm.errors import CheckpointError
+from g2lstm.nn.config import EvalTemperature
 from g2lstm.nn.fused import scale_gate_rows
 
 if TYPE_CHECKING:
@@ -59,9 +60,11 @@ def g2_from_lstm(cls: type[G2LSTM], lstm: nn.LSTM, **g2_options: object) -> G2LS
 
 
 def lstm_from_g2(g2: G2LSTM) -> nn.LSTM:
-    """``nn.LSTM`` equal to ``g2``'s soft-eval forward (tau folded into the noisy rows)."""
+    """``nn.LSTM`` equal to ``g2``'s soft-eval forward (tau folded into the noisy rows; with
+    ``eval_temperature="drop"`` the weights are copied unscaled)."""
     lstm = nn.LSTM(**_hyper(g2))  # type: ignore[arg-type]
     cfg = g2.gate_config
+    tau = 1.0 if cfg.eval_temperature is EvalTemperature.DROP else cfg.tau
     state = {}
     with torch.no_grad():
         for layer in range(g2.num_layers):
@@ -70,7 +73,7 @@ def lstm_from_g2(g2: G2LSTM) -> nn.LSTM:
                 per = len(names) // (g2.num_layers * g2.num_directions)
                 start = (layer * g2.num_directions + d) * per
                 ws = g2.direction_weights(layer, d)
-                scaled = scale_gate_rows(ws, g2.hidden_size, cfg.gate_rows, cfg.tau, g2.bias)
+                scaled = scale_gate_rows(ws, g2.hidden_size, cfg.gate_rows, tau, g2.bias)
                 for name, w in zip(names[start : start + per], scaled):
                     state[name] = w.detach().clone()
     lstm.load_state_dict(state)

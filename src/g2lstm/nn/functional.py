@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from g2lstm.nn.config import Estimator, EvalGates, GateConfig
+from g2lstm.nn.config import Estimator, EvalGates, EvalTemperature, GateConfig
 
 __all__ = ["GateMode", "GateSpec", "gate_activations", "lstm_step", "straight_through_gate"]
 
@@ -60,6 +60,8 @@ class GateSpec:
             mode = GateMode.HARD
         else:
             mode = GateMode.RELAXED
+            if config.eval_temperature is EvalTemperature.DROP:  # the authors' sigmoid(a)
+                return GateSpec(config.gate_rows, 1.0, mode, noisy)
         return GateSpec(config.gate_rows, config.tau, mode, noisy)
 
     @property

@@ -8,42 +8,27 @@ works both ways and ``isinstance(m, nn.LSTM)`` holds. The G2 options are keyword
 
 from __future__ import annotations
 
-import math
-from collections import OrderedDict
-from dataclasses import replace
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
-from torch.utils.hooks import RemovableHandle
 
-from g2lstm.errors import ConfigError, ShapeError
+from g2lstm.errors import ShapeError
 from g2lstm.nn.backends import run_direction, vendor_spec, vendor_weights
 from g2lstm.nn.config import GateConfig
 from g2lstm.nn.functional import GateSpec
 from g2lstm.nn.fused import fused_lstm_stack
 from g2lstm.nn.noise import sample_gate_noise
-from g2lstm.nn.recording import GateHook, GateTrace
+from g2lstm.nn.options import G2Options, check_forget_bias, check_weight_dropout
+from g2lstm.nn.recording import GateTrace
 from g2lstm.nn.reference import length_mask, repack_like, reverse_padded
 
-__all__ = ["G2LSTM", "check_weight_dropout"]
+__all__ = ["G2LSTM", "check_weight_dropout"]  # check_weight_dropout: compatibility
 
 _State = tuple[Tensor, Tensor]
 
 
-def check_weight_dropout(p: float) -> float:
-    """Validate a DropConnect probability (AWD-LSTM ``wdrop``)."""
-    p = float(p)
-    if not (0.0 <= p < 1.0):
-        raise ConfigError(
-            f"weight_dropout={p!r} is invalid; expected a probability in [0, 1) "
-            "(AWD-LSTM uses 0.5 on the recurrent weights; 0 disables it)"
-        )
-    return p
-
-
-class G2LSTM(nn.LSTM):
+class G2LSTM(G2Options, nn.LSTM):
     r"""Multi-layer G2-LSTM (Li et al., ICML 2018), a drop-in replacement for ``nn.LSTM``.
 
     Each layer computes, per step (paper Eqs. 11-16)::
@@ -75,6 +60,8 @@ class G2LSTM(nn.LSTM):
         noisy_gates: subset of ``("input", "forget", "output")``; default input and forget.
         eval_gates: ``"soft"`` (default), ``"hard"`` or ``"sample"``.
         estimator: ``"gumbel"`` (paper) or ``"straight_through"`` (hard 0/1 forward).
+        eval_temperature: ``"divide"`` (default: soft eval gates ``sigmoid(a / tau)``) or
+            ``"drop"`` (``sigmoid(a)``, as the authors' MT code evaluates).
         weight_dropout: DropConnect probability on every ``weight_hh`` (AWD-LSTM), applied
             functionally in ``forward`` with one mask per call; the parameters stay as they are.
         forget_bias: if set, the forget-gate rows of ``bias_ih`` start at this value and those
@@ -111,14 +98,17 @@ class G2LSTM(nn.LSTM):
         noisy_gates: tuple[str, ...] | str = ("input", "forget"),
         eval_gates: str = "soft",
         estimator: str = "gumbel",
+        eval_temperature: str = "divide",
         weight_dropout: float = 0.0,
         forget_bias: float | None = None,
     ) -> None:
-        gate_config = GateConfig(tau, noise_p, noise_schedule, noisy_gates, eval_gates, estimator)
-        weight_dropout = check_weight_dropout(weight_dropout)
-        if forget_bias is not None and not math.isfinite(float(forget_bias)):
-            raise ConfigError(f"forget_bias={forget_bias!r} must be a finite number or None")
-        super().__init__(
+        gate_config = GateConfig(
+            tau, noise_p, noise_schedule, noisy_gates, eval_gates, estimator, eval_temperature
+        )
+        check_weight_dropout(weight_dropout)  # bad G2 options fail before any allocation
+        check_forget_bias(forget_bias)
+        nn.LSTM.__init__(
+            self,
             input_size,
             hidden_size,
             num_layers,
@@ -130,11 +120,7 @@ class G2LSTM(nn.LSTM):
             device=device,
             dtype=dtype,
         )
-        self.gate_config = gate_config
-        self.weight_dropout = weight_dropout
-        self.forget_bias = None if forget_bias is None else float(forget_bias)
-        #: Optional ``torch.Generator`` used to draw the gate noise (default: global RNG).
-        self.generator: torch.Generator | None = None
+        self._init_g2(gate_config, weight_dropout, forget_bias)
         #: Implementation choice (see :mod:`g2lstm.nn.backends`): ``"auto"`` (fastest exact
         #: path, default), ``"reference"`` (always the readable loop of
         #: :mod:`g2lstm.nn.reference`), ``"fast"``/``"fast-mm"``/``"fast-onednn"`` (force the
@@ -142,7 +128,6 @@ class G2LSTM(nn.LSTM):
         #: the fused CPU step kernel) or ``"fused-hard"`` (opt-in: hard-gate inference on the
         #: vendor kernel, exact except for gates at rounding level).
         self.backend = "auto"
-        self._gate_hooks: OrderedDict[int, GateHook] = OrderedDict()
         self._apply_forget_bias()
 
     # ------------------------------------------------------------------ parameters
@@ -190,43 +175,12 @@ class G2LSTM(nn.LSTM):
         return out
 
     # ------------------------------------------------------------------ options
-    def set_gate_options(self, **changes: object) -> G2LSTM:
-        """Change G2 options in place (validated), e.g. ``set_gate_options(eval_gates="hard")``.
-
-        Returns ``self``. See :func:`g2lstm.nn.with_gate_options` for a copying version.
-        """
-        self.gate_config = replace(self.gate_config, **changes)  # type: ignore[arg-type]
-        return self
-
-    def register_gate_hook(self, hook: GateHook) -> RemovableHandle:
-        """Call ``hook(module, trace)`` with a :class:`GateTrace` per layer and direction.
-
-        While a hook is registered the forward runs the reference loop (the fast paths do not
-        produce the gate values). Returns a handle whose ``remove()`` unregisters it.
-        """
-        handle = RemovableHandle(self._gate_hooks)
-        self._gate_hooks[handle.id] = hook
-        return handle
-
     def extra_repr(self) -> str:
-        s = super().extra_repr()
-        c = self.gate_config
-        s += f", tau={c.tau}, noise_p={c.noise_p}, noisy_gates={c.noisy_gates}"
-        if c.noise_schedule.value != "per_step":
-            s += f", noise_schedule={c.noise_schedule.value!r}"
-        if c.eval_gates.value != "soft":
-            s += f", eval_gates={c.eval_gates.value!r}"
-        if c.estimator.value != "gumbel":
-            s += f", estimator={c.estimator.value!r}"
-        if self.weight_dropout:
-            s += f", weight_dropout={self.weight_dropout}"
-        if self.forget_bias is not None:
-            s += f", forget_bias={self.forget_bias}"
-        return s
+        return nn.LSTM.extra_repr(self) + self._g2_repr()
 
     def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        self.__dict__.setdefault("_gate_hooks", OrderedDict())
+        nn.LSTM.__setstate__(self, state)
+        self._restore_g2_state()
 
     # ------------------------------------------------------------------ forward
     def forward(  # type: ignore[override]
@@ -354,7 +308,7 @@ class G2LSTM(nn.LSTM):
                     noise = sample_gate_noise(
                         steps, batch, width, self.gate_config.noise_p,
                         self.gate_config.noise_schedule, device=x.device, dtype=x.dtype,
-                        generator=self.generator,
+                        generator=self.generator, hold=self._noise_hold, hold_key=k,
                     )  # fmt: skip
                 res = run_direction(
                     x_d, w_ih, b, w_hh, w_hr, h0[k], c0[k], spec, noise, lengths,

@@ -16,9 +16,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from g2lstm.errors import ShapeError
 from g2lstm.nn.config import NoiseSchedule
 
-__all__ = ["logistic_from_uniform", "sample_gate_noise"]
+__all__ = ["NoiseHold", "logistic_from_uniform", "sample_gate_noise"]
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -34,6 +35,30 @@ def logistic_from_uniform(u: Tensor) -> Tensor:
     return u.logit(torch.finfo(u.dtype).eps / 2)
 
 
+class NoiseHold:
+    """Per-sequence noise draws kept across several calls of one module (``noise_scope``).
+
+    A decoder that calls its LSTM once per time step (input feeding, beam search) still
+    gets a per-sequence schedule: the first call of each layer-direction draws the
+    per-sequence part (the mask ``B`` for ``mask_per_sequence``, ``B * L`` for
+    ``noise_per_sequence``) and later calls reuse it. Keys are layer-direction indices.
+    """
+
+    def __init__(self) -> None:
+        self.draws: dict[int, Tensor] = {}
+
+    def get(self, key: int, batch: int, width: int, module: str) -> Tensor | None:
+        """The held draw for ``key`` (``(1, batch, width)``), or ``None`` if none yet."""
+        held = self.draws.get(key)
+        if held is not None and tuple(held.shape[1:]) != (batch, width):
+            raise ShapeError(
+                f"{module}: noise_scope holds per-sequence noise for batch {held.shape[1]}, "
+                f"but this call has batch {batch}; open a new noise_scope() per batch of "
+                "sequences"
+            )
+        return held
+
+
 def sample_gate_noise(
     steps: int,
     batch: int,
@@ -44,6 +69,9 @@ def sample_gate_noise(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     generator: torch.Generator | None = None,
+    hold: NoiseHold | None = None,
+    hold_key: int = 0,
+    module: str = "G2LSTM",
 ) -> Tensor:
     """Draw the additive gate noise ``B * L`` for one layer and direction.
 
@@ -56,6 +84,8 @@ def sample_gate_noise(
         p: probability ``P(B = 1)`` that a value receives noise, in ``[0, 1]``.
         schedule: when to redraw along the sequence (:class:`NoiseSchedule`).
         generator: optional ``torch.Generator`` for reproducible draws.
+        hold, hold_key: with a :class:`NoiseHold`, the per-sequence part of the schedule is
+            drawn once per ``hold_key`` and reused by later calls (see ``noise_scope``).
 
     Returns:
         Tensor of shape ``(T, N, width)``; exactly zero where ``B = 0``. With
@@ -68,13 +98,18 @@ def sample_gate_noise(
     schedule = NoiseSchedule(schedule)
     if schedule is NoiseSchedule.PER_STEP:
         v = torch.rand(steps, batch, width, **kw)
-        noise = _one_draw(v, p)
-    elif schedule is NoiseSchedule.NOISE_PER_SEQUENCE:
-        v = torch.rand(1, batch, width, **kw)
-        noise = _one_draw(v, p).expand(steps, batch, width)
+        return _one_draw(v, p).to(dtype)
+    held = None if hold is None else hold.get(hold_key, batch, width, module)
+    if schedule is NoiseSchedule.NOISE_PER_SEQUENCE:
+        if held is None:
+            held = _one_draw(torch.rand(1, batch, width, **kw), p)
+        noise = held.expand(steps, batch, width)
     else:  # MASK_PER_SEQUENCE: B once per sequence, U fresh every step.
-        mask = torch.rand(1, batch, width, **kw) < p
-        noise = logistic_from_uniform(torch.rand(steps, batch, width, **kw)) * mask
+        if held is None:
+            held = torch.rand(1, batch, width, **kw) < p
+        noise = logistic_from_uniform(torch.rand(steps, batch, width, **kw)) * held
+    if hold is not None:
+        hold.draws[hold_key] = held
     return noise.to(dtype)
 
 
