@@ -1,11 +1,12 @@
 """Fast implementations of one G2-LSTM layer-direction (chosen by :mod:`g2lstm.nn.backends`).
 
-- :func:`recurrence_fast`: a ``torch.autograd.Function`` with a hand-written backward in the
-  structure of haste's kernels; GEMMs on oneDNN (CPU float32) or ``torch.mm``.
-- :mod:`g2lstm.nn.fast.gemm`: the two GEMM routes and the capability probe of the private
-  oneDNN op.
-- :mod:`g2lstm.nn.fast.kernel`: the fused C++ step kernel for CPU (built just in time,
-  optional: without it each step's pointwise ops run as ATen ops).
+- :func:`recurrence_fast`: the entry point; calls the custom operators of
+  :mod:`g2lstm.nn.fast.ops` (``g2lstm::recurrence_train`` / ``_backward`` / ``_inference``),
+  which run the loops of :mod:`g2lstm.nn.fast.loop` in the structure of haste's kernels.
+- :mod:`g2lstm.nn.fast.steps`: one time step's pointwise work behind one signature: the fused
+  C++ CPU kernel (:mod:`g2lstm.nn.fast.kernel`, built just in time, optional), the fused
+  Triton kernel (:mod:`g2lstm.nn.fast.triton_step`, CUDA), or ATen ops.
+- :mod:`g2lstm.nn.fast.gemm`: the GEMM routes (MKL packed, oneDNN, ``torch.mm``/cuBLAS).
 
 Imports torch alone.
 """
@@ -14,6 +15,15 @@ from __future__ import annotations
 
 from g2lstm.nn.fast.gemm import ROUTES, onednn_available, resolve_route
 from g2lstm.nn.fast.plan import GatePlan
-from g2lstm.nn.fast.recurrence import recurrence_fast
+from g2lstm.nn.fast.recurrence import POINTWISE, recurrence_fast
+from g2lstm.nn.fast.steps import STEPS
 
-__all__ = ["ROUTES", "GatePlan", "onednn_available", "recurrence_fast", "resolve_route"]
+__all__ = [
+    "POINTWISE",
+    "ROUTES",
+    "STEPS",
+    "GatePlan",
+    "onednn_available",
+    "recurrence_fast",
+    "resolve_route",
+]

@@ -1,0 +1,211 @@
+"""The time loops of the fast recurrence, driven by one :class:`~g2lstm.nn.fast.steps.Step`.
+
+Computed in the structure of haste's kernels (``shared/docs/perf.md`` §1a, §3):
+
+- forward: one GEMM projects the input of all ``T`` steps and the gate noise is added to it
+  in one pass; each step then does one GEMM ``h W_hh^T + b`` and one call of the step
+  implementation (paper Eqs. 11-16), which keeps the activated gates for the backward;
+- backward: each step does one step-implementation call plus one GEMM ``dG_t W_hh``; three
+  large GEMMs over all steps then give ``dW_ih``, ``dW_hh`` and ``dx``.
+
+Variable lengths follow the reference: where ``t >= length`` a sequence keeps its state and
+outputs zeros. The loops allocate nothing per step beyond the GEMM's output, never read a
+value back to the host, and branch only on shapes and options, so a CUDA graph can capture
+them. These are plain functions on tensors (no autograd); :mod:`g2lstm.nn.fast.ops` wraps
+them as custom operators.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from g2lstm.nn.fast.gemm import StepGemm, linear, transpose, weight_grad
+from g2lstm.nn.fast.plan import GatePlan
+from g2lstm.nn.fast.steps import Step
+
+__all__ = ["backward", "forward_inference", "forward_train", "input_projection"]
+
+
+def input_projection(
+    x: Tensor, w_ih: Tensor, noise: Tensor | None, plan: GatePlan, route: str
+) -> Tensor:
+    """``x W_ih^T`` (+ the gate noise ``B L`` on the noisy columns) for all steps:
+    ``(T, N, 4H)``, contiguous. The bias is added per step, with ``h W_hh^T``."""
+    steps, batch, feat = x.shape
+    pre = linear(x.reshape(steps * batch, feat), w_ih, None, route).view(steps, batch, -1)
+    if noise is not None:
+        for g_lo, g_hi, n_lo, n_hi in plan.noise_cols:
+            pre[..., g_lo:g_hi].add_(noise[..., n_lo:n_hi])
+    return pre
+
+
+def forward_train(
+    x: Tensor,
+    w_ih: Tensor,
+    bias: Tensor | None,
+    w_hh: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    noise: Tensor | None,
+    mask: Tensor | None,
+    plan: GatePlan,
+    route: str,
+    step: Step,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Forward that keeps what the backward needs.
+
+    Args:
+        x: ``(T, N, H_in)``; w_ih ``(4H, H_in)``; bias ``(4H,)`` or ``None``; w_hh ``(4H, H)``;
+        h0, c0: ``(N, H)``; noise: ``(T, N, len(rows) * H)`` or ``None``; mask: ``(T, N, 1)``
+        bool or ``None``.
+
+    Returns:
+        ``(y, h_n, c_n, gates, cs, hs, s_buf)``: output ``(T, N, H)``, final states, activated
+        gates ``(T, N, 4H)``, cell states ``c_0..c_T`` ``(T+1, N, H)``, hidden states
+        ``h_0..h_T`` ``(T+1, N, H)`` when masked (else an empty tensor: ``y`` holds them), the
+        straight-through side buffer ``(T, N, st_width)`` (empty when unused).
+    """
+    steps, batch, _ = x.shape
+    hid = plan.hidden
+    pre = input_projection(x, w_ih, noise, plan, route)
+    cs = x.new_empty(steps + 1, batch, hid)
+    cs[0] = c0
+    s_buf = x.new_empty(steps, batch, plan.st_width)
+    if mask is None:
+        y, hs = x.new_empty(steps, batch, hid), None
+    else:
+        y, hs = None, x.new_empty(steps + 1, batch, hid)
+        hs[0] = h0
+    h = h0.contiguous()
+    gemm = StepGemm(w_hh, batch, route, bias)
+    for t in range(steps):
+        h_out = y[t] if hs is None else hs[t + 1]  # type: ignore[index]
+        step.forward(
+            pre[t], gemm(h), cs[t], None if hs is None else hs[t], cs[t + 1], h_out, None,
+            s_buf[t] if plan.st_width else None, None if mask is None else mask[t], True,
+        )  # fmt: skip
+        h = h_out
+    if hs is not None:
+        y = hs[1:] * mask
+        h_n = hs[steps].clone()
+    else:
+        h_n = y[steps - 1].clone()  # type: ignore[index]
+    return y, h_n, cs[steps].clone(), pre, cs, x.new_empty(0) if hs is None else hs, s_buf
+
+
+def forward_inference(
+    x: Tensor,
+    w_ih: Tensor,
+    bias: Tensor | None,
+    w_hh: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    noise: Tensor | None,
+    mask: Tensor | None,
+    plan: GatePlan,
+    route: str,
+    step: Step,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The forward without autograd: nothing kept, states updated in buffers of their own.
+
+    Same arguments as :func:`forward_train`; returns ``(y, h_n, c_n)``.
+    """
+    steps, batch, _ = x.shape
+    pre = input_projection(x, w_ih, noise, plan, route)
+    y = x.new_empty(steps, batch, plan.hidden)
+    c = c0.clone(memory_format=torch.contiguous_format)  # updated in place
+    h = h0.contiguous() if mask is None else h0.clone(memory_format=torch.contiguous_format)
+    gemm = StepGemm(w_hh, batch, route, bias, cache=True)
+    h_buf = None if mask is None else torch.empty_like(h)
+    for t in range(steps):
+        if mask is None:  # h_t is written straight into y[t]
+            step.forward(pre[t], gemm(h), c, None, c, y[t], None, None, None, False)
+            h = y[t]
+        else:
+            step.forward(pre[t], gemm(h), c, h, c, h_buf, y[t], None, mask[t], False)  # type: ignore[arg-type]
+            h, h_buf = h_buf, h  # type: ignore[assignment]
+    return y, h.clone() if mask is None else h, c
+
+
+def backward(
+    dy: Tensor,
+    dh_n: Tensor,
+    dc_n: Tensor,
+    x: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    h0: Tensor,
+    gates: Tensor,
+    cs: Tensor,
+    hbuf: Tensor,
+    s_buf: Tensor,
+    mask: Tensor | None,
+    plan: GatePlan,
+    route: str,
+    step: Step,
+    needs: tuple[bool, bool, bool, bool, bool, bool],
+) -> tuple[Tensor | None, ...]:
+    """Gradients of :func:`forward_train` with respect to ``(x, w_ih, bias, w_hh, h0, c0)``.
+
+    ``hbuf`` is ``y`` (no mask) or the states ``h_0..h_T`` (masked); ``needs`` says which
+    gradients to compute (``None`` for the others).
+    """
+    steps, batch, feat = x.shape
+    hid = plan.hidden
+    # dh_{t-1} = dG_t W_hh = dG_t (W_hh^T)^T: a "linear" with weight W_hh^T, packed once
+    gemm = StepGemm(transpose(w_hh), batch, route)
+    dgates = torch.empty_like(gates)
+    dy = dy.contiguous()
+    dc = dc_n.clone(memory_format=torch.contiguous_format)  # dL/dc, updated in place
+    dh = dh_n.contiguous()
+    st = plan.st_width > 0
+    for t in range(steps - 1, -1, -1):
+        m = None if mask is None else mask[t]
+        step.backward(
+            gates[t], cs[t + 1], cs[t], dh, dy[t], dc, dgates[t], s_buf[t] if st else None, m
+        )
+        dh_prev = gemm(dgates[t])
+        dh = dh_prev if m is None else torch.where(m, dh_prev, dh)
+    dg2 = dgates.view(steps * batch, 4 * hid)
+    dg_t = transpose(dg2) if route == "onednn" and (needs[1] or needs[3]) else None
+    dx = dw_ih = db = dw_hh = None
+    if needs[0]:
+        if route == "onednn":
+            dx = linear(dg2, transpose(w_ih), None, route).view(steps, batch, feat)
+        else:
+            dx = torch.mm(dg2, w_ih).view(steps, batch, feat)
+    if needs[1]:
+        dw_ih = weight_grad(dg2, x.reshape(steps * batch, feat), route, grad_t=dg_t)
+    if needs[2]:
+        db = dg2.sum(0)
+    if needs[3]:
+        dw_hh = _recurrent_weight_grad(dgates, dg_t, h0, hbuf, mask is None, route)
+    return dx, dw_ih, db, dw_hh, dh if needs[4] else None, dc if needs[5] else None
+
+
+def _recurrent_weight_grad(
+    dgates: Tensor, dg_t: Tensor | None, h0: Tensor, hbuf: Tensor, is_output: bool, route: str
+) -> Tensor:
+    """``sum_t dG_t^T h_{t-1}``: ``(4H, H)``.
+
+    ``hbuf`` is the output ``y = h_1..h_T`` (``is_output``) or the states ``h_0..h_T``.
+    """
+    steps, batch, four_h = dgates.shape
+    hid = hbuf.shape[-1]
+    rows = steps * batch
+    if route == "onednn":
+        hp_t = dgates.new_empty(hid, rows)  # h_{t-1} for all t, transposed: (H, T N)
+        if is_output:
+            hp_t[:, :batch] = h0.t()
+            hp_t[:, batch:] = hbuf[: steps - 1].reshape(-1, hid).t()
+        else:
+            hp_t.copy_(hbuf[:steps].reshape(rows, hid).t())
+        return weight_grad(dgates.view(rows, four_h), None, route, grad_t=dg_t, inp_t=hp_t)
+    if not is_output:
+        return torch.mm(dgates.view(rows, four_h).t(), hbuf[:steps].reshape(rows, hid))
+    out = torch.mm(dgates[0].t(), h0)
+    if steps > 1:
+        rest = dgates[1:].reshape(-1, four_h)
+        out.addmm_(rest.t(), hbuf[: steps - 1].reshape(-1, hid))
+    return out
