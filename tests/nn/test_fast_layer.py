@@ -74,14 +74,12 @@ def test_layer_fast_equals_reference(name, backend, dtype):
 
 def test_dispatcher_choices():
     x32, x64 = torch.zeros(3, 2, 4), torch.zeros(3, 2, 4, dtype=torch.float64)
-    onednn = "onednn" if gemm.onednn_available() else "torch"
-    auto = onednn if gemm.preferred_cpu_route() == "onednn" else "torch"
-    assert backends.choose(x32, None) == backends.Choice("fast", auto)
-    assert backends.choose(x32, None, backend="fast-onednn") == backends.Choice("fast", onednn)
-    assert backends.choose(x64, None, backend="fast-onednn") == backends.Choice("fast", "torch")
-    assert backends.choose(x64, None) == backends.Choice("fast", "torch")
+    # routes and steps are passed on unresolved: the operator resolves them when it runs
+    assert backends.choose(x32, None) == backends.Choice("fast", "auto")
+    assert backends.choose(x32, None, backend="fast-onednn") == backends.Choice("fast", "onednn")
+    assert backends.choose(x64, None) == backends.Choice("fast", "auto")
     assert backends.choose(x32, None, backend="fast-mm") == backends.Choice("fast", "torch")
-    aten = backends.Choice("fast", auto, pointwise="aten")
+    aten = backends.Choice("fast", "auto", pointwise="aten")
     assert backends.choose(x32, None, backend="fast-aten") == aten
     assert backends.choose(x32, None, backend="reference").impl == "reference"
     rec = backends.choose(x32, None, record=True)
@@ -93,6 +91,39 @@ def test_dispatcher_choices():
         backends.choose(x32, torch.zeros(2, 3), backend="fast")
     with pytest.raises(ConfigError, match="backend="):
         backends.choose(x32, None, backend="cudnn")
+    # what "auto" resolves to inside the operator
+    onednn = "onednn" if gemm.onednn_available() else "torch"
+    auto = onednn if gemm.preferred_cpu_route() == "onednn" else "torch"
+    assert gemm.resolve_route(x32, "auto") == auto
+    assert gemm.resolve_route(x64, "onednn") == "torch"
+
+
+def test_backend_strings_are_implementation_combinations():
+    """The legacy single-string ``backend`` keeps working: each value is one combination of
+    the independent choices, and reads back as the same string."""
+    from g2lstm.nn.backends import BACKENDS, Implementation
+
+    model = G2LSTM(4, 5)
+    assert model.backend == "auto" and model.implementation == Implementation()
+    for name, impl in BACKENDS.items():
+        model.backend = name
+        assert model.implementation == impl and model.backend == name
+    model.backend = Implementation(algorithm="fast", step="aten")
+    assert model.backend == "fast-aten"
+    combo = Implementation(gemm="onednn", step="aten")  # no legacy name
+    model.backend = combo
+    assert model.backend == combo
+    with pytest.raises(ConfigError, match="backend='cudnn'"):
+        model.backend = "cudnn"
+    with pytest.raises(ConfigError, match="step='cuda'"):
+        Implementation(step="cuda")
+    # old pickles stored the string attribute
+    state = model.__dict__.copy()
+    state.pop("implementation")
+    state["backend"] = "fast-mm"
+    fresh = G2LSTM.__new__(G2LSTM)
+    fresh.__setstate__(state)
+    assert fresh.implementation == BACKENDS["fast-mm"]
 
 
 def test_layer_uses_fast_path_when_supported(monkeypatch):
@@ -106,7 +137,7 @@ def test_layer_uses_fast_path_when_supported(monkeypatch):
     monkeypatch.setattr(backends, "recurrence_fast", spy)
     model = G2LSTM(IN, H, num_layers=2, bidirectional=True).train()
     model(torch.randn(T, N, IN))
-    assert len(calls) == 4 and set(calls) <= {"torch", "onednn"}
+    assert calls == ["auto"] * 4  # resolved inside the operator
     calls.clear()
     seen = []
     model.register_gate_hook(lambda m, trace: seen.append(trace))

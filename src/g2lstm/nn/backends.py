@@ -1,32 +1,32 @@
 """Choice of the implementation that runs one layer-direction of G2-LSTM.
 
-Every backend computes exactly what :func:`g2lstm.nn.reference.recurrence_reference` computes
-(same noise in, same numbers out, up to floating-point rounding) and is tested against it.
+Every implementation computes exactly what :func:`g2lstm.nn.reference.recurrence_reference`
+computes (same noise in, same numbers out, up to floating-point rounding) and is tested
+against it. The choice has three independent parts, :class:`Implementation`:
 
-``G2LSTM.backend`` (and the ``backend`` argument here) is one of:
+- ``algorithm``: ``"auto"`` (default: the fast recurrence, :func:`g2lstm.nn.fast.recurrence_fast`,
+  whenever it supports the pass, else the reference loop, see :func:`choose`), ``"fast"``
+  (the fast recurrence or a :class:`~g2lstm.errors.ConfigError` naming the option it does
+  not support: for benchmarks and tests that must not silently fall back), ``"reference"``
+  (always the readable loop).
+- ``gemm``: the fast recurrence's GEMM route: ``"auto"`` (measured/preferred per machine),
+  ``"torch"`` (``torch.mm``: MKL packed on CPU, cuBLAS on GPU) or ``"onednn"`` (the private
+  oneDNN op, CPU float32; falls back to ``torch.mm`` where it cannot run).
+  See :mod:`g2lstm.nn.fast.gemm`.
+- ``step``: how each step's pointwise work runs: ``"auto"``, ``"kernel"`` (fused C++, CPU),
+  ``"triton"`` (fused Triton, CUDA) or ``"aten"`` (ATen ops). See :mod:`g2lstm.nn.fast.steps`;
+  ``$G2LSTM_STEP`` overrides it.
+- ``hard``: ``"exact"`` (default: hard-gate inference ``1[a >= 0]`` on the fast recurrence)
+  or ``"fused"`` (opt-in: the whole stack on the vendor kernel with the noisy gates' rows of
+  every weight and bias multiplied by ``2**60``, :func:`vendor_spec`. A power of two scales
+  exactly, so the kernel computes ``sigmoid(2**60 * a)``, which is exactly ``1[a >= 0]`` for
+  ``|a| >= ~7.6e-17``; it is ``0.5`` at ``a == 0`` and fractional for ``0 < |a| < 7.6e-17``,
+  and ``a`` is summed in the kernel's order, so gates whose ``|a|`` is at rounding level can
+  flip. Same speed as ``nn.LSTM``).
 
-- ``"auto"`` (default): the fast path (:func:`g2lstm.nn.fast.recurrence_fast`) whenever it
-  supports the pass, else the reference loop (see :func:`choose`). Its GEMMs run on
-  ``torch.mm`` (MKL on CPU, cuBLAS on GPU), or on oneDNN for CPU float32 where that is the
-  faster library (:func:`g2lstm.nn.fast.gemm.preferred_cpu_route`: AMD CPUs, or
-  ``G2LSTM_GEMM_ROUTE=onednn``).
-- ``"reference"``: always the readable loop.
-- ``"fast"``: the fast path, or a :class:`~g2lstm.errors.ConfigError` naming the option
-  it does not support (for benchmarks and tests that must not silently fall back).
-- ``"fused-hard"`` (opt-in): like ``"auto"``, except that hard-gate inference
-  (``eval_gates="hard"``) runs the whole stack on the vendor kernel with the noisy gates'
-  rows of every weight and bias multiplied by ``2**60`` (:func:`vendor_spec`). A power of
-  two scales exactly, so the kernel computes ``sigmoid(2**60 * a)``, which is exactly
-  ``1[a >= 0]`` for ``|a| >= ~7.6e-17``; it is ``0.5`` at ``a == 0`` and fractional for
-  ``0 < |a| < 7.6e-17``, and ``a`` is summed in the kernel's order (rounding-level
-  differences from the other paths flip gates whose ``|a|`` is at rounding level). Same
-  speed as ``nn.LSTM``; the default hard path is the exact fast forward.
-- ``"fast-mm"`` / ``"fast-onednn"``: like ``"fast"`` with every GEMM on ``torch.mm`` /
-  on the private oneDNN op (the latter still falls back to ``torch.mm`` where oneDNN cannot
-  run: not CPU float32, or its capability probe failed).
-- ``"fast-aten"``: like ``"fast"`` with each step's pointwise ops as ATen ops, never the
-  fused CPU kernel (:mod:`g2lstm.nn.fast.kernel`), which ``"auto"`` and ``"fast"`` use for
-  CPU float32/float64 whenever it could be built.
+``G2LSTM.backend`` still takes the older single strings, each one a combination of the
+above (:data:`BACKENDS`): ``"auto"``, ``"reference"``, ``"fast"``, ``"fast-mm"`` (gemm
+torch), ``"fast-onednn"``, ``"fast-aten"`` (step aten), ``"fused-hard"`` (hard fused).
 
 The fast path does not support: gate recording (hooks need the per-step gate values; the
 reference runs while one is registered), projections (``proj_size > 0``), empty sequences
@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from g2lstm.errors import ConfigError
-from g2lstm.nn.fast import recurrence_fast, resolve_route
+from g2lstm.nn.fast import ROUTES, STEPS, recurrence_fast
 from g2lstm.nn.functional import GateMode, GateSpec
 from g2lstm.nn.fused import row_scale, scale_gate_rows
 from g2lstm.nn.reference import RecurrenceOutput, recurrence_reference
@@ -53,13 +53,70 @@ __all__ = [
     "BACKENDS",
     "FUSED_HARD_SCALE",
     "Choice",
+    "Implementation",
     "choose",
     "run_direction",
     "vendor_spec",
     "vendor_weights",
 ]
 
-BACKENDS = ("auto", "reference", "fast", "fast-mm", "fast-onednn", "fast-aten", "fused-hard")
+ALGORITHMS = ("auto", "fast", "reference")
+HARD = ("exact", "fused")
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """How ``G2LSTM`` runs (see the module docstring); validated at construction."""
+
+    algorithm: str = "auto"
+    gemm: str = "auto"
+    step: str = "auto"
+    hard: str = "exact"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("algorithm", ALGORITHMS),
+            ("gemm", ("auto", *ROUTES)),
+            ("step", STEPS),
+            ("hard", HARD),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"implementation {name}={getattr(self, name)!r} is not valid; expected one "
+                    f"of {', '.join(map(repr, allowed))}"
+                )
+
+    @staticmethod
+    def parse(value: str | Implementation) -> Implementation:
+        """An :class:`Implementation` from itself or from a legacy ``backend`` string."""
+        if isinstance(value, Implementation):
+            return value
+        if value not in BACKENDS:
+            raise ConfigError(
+                f"backend={value!r} is not valid; expected one of "
+                f"{', '.join(map(repr, BACKENDS))} or an Implementation(...)"
+            )
+        return BACKENDS[value]
+
+    @property
+    def legacy_name(self) -> str | None:
+        """The ``backend`` string naming this combination, or ``None`` if there is none."""
+        for name, impl in BACKENDS.items():
+            if impl == self:
+                return name
+        return None
+
+
+#: The legacy single-string ``backend`` values and the combination each one names.
+BACKENDS: dict[str, Implementation] = {
+    "auto": Implementation(),
+    "reference": Implementation(algorithm="reference"),
+    "fast": Implementation(algorithm="fast"),
+    "fast-mm": Implementation(algorithm="fast", gemm="torch"),
+    "fast-onednn": Implementation(algorithm="fast", gemm="onednn"),
+    "fast-aten": Implementation(algorithm="fast", step="aten"),
+    "fused-hard": Implementation(hard="fused"),
+}
 
 #: Row factor of the noisy gates in the opt-in ``"fused-hard"`` path (a power of two).
 FUSED_HARD_SCALE = 2.0**60
@@ -71,11 +128,10 @@ class Choice:
 
     Attributes:
         impl: ``"fast"`` or ``"reference"``.
-        route: GEMM route of the fast path (``"onednn"`` or ``"torch"``), ``None`` for the
-            reference.
+        route: GEMM route asked of the fast path (``"auto"``, ``"onednn"`` or ``"torch"``;
+            resolved when the operator runs), ``None`` for the reference.
         reason: why the reference was chosen (empty for the fast path).
-        pointwise: how the fast path runs each step's pointwise ops (``"auto"``: the fused
-            kernel when available, ``"aten"``: ATen ops).
+        pointwise: the step implementation asked of the fast path (one of ``STEPS``).
     """
 
     impl: str
@@ -84,20 +140,23 @@ class Choice:
     pointwise: str = "auto"
 
 
-def vendor_spec(spec: GateSpec, backend: str, dtype: torch.dtype) -> GateSpec | None:
+def vendor_spec(
+    spec: GateSpec, backend: str | Implementation, dtype: torch.dtype
+) -> GateSpec | None:
     """The spec with which ``G2LSTM`` runs the whole stack on ``torch._VF.lstm``, or ``None``.
 
     Noise-free soft passes: ``spec`` itself (tau folded into the weights, exact). Hard-gate
-    inference with ``backend="fused-hard"`` (float32/64, bfloat16): the noisy rows scaled by
+    inference with ``hard="fused"`` (float32/64, bfloat16): the noisy rows scaled by
     :data:`FUSED_HARD_SCALE` (see the module docstring). Otherwise ``None`` (per-direction
     path).
     """
-    if backend == "reference":
+    impl = Implementation.parse(backend)
+    if impl.algorithm == "reference":
         return None
     if spec.is_plain_lstm_scaled:
         return spec
     fused_ok = dtype in (torch.float32, torch.float64, torch.bfloat16)
-    if backend == "fused-hard" and spec.mode is GateMode.HARD and not spec.noisy and fused_ok:
+    if impl.hard == "fused" and spec.mode is GateMode.HARD and not spec.noisy and fused_ok:
         return replace(spec, mode=GateMode.RELAXED, tau=1.0 / FUSED_HARD_SCALE)
     return None
 
@@ -118,7 +177,8 @@ def vendor_weights(ws: list[Tensor], hidden: int, spec: GateSpec, has_bias: bool
     runs inside autograd as before.
     """
     grad = torch.is_grad_enabled() and any(w.requires_grad for w in ws)
-    if grad or spec.tau == 1.0 or not spec.rows:
+    traced = torch.compiler.is_compiling() or torch.jit.is_tracing()  # no cache in graphs
+    if grad or traced or spec.tau == 1.0 or not spec.rows:
         return scale_gate_rows(ws, hidden, spec.rows, spec.tau, has_bias)
     n_scaled = 4 if has_bias else 2
     out = list(ws)
@@ -144,14 +204,19 @@ def vendor_weights(ws: list[Tensor], hidden: int, spec: GateSpec, has_bias: bool
 
 
 def choose(
-    x: Tensor, w_hr: Tensor | None, *, record: bool = False, backend: str = "auto"
+    x: Tensor,
+    w_hr: Tensor | None,
+    *,
+    record: bool = False,
+    backend: str | Implementation = "auto",
 ) -> Choice:
-    """Pick the implementation for input ``x (T, N, H_in)`` and these options."""
-    if backend not in BACKENDS:
-        raise ConfigError(
-            f"backend={backend!r} is not valid; expected one of {', '.join(map(repr, BACKENDS))}"
-        )
-    if backend == "reference":
+    """Pick the implementation for input ``x (T, N, H_in)`` and these options.
+
+    Looks only at shapes, dtypes and options (traceable); the GEMM route and the step
+    implementation are resolved later, inside the operator.
+    """
+    impl = Implementation.parse(backend)
+    if impl.algorithm == "reference":
         return Choice("reference", reason="backend='reference'")
     reason = ""
     if record:
@@ -163,17 +228,14 @@ def choose(
     elif not torch.is_floating_point(x):
         reason = f"dtype {x.dtype}"
     if reason:
-        if backend not in ("auto", "fused-hard"):
+        if impl.algorithm == "fast":
             raise ConfigError(
-                f"backend={backend!r}: the fast path does not support {reason}; "
-                "use backend='auto' (falls back to the reference loop) or 'reference'"
+                f"backend={impl.legacy_name or impl!r}: the fast path does not support "
+                f"{reason}; use algorithm 'auto' (falls back to the reference loop) or "
+                "'reference'"
             )
         return Choice("reference", reason=reason)
-    if backend == "fused-hard":
-        backend = "auto"
-    route = {"fast-mm": "torch", "fast-onednn": "onednn"}.get(backend, "auto")
-    pointwise = "aten" if backend == "fast-aten" else "auto"
-    return Choice("fast", resolve_route(x, route), pointwise=pointwise)
+    return Choice("fast", impl.gemm, pointwise=impl.step)
 
 
 def run_direction(
@@ -189,7 +251,7 @@ def run_direction(
     lengths: Tensor | None,
     *,
     record: bool = False,
-    backend: str = "auto",
+    backend: str | Implementation = "auto",
 ) -> RecurrenceOutput:
     """Run one layer-direction over a time-major ``(T, N, H_in)`` input.
 
@@ -203,9 +265,9 @@ def run_direction(
     """
     choice = choose(x, w_hr, record=record, backend=backend)
     if choice.impl == "fast":
-        route = choice.route or "torch"
         return recurrence_fast(
-            x, w_ih, bias, w_hh, h0, c0, spec, noise, lengths, route, choice.pointwise
-        )
+            x, w_ih, bias, w_hh, h0, c0, spec, noise, lengths, choice.route or "auto",
+            choice.pointwise,
+        )  # fmt: skip
     xw = F.linear(x, w_ih, bias)  # input projection for all steps at once
     return recurrence_reference(xw, h0, c0, w_hh, w_hr, spec, noise, lengths, record)

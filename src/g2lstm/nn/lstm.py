@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from g2lstm.errors import ShapeError
-from g2lstm.nn.backends import run_direction, vendor_spec, vendor_weights
+from g2lstm.nn.backends import Implementation, run_direction, vendor_spec, vendor_weights
 from g2lstm.nn.config import GateConfig
 from g2lstm.nn.functional import GateSpec
 from g2lstm.nn.fused import fused_lstm_stack
@@ -121,13 +121,9 @@ class G2LSTM(G2Options, nn.LSTM):
             dtype=dtype,
         )
         self._init_g2(gate_config, weight_dropout, forget_bias)
-        #: Implementation choice (see :mod:`g2lstm.nn.backends`): ``"auto"`` (fastest exact
-        #: path, default), ``"reference"`` (always the readable loop of
-        #: :mod:`g2lstm.nn.reference`), ``"fast"``/``"fast-mm"``/``"fast-onednn"`` (force the
-        #: fast recurrence and its GEMM route), ``"fast-aten"`` (the fast recurrence without
-        #: the fused CPU step kernel) or ``"fused-hard"`` (opt-in: hard-gate inference on the
-        #: vendor kernel, exact except for gates at rounding level).
-        self.backend = "auto"
+        #: How the layer runs (:class:`~g2lstm.nn.backends.Implementation`: algorithm, GEMM
+        #: route, step implementation, hard-gate path); ``backend`` sets it from one string.
+        self.implementation = Implementation()
         self._apply_forget_bias()
 
     # ------------------------------------------------------------------ parameters
@@ -147,6 +143,18 @@ class G2LSTM(G2Options, nn.LSTM):
                     getattr(self, name)[h : 2 * h].fill_(fb)
                 elif name.startswith("bias_hh"):
                     getattr(self, name)[h : 2 * h].zero_()
+
+    @property
+    def backend(self) -> str | Implementation:
+        """The implementation as its legacy single string when it has one (``"auto"``,
+        ``"reference"``, ``"fast"``, ``"fast-mm"``, ``"fast-onednn"``, ``"fast-aten"``,
+        ``"fused-hard"``), else the :class:`~g2lstm.nn.backends.Implementation` itself.
+        Setting it accepts either."""
+        return self.implementation.legacy_name or self.implementation
+
+    @backend.setter
+    def backend(self, value: str | Implementation) -> None:
+        self.implementation = Implementation.parse(value)
 
     @property
     def num_directions(self) -> int:
@@ -179,8 +187,11 @@ class G2LSTM(G2Options, nn.LSTM):
         return nn.LSTM.extra_repr(self) + self._g2_repr()
 
     def __setstate__(self, state: dict) -> None:
+        legacy = state.pop("backend", None)  # pickled by versions with a string attribute
         nn.LSTM.__setstate__(self, state)
         self._restore_g2_state()
+        if "implementation" not in self.__dict__:
+            self.implementation = Implementation.parse(legacy or "auto")
 
     # ------------------------------------------------------------------ forward
     def forward(  # type: ignore[override]
@@ -211,7 +222,7 @@ class G2LSTM(G2Options, nn.LSTM):
             )
         h0, c0 = self._initial_state(hx, batch, unbatched, ref_tensor)
         weights = self._forward_weights()
-        vendor = vendor_spec(spec, self.backend, ref_tensor.dtype)
+        vendor = vendor_spec(spec, self.implementation, ref_tensor.dtype)
         if vendor is not None and not self._gate_hooks:
             out, h_n, c_n = self._forward_vendor(input, h0, c0, weights, vendor, unbatched)
         else:
@@ -312,7 +323,7 @@ class G2LSTM(G2Options, nn.LSTM):
                     )  # fmt: skip
                 res = run_direction(
                     x_d, w_ih, b, w_hh, w_hr, h0[k], c0[k], spec, noise, lengths,
-                    record=bool(self._gate_hooks), backend=self.backend,
+                    record=bool(self._gate_hooks), backend=self.implementation,
                 )  # fmt: skip
                 out_d = res.output if d == 0 else reverse_padded(res.output, lengths)
                 outs.append(out_d)
