@@ -20,7 +20,7 @@ from torch import Tensor
 
 from g2lstm.errors import ConfigError, ShapeError
 from g2lstm.nn.fast import GatePlan
-from g2lstm.nn.functional import GateSpec
+from g2lstm.nn.functional import GateSpec, straight_through_gate
 from g2lstm.nn.noise import sample_gate_noise
 from g2lstm.nn.reference import length_mask, recurrence_reference
 
@@ -54,7 +54,7 @@ def _act(a: Tensor, kind: int, scale: float) -> tuple[Tensor, Tensor | None]:
     hard = (a >= 0).to(a.dtype)
     if kind == HARD:
         return hard, None
-    return hard + (s - s.detach()), s  # exactly 1[a >= 0], gradient of sigmoid(scale a)
+    return straight_through_gate(a, 1 / scale), s  # 1[a >= 0], gradient of sigmoid(scale a)
 
 
 def _ref_step(pre, hw, c0, h0, mask, kinds, scales):
@@ -175,6 +175,39 @@ def test_backward_step_matches_autograd(step, config, dtype, layout):
         if kind == HARD:
             k = (0, 1, 3)[j]
             assert torch.equal(dgates[:, k * H : (k + 1) * H], torch.zeros(N, H, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activations_relative_accuracy_and_special_values(step, dtype):
+    """sigmoid and tanh to a few ulp of relative error from 1e-30 to 50, both signs (the Taylor
+    branch of tanh near 0 included); +-inf saturate; NaN propagates, and hard and ST gates give
+    1[NaN >= 0] = 0 as torch.ge does. On CUDA float32, exp is the hardware approximation."""
+    ts, dev = step
+    mag = torch.logspace(-30, 1.7, 4 * H // 2, dtype=torch.float64)
+    vals = torch.cat([mag, -mag]).to(dtype)
+    vals[:4] = torch.tensor([float("inf"), -float("inf"), float("nan"), 0.0])
+    pre = vals[torch.randperm(4 * H, generator=torch.Generator().manual_seed(8))]
+    pre = torch.stack([pre, pre.roll(H), pre.roll(2 * H)]).to(dev)  # (N, 4H): every gate
+    hw = torch.zeros_like(pre)
+    c0 = torch.linspace(-2, 2, N * H, dtype=dtype, device=dev).view(N, H)
+    eps = torch.finfo(dtype).eps
+    rtol = 8 * eps if dev.type == "cpu" else (64 * eps if dtype == torch.float64 else 2e-5)
+    for config in ("lstm", "mixed"):
+        kinds, scales = CONFIGS[config]
+        gates, s, c_want, h_want, _ = _ref_step(pre, hw, c0.double(), None, None, kinds, scales)
+        c1, h1, s_out = (torch.empty_like(c0) for _ in range(3))
+        s_out = s_out if config == "mixed" else None
+        g = pre.clone()
+        ts.forward_step(g, hw, c0, None, c1, h1, None, s_out, None, kinds, scales, True)
+        if config == "lstm":  # no scale: the activations' own error, relative
+            torch.testing.assert_close(g.double(), gates, atol=0.0, rtol=rtol, equal_nan=True)
+        else:  # scale * a rounds first: error relative to the sigmoid's argument
+            torch.testing.assert_close(g.double(), gates, **TOL[dtype], equal_nan=True)
+            torch.testing.assert_close(s_out.double(), s, **TOL[dtype], equal_nan=True)
+        torch.testing.assert_close(c1.double(), c_want, **TOL[dtype], equal_nan=True)
+        torch.testing.assert_close(h1.double(), h_want, **TOL[dtype], equal_nan=True)
+    binary = torch.cat([pre[:, :H], pre[:, 3 * H :]], 1)  # mixed: i hard, o straight-through
+    assert binary.isnan().any() and not torch.cat([g[:, :H], g[:, 3 * H :]], 1).isnan().any()
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
