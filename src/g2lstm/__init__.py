@@ -6,8 +6,25 @@ are trained with logistic noise and a temperature so that they become nearly bin
 
 from __future__ import annotations
 
-from g2lstm.nn import G2LSTM, G2LSTMCell, GateConfig, GateRecorder, with_gate_options
+from g2lstm.nn import (
+    G2LSTM,
+    G2LSTMCell,
+    GateConfig,
+    GateRecorder,
+    convert,
+    revert,
+    with_gate_options,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["G2LSTM", "G2LSTMCell", "GateConfig", "GateRecorder", "__version__", "with_gate_options"]
+__all__ = [
+    "G2LSTM",
+    "G2LSTMCell",
+    "GateConfig",
+    "GateRecorder",
+    "__version__",
+    "convert",
+    "revert",
+    "with_gate_options",
+]

@@ -44,3 +44,8 @@ class CheckpointError(G2LSTMError):
 
 class TrainingError(G2LSTMError):
     """Training cannot go on (non-finite loss or gradient, output directory locked, ...)."""
+
+
+class DTypeError(G2LSTMError, ValueError, RuntimeError):
+    """A tensor's dtype does not match the module's (``nn.LSTM`` raises ``ValueError``,
+    ``nn.LSTMCell`` ``RuntimeError``: this is both)."""

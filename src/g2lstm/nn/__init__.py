@@ -12,6 +12,7 @@ from torch import nn
 from g2lstm.nn.cell import G2LSTMCell
 from g2lstm.nn.config import Estimator, EvalGates, GateConfig, NoiseSchedule
 from g2lstm.nn.convert import from_authors
+from g2lstm.nn.convert_model import convert, revert
 from g2lstm.nn.lstm import G2LSTM
 from g2lstm.nn.noise import logistic_from_uniform, sample_gate_noise
 from g2lstm.nn.recording import GateRecorder, GateTrace
@@ -25,9 +26,11 @@ __all__ = [
     "GateRecorder",
     "GateTrace",
     "NoiseSchedule",
+    "convert",
     "from_authors",
     "g2_modules",
     "logistic_from_uniform",
+    "revert",
     "sample_gate_noise",
     "with_gate_options",
 ]

@@ -7,7 +7,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from g2lstm.errors import ShapeError
+from g2lstm.nn.checks import cell_state
 from g2lstm.nn.config import GateConfig
+from g2lstm.nn.convert import cell_from_g2, g2_cell_from_cell
 from g2lstm.nn.functional import GateSpec, lstm_step
 from g2lstm.nn.noise import sample_gate_noise
 from g2lstm.nn.options import G2Options, check_forget_bias, check_weight_dropout
@@ -80,32 +82,9 @@ class G2LSTMCell(G2Options, nn.LSTMCell):
     def forward(  # type: ignore[override]
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None, *, noise: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        if input.dim() not in (1, 2):
-            raise ShapeError(
-                f"G2LSTMCell: expected input to be 1-D or 2-D but received {input.dim()}-D "
-                f"tensor of shape {tuple(input.shape)}"
-            )
-        if input.shape[-1] != self.input_size:
-            raise ShapeError(
-                f"G2LSTMCell: input has inconsistent input_size: got {input.shape[-1]}, "
-                f"expected {self.input_size}"
-            )
-        unbatched = input.dim() == 1
+        h0, c0, unbatched = cell_state(self, input, hx)  # nn.LSTMCell's checks and errors
         x = input.unsqueeze(0) if unbatched else input
         n, h = x.shape[0], self.hidden_size
-        if hx is None:
-            zeros = x.new_zeros(n, h)
-            h0, c0 = zeros, zeros
-        else:
-            h0, c0 = hx
-            if unbatched:
-                h0, c0 = h0.unsqueeze(0), c0.unsqueeze(0)
-            for name, t in (("h", h0), ("c", c0)):
-                if tuple(t.shape) != (n, h):
-                    raise ShapeError(
-                        f"G2LSTMCell: expected hx[{0 if name == 'h' else 1}] ({name}) of size "
-                        f"{(n, h) if not unbatched else (h,)}, got {tuple(t.shape)}"
-                    )
         spec = GateSpec.resolve(self.gate_config, self.training)
         width = len(spec.rows) * h
         if noise is None and spec.noisy:
@@ -135,3 +114,17 @@ class G2LSTMCell(G2Options, nn.LSTMCell):
         if unbatched:
             return h1.squeeze(0), c1.squeeze(0)
         return h1, c1
+
+    # ------------------------------------------------------------------ converters
+    @classmethod
+    def from_lstm_cell(cls, cell: nn.LSTMCell, **g2_options: object) -> G2LSTMCell:
+        """A G2LSTMCell with ``cell``'s hyper-parameters, weights, device, dtype and mode.
+
+        ``g2_options`` are the keyword-only G2 arguments (``tau``, ``noise_p``, ...).
+        """
+        return g2_cell_from_cell(cls, cell, **g2_options)
+
+    def to_lstm_cell(self) -> nn.LSTMCell:
+        """An ``nn.LSTMCell`` computing this cell's soft-eval step exactly (tau folded into
+        the noisy gates' rows of the weights and biases)."""
+        return cell_from_g2(self)

@@ -23,9 +23,17 @@ from g2lstm.nn.config import EvalTemperature
 from g2lstm.nn.fused import scale_gate_rows
 
 if TYPE_CHECKING:
+    from g2lstm.nn.cell import G2LSTMCell
     from g2lstm.nn.lstm import G2LSTM
 
-__all__ = ["authors_cell_weights", "from_authors", "g2_from_lstm", "lstm_from_g2"]
+__all__ = [
+    "authors_cell_weights",
+    "cell_from_g2",
+    "from_authors",
+    "g2_cell_from_cell",
+    "g2_from_lstm",
+    "lstm_from_g2",
+]
 
 #: Our gate k (i, f, g, o) is the authors' block AUTHORS_BLOCK[k] (their order f, i, o, g).
 AUTHORS_BLOCK = (1, 0, 3, 2)
@@ -64,7 +72,7 @@ def lstm_from_g2(g2: G2LSTM) -> nn.LSTM:
     ``eval_temperature="drop"`` the weights are copied unscaled)."""
     lstm = nn.LSTM(**_hyper(g2))  # type: ignore[arg-type]
     cfg = g2.gate_config
-    tau = 1.0 if cfg.eval_temperature is EvalTemperature.DROP else cfg.tau
+    tau = _eval_tau(g2)
     state = {}
     with torch.no_grad():
         for layer in range(g2.num_layers):
@@ -79,6 +87,39 @@ def lstm_from_g2(g2: G2LSTM) -> nn.LSTM:
     lstm.load_state_dict(state)
     lstm.train(g2.training)
     return lstm
+
+
+def _eval_tau(g2: G2LSTM | G2LSTMCell) -> float:
+    cfg = g2.gate_config
+    return 1.0 if cfg.eval_temperature is EvalTemperature.DROP else cfg.tau
+
+
+def g2_cell_from_cell(
+    cls: type[G2LSTMCell], cell: nn.LSTMCell, **g2_options: object
+) -> G2LSTMCell:
+    """Build ``cls`` with ``cell``'s hyper-parameters and load a copy of its weights."""
+    if not isinstance(cell, nn.LSTMCell):
+        raise TypeError(f"from_lstm_cell expects a torch.nn.LSTMCell, got {type(cell).__name__}")
+    p = cell.weight_ih
+    if isinstance(cell, cls) and not g2_options:
+        g2_options = dict(cell.gate_config.to_dict(), weight_dropout=cell.weight_dropout)
+    new = cls(cell.input_size, cell.hidden_size, cell.bias, device=p.device, dtype=p.dtype,
+              **g2_options)  # type: ignore[arg-type]  # fmt: skip
+    new.load_state_dict(cell.state_dict())
+    return new.train(cell.training)
+
+
+def cell_from_g2(g2: G2LSTMCell) -> nn.LSTMCell:
+    """``nn.LSTMCell`` equal to ``g2``'s soft-eval step (tau folded into the noisy rows)."""
+    p = g2.weight_ih
+    cell = nn.LSTMCell(g2.input_size, g2.hidden_size, g2.bias, device=p.device, dtype=p.dtype)
+    ws = [g2.weight_ih, g2.weight_hh] + ([g2.bias_ih, g2.bias_hh] if g2.bias else [])
+    with torch.no_grad():
+        scaled = scale_gate_rows(ws, g2.hidden_size, g2.gate_config.gate_rows, _eval_tau(g2),
+                                 g2.bias)  # fmt: skip
+    names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"][: len(ws)]
+    cell.load_state_dict({n: w.detach().clone() for n, w in zip(names, scaled)})
+    return cell.train(g2.training)
 
 
 def _reorder_rows(w: Tensor, hidden: int) -> Tensor:

@@ -66,30 +66,44 @@ def fused_lstm_stack(
     Returns:
         ``(output, h_n, c_n)`` exactly as ``nn.LSTM`` returns them (states still 3-D).
     """
+    if torch.compiler.is_compiling():  # cannot trace warnings filters; never warns here
+        return _vendor_call(lstm, input, h0, c0, flat, unbatched)
     with warnings.catch_warnings():
         # cuDNN warns when weights are not one flat buffer; scaled copies never are.
         warnings.filterwarnings("ignore", message=".*contiguous chunk of memory.*")
-        if isinstance(input, PackedSequence):
-            idx = input.sorted_indices
-            if idx is not None:
-                h0, c0 = h0.index_select(1, idx), c0.index_select(1, idx)
-            res = torch._VF.lstm(
-                input.data, input.batch_sizes, (h0, c0), flat, lstm.bias,
-                lstm.num_layers, float(lstm.dropout), lstm.training, lstm.bidirectional,
-            )  # fmt: skip
-            out = PackedSequence(
-                res[0], input.batch_sizes, input.sorted_indices, input.unsorted_indices
-            )
-            h_n, c_n = res[1], res[2]
-            if input.unsorted_indices is not None:
-                h_n = h_n.index_select(1, input.unsorted_indices)
-                c_n = c_n.index_select(1, input.unsorted_indices)
-            return out, h_n, c_n
-        batch_dim = 0 if lstm.batch_first else 1
-        x = input.unsqueeze(batch_dim) if unbatched else input
+        return _vendor_call(lstm, input, h0, c0, flat, unbatched)
+
+
+def _vendor_call(
+    lstm: nn.LSTM,
+    input: Tensor | PackedSequence,
+    h0: Tensor,
+    c0: Tensor,
+    flat: list[Tensor],
+    unbatched: bool,
+) -> tuple[Tensor | PackedSequence, Tensor, Tensor]:
+    """One ``torch._VF.lstm`` call (see :func:`fused_lstm_stack`)."""
+    if isinstance(input, PackedSequence):
+        idx = input.sorted_indices
+        if idx is not None:
+            h0, c0 = h0.index_select(1, idx), c0.index_select(1, idx)
         res = torch._VF.lstm(
-            x, (h0, c0), flat, lstm.bias, lstm.num_layers, float(lstm.dropout),
-            lstm.training, lstm.bidirectional, lstm.batch_first,
+            input.data, input.batch_sizes, (h0, c0), flat, lstm.bias,
+            lstm.num_layers, float(lstm.dropout), lstm.training, lstm.bidirectional,
         )  # fmt: skip
+        out = PackedSequence(
+            res[0], input.batch_sizes, input.sorted_indices, input.unsorted_indices
+        )
+        h_n, c_n = res[1], res[2]
+        if input.unsorted_indices is not None:
+            h_n = h_n.index_select(1, input.unsorted_indices)
+            c_n = c_n.index_select(1, input.unsorted_indices)
+        return out, h_n, c_n
+    batch_dim = 0 if lstm.batch_first else 1
+    x = input.unsqueeze(batch_dim) if unbatched else input
+    res = torch._VF.lstm(
+        x, (h0, c0), flat, lstm.bias, lstm.num_layers, float(lstm.dropout),
+        lstm.training, lstm.bidirectional, lstm.batch_first,
+    )  # fmt: skip
     out_t = res[0].squeeze(batch_dim) if unbatched else res[0]
     return out_t, res[1], res[2]

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from g2lstm.errors import ShapeError
 from g2lstm.nn.backends import Implementation, run_direction, vendor_spec, vendor_weights
+from g2lstm.nn.checks import autocast_dtype, exporting, initial_state
 from g2lstm.nn.config import GateConfig
 from g2lstm.nn.functional import GateSpec
 from g2lstm.nn.fused import fused_lstm_stack
@@ -171,12 +171,15 @@ class G2LSTM(G2Options, nn.LSTM):
         start = (layer * self.num_directions + direction) * per
         return [getattr(self, n) for n in self._flat_weights_names[start : start + per]]
 
-    def _forward_weights(self) -> list[list[Tensor]]:
-        """Weights of every layer-direction for this call, with DropConnect applied."""
+    def _forward_weights(self, dtype: torch.dtype | None = None) -> list[list[Tensor]]:
+        """Weights of every layer-direction for this call (cast to ``dtype`` if given, inside
+        autograd), with DropConnect applied."""
         out = []
         for layer in range(self.num_layers):
             for d in range(self.num_directions):
                 ws = self.direction_weights(layer, d)
+                if dtype is not None:
+                    ws = [w.to(dtype) for w in ws]
                 if self.weight_dropout > 0 and self.training:
                     ws[1] = F.dropout(ws[1], self.weight_dropout, training=True)
                 out.append(ws)
@@ -197,72 +200,34 @@ class G2LSTM(G2Options, nn.LSTM):
     def forward(  # type: ignore[override]
         self, input: Tensor | PackedSequence, hx: _State | None = None
     ) -> tuple[Tensor | PackedSequence, _State]:
-        spec = GateSpec.resolve(self.gate_config, self.training)
-        packed = isinstance(input, PackedSequence)
-        if packed:
-            batch = int(input.batch_sizes[0])
-            unbatched = False
-            feat = input.data.shape[-1]
-            ref_tensor = input.data
-        else:
-            if input.dim() not in (2, 3):
-                raise ShapeError(
-                    f"G2LSTM: expected input to be 2-D (L, H_in) or 3-D "
-                    f"({'N, L' if self.batch_first else 'L, N'}, H_in), got {input.dim()}-D "
-                    f"of shape {tuple(input.shape)}"
-                )
-            unbatched = input.dim() == 2
-            batch = 1 if unbatched else input.shape[0 if self.batch_first else 1]
-            feat = input.shape[-1]
-            ref_tensor = input
-        if feat != self.input_size:
-            raise ShapeError(
-                f"G2LSTM: input.size(-1) must be equal to input_size. "
-                f"Expected {self.input_size}, got {feat}"
-            )
-        h0, c0 = self._initial_state(hx, batch, unbatched, ref_tensor)
-        weights = self._forward_weights()
-        vendor = vendor_spec(spec, self.implementation, ref_tensor.dtype)
-        if vendor is not None and not self._gate_hooks:
-            out, h_n, c_n = self._forward_vendor(input, h0, c0, weights, vendor, unbatched)
-        else:
-            out, h_n, c_n = self._forward_loop(input, h0, c0, weights, spec, unbatched)
+        h0, c0, unbatched = initial_state(self, input, hx)  # nn.LSTM's checks and errors
+        amp = autocast_dtype(input.data if isinstance(input, PackedSequence) else input)
+        if amp is None:
+            out, h_n, c_n = self._run(input, h0, c0, unbatched, None)
+        else:  # as nn.LSTM under autocast: the whole layer in the autocast dtype
+            device = h0.device.type
+            with torch.autocast(device, enabled=False):
+                out, h_n, c_n = self._run(input.to(amp), h0.to(amp), c0.to(amp), unbatched, amp)
         if unbatched:
             h_n, c_n = h_n.squeeze(1), c_n.squeeze(1)
         return out, (h_n, c_n)
 
-    def _initial_state(
-        self, hx: _State | None, batch: int, unbatched: bool, like: Tensor
-    ) -> _State:
-        d = self.num_directions * self.num_layers
-        h_shape = (d, batch, self.output_hidden_size)
-        c_shape = (d, batch, self.hidden_size)
-        if hx is None:
-            kw = {"dtype": like.dtype, "device": like.device}
-            return torch.zeros(h_shape, **kw), torch.zeros(c_shape, **kw)
-        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise ShapeError("G2LSTM: hx must be a tuple (h_0, c_0) of two tensors")
-        h0, c0 = hx
-        want = 2 if unbatched else 3
-        if h0.dim() != want or c0.dim() != want:
-            kind = "unbatched 2-D" if unbatched else "batched 3-D"
-            raise ShapeError(
-                f"G2LSTM: for {kind} input, hx and cx should also be {want}-D but got "
-                f"({h0.dim()}-D, {c0.dim()}-D) tensors"
-            )
-        if unbatched:
-            h0, c0 = h0.unsqueeze(1), c0.unsqueeze(1)
-        for name, t, shape in (("h_0", h0, h_shape), ("c_0", c0, c_shape)):
-            if tuple(t.shape) != shape:
-                got = tuple(t.shape[:1]) + tuple(t.shape[2:]) if unbatched else tuple(t.shape)
-                exp = (shape[0], shape[2]) if unbatched else shape
-                raise ShapeError(
-                    f"G2LSTM: expected {name} of size {exp} (num_layers * num_directions, "
-                    f"{'' if unbatched else 'batch, '}"
-                    f"{'proj_size or hidden_size' if name == 'h_0' else 'hidden_size'}), "
-                    f"got {got}"
-                )
-        return h0, c0
+    def _run(
+        self,
+        input: Tensor | PackedSequence,
+        h0: Tensor,
+        c0: Tensor,
+        unbatched: bool,
+        dtype: torch.dtype | None,
+    ) -> tuple[Tensor | PackedSequence, Tensor, Tensor]:
+        """The stack on checked inputs; weights cast to ``dtype`` (autocast) if given."""
+        spec = GateSpec.resolve(self.gate_config, self.training)
+        weights = self._forward_weights(dtype)
+        data = input.data if isinstance(input, PackedSequence) else input
+        vendor = vendor_spec(spec, self.implementation, data.dtype)
+        if vendor is not None and not self._gate_hooks:
+            return self._forward_vendor(input, h0, c0, weights, vendor, unbatched)
+        return self._forward_loop(input, h0, c0, weights, spec, unbatched)
 
     def _forward_vendor(
         self,
@@ -305,6 +270,8 @@ class G2LSTM(G2Options, nn.LSTM):
         h_n: list[Tensor] = []
         c_n: list[Tensor] = []
         width = len(spec.rows) * self.hidden_size
+        # export records the reference math (ATen ops only); else the chosen implementation
+        impl = Implementation(algorithm="reference") if exporting() else self.implementation
         for layer in range(self.num_layers):
             outs = []
             for d in range(self.num_directions):
@@ -323,7 +290,7 @@ class G2LSTM(G2Options, nn.LSTM):
                     )  # fmt: skip
                 res = run_direction(
                     x_d, w_ih, b, w_hh, w_hr, h0[k], c0[k], spec, noise, lengths,
-                    record=bool(self._gate_hooks), backend=self.implementation,
+                    record=bool(self._gate_hooks), backend=impl,
                 )  # fmt: skip
                 out_d = res.output if d == 0 else reverse_padded(res.output, lengths)
                 outs.append(out_d)

@@ -31,7 +31,12 @@ from g2lstm.nn.fast.plan import GatePlan
 from g2lstm.nn.fast.steps import select_step
 from g2lstm.nn.functional import GateMode, GateSpec
 
-__all__ = ["recurrence_backward", "recurrence_inference", "recurrence_train"]
+__all__ = [
+    "TrainFunction",
+    "recurrence_backward",
+    "recurrence_inference",
+    "recurrence_train",
+]
 
 _Out7 = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 _Out6 = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
@@ -115,7 +120,8 @@ def recurrence_backward(
         dy, dh_n, dc_n, x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask, plan, r, s,
         tuple(needs),  # type: ignore[arg-type]
     )  # fmt: skip
-    return tuple(x.new_empty(0) if g is None else g for g in grads)  # type: ignore[return-value]
+    # contiguous: the fake implementation promises dense outputs (weight_grad may give a view)
+    return tuple(x.new_empty(0) if g is None else g.contiguous() for g in grads)  # type: ignore[return-value]
 
 
 @recurrence_backward.register_fake
@@ -128,26 +134,71 @@ def _(dy, dh_n, dc_n, x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask, rows, tau
 def _setup_context(ctx, inputs, output) -> None:
     x, w_ih, bias, w_hh, h0, c0, noise, mask, rows, tau, mode, route, step = inputs
     y, _h_n, _c_n, gates, cs, hs, s_buf = output
-    ctx.save_for_backward(x, w_ih, w_hh, h0, gates, cs, y if mask is None else hs, s_buf, mask)
+    saved = [x, w_ih, w_hh, h0, gates, cs, y if mask is None else hs, s_buf]
+    ctx.save_for_backward(*saved, *([] if mask is None else [mask]))  # no None: AOTAutograd
     ctx.options = (rows, tau, mode, route, step)
 
 
 def _backward(ctx, dy, dh_n, dc_n, *_unused):
-    x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask = ctx.saved_tensors
+    x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, *rest = ctx.saved_tensors
+    mask = rest[0] if rest else None
     needs = list(ctx.needs_input_grad[:6])
     steps, batch, _ = x.shape
     hid = w_hh.shape[1]
     dy = x.new_zeros(steps, batch, hid) if dy is None else dy
     dh_n = x.new_zeros(batch, hid) if dh_n is None else dh_n
     dc_n = x.new_zeros(batch, hid) if dc_n is None else dc_n
-    grads = recurrence_backward(
-        dy, dh_n, dc_n, x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask, *ctx.options, needs
-    )
+    args = (dy, dh_n, dc_n, x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask, *ctx.options, needs)
+    # under torch.func the tensors are wrapped: go through an autograd.Function it accepts
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor(dy)
+    grads = BackwardFunction.apply(*args) if wrapped else recurrence_backward(*args)
     return (*(g if n else None for g, n in zip(grads, needs)), None, None, None, None, None,
             None, None)  # fmt: skip
 
 
+class BackwardFunction(torch.autograd.Function):
+    """Calls ``recurrence_backward`` from a backward pass. An ``autograd.Function`` with
+    ``setup_context`` (not the operator itself) so that ``torch.func.grad`` can run the
+    backward on its wrapped tensors; a second derivative is refused with one clear line."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(*args):  # type: ignore[override]
+        return recurrence_backward(*args)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx, *grads):  # type: ignore[override]
+        raise RuntimeError(
+            "G2LSTM: the fast recurrence has no second derivative; use "
+            "model.backend = 'reference' for double backward (e.g. gradient penalties)"
+        )
+
+
 recurrence_train.register_autograd(_backward, setup_context=_setup_context)
+
+
+class TrainFunction(torch.autograd.Function):
+    """``recurrence_train`` with its gradient, as an ``autograd.Function`` with
+    ``setup_context``: the form ``torch.func`` transforms (``grad``, ``vmap``, ``jacrev``)
+    accept; the operator's own autograd registration serves direct callers of
+    ``torch.ops.g2lstm.recurrence_train``. ``vmap`` goes through the operator's rule."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(*args):  # type: ignore[override]
+        return recurrence_train(*args)
+
+    setup_context = staticmethod(_setup_context)  # type: ignore[assignment]
+
+    @staticmethod
+    def backward(ctx, *grads):  # type: ignore[override]
+        return _backward(ctx, *grads)
 
 
 # ---------------------------------------------------------------------- inference

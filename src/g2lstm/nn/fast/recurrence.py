@@ -72,7 +72,10 @@ def recurrence_fast(
             spec.mode.value, route, pointwise)  # fmt: skip
     tensors = (x, w_ih, bias, w_hh, h0, c0)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        y, h_n, c_n, *_saved = ops.recurrence_train(*args)
+        # the operator (with its autograd registration) for the compiler; the equivalent
+        # autograd.Function for eager code, which torch.func transforms accept
+        train = ops.recurrence_train if torch.compiler.is_compiling() else ops.TrainFunction.apply
+        y, h_n, c_n, *_saved = train(*args)
     else:
         y, h_n, c_n = ops.recurrence_inference(*args)
     return RecurrenceOutput(y, h_n, c_n, None)
