@@ -12,9 +12,10 @@ a shared machine hit all rows alike), median of ``repeats`` runs after warm-up:
   path), ``G2LSTM`` with the opt-in ``backend="fused-hard"`` (vendor kernel, i/f rows
   scaled by ``2**60``: gates exactly ``1[a >= 0]`` only for ``|a| >= ~7.6e-17``, see
   :mod:`g2lstm.nn.backends`), reference loop;
-- on CPU, when the fused step kernel (:mod:`g2lstm.nn.fast.kernel`) is in use, a
-  ``G2LSTM ATen step`` row for train and hard: the same fast path with each step's pointwise
-  ops as ATen ops (``backend="fast-aten"``), to show what the kernel saves (timed only:
+- when the fused step kernel is in use (:mod:`g2lstm.nn.fast.kernel` on CPU,
+  :mod:`g2lstm.nn.fast.triton_step` on CUDA), a ``G2LSTM ATen step`` row for train and
+  hard: the same fast path with each step's pointwise ops as ATen ops
+  (``backend="fast-aten"``), to show what the kernel saves (timed only:
   it allocates what the kernel path allocates);
 - **memory**: peak bytes allocated during one training step (CPU: summed from the
   allocation events of ``torch.profiler`` with ``profile_memory=True``; GPU:
@@ -39,7 +40,7 @@ from torch import nn
 
 from g2lstm.errors import ConfigError
 from g2lstm.nn import G2LSTM
-from g2lstm.nn.fast import onednn_available
+from g2lstm.nn.fast import onednn_available, triton_step
 from g2lstm.nn.fast.kernel import cpu_kernel
 
 __all__ = [
@@ -216,7 +217,8 @@ def _tasks(shape: Shape, cfg: BenchConfig) -> dict[str, dict[str, Callable[[], o
             "G2LSTM fused-hard": infer(g2, "fused-hard", "hard"),
         },
     }
-    if dev == "cpu" and cpu_kernel() is not None:  # what the fused step kernel saves
+    fused = cpu_kernel() is not None if dev == "cpu" else triton_step.available()
+    if fused:  # what the fused step kernel (C++ on CPU, Triton on CUDA) saves
         tasks["train"]["G2LSTM ATen step"] = train(g2, "fast-aten")
         tasks["hard"]["G2LSTM ATen step"] = infer(g2, "fast-aten", "hard")
     if cfg.reference:
