@@ -28,7 +28,7 @@ import torch
 
 from g2lstm.errors import CheckpointError, ConfigError, DataError
 from g2lstm.mt.beam import beam_search, greedy_search
-from g2lstm.mt.bleu import BleuResult, score_bleu
+from g2lstm.mt.bleu import BleuResult, score_bleu, tok_lowercase
 from g2lstm.mt.bpe import BPE, remove_bpe
 from g2lstm.mt.config import DecodeConfig, MTConfig
 from g2lstm.mt.data import Tokenizer, TokenizerConfig
@@ -322,6 +322,7 @@ def evaluate_split(
     prepared: PreparedData | str | os.PathLike[str] | None = None,
     *,
     limit: int | None = None,
+    tok_case: str = "auto",
 ) -> EvalResult:
     """Translate a prepared split and score it (tokenised BLEU + detokenised sacreBLEU).
 
@@ -330,7 +331,11 @@ def evaluate_split(
         split: ``valid``/``test`` (or ``val``/``test2016``).
         prepared: the prepared folder (default: the one recorded in the checkpoint).
         limit: score only the first ``limit`` sentences.
+        tok_case: case of the tokenised BLEU (:func:`g2lstm.mt.bleu.tok_lowercase`):
+            ``auto`` (case-sensitive for a German target, lowercased otherwise), ``lc`` or
+            ``mixed``. The sacreBLEU number is lowercased only when the data were.
     """
+    lowercase = tok_lowercase(tok_case, translator.prepare.tgt_lang)
     if prepared is None:
         prepared = translator.meta.get("data", {}).get("prepared_dir")
         if prepared is None:
@@ -347,6 +352,6 @@ def evaluate_split(
     output = translator.translate(src_lines, input_format="bpe")
     bleu = score_bleu(
         output.tok, refs_tok, output.detok, refs_detok,
-        tok_lowercase=True, detok_lowercase=prepared.config.lowercase,
+        tok_lowercase=lowercase, detok_lowercase=prepared.config.lowercase,
     )  # fmt: skip
     return EvalResult(split, bleu, output)
