@@ -201,6 +201,13 @@ class Translator:
         in input order. An empty source is translated from ``</s>`` alone.
         """
         cfg, vocab, device = self.decode, self.tgt_vocab, self.device
+        if cfg.beam > 1 and self.model.decoder_noise_per_sequence():
+            raise ConfigError(
+                "beam search reorders and drops hypotheses between steps, which per-sequence "
+                "gate noise (noise_schedule mask_per_sequence / noise_per_sequence with "
+                "sampled gates) cannot follow; decode with beam 1 (greedy), or with soft or "
+                "hard eval gates"
+            )
         order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
         results: list[list[int]] = [[] for _ in sources]
         for start in range(0, len(order), cfg.batch_size):
@@ -221,7 +228,8 @@ class Translator:
                 "max_lens": max_lens, "pad": vocab.pad_id, "alpha": cfg.alpha,
             }  # fmt: skip
             if cfg.beam == 1:
-                hyps = greedy_search(step, state, **common)
+                with self.model.noise_scope():  # the same rows at every step
+                    hyps = greedy_search(step, state, **common)
             else:
                 hyps = [h[0] for h in beam_search(step, state, beam=cfg.beam, **common)]
             for col, i in enumerate(idx):
