@@ -209,8 +209,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     ckpt = Path(tr.checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else Path.cwd()
     json_path = Path(args.json) if args.json else run_dir / f"eval-{args.split}.json"
+    temperature = _eval_temperature(tr).get("eval_temperature", "mixed")
     print(f"g2lstm mt eval: {ckpt} on {args.data or 'its data'}/{args.split}, beam "
-          f"{tr.decode.beam}, alpha {tr.decode.alpha} -> {json_path}", flush=True)  # fmt: skip
+          f"{tr.decode.beam}, alpha {tr.decode.alpha}, gates {args.eval_gates or 'soft'} "
+          f"(eval temperature {temperature}) -> {json_path}", flush=True)  # fmt: skip
     res = evaluate_split(tr, args.split, args.data, limit=args.limit, tok_case=args.tok_case)
     b = res.bleu
     case = "lowercased" if "case:lc" in b.tok_signature else "case-sensitive"
