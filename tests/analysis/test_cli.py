@@ -132,6 +132,14 @@ def test_analyze_two_trained_mt_checkpoints(
     assert (extremes["module"], extremes["direction"]) == ("enc_bi", 0)
     heat = json.loads((tmp_path / "enc" / "heatmap_0.json").read_text())
     assert heat["tokens"][-1] == "</s>" and "".join(heat["tokens"][:-1]) == "s1s2s@@3"
+    # --eval-temperature drop: the soft gates are sigmoid(a), not sigmoid(a / 0.9)
+    capsys.readouterr()
+    rc = main(["analyze", g2, "-o", str(tmp_path / "drop"), "--layer", "0", "--max-batches",
+               "2", "--no-sensitivity", "--no-hard-gates", "--input-format", "tok",
+               "--sentences", "s1 s2 s3", "--eval-temperature", "drop"])  # fmt: skip
+    assert rc == 0 and "eval temperature drop" in capsys.readouterr().out
+    drop = json.loads((tmp_path / "drop" / "heatmap_0.json").read_text())
+    assert drop["tokens"] == heat["tokens"] and drop != heat
 
 
 @pytest.mark.slow

@@ -80,6 +80,11 @@ def test_train_eval_generate_round_trip(
     assert main(["lm", "eval", str(run), "--eval-gates", "hard", "--json"]) == 0
     hard = json.loads(capsys.readouterr().out)
     assert hard["ppl"] != plain["ppl"] and 1 < hard["ppl"] < 1000
+    # the tiny preset is a G2-LSTM (tau 0.9): sigmoid(a) instead of sigmoid(a / tau)
+    assert plain["eval_temperature"] == "divide"
+    assert main(["lm", "eval", str(run), "--eval-temperature", "drop", "--json"]) == 0
+    drop = json.loads(capsys.readouterr().out)
+    assert drop["eval_temperature"] == "drop" and drop["ppl"] != plain["ppl"]
     assert main(["lm", "generate", str(run), "--words", "12", "--seed", "3"]) == 0
     text = capsys.readouterr().out
     assert len(text.split()) <= 12 and all(w.startswith("w") or w == "<unk>" for w in text.split())

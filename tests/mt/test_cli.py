@@ -118,6 +118,16 @@ def test_prepare_train_translate_eval(
         assert key in record
     assert record["num_sentences"] == 20 and record["beam"] == 2
     assert len((tmp_path / "hyps.txt").read_text().splitlines()) == 20
+    assert record["eval_temperature"] == "divide" and "case:lc" in record["tok_signature"]
+    assert "tokenised BLEU (lowercased" in out  # target "tgt": lowercased by default
+    assert main(["mt", "eval", str(run), "--split", "test", "--beam", "2", "--tok-case",
+                 "mixed", "--eval-temperature", "drop", "--json",
+                 str(tmp_path / "drop.json")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "tokenised BLEU (case-sensitive" in out and "case:mixed" in out
+    record = json.loads((tmp_path / "drop.json").read_text())
+    assert record["eval_temperature"] == "drop" and record["tok_case"] == "mixed"
+    assert "case:mixed" in record["tok_signature"]
     assert main(["mt", "eval", str(run), "--split", "nope"]) == 2
 
 

@@ -96,6 +96,110 @@ def test_step_equals_full_sequence_in_training_without_noise() -> None:
     torch.testing.assert_close(lp, torch.log_softmax(full[0], -1))
 
 
+def _record_decoder_noise(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
+    """Record every gate-noise draw of the G2 layers, ``(T, N, width)`` per layer call."""
+    import g2lstm.nn.lstm as lstm_module
+
+    draws: list[torch.Tensor] = []
+    real = lstm_module.sample_gate_noise
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        noise = real(*args, **kwargs)
+        draws.append(noise.detach().clone())
+        return noise
+
+    monkeypatch.setattr(lstm_module, "sample_gate_noise", spy)
+    return draws
+
+
+@pytest.mark.parametrize("schedule", ["mask_per_sequence", "noise_per_sequence"])
+def test_input_feeding_decoder_holds_per_sequence_noise_across_steps(
+    schedule: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The teacher-forced input-feeding decoder calls its LSTM once per step; the
+    per-sequence part of the noise is the same at every step (one draw per sequence)."""
+    model = _model(cell="g2", input_feeding=True, noise_p=0.5, noise_schedule=schedule).train()
+    src, lengths = _batch([5, 3, 4])
+    tgt = torch.randint(4, V_TGT, (6, 3))
+    state = model.encode(src, lengths)
+    draws = _record_decoder_noise(monkeypatch)
+    model.decode(tgt, state)
+    assert len(draws) == 6 * 2  # one draw per step and decoder layer
+    for layer in (0, 1):
+        steps = torch.cat(draws[layer::2])  # (T, N, width)
+        mask = steps != 0
+        assert mask.any() and not mask.all()
+        assert (mask == mask[:1]).all(), "the mask B changed between steps"
+        if schedule == "noise_per_sequence":
+            assert torch.equal(steps, steps[:1].expand_as(steps))
+        else:
+            assert not torch.equal(steps, steps[:1].expand_as(steps))  # L is per step
+    # outside a scope every per-step call would draw a new mask: the case the scope fixes
+    draws.clear()
+    for t in range(6):
+        _, state = model.step(tgt[t], state)
+    masks = torch.cat(draws[0::2]) != 0
+    assert not (masks == masks[:1]).all()
+
+
+def test_steps_in_a_noise_scope_equal_the_full_sequence_with_per_sequence_noise() -> None:
+    """noise_per_sequence, training mode, dropout 0: stepping the decoder inside
+    ``noise_scope`` draws what one full-sequence call draws, so the outputs are equal."""
+    model = _model(cell="g2", noise_p=0.5, noise_schedule="noise_per_sequence").train()
+    src, lengths = _batch([5, 2, 4])
+    tgt = torch.randint(4, V_TGT, (6, 3))
+    with torch.no_grad():
+        state = model.encode(src, lengths)
+        torch.manual_seed(7)
+        full = torch.log_softmax(model.logits(model.decode(tgt, state)), -1)
+        torch.manual_seed(7)
+        with model.noise_scope():
+            st, steps = state, []
+            for t in range(tgt.shape[0]):
+                lp, st = model.step(tgt[t], st)
+                steps.append(lp)
+        torch.manual_seed(7)
+        st, unscoped = state, []
+        for t in range(tgt.shape[0]):
+            lp, st = model.step(tgt[t], st)
+            unscoped.append(lp)
+    torch.testing.assert_close(torch.stack(steps), full, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(torch.stack(unscoped), full, rtol=1e-3, atol=1e-3)
+
+
+def test_greedy_decoding_holds_sampled_per_sequence_noise_and_beam_refuses_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sampled gates at inference (``eval_gates="sample"``): greedy decoding steps one batch
+    of rows and holds the per-sequence mask across its steps; beam search, which reorders
+    and drops rows between steps, is refused with a clear error instead of silently
+    switching to per-step noise."""
+    from g2lstm.mt.config import DecodeConfig
+    from g2lstm.mt.prepare import PrepareConfig
+    from g2lstm.mt.translate import Translator
+    from g2lstm.mt.vocab import SPECIALS, Vocab
+
+    model = _model(cell="g2", noise_p=0.5, noise_schedule="mask_per_sequence",
+                   eval_gates="sample")  # fmt: skip
+    src_vocab = Vocab([*SPECIALS, *(f"s{i}" for i in range(V_SRC - 4))])
+    tgt_vocab = Vocab([*SPECIALS, *(f"t{i}" for i in range(V_TGT - 4))])
+    prep = PrepareConfig("src", "tgt")
+    sources = [[5, 6, 7], [8, 9], [10, 11, 12, 13]]
+    greedy = Translator(model, src_vocab, tgt_vocab, prep, DecodeConfig(beam=1, max_len_b=4))
+    draws = _record_decoder_noise(monkeypatch)
+    out = greedy.translate_ids(sources)
+    assert len(out) == 3
+    dec = draws[3:]  # after the encoder (2 directions + 1 layer): per step and decoder layer
+    assert len(dec) >= 4 and len(dec) % 2 == 0
+    masks = torch.cat(dec[0::2]) != 0
+    assert (masks == masks[:1]).all()
+    beam = Translator(model, src_vocab, tgt_vocab, prep, DecodeConfig(beam=3))
+    with pytest.raises(ConfigError, match="beam search reorders.*beam 1"):
+        beam.translate_ids(sources)
+    beam.model.dec_rnn.set_gate_options(eval_gates="soft")
+    assert len(beam.translate_ids(sources)) == 3
+
+
 def test_gate_noise_reaches_every_lstm_and_all_parameters_get_gradients() -> None:
     model = _model(cell="g2", input_feeding=True)
     lstms = g2_modules(model)

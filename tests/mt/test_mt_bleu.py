@@ -7,8 +7,8 @@ import json
 import pytest
 import sacrebleu
 
-from g2lstm.errors import DataError
-from g2lstm.mt.bleu import BleuResult, detok_bleu, score_bleu, tok_bleu
+from g2lstm.errors import ConfigError, DataError
+from g2lstm.mt.bleu import BleuResult, detok_bleu, score_bleu, tok_bleu, tok_lowercase
 
 REFS_TOK = [
     "The cat sat on the mat .",
@@ -85,3 +85,16 @@ def test_misaligned_inputs() -> None:
         detok_bleu(["a", "b"], ["a"])
     with pytest.raises(DataError, match="no sentences"):
         tok_bleu([], [])
+
+
+def test_tokenised_bleu_case_follows_the_target_language() -> None:
+    # auto: case-sensitive into German (WMT En->De), lowercased into English (IWSLT De->En)
+    assert tok_lowercase("auto", "de") is False and tok_lowercase("auto", "DE-de") is False
+    assert tok_lowercase("auto", "en") is True and tok_lowercase("auto", "fr") is True
+    assert tok_lowercase("lc", "de") is True and tok_lowercase("mixed", "en") is False
+    with pytest.raises(ConfigError, match=r"tok_case='upper'.*auto, lc, mixed"):
+        tok_lowercase("upper", "de")
+    cased = score_bleu(HYPS_TOK, REFS_TOK, HYPS_TOK, REFS_TOK,
+                       tok_lowercase=tok_lowercase("auto", "de"))  # fmt: skip
+    assert cased.tok_bleu == pytest.approx(MULTI_BLEU_CASED, abs=1e-5)
+    assert "case:mixed" in cased.tok_signature

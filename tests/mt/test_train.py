@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -95,6 +96,59 @@ def test_time_budget_stops_with_a_checkpoint(toy_data: Path, tmp_path: Path) -> 
     assert result.best_checkpoint is not None and Path(result.best_checkpoint).is_dir()
     saved = json.loads((tmp_path / "run" / "result.json").read_text())
     assert saved["stopped"] == "max_minutes"
+
+
+def _rows(run: Path, kind: str) -> list[dict]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["kind"] == kind]
+
+
+def test_trainer_follows_the_step_schedule(toy_data: Path, tmp_path: Path) -> None:
+    cfg = toy_config(
+        toy_data, "optim.lr=0.004", "optim.schedule=step", "optim.decay_start=1",
+        "optim.lr_decay=0.5", "train.epochs=3", "train.log_every=1",
+    )  # fmt: skip
+    train(cfg, tmp_path / "run", show_progress=False)
+    lr_by_epoch = {r["epoch"]: set() for r in _rows(tmp_path / "run", "train")}
+    for r in _rows(tmp_path / "run", "train"):
+        lr_by_epoch[r["epoch"]].add(r["lr"])
+    assert lr_by_epoch == {0: {0.004}, 1: {0.002}, 2: {0.001}}
+    # the plateau rule would have kept 0.004 while the toy task's validation loss improves
+    assert [r["valid_loss"] for r in _rows(tmp_path / "run", "valid")] == sorted(
+        (r["valid_loss"] for r in _rows(tmp_path / "run", "valid")), reverse=True
+    )
+
+
+def test_resume_is_exact_under_inverse_sqrt(toy_data: Path, tmp_path: Path) -> None:
+    common = ("optim.schedule=inverse_sqrt", "optim.warmup=8", "optim.lr=0.005")
+    full = toy_config(toy_data, *common, "train.max_updates=20")
+    train(full, tmp_path / "full", show_progress=False)
+    train(toy_config(toy_data, *common, "train.max_updates=9"), tmp_path / "split",
+          show_progress=False)  # fmt: skip
+    train(full, tmp_path / "split", resume=True, show_progress=False)
+    a, b = _final_weights(tmp_path / "full"), _final_weights(tmp_path / "split")
+    assert all(a[k].equal(b[k]) for k in a)
+    lrs = [r["lr"] for r in _rows(tmp_path / "split", "train")]
+    assert lrs == pytest.approx([0.005 * math.sqrt(8 / s) for s in (10, 20)])
+
+
+def test_a_checkpoint_without_the_schedule_keys_resumes_as_plateau(
+    toy_data: Path, tmp_path: Path
+) -> None:
+    """Runs saved before ``optim.schedule`` existed trained with today's default rule."""
+    from g2lstm.train import CheckpointManager
+
+    cfg = toy_config(toy_data, "train.max_updates=3")
+    train(cfg, tmp_path / "run", show_progress=False)
+    meta_path = CheckpointManager(tmp_path / "run").latest() / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("schedule", "decay_start", "warmup"):
+        del meta["meta"]["config"]["optim"][key]
+    meta_path.write_text(json.dumps(meta))
+    resumed = train(toy_config(toy_data, "train.max_updates=5"), tmp_path / "run", resume=True,
+                    show_progress=False)  # fmt: skip
+    assert resumed.step == 5
+    assert load_config("tiny").optim.schedule == "plateau"
 
 
 @pytest.mark.slow

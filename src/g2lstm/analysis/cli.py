@@ -81,6 +81,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--limit", type=int, help="MT: BLEU on the first N sentences (default: all)")
     p.add_argument("--beam", type=int, help="MT: beam size for BLEU (1 = greedy; default: the "
                    "first run's)")  # fmt: skip
+    p.add_argument("--eval-temperature", choices=["divide", "drop"],
+                   help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
+                   "(drop, as the authors' code evaluates)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -253,6 +256,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         raise ConfigError("--layer must be >= 0")
     kind = analysis_kind(args.checkpoints)
     inputs = _lm_inputs(args) if kind == "lm" else _mt_inputs(args)
+    if args.eval_temperature:
+        from g2lstm.nn import with_gate_options
+
+        inputs.models = {k: with_gate_options(m, eval_temperature=args.eval_temperature)
+                         for k, m in inputs.models.items()}  # fmt: skip
+        inputs.what += f"; soft gates: eval temperature {args.eval_temperature}"
     sens = None
     if not args.no_sensitivity:
         sens = SensitivityConfig(tuple(args.sigmas), args.draws, args.seed)

@@ -149,12 +149,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     folder = resolve_dataset(data, args.data_dir or cfg.data_dir, kind="lm")
     corpus = Corpus.load(folder)
     check_vocab(loaded.vocab, corpus.vocab, str(loaded.checkpoint.path), str(data))
-    if args.eval_gates:
-        for _, mod in g2_modules(loaded.model):
-            mod.set_gate_options(eval_gates=args.eval_gates)
+    gates = {k: v for k in ("eval_gates", "eval_temperature") if (v := getattr(args, k))}
+    for _, mod in g2_modules(loaded.model) if gates else ():
+        mod.set_gate_options(**gates)
     mode = "cache pointer" if args.cache_pointer else "plain"
+    temperature = args.eval_temperature or "divide"
     print(f"g2lstm lm eval: {loaded.checkpoint.path} on {data}/{args.split} ({mode}, "
-          f"gates {args.eval_gates or cfg.model.eval_gates})", file=sys.stderr)  # fmt: skip
+          f"gates {args.eval_gates or cfg.model.eval_gates}, eval temperature {temperature})",
+          file=sys.stderr)  # fmt: skip
     if args.cache_pointer:
         pc = PointerConfig(args.window, args.theta, args.lambdah, args.bptt or 500)
         loss = evaluate_pointer(loaded.model, corpus.tensor(args.split), pc)
@@ -165,7 +167,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         source = batchify(corpus[args.split], args.batch_size or default_bs, name=args.split)
         loss = evaluate(loaded.model, source, args.bptt or cfg.train.bptt)
     result = {"checkpoint": str(loaded.checkpoint.path), "split": args.split, "loss": loss,
-              "ppl": perplexity(loss), "cache_pointer": bool(args.cache_pointer)}  # fmt: skip
+              "ppl": perplexity(loss), "cache_pointer": bool(args.cache_pointer),
+              "eval_temperature": temperature}  # fmt: skip
     print(
         json.dumps(result)
         if args.json
@@ -248,6 +251,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--theta", type=float, default=1.0, help="cache sharpness (PTB: 1.0)")
     e.add_argument("--lambdah", type=float, default=0.1, help="cache weight (PTB: 0.1)")
     e.add_argument("--eval-gates", choices=["soft", "hard", "sample"])
+    e.add_argument("--eval-temperature", choices=["divide", "drop"],
+                   help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
+                   "(drop: the authors' code without --divide-temp)")  # fmt: skip
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON line")
     e.set_defaults(func=_cmd_eval)

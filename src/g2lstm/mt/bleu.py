@@ -6,6 +6,12 @@
   ``tokenize="none"``, lowercased by default and without smoothing -- what ``multi-bleu.perl``
   (``-lc``) prints and what the G2-LSTM paper and most IWSLT'14 papers report. It depends on
   the tokenisation, so never put it in the same column as a detok BLEU.
+
+Case of the tokenised BLEU (:func:`tok_lowercase`): ``auto`` scores case-sensitively where
+the target language calls for it -- German (the paper's WMT'14 En->De scores, like every WMT
+En->De result, are case-sensitive: German capitalises nouns) -- and lowercased otherwise (the
+IWSLT'14 De->En convention, ``multi-bleu.perl -lc``); ``lc`` and ``mixed`` force either. The
+choice is in the signature printed beside the score (``case:lc`` / ``case:mixed``).
 """
 
 from __future__ import annotations
@@ -14,9 +20,34 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from g2lstm.errors import DataError
+from g2lstm.errors import ConfigError, DataError
 
-__all__ = ["BleuResult", "detok_bleu", "score_bleu", "tok_bleu"]
+__all__ = [
+    "CASE_SENSITIVE_TARGETS",
+    "TOK_CASES",
+    "BleuResult",
+    "detok_bleu",
+    "score_bleu",
+    "tok_bleu",
+    "tok_lowercase",
+]
+
+#: ``tok_case`` values: ``auto`` (by target language), ``lc`` (lowercased), ``mixed`` (as is).
+TOK_CASES = ("auto", "lc", "mixed")
+#: Target languages whose tokenised BLEU ``auto`` scores case-sensitively (WMT En->De).
+CASE_SENSITIVE_TARGETS = frozenset({"de"})
+
+
+def tok_lowercase(tok_case: str, tgt_lang: str) -> bool:
+    """Whether tokenised BLEU lowercases, for a ``tok_case`` of :data:`TOK_CASES` and the
+    target language code (``auto``: case-sensitive for :data:`CASE_SENSITIVE_TARGETS`)."""
+    if tok_case not in TOK_CASES:
+        raise ConfigError(
+            f"tok_case={tok_case!r} is invalid; expected one of {', '.join(TOK_CASES)}"
+        )
+    if tok_case == "auto":
+        return tgt_lang.lower().split("-")[0].split("_")[0] not in CASE_SENSITIVE_TARGETS
+    return tok_case == "lc"
 
 
 def _check(name: str, hyps: Sequence[str], refs: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import EXIT_INTERRUPTED, ConfigError
+from g2lstm.mt.presets import PRESETS
 
 __all__ = ["build_config", "register"]
 
@@ -167,10 +168,18 @@ def _load(args: argparse.Namespace) -> Any:
     _threads(args.threads)
     tr = load_translator(args.checkpoint, device=args.device, which=args.which)
     tr.decode = replace(tr.decode, **_decode_changes(args))
-    if args.eval_gates:
-        for _, mod in g2_modules(tr.model):
-            mod.set_gate_options(eval_gates=args.eval_gates)
+    gates = {k: v for k in ("eval_gates", "eval_temperature") if (v := getattr(args, k))}
+    for _, mod in g2_modules(tr.model) if gates else ():
+        mod.set_gate_options(**gates)
     return tr
+
+
+def _eval_temperature(tr: Any) -> dict[str, str]:
+    """``{"eval_temperature": ...}`` of the model's G2 modules (all alike), or ``{}``."""
+    from g2lstm.nn import g2_modules
+
+    found = {m.gate_config.eval_temperature.value for _, m in g2_modules(tr.model)}
+    return {"eval_temperature": found.pop()} if len(found) == 1 else {}
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
@@ -200,17 +209,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     ckpt = Path(tr.checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else Path.cwd()
     json_path = Path(args.json) if args.json else run_dir / f"eval-{args.split}.json"
+    temperature = _eval_temperature(tr).get("eval_temperature", "mixed")
     print(f"g2lstm mt eval: {ckpt} on {args.data or 'its data'}/{args.split}, beam "
-          f"{tr.decode.beam}, alpha {tr.decode.alpha} -> {json_path}", flush=True)  # fmt: skip
-    res = evaluate_split(tr, args.split, args.data, limit=args.limit)
+          f"{tr.decode.beam}, alpha {tr.decode.alpha}, gates {args.eval_gates or 'soft'} "
+          f"(eval temperature {temperature}) -> {json_path}", flush=True)  # fmt: skip
+    res = evaluate_split(tr, args.split, args.data, limit=args.limit, tok_case=args.tok_case)
     b = res.bleu
-    print(f"tokenised BLEU (lowercased, multi-bleu.perl style) = {b.tok_bleu:.2f}  "
+    case = "lowercased" if "case:lc" in b.tok_signature else "case-sensitive"
+    print(f"tokenised BLEU ({case}, multi-bleu.perl style) = {b.tok_bleu:.2f}  "
           f"[{b.tok_signature}]")  # fmt: skip
     print(f"sacreBLEU (detokenised) = {b.detok_bleu:.2f}  [{b.detok_signature}]")
     print(f"{b.num_sentences} sentences in {res.output.seconds:.1f}s "
           f"({res.output.sentences_per_second:.1f} sentences/s)")  # fmt: skip
     record = {"checkpoint": str(ckpt), "beam": tr.decode.beam, "alpha": tr.decode.alpha,
-              "eval_gates": args.eval_gates or "soft", **res.to_dict()}  # fmt: skip
+              "eval_gates": args.eval_gates or "soft", **_eval_temperature(tr),
+              "tok_case": args.tok_case, **res.to_dict()}  # fmt: skip
     atomic_write_json(json_path, record)
     if args.hyps:
         Path(args.hyps).write_text("".join(h + "\n" for h in res.output.tok), encoding="utf-8")
@@ -228,6 +241,9 @@ def _add_decode_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-len-b", type=int)
     p.add_argument("--eval-gates", choices=["soft", "hard", "sample"],
                    help="G2 gates at inference (default soft)")  # fmt: skip
+    p.add_argument("--eval-temperature", choices=["divide", "drop"],
+                   help="soft gates at inference: sigmoid(a / tau) (divide, the default) or "
+                   "sigmoid(a) (drop, as the authors' code evaluates)")  # fmt: skip
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
 
@@ -262,7 +278,9 @@ def register(subparsers: Any) -> None:
     t = sub.add_parser("train", help="train an MT model",
                        description="Train the encoder-decoder. Config layers: --preset, "
                        "--config FILE, then flags / --set. Saved as OUT/config.yaml.")  # fmt: skip
-    t.add_argument("--preset", choices=["iwslt", "wmt", "tiny"], help="default iwslt")
+    t.add_argument("--preset", choices=sorted(PRESETS),
+                   help="default iwslt; multi30k: the iwslt model with the recipe that "
+                   "converges on Multi30k in 10 epochs")  # fmt: skip
     t.add_argument("--config", metavar="FILE", help="YAML config (layout of config.yaml)")
     t.add_argument(
         "--cell",
@@ -308,6 +326,10 @@ def register(subparsers: Any) -> None:
     e.add_argument("--limit", type=int, help="only the first N sentences")
     e.add_argument("--json", help="write the result here (default RUN/eval-SPLIT.json)")
     e.add_argument("--hyps", help="also write the tokenised hypotheses here")
+    e.add_argument("--tok-case", choices=["auto", "lc", "mixed"], default="auto",
+                   help="case of the tokenised BLEU: auto (default) is case-sensitive for a "
+                   "German target (WMT En->De) and lowercased otherwise (IWSLT De->En); the "
+                   "choice is printed in the signature beside the score")  # fmt: skip
     e.set_defaults(func=_cmd_eval)
 
     def _help(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from typing import Any
 from g2lstm.config_checks import check_bool, check_choice, check_float, check_int
 from g2lstm.errors import ConfigError
 from g2lstm.mt.presets import PRESETS, apply_overrides, load_config
+from g2lstm.mt.schedule import SCHEDULES
 from g2lstm.nn.config import CELL_KINDS, GateConfig
 
 __all__ = [
@@ -141,8 +142,14 @@ class OptimConfig:
         clip: maximum global gradient norm (paper: 2.0); 0 disables clipping.
         label_smoothing: in [0, 1).
         weight_decay: L2 penalty of the optimiser.
-        lr_decay: multiply the lr by this when the validation loss does not improve
-            (1.0 = constant lr).
+        schedule: how the lr changes (:mod:`g2lstm.mt.schedule`): ``"plateau"`` (multiply
+            by ``lr_decay`` after an epoch whose validation loss did not improve), ``"step"``
+            (constant for ``decay_start`` epochs, then multiplied by ``lr_decay`` every epoch)
+            or ``"inverse_sqrt"`` (linear warm-up over ``warmup`` updates, then
+            ``lr * sqrt(warmup / update)``).
+        lr_decay: the factor of ``plateau`` and ``step`` (1.0 = constant lr).
+        decay_start: ``step``: epochs trained at the full lr before the decay starts.
+        warmup: updates of linear warm-up (required by ``inverse_sqrt``; 0 = none).
         min_lr: never decay below this.
     """
 
@@ -151,7 +158,10 @@ class OptimConfig:
     clip: float = 2.0
     label_smoothing: float = 0.1
     weight_decay: float = 0.0
+    schedule: str = "plateau"
     lr_decay: float = 0.5
+    decay_start: int = 0
+    warmup: int = 0
     min_lr: float = 1e-5
 
     def __post_init__(self) -> None:
@@ -161,8 +171,16 @@ class OptimConfig:
         check_float("optim.clip", self.clip, 0.0, 1e9)
         check_float("optim.label_smoothing", self.label_smoothing, 0.0, 0.99)
         check_float("optim.weight_decay", self.weight_decay, 0.0, 1.0)
+        check_choice("optim.schedule", self.schedule, SCHEDULES)
         check_float("optim.lr_decay", self.lr_decay, 0.0, 1.0, lo_open=True)
+        check_int("optim.decay_start", self.decay_start, 0)
+        check_int("optim.warmup", self.warmup, 0)
         check_float("optim.min_lr", self.min_lr, 0.0, 1e3)
+        if self.schedule == "inverse_sqrt" and self.warmup < 1:
+            raise ConfigError(
+                "optim.schedule='inverse_sqrt' needs optim.warmup >= 1 (the updates of linear "
+                "warm-up; the lr peaks at optim.lr there), got optim.warmup=0"
+            )
 
     @property
     def effective_lr(self) -> float:

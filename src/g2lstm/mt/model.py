@@ -19,11 +19,19 @@ Without input feeding (the default) the decoder LSTM runs over the whole target 
 training; with it, it runs step by step. Decoding always runs :meth:`Seq2Seq.step`, which
 calls the *same* modules with ``T = 1`` and explicit states, so training and decoding compute
 the same function (tested: teacher-forced steps equal the full-sequence decoder).
+
+Gate noise is drawn once per call of an LSTM, so a decoder fed one step per call would turn
+the per-sequence schedules (``mask_per_sequence``, ``noise_per_sequence``) into per-step
+noise. The step-by-step teacher-forced decoder therefore runs inside the decoder LSTM's
+``noise_scope()``, and so should a caller of :meth:`Seq2Seq.step` that decodes one batch with
+noisy gates (:meth:`Seq2Seq.noise_scope`; greedy decoding in :mod:`g2lstm.mt.translate` does).
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -217,10 +225,26 @@ class Seq2Seq(nn.Module):
             out, _ = self.dec_rnn(emb, (state.h, state.c))
             return self._attend(out, state)
         feats = []
-        for emb_t in emb.unbind(0):
-            feat, state = self._step_features(emb_t, state)
-            feats.append(feat)
+        with self.noise_scope():  # one call per step: hold per-sequence noise across them
+            for emb_t in emb.unbind(0):
+                feat, state = self._step_features(emb_t, state)
+                feats.append(feat)
         return torch.stack(feats)
+
+    def noise_scope(self) -> AbstractContextManager[Any]:
+        """Hold the decoder LSTM's per-sequence gate noise across calls of :meth:`step`.
+
+        ``with model.noise_scope(): ...`` around the steps of one batch (same rows at every
+        step, as in greedy decoding) gives each sequence the ``mask_per_sequence`` /
+        ``noise_per_sequence`` noise it would get from one full-sequence call; ``per_step``
+        noise and noise-free gates are unaffected (see ``G2LSTM.noise_scope``).
+        """
+        return self.dec_rnn.noise_scope()
+
+    def decoder_noise_per_sequence(self) -> bool:
+        """Whether the decoder LSTM draws per-sequence gate noise in the current mode."""
+        g = self.dec_rnn.gate_config
+        return g.noise_active(self.training) and g.noise_schedule.value != "per_step"
 
     def logits(self, features: Tensor) -> Tensor:
         """Output layer: ``(..., A)`` -> ``(..., V)`` unnormalised scores."""

@@ -16,8 +16,9 @@ is stopped (time budget, Ctrl-C, crash after a checkpoint) and resumed computes 
 same weights as an uninterrupted run.
 
 Loss: label-smoothed cross-entropy averaged over target tokens (``</s>`` included, padding
-excluded); reported perplexity uses the plain NLL. The learning rate is multiplied by
-``optim.lr_decay`` after an epoch whose validation loss did not improve.
+excluded); reported perplexity uses the plain NLL. The learning rate of each update follows
+``optim.schedule`` (:mod:`g2lstm.mt.schedule`): by default it is multiplied by
+``optim.lr_decay`` after an epoch whose validation loss did not improve (``plateau``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from g2lstm.mt.batching import TokenBatchSampler, collate
 from g2lstm.mt.config import MTConfig
 from g2lstm.mt.model import Seq2Seq
 from g2lstm.mt.prepare import PreparedData, load_prepared
+from g2lstm.mt.schedule import scheduled_lr
 from g2lstm.mt.translate import META_KIND, Translator, data_meta, evaluate_split
 
 __all__ = ["TrainResult", "batch_loss", "build_optimizer", "label_smoothed_loss", "train"]
@@ -98,7 +100,7 @@ class _Progress:
     step: int = 0
     epoch: int = 0
     batches_done: int = 0
-    lr: float = 0.0
+    lr: float = 0.0  # the lr reached by the plateau rule (the other schedules ignore it)
     best_valid_loss: float = math.inf
     best_epoch_loss: float = math.inf  # best end-of-epoch validation loss (drives lr decay)
     train_seconds: float = 0.0
@@ -124,11 +126,12 @@ class TrainResult:
 
 
 def _check_resume(saved: dict[str, Any], current: MTConfig, path: Path) -> None:
-    now = current.to_dict()
+    now, defaults = current.to_dict(), MTConfig().to_dict()
     diffs = []
     for section, values in now.items():
         for key, value in values.items():
-            old = saved.get(section, {}).get(key)
+            # a key the checkpoint lacks was added later: the run trained with its default
+            old = saved.get(section, {}).get(key, defaults[section][key])
             if old != value and key not in RESUMABLE_CHANGES.get(section, set()):
                 diffs.append(f"{section}.{key}: checkpoint {old!r} vs now {value!r}")
     if diffs:
@@ -175,6 +178,8 @@ class _Trainer:
 
         p, o = self.progress, self.cfg.optim
         torch.manual_seed(derive_seed(self.cfg.train.seed, p.step))  # dropout + gate noise
+        for group in self.optimizer.param_groups:
+            group["lr"] = scheduled_lr(o, p.step + 1, p.epoch, p.lr)
         self.model.train()
         loss, nll, ntok = self.loss(self.batch(self.train_pairs, idx))
         (loss / ntok).backward()
@@ -191,7 +196,12 @@ class _Trainer:
         p.step += 1
         p.batches_done += 1
         return {"loss": float(loss.detach()) / ntok, "nll": float(nll) / ntok, "tokens": ntok,
-                "grad_norm": float(norm)}  # fmt: skip
+                "grad_norm": float(norm), "lr": self.current_lr}  # fmt: skip
+
+    @property
+    def current_lr(self) -> float:
+        """The lr of the optimiser's last (or, before the first update, next) update."""
+        return float(self.optimizer.param_groups[0]["lr"])
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -210,6 +220,7 @@ class _Trainer:
         return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0))}
 
     def set_lr(self, lr: float) -> None:
+        """Set the plateau rule's lr (and the optimiser's, until the next update sets it)."""
         self.progress.lr = lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -341,9 +352,9 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
         if end_of_epoch:  # only epoch ends decide the lr, so extra validations change nothing
             if valid["valid_loss"] < p.best_epoch_loss:
                 p.best_epoch_loss = valid["valid_loss"]
-            elif o.lr_decay < 1.0:
+            elif o.schedule == "plateau" and o.lr_decay < 1.0:
                 trainer.set_lr(max(p.lr * o.lr_decay, o.min_lr))
-        metrics.log({"kind": "valid", "epoch": p.epoch, **valid, "lr": p.lr,
+        metrics.log({"kind": "valid", "epoch": p.epoch, **valid, "lr": trainer.current_lr,
                      "train_seconds": p.train_seconds}, step=p.step)  # fmt: skip
         trainer.save(manager, guard, valid["valid_loss"])
 
@@ -367,7 +378,7 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
                 tok = window["tokens"]
                 tps = tok / max(time.perf_counter() - window["start"], 1e-9)
                 metrics.log({"kind": "train", "epoch": p.epoch, "loss": window["loss"] / tok,
-                             "ppl": math.exp(min(window["nll"] / tok, 50.0)), "lr": p.lr,
+                             "ppl": math.exp(min(window["nll"] / tok, 50.0)), "lr": row["lr"],
                              "grad_norm": row["grad_norm"], "tokens_per_s": tps,
                              "train_seconds": p.train_seconds}, step=p.step)  # fmt: skip
                 bar.set_postfix(loss=f"{window['loss'] / tok:.3f}", tok_s=f"{tps:.0f}")

@@ -28,7 +28,7 @@ import torch
 
 from g2lstm.errors import CheckpointError, ConfigError, DataError
 from g2lstm.mt.beam import beam_search, greedy_search
-from g2lstm.mt.bleu import BleuResult, score_bleu
+from g2lstm.mt.bleu import BleuResult, score_bleu, tok_lowercase
 from g2lstm.mt.bpe import BPE, remove_bpe
 from g2lstm.mt.config import DecodeConfig, MTConfig
 from g2lstm.mt.data import Tokenizer, TokenizerConfig
@@ -201,6 +201,13 @@ class Translator:
         in input order. An empty source is translated from ``</s>`` alone.
         """
         cfg, vocab, device = self.decode, self.tgt_vocab, self.device
+        if cfg.beam > 1 and self.model.decoder_noise_per_sequence():
+            raise ConfigError(
+                "beam search reorders and drops hypotheses between steps, which per-sequence "
+                "gate noise (noise_schedule mask_per_sequence / noise_per_sequence with "
+                "sampled gates) cannot follow; decode with beam 1 (greedy), or with soft or "
+                "hard eval gates"
+            )
         order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
         results: list[list[int]] = [[] for _ in sources]
         for start in range(0, len(order), cfg.batch_size):
@@ -221,7 +228,8 @@ class Translator:
                 "max_lens": max_lens, "pad": vocab.pad_id, "alpha": cfg.alpha,
             }  # fmt: skip
             if cfg.beam == 1:
-                hyps = greedy_search(step, state, **common)
+                with self.model.noise_scope():  # the same rows at every step
+                    hyps = greedy_search(step, state, **common)
             else:
                 hyps = [h[0] for h in beam_search(step, state, beam=cfg.beam, **common)]
             for col, i in enumerate(idx):
@@ -322,6 +330,7 @@ def evaluate_split(
     prepared: PreparedData | str | os.PathLike[str] | None = None,
     *,
     limit: int | None = None,
+    tok_case: str = "auto",
 ) -> EvalResult:
     """Translate a prepared split and score it (tokenised BLEU + detokenised sacreBLEU).
 
@@ -330,7 +339,11 @@ def evaluate_split(
         split: ``valid``/``test`` (or ``val``/``test2016``).
         prepared: the prepared folder (default: the one recorded in the checkpoint).
         limit: score only the first ``limit`` sentences.
+        tok_case: case of the tokenised BLEU (:func:`g2lstm.mt.bleu.tok_lowercase`):
+            ``auto`` (case-sensitive for a German target, lowercased otherwise), ``lc`` or
+            ``mixed``. The sacreBLEU number is lowercased only when the data were.
     """
+    lowercase = tok_lowercase(tok_case, translator.prepare.tgt_lang)
     if prepared is None:
         prepared = translator.meta.get("data", {}).get("prepared_dir")
         if prepared is None:
@@ -347,6 +360,6 @@ def evaluate_split(
     output = translator.translate(src_lines, input_format="bpe")
     bleu = score_bleu(
         output.tok, refs_tok, output.detok, refs_detok,
-        tok_lowercase=True, detok_lowercase=prepared.config.lowercase,
+        tok_lowercase=lowercase, detok_lowercase=prepared.config.lowercase,
     )  # fmt: skip
     return EvalResult(split, bleu, output)
