@@ -42,6 +42,16 @@ class CheckpointError(G2LSTMError):
     """A checkpoint is missing, corrupt, from another format version or does not fit."""
 
 
+class OutputError(G2LSTMError):
+    """An output cannot be written safely: a directory or read-only place where a file is
+    wanted, a symlink planted where g2lstm writes, or a file that must not be overwritten."""
+
+
+class LimitError(ConfigError):
+    """A size read from a file or argument exceeds a resource cap (decompressed bytes, model
+    parameters, beam size, generated words); the message names the flag that raises it."""
+
+
 class TrainingError(G2LSTMError):
     """Training cannot go on (non-finite loss or gradient, output directory locked, ...)."""
 

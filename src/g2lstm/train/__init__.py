@@ -54,6 +54,7 @@ from g2lstm.train.manager import CheckpointManager
 from g2lstm.train.metrics import MetricsLogger, read_metrics
 from g2lstm.train.nonfinite import NonFiniteGuard, NonFinitePolicy, first_nonfinite_grad
 from g2lstm.train.progress import Throughput, format_duration, progress
+from g2lstm.train.rundir import claim_run_dir
 from g2lstm.train.rng import (
     capture_rng_state,
     derive_seed,
@@ -82,6 +83,7 @@ __all__ = [
     "atomic_write_text",
     "capture_rng_state",
     "check_state_dict_compat",
+    "claim_run_dir",
     "derive_seed",
     "ensure_writable_dir",
     "first_nonfinite_grad",

@@ -33,6 +33,7 @@ from g2lstm.datasets.verify import sha256_file
 from g2lstm.errors import CheckpointError
 from g2lstm.train.atomic import atomic_directory
 from g2lstm.train.state import flatten_state, unflatten_state
+from g2lstm.train.tensor_header import read_header
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -50,6 +51,8 @@ MODEL_FILE = "model.safetensors"
 TRAINER_FILE = "trainer.safetensors"
 META_FILE = "meta.json"
 _FORMAT_NAME = "g2lstm-checkpoint"
+#: Largest ``meta.json`` read (a big vocabulary and BPE codes take a few MB).
+MAX_META_BYTES = 256 * 1024 * 1024
 _PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"}
 
 
@@ -248,17 +251,23 @@ def _read_meta(path: Path) -> dict[str, Any]:
         )
     if _sniff(meta_path) == "pickle":
         raise _pickle_error(meta_path)
+    if meta_path.stat().st_size > MAX_META_BYTES:
+        raise CheckpointError(
+            f"{meta_path} has {meta_path.stat().st_size:,} bytes, more than a manifest can "
+            f"({MAX_META_BYTES:,}); the checkpoint is corrupt." + _previous_hint(path)
+        )
     try:
         record = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise CheckpointError(
-            f"{meta_path} is not valid JSON ({exc}); the checkpoint is corrupt."
+            f"{meta_path} is not valid JSON ({why}); the checkpoint is corrupt."
             + _previous_hint(path)
-        ) from exc
+        ) from None
     if not isinstance(record, dict) or record.get("format") != _FORMAT_NAME:
         raise CheckpointError(f"{meta_path} is not a g2lstm checkpoint manifest")
     version = record.get("format_version")
-    if not isinstance(version, int) or version < 1:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise CheckpointError(f"{meta_path}: invalid format_version {version!r}")
     if version > CHECKPOINT_FORMAT:
         raise CheckpointError(
@@ -266,7 +275,34 @@ def _read_meta(path: Path) -> dict[str, Any]:
             f"({_library_versions()['g2lstm']}) reads versions up to {CHECKPOINT_FORMAT}; "
             "upgrade g2lstm (pip install -U g2lstm) to load it."
         )
+    _check_manifest(meta_path, record)
     return record
+
+
+def _check_manifest(meta_path: Path, record: dict[str, Any]) -> None:
+    """Refuse a manifest whose fields have the wrong JSON types (a tampered or foreign file)."""
+    problem = None
+    files = record.get("files", {})
+    if not isinstance(record.get("meta", {}), dict):
+        problem = "'meta' must be an object"
+    elif not isinstance(files, dict):
+        problem = "'files' must be an object"
+    for name, entry in files.items() if isinstance(files, dict) else ():
+        aliases = entry.get("aliases", {}) if isinstance(entry, dict) else None
+        if not isinstance(entry, dict):
+            problem = f"files[{name!r}] must be an object"
+        elif not isinstance(entry.get("sha256", ""), str) or not isinstance(
+            entry.get("bytes", 0), int
+        ):
+            problem = f"files[{name!r}] has a malformed sha256 or bytes"
+        elif not isinstance(aliases, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+        ):
+            problem = f"files[{name!r}].aliases must map names to names"
+        if problem:
+            break
+    if problem:
+        raise CheckpointError(f"{meta_path}: {problem}; the checkpoint is corrupt")
 
 
 def _read_tensors(
@@ -282,6 +318,13 @@ def _read_tensors(
     kind = _sniff(path)
     if kind == "pickle":
         raise _pickle_error(path)
+    stored = read_header(path).shapes  # typed error for any malformed header, before parsing
+    missing = sorted(t for t in entry.get("aliases", {}).values() if t not in stored)
+    if missing:
+        raise CheckpointError(
+            f"{path}: {META_FILE} names aliases of tensors the file lacks ({missing[:3]}); "
+            "the checkpoint is corrupt." + _previous_hint(path.parent)
+        )
     if verify:
         size, want = path.stat().st_size, entry.get("bytes")
         if want is not None and size != want:
@@ -351,7 +394,13 @@ def load_checkpoint(
         if TRAINER_FILE in files
         else {}
     )
-    trainer_state = unflatten_state(trainer_tensors, record.get("trainer_structure"))
+    try:
+        trainer_state = unflatten_state(trainer_tensors, record.get("trainer_structure"))
+    except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise CheckpointError(
+            f"{path / META_FILE}: malformed trainer_structure ({type(exc).__name__}); the "
+            "checkpoint is corrupt"
+        ) from None
     info = {
         k: record[k] for k in ("format_version", "created_utc", "versions", "files") if k in record
     }

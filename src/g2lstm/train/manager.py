@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from g2lstm.errors import ConfigError
+from g2lstm.safe_files import refuse_symlink
 from g2lstm.train.atomic import atomic_write_json
 from g2lstm.train.checkpoint import META_FILE, Checkpoint, load_checkpoint, save_checkpoint
 
@@ -50,7 +51,7 @@ class CheckpointManager:
             raise ConfigError(f"keep_last={keep_last!r} must be an integer >= 1 or None")
         self.run_dir = Path(run_dir)
         self.keep_last = keep_last
-        self.directory = self.run_dir / "checkpoints"
+        self.directory = refuse_symlink(self.run_dir / "checkpoints")
         self.directory.mkdir(parents=True, exist_ok=True)
 
     # ----------------------------------------------------------------- queries
@@ -59,18 +60,33 @@ class CheckpointManager:
         found = []
         for p in self.directory.iterdir():
             m = _STEP_DIR.match(p.name)
-            if m and (p / META_FILE).is_file():
+            if m and not p.is_symlink() and (p / META_FILE).is_file():
                 found.append((int(m.group(1)), p))
         return [p for _, p in sorted(found)]
 
     def _pointer(self, name: str) -> dict[str, Any] | None:
+        """The record of ``NAME.json`` if it names a complete checkpoint of this run.
+
+        A pointer may only name a ``step-N`` directory inside ``checkpoints/`` that is not a
+        symlink: one from a tampered or copied run that points elsewhere is ignored.
+        """
+        pointer = self.directory / f"{name}.json"
         try:
-            record = json.loads((self.directory / f"{name}.json").read_text(encoding="utf-8"))
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            if pointer.is_symlink() or pointer.stat().st_size > 65536:
+                return None
+            record = json.loads(pointer.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
             return None
-        target = self.directory / str(record.get("path", ""))
-        if not record.get("path") or not (target / META_FILE).is_file():
+        if not isinstance(record, dict) or not isinstance(record.get("path"), str):
             return None
+        if not _STEP_DIR.match(record["path"]):
+            return None
+        target = self.directory / record["path"]
+        if target.is_symlink() or not (target / META_FILE).is_file():
+            return None
+        metric = record.get("metric")
+        if metric is not None and (isinstance(metric, bool) or not isinstance(metric, (int, float))):
+            record["metric"] = None
         return record
 
     def latest(self) -> Path | None:
@@ -178,7 +194,7 @@ class CheckpointManager:
     def _remove_stale_temporaries(self) -> None:
         """Delete ``step-*.tmp-*``/``.old-*`` leftovers of a save that was killed."""
         for p in self.directory.iterdir():
-            if _TMP_DIR.match(p.name) and p.is_dir():
+            if _TMP_DIR.match(p.name) and p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
 
     def __repr__(self) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from g2lstm.errors import ConfigError, DataError
+from g2lstm.safe_files import open_nofollow, refuse_symlink
 from g2lstm.train.atomic import atomic_write_text
 
 __all__ = ["MetricsLogger", "read_metrics"]
@@ -62,7 +63,8 @@ class MetricsLogger:
     """Write metric rows to ``run_dir/metrics.jsonl`` and ``run_dir/metrics.csv``.
 
     Args:
-        run_dir: output directory (created if missing). Existing files are appended to.
+        run_dir: output directory (created if missing). Existing files are appended to; a
+            symlink in place of one is refused (:class:`~g2lstm.errors.OutputError`).
         tensorboard: also write scalars to ``run_dir/tensorboard`` if possible.
 
     Use as a context manager or call :meth:`close`.
@@ -74,13 +76,17 @@ class MetricsLogger:
         self.jsonl_path = self.run_dir / "metrics.jsonl"
         self.csv_path = self.run_dir / "metrics.csv"
         self._fields: list[str] = []
-        if self.csv_path.exists():
-            with open(self.csv_path, newline="", encoding="utf-8") as f:
-                self._fields = next(csv.reader(f), [])
-        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")  # noqa: SIM115
-        self._csv = open(self.csv_path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        self._jsonl = open_nofollow(self.jsonl_path, "a")
+        try:
+            self._csv = open_nofollow(self.csv_path, "a", newline="")
+        except BaseException:
+            self._jsonl.close()
+            raise
+        with open(self.csv_path, newline="", encoding="utf-8") as f:
+            self._fields = next(csv.reader(f), [])
         self._writer = None
         if tensorboard:
+            refuse_symlink(self.run_dir / "tensorboard")
             if importlib.util.find_spec("tensorboard") is None:
                 logger.warning(
                     "tensorboard is not installed; metrics go to metrics.jsonl/csv only "
@@ -121,7 +127,7 @@ class MetricsLogger:
         rows = [r for r in read_metrics(self.jsonl_path) if (r.get("step") or 0) <= step]
         self._jsonl.close()
         atomic_write_text(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in rows))
-        self._jsonl = open(self.jsonl_path, "a", encoding="utf-8")  # noqa: SIM115
+        self._jsonl = open_nofollow(self.jsonl_path, "a")
         csv_rows = [r for r in read_metrics(self.csv_path) if (r.get("step") or 0) <= step]
         self._rewrite_csv(csv_rows)
 
@@ -133,7 +139,7 @@ class MetricsLogger:
             writer.writerows(rows)
         self._csv.close()
         atomic_write_text(self.csv_path, buffer.getvalue())
-        self._csv = open(self.csv_path, "a", newline="", encoding="utf-8")  # noqa: SIM115
+        self._csv = open_nofollow(self.csv_path, "a", newline="")
 
     def close(self) -> None:
         """Flush and close the files (and the TensorBoard writer)."""
