@@ -45,13 +45,17 @@ from g2lstm.train import (
     NonFinitePolicy,
     RunLock,
     atomic_write_text,
+    claim_run_dir,
     derive_seed,
-    ensure_writable_dir,
     init_distributed,
     progress,
 )  # fmt: skip
 
 __all__ = ["RESUMABLE_KEYS", "LMTrainer", "TrainResult", "merge_resume_config", "train"]
+
+#: The running sums of the current log interval (part of the checkpointed state).
+_NEW_INTERVAL = {"interval_loss": 0.0, "interval_n": 0, "interval_tokens": 0,
+                 "interval_seconds": 0.0}  # fmt: skip
 
 
 class LMTrainer:
@@ -118,7 +122,7 @@ class LMTrainer:
             "stage": "main", "epoch": 1, "row": 0, "step": 0, "best_val": None,
             "trigger": NTASGDTrigger(cfg.optim.nonmono).state_dict(), "epoch_loss": 0.0,
             "epoch_tokens": 0, "train_time": 0.0, "train_tokens": 0, "wall_time": 0.0,
-            "complete": False,
+            "complete": False, **_NEW_INTERVAL,
         }  # fmt: skip
         self.hidden: Hidden | None = None
 
@@ -150,7 +154,7 @@ class LMTrainer:
                                   data=self.config.data, device=ctx.device)  # fmt: skip
         if ckpt is None:
             return False
-        self.state = dict(ckpt.meta["state"])
+        self.state = {**_NEW_INTERVAL, **ckpt.meta["state"]}  # older checkpoints lack it
         if self.state["stage"] == "finetune":
             self.optimizer = self._make_optimizer(averaging=True)
         self.optimizer.load_state_dict(ckpt.trainer_state["optimizer"])
@@ -214,7 +218,9 @@ class LMTrainer:
         bar = progress(total=math.ceil((n_rows - 1) / t.bptt), initial=st["row"] // t.bptt,
                        desc=f"{st['stage']} epoch {st['epoch']}", unit="batch",
                        disable=True if not (t.progress and ctx.is_main) else None)  # fmt: skip
-        interval_loss, interval_n, interval_tokens, t0 = 0.0, 0, 0, time.perf_counter()
+        # the log interval's running sums live in the checkpointed state, so the first row
+        # after a resume is the one an uninterrupted run logs
+        t0 = time.perf_counter() - st["interval_seconds"]
         try:
             for seg in segments:
                 i, seq_len = seg.start, seg.seq_len
@@ -232,21 +238,23 @@ class LMTrainer:
                 if math.isfinite(loss):
                     st["epoch_loss"] += loss * tokens
                     st["epoch_tokens"] += tokens
-                    interval_loss, interval_n = interval_loss + loss, interval_n + 1
-                interval_tokens += tokens
+                    st["interval_loss"] += loss
+                    st["interval_n"] += 1
+                st["interval_tokens"] += tokens
+                st["interval_seconds"] = time.perf_counter() - t0
                 bar.update(1)
-                if st["step"] % t.log_interval == 0 and interval_n:
-                    elapsed = time.perf_counter() - t0
-                    row = {"stage": st["stage"], "epoch": st["epoch"], "lr": lr,
-                           "loss": interval_loss / interval_n,
-                           "ppl": perplexity(interval_loss / interval_n), "grad_norm": norm,
-                           "tokens_per_s": interval_tokens / elapsed,
-                           "ms_per_batch": 1000 * elapsed / interval_n}  # fmt: skip
+                if st["step"] % t.log_interval == 0 and st["interval_n"]:
+                    elapsed, n = time.perf_counter() - t0, st["interval_n"]
+                    mean = st["interval_loss"] / n
+                    row = {"stage": st["stage"], "epoch": st["epoch"], "lr": lr, "loss": mean,
+                           "ppl": perplexity(mean), "grad_norm": norm,
+                           "tokens_per_s": st["interval_tokens"] / elapsed,
+                           "ms_per_batch": 1000 * elapsed / n}  # fmt: skip
                     bar.set_postfix(loss=f"{row['loss']:.3f}", ppl=f"{row['ppl']:.1f}",
                                     tok_s=f"{row['tokens_per_s']:.0f}")  # fmt: skip
                     if log is not None:
                         log.log(row, step=st["step"])
-                    interval_loss, interval_n, interval_tokens = 0.0, 0, 0
+                    st.update(_NEW_INTERVAL)
                     t0 = time.perf_counter()
                 why = None
                 if t.max_steps is not None and st["step"] >= t.max_steps:
@@ -294,6 +302,7 @@ class LMTrainer:
             st["best_val"] = val
         st["epoch"] += 1
         st["row"], st["epoch_loss"], st["epoch_tokens"] = 0, 0.0, 0
+        st.update(_NEW_INTERVAL)  # each epoch starts a new log interval
         self.hidden = None
         self._save(manager, ctx, metric=val)
         return end_stage
@@ -311,7 +320,7 @@ class LMTrainer:
         t = self.config.train
         if t.threads:
             torch.set_num_threads(t.threads)
-        out = ensure_writable_dir(self.out_dir) if ctx.is_main else self.out_dir
+        out = claim_run_dir(self.out_dir, "lm") if ctx.is_main else self.out_dir
         ctx.barrier()
         lock = RunLock(out) if ctx.is_main else None
         if lock is not None:

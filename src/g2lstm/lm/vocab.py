@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from g2lstm.errors import DataError
+from g2lstm.train.atomic import atomic_write_text
 
 __all__ = ["EOS", "UNK", "Vocabulary", "read_lines", "tokenize_lines"]
 
@@ -100,8 +101,9 @@ class Vocabulary:
         return cls(tokens)
 
     def save(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        """Write :meth:`to_dict` as JSON (atomically: a symlink at ``path`` is replaced, not
+        followed)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | Path) -> Vocabulary:

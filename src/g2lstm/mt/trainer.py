@@ -105,6 +105,10 @@ class _Progress:
     best_epoch_loss: float = math.inf  # best end-of-epoch validation loss (drives lr decay)
     train_seconds: float = 0.0
     finished: bool = False
+    # running sums of the current log window, so rows after a resume match an unbroken run
+    window_loss: float = 0.0
+    window_nll: float = 0.0
+    window_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -292,7 +296,7 @@ def train(
         RunLock,
         atomic_write_json,
         atomic_write_text,
-        ensure_writable_dir,
+        claim_run_dir,
         progress,
     )
 
@@ -301,7 +305,7 @@ def train(
         torch.set_num_threads(t.threads)
     device = torch.device(device)
     prepared = load_prepared(t.data)
-    out = ensure_writable_dir(out_dir)
+    out = claim_run_dir(out_dir, "mt")
     trainer = _Trainer(config, prepared, device)
     guard = NonFiniteGuard(NonFinitePolicy(t.on_nonfinite))
     with RunLock(out), GracefulInterrupt() as stop, MetricsLogger(out) as metrics:
@@ -336,8 +340,7 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
     """Epochs and updates until a budget is reached; returns the reason for stopping."""
     t, o, p = trainer.cfg.train, trainer.cfg.optim, trainer.progress
     sampler = trainer.sampler
-    last = time.perf_counter()
-    window = {"loss": 0.0, "nll": 0.0, "tokens": 0, "n": 0, "start": last}
+    last = window_start = time.perf_counter()
 
     def clock() -> None:
         nonlocal last
@@ -370,19 +373,20 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
         for idx in sampler:
             row = trainer.train_step(idx, guard)
             clock()
-            for key in ("loss", "nll", "tokens"):
-                window[key] += row[key] * (row["tokens"] if key != "tokens" else 1)
-            window["n"] += 1
+            p.window_loss += row["loss"] * row["tokens"]
+            p.window_nll += row["nll"] * row["tokens"]
+            p.window_tokens += row["tokens"]
             bar.update(1)
             if p.step % t.log_every == 0:
-                tok = window["tokens"]
-                tps = tok / max(time.perf_counter() - window["start"], 1e-9)
-                metrics.log({"kind": "train", "epoch": p.epoch, "loss": window["loss"] / tok,
-                             "ppl": math.exp(min(window["nll"] / tok, 50.0)), "lr": row["lr"],
+                tok = p.window_tokens
+                tps = tok / max(time.perf_counter() - window_start, 1e-9)
+                metrics.log({"kind": "train", "epoch": p.epoch, "loss": p.window_loss / tok,
+                             "ppl": math.exp(min(p.window_nll / tok, 50.0)), "lr": row["lr"],
                              "grad_norm": row["grad_norm"], "tokens_per_s": tps,
                              "train_seconds": p.train_seconds}, step=p.step)  # fmt: skip
-                bar.set_postfix(loss=f"{window['loss'] / tok:.3f}", tok_s=f"{tps:.0f}")
-                window.update(loss=0.0, nll=0.0, tokens=0, n=0, start=time.perf_counter())
+                bar.set_postfix(loss=f"{p.window_loss / tok:.3f}", tok_s=f"{tps:.0f}")
+                p.window_loss, p.window_nll, p.window_tokens = 0.0, 0.0, 0
+                window_start = time.perf_counter()
             if t.max_updates and p.step >= t.max_updates:
                 reason = "max_updates"
             elif t.max_minutes and p.train_seconds >= 60 * t.max_minutes:

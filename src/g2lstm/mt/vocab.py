@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError, DataError
+from g2lstm.train.atomic import atomic_write_text
 
 __all__ = ["BOS", "EOS", "PAD", "SPECIALS", "UNK", "Vocab"]
 
@@ -183,8 +184,9 @@ class Vocab:
         return cls(tokens)
 
     def save(self, path: str | Path) -> None:
-        """Write :meth:`to_dict` as JSON."""
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
+        """Write :meth:`to_dict` as JSON (atomically: a symlink at ``path`` is replaced, not
+        followed)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
 
     @classmethod
     def load(cls, path: str | Path) -> Vocab:

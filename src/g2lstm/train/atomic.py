@@ -23,6 +23,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,7 +113,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        mode = final.stat().st_mode & 0o777 if final.exists() else _FILE_MODE
+        # the mode of the file replaced, never of what a symlink in its place points at
+        existing = final.lstat() if final.exists() or final.is_symlink() else None
+        mode = existing.st_mode & 0o777 if existing and stat.S_ISREG(existing.st_mode) else _FILE_MODE
         os.chmod(tmp, mode)
         yield tmp
         _fsync_file(tmp)

@@ -318,13 +318,6 @@ def _read_tensors(
     kind = _sniff(path)
     if kind == "pickle":
         raise _pickle_error(path)
-    stored = read_header(path).shapes  # typed error for any malformed header, before parsing
-    missing = sorted(t for t in entry.get("aliases", {}).values() if t not in stored)
-    if missing:
-        raise CheckpointError(
-            f"{path}: {META_FILE} names aliases of tensors the file lacks ({missing[:3]}); "
-            "the checkpoint is corrupt." + _previous_hint(path.parent)
-        )
     if verify:
         size, want = path.stat().st_size, entry.get("bytes")
         if want is not None and size != want:
@@ -338,6 +331,16 @@ def _read_tensors(
                 f"{path} is corrupt: sha256 {digest} does not match {entry.get('sha256')} "
                 f"recorded in {META_FILE}." + _previous_hint(path.parent)
             )
+    try:  # a typed error for any malformed header, before the library parses it
+        stored = read_header(path).shapes
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}." + _previous_hint(path.parent)) from None
+    missing = sorted(t for t in entry.get("aliases", {}).values() if t not in stored)
+    if missing:
+        raise CheckpointError(
+            f"{path}: {META_FILE} names aliases of tensors the file lacks ({missing[:3]}); "
+            "the checkpoint is corrupt." + _previous_hint(path.parent)
+        )
     try:
         tensors = safetensors.torch.load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:

@@ -45,7 +45,9 @@ class TensorHeader:
 
 
 def _bad(path: Path, what: str) -> CheckpointError:
-    return CheckpointError(f"{path} is not a valid safetensors file ({what}); it is corrupt")
+    return CheckpointError(
+        f"{path} is not a valid safetensors file ({what}); it is truncated or corrupt"
+    )
 
 
 def _is_int(value: object) -> bool:
