@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import torch
 
 from g2lstm.errors import LimitError
+from g2lstm.train.state import check_state_dict_compat
 
 __all__ = [
     "DEFAULT_MAX_BEAM",
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_WORDS",
     "ENV_MAX_PARAMETERS",
     "build_checked",
+    "check_buildable",
     "check_limit",
     "env_limit",
     "max_parameters",
@@ -89,7 +91,17 @@ def build_checked(
     stored: Mapping[str, Any] | None,
     source: str,
 ) -> M:
-    """Build ``factory()`` only once its size is known to be sane and to match ``stored``.
+    """``factory()``, built only after :func:`check_buildable` passed."""
+    check_buildable(factory, stored, source)
+    return factory()
+
+
+def check_buildable(
+    factory: Callable[[], torch.nn.Module],
+    stored: Mapping[str, Any] | None,
+    source: str,
+) -> None:
+    """Check that ``factory()`` is of sane size and matches ``stored``, allocating nothing.
 
     Args:
         factory: builds the model from a configuration read from a file.
@@ -98,15 +110,10 @@ def build_checked(
             parameter ceiling (the caller checks the weights afterwards).
         source: the file the configuration came from, for messages.
 
-    Returns:
-        The model (on the default device, as ``factory`` builds it).
-
     Raises:
         LimitError: the configuration describes more than :func:`max_parameters` parameters.
         CheckpointError: the shapes it describes differ from ``stored`` (every mismatch listed).
     """
-    from g2lstm.train.state import check_state_dict_compat
-
     with torch.device("meta"):
         probe = factory()
     count = sum(p.numel() for p in probe.parameters())
@@ -115,7 +122,6 @@ def build_checked(
     if stored is not None:
         shapes = {name: _MetaShape(_shape_of(value)) for name, value in stored.items()}
         check_state_dict_compat(probe, shapes, source)  # type: ignore[arg-type]
-    return factory()
 
 
 class _MetaShape:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import EXIT_INTERRUPTED, ConfigError
+from g2lstm.limits import DEFAULT_MAX_WORDS
 
 __all__ = ["build_config", "register"]
 
@@ -40,7 +41,11 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {item!r}: expected section.key=value (e.g. model.nhid=650)")
-        out[key.strip()] = yaml.safe_load(raw)
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except (yaml.YAMLError, RecursionError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"--set {item!r}: the value is not plain YAML ({why})") from None
     return out
 
 
@@ -74,14 +79,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from g2lstm.lm.config import RunConfig
     from g2lstm.lm.trainer import merge_resume_config, train
     from g2lstm.train import CheckpointManager
+    from g2lstm.train.checkpoint import read_manifest
 
     out = Path(args.out)
     saved = None
     if args.resume and (out / "checkpoints").is_dir():
         latest = CheckpointManager(out, keep_last=None).latest()
         if latest is not None:
-            meta = json.loads((latest / "meta.json").read_text(encoding="utf-8"))
-            saved = RunConfig.from_dict(meta["meta"]["config"], source=str(latest))
+            meta = read_manifest(latest)["meta"]
+            saved = RunConfig.from_dict(meta.get("config"), source=f"{latest}/meta.json")
     if saved is not None:
         if args.preset or args.config:
             raise ConfigError(
@@ -178,16 +184,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
+    from g2lstm.limits import check_limit
     from g2lstm.lm.evaluate import load_model
-    from g2lstm.lm.generate import generate, join_words
+    from g2lstm.lm.generate import iter_generate, write_words
 
+    check_limit(args.words, args.max_words, "--words", "pass --max-words N")
     loaded = load_model(args.checkpoint)
     print(f"g2lstm lm generate: {args.words} words from {loaded.checkpoint.path} "
           f"(temperature {args.temperature}, seed {args.seed})", file=sys.stderr)  # fmt: skip
     prompt = args.prompt.split() if args.prompt else None
-    words = generate(loaded.model, loaded.vocab, args.words, temperature=args.temperature,
-                     seed=args.seed, prompt=prompt)  # fmt: skip
-    print(join_words(words))
+    words = iter_generate(loaded.model, loaded.vocab, args.words, temperature=args.temperature,
+                          seed=args.seed, prompt=prompt)  # fmt: skip
+    write_words(words, sys.stdout)  # streamed: each line appears as soon as it is sampled
     return 0
 
 
@@ -261,6 +269,8 @@ def register(subparsers: Any) -> None:
     g = sub.add_parser("generate", help="sample text from a checkpoint")
     g.add_argument("checkpoint", help="run directory or checkpoint directory")
     g.add_argument("--words", type=int, default=50)
+    g.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS,
+                   help=f"refuse --words above this (default {DEFAULT_MAX_WORDS:,})")  # fmt: skip
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--prompt", help="words to start from")

@@ -319,8 +319,9 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc}") from exc
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        why = "; ".join(str(exc).splitlines()[:1]) or type(exc).__name__
+        raise ConfigError(f"cannot read config file {p}: {why}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

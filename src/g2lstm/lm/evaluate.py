@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from g2lstm.errors import CheckpointError
+from g2lstm.errors import CheckpointError, G2LSTMError
+from g2lstm.limits import build_checked
 from g2lstm.lm.config import RunConfig
 from g2lstm.lm.model import Hidden, RNNLanguageModel, detach_hidden
 from g2lstm.lm.pointer import PointerConfig, cache_pointer_log_probs, vocab_log_probs
@@ -134,21 +135,30 @@ def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> Loade
             config (the message lists the keys).
     """
     from g2lstm.lm.data import Vocabulary
-    from g2lstm.train import check_state_dict_compat
 
     ckpt = load_checkpoint(resolve_checkpoint(path), map_location=map_location)
     meta = ckpt.meta
     if meta.get("kind") != "g2lstm-lm" or "config" not in meta or "vocab" not in meta:
         raise CheckpointError(f"{ckpt.path} is not a g2lstm language-model checkpoint")
-    config = RunConfig.from_dict(meta["config"], source=f"{ckpt.path}/meta.json")
-    vocab = Vocabulary.from_dict(meta["vocab"])
-    model = RNNLanguageModel(config.model).to(map_location)
+    source = f"{ckpt.path}/meta.json"
+    try:
+        config = RunConfig.from_dict(meta["config"], source=source)
+        vocab = Vocabulary.from_dict(meta["vocab"])
+        trainer_state = ckpt.trainer_state if isinstance(ckpt.trainer_state, dict) else {}
+        eval_weights = dict(trainer_state.get("eval_weights") or {})
+    except G2LSTMError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{source}: malformed config or vocabulary ({type(exc).__name__}: {exc})"
+        ) from None
     weights = dict(ckpt.model_state)
-    eval_weights = (ckpt.trainer_state or {}).get("eval_weights") or {}
     weights.update(eval_weights)
     if config.model.tie_weights and "encoder.weight" in eval_weights:
         weights["decoder.weight"] = eval_weights["encoder.weight"]
-    check_state_dict_compat(model, weights, str(ckpt.path))
+    # sizes from meta.json are checked against the stored tensors before anything is built
+    model = build_checked(lambda: RNNLanguageModel(config.model), weights, str(ckpt.path))
+    model.to(map_location)
     model.load_state_dict(weights)
     model.eval()
     return LoadedModel(model, config, vocab, ckpt)

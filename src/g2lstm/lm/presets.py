@@ -86,7 +86,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset_dict(name: str) -> dict[str, Any]:
     """A deep copy of preset ``name`` as nested dicts (with ``preset`` set)."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     out = _merge(PRESETS[name], {})
     out["preset"] = name

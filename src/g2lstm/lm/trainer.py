@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from g2lstm.errors import ConfigError, TrainingError
+from g2lstm.limits import build_checked
 from g2lstm.lm.asgd import AveragedSGD, NTASGDTrigger
 from g2lstm.lm.checkpointing import load_lm_checkpoint, save_lm_checkpoint
 from g2lstm.lm.config import RunConfig
@@ -50,6 +51,7 @@ from g2lstm.train import (
     init_distributed,
     progress,
 )  # fmt: skip
+from g2lstm.train.checkpoint import read_model_shapes
 
 __all__ = ["RESUMABLE_KEYS", "LMTrainer", "TrainResult", "merge_resume_config", "train"]
 
@@ -73,6 +75,8 @@ class LMTrainer:
     def __init__(self, config: RunConfig, out_dir: str | os.PathLike[str], *,
                  resume: bool = False, corpus: Any = None) -> None:  # fmt: skip
         self.config, self.out_dir, self.resume, self.corpus = config, Path(out_dir), resume, corpus
+        self._stored: dict[str, tuple[int, ...]] | None = None  # shapes of the resumed weights
+        self._source = "the run configuration"
 
     # ------------------------------------------------------------------ setup
     def _load_data(self, ctx: DistributedContext) -> None:
@@ -105,7 +109,9 @@ class LMTrainer:
                 f"({ctx.world_size})"
             )
         torch.manual_seed(t.seed)  # initial weights depend on the seed only (same on all ranks)
-        self.module = RNNLanguageModel(cfg.model).to(ctx.device)
+        # sizes checked (against the checkpoint resumed from, if any) before any allocation
+        self.module = build_checked(lambda: RNNLanguageModel(cfg.model), self._stored,
+                                    self._source).to(ctx.device)  # fmt: skip
         self.model = ctx.wrap_ddp(self.module)
         self.noise_gen = torch.Generator(device=ctx.device)
         self.module.set_generator(self.noise_gen)
@@ -328,12 +334,15 @@ class LMTrainer:
         try:
             self._t_wall = time.perf_counter()
             manager = CheckpointManager(out, keep_last=t.keep_last)
-            has_ckpt = manager.latest() is not None
+            latest = manager.latest()
+            has_ckpt = latest is not None
             if has_ckpt and not self.resume:
                 raise TrainingError(
                     f"{out} already holds checkpoints of a run; pass --resume (resume=True) to "
                     "continue it, or choose a new --out"
                 )
+            self._stored = read_model_shapes(latest) if latest is not None else None
+            self._source = str(latest) if latest is not None else "the run configuration"
             self._load_data(ctx)
             self._build(ctx)
             if has_ckpt:

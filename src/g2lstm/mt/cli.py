@@ -10,12 +10,12 @@ and bookkeeping, :data:`~g2lstm.mt.trainer.RESUMABLE_CHANGES`).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from g2lstm.errors import EXIT_INTERRUPTED, ConfigError
+from g2lstm.errors import EXIT_INTERRUPTED, ConfigError, DataError
+from g2lstm.limits import DEFAULT_MAX_BEAM, check_limit
 from g2lstm.mt.presets import PRESETS
 
 __all__ = ["build_config", "register"]
@@ -55,14 +55,14 @@ def build_config(args: argparse.Namespace) -> Any:
 def _saved_config(out: Path) -> Any:
     from g2lstm.mt.config import MTConfig
     from g2lstm.train import CheckpointManager
+    from g2lstm.train.checkpoint import read_manifest
 
     if not (out / "checkpoints").is_dir():
         return None
     latest = CheckpointManager(out, keep_last=None).latest()
     if latest is None:
         return None
-    meta = json.loads((latest / "meta.json").read_text(encoding="utf-8"))
-    return MTConfig.from_dict(meta["meta"]["config"])
+    return MTConfig.from_dict(read_manifest(latest)["meta"].get("config"))
 
 
 def _threads(n: int | None) -> None:
@@ -166,8 +166,12 @@ def _load(args: argparse.Namespace) -> Any:
     from g2lstm.nn import g2_modules
 
     _threads(args.threads)
+    if args.beam is not None:  # before loading; the run's own beam is checked below
+        check_limit(args.beam, args.max_beam, "--beam", "pass --max-beam N")
     tr = load_translator(args.checkpoint, device=args.device, which=args.which)
     tr.decode = replace(tr.decode, **_decode_changes(args))
+    check_limit(tr.decode.beam, args.max_beam, f"the beam size of {tr.checkpoint}",
+                "pass --max-beam N")  # fmt: skip
     gates = {k: v for k in ("eval_gates", "eval_temperature") if (v := getattr(args, k))}
     for _, mod in g2_modules(tr.model) if gates else ():
         mod.set_gate_options(**gates)
@@ -182,18 +186,46 @@ def _eval_temperature(tr: Any) -> dict[str, str]:
     return {"eval_temperature": found.pop()} if len(found) == 1 else {}
 
 
+def _read_input(path: str | None) -> list[str]:
+    """The lines of ``--input`` (or stdin) without their line ends; DataError names the file
+    (and the line of undecodable bytes)."""
+    name = path or "<stdin>"
+    try:
+        raw = Path(path).read_bytes() if path else sys.stdin.buffer.read()
+    except FileNotFoundError:
+        raise DataError(f"--input {name}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"--input {name} is a directory; give a text file, a sentence a line") from None
+    except OSError as exc:
+        raise DataError(f"--input {name}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            f"--input {name}, line {line}: not valid UTF-8 ({exc.reason}); convert the file "
+            "to UTF-8 (e.g. iconv -t utf-8)"
+        ) from None
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the final line end
+    return [line.removesuffix("\r") for line in lines]
+
+
 def _cmd_translate(args: argparse.Namespace) -> int:
+    from g2lstm.safe_files import check_output_file
+    from g2lstm.train import atomic_write_text
+
+    output = check_output_file(args.output, "--output") if args.output else None
+    lines = _read_input(args.input)
     tr = _load(args)
-    src = open(args.input, encoding="utf-8") if args.input else sys.stdin  # noqa: SIM115
-    with src:
-        lines = [line.rstrip("\n") for line in src]
     print(f"g2lstm mt translate: {len(lines)} sentences ({args.input_format}) with "
           f"{tr.checkpoint}, beam {tr.decode.beam} -> {args.output or 'stdout'} "
           f"({args.output_format})", file=sys.stderr, flush=True)  # fmt: skip
     out = tr.translate(lines, input_format=args.input_format)
     text = "".join(line + "\n" for line in getattr(out, args.output_format))
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if output is not None:
+        atomic_write_text(output, text)
     else:
         sys.stdout.write(text)
     print(f"{len(lines)} sentences in {out.seconds:.2f}s ({out.sentences_per_second:.1f} "
@@ -203,12 +235,18 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from g2lstm.mt.translate import evaluate_split
-    from g2lstm.train import atomic_write_json
+    from g2lstm.safe_files import check_output_file
+    from g2lstm.train import atomic_write_json, atomic_write_text
 
+    if args.json:
+        check_output_file(args.json, "--json")
+    if args.hyps:
+        check_output_file(args.hyps, "--hyps")
     tr = _load(args)
     ckpt = Path(tr.checkpoint)
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else Path.cwd()
     json_path = Path(args.json) if args.json else run_dir / f"eval-{args.split}.json"
+    check_output_file(json_path, "--json")
     temperature = _eval_temperature(tr).get("eval_temperature", "mixed")
     print(f"g2lstm mt eval: {ckpt} on {args.data or 'its data'}/{args.split}, beam "
           f"{tr.decode.beam}, alpha {tr.decode.alpha}, gates {args.eval_gates or 'soft'} "
@@ -226,7 +264,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
               "tok_case": args.tok_case, **res.to_dict()}  # fmt: skip
     atomic_write_json(json_path, record)
     if args.hyps:
-        Path(args.hyps).write_text("".join(h + "\n" for h in res.output.tok), encoding="utf-8")
+        atomic_write_text(args.hyps, "".join(h + "\n" for h in res.output.tok))
     return 0
 
 
@@ -235,6 +273,8 @@ def _add_decode_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--which", choices=["best", "last"], default="best",
                    help="checkpoint of a run folder (default: best validation loss)")  # fmt: skip
     p.add_argument("--beam", type=int, help="beam size (1 = greedy; default: the run's, 5)")
+    p.add_argument("--max-beam", type=int, default=DEFAULT_MAX_BEAM,
+                   help=f"refuse a beam above this (default {DEFAULT_MAX_BEAM})")  # fmt: skip
     p.add_argument("--alpha", type=float, help="length normalisation exponent (default 1.0)")
     p.add_argument("--batch-size", type=int, help="sentences decoded together")
     p.add_argument("--max-len-a", type=float, help="max output length = a * src_len + b")

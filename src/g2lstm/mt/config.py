@@ -230,7 +230,7 @@ class TrainConfig:
         check_int("train.epochs", self.epochs, 1)
         check_int("train.max_updates", self.max_updates, 0)
         check_float("train.max_minutes", self.max_minutes, 0.0, 1e7)
-        check_int("train.seed", self.seed, 0)
+        check_int("train.seed", self.seed, 0, 2**32 - 1)
         check_int("train.eval_every", self.eval_every, 0)
         check_int("train.log_every", self.log_every, 1)
         check_int("train.threads", self.threads, 0)

@@ -61,7 +61,7 @@ def _parse_value(text: str) -> Any:
 
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return text
 
 
@@ -107,8 +107,9 @@ def load_config(
             data = yaml.safe_load(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {p} not found") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"{p}: cannot read a YAML config ({why})") from None
         try:
             cfg = cfg.merged(data)
         except ConfigError as exc:

@@ -35,12 +35,14 @@ import torch
 import torch.nn.functional as F
 
 from g2lstm.errors import CheckpointError
+from g2lstm.limits import build_checked
 from g2lstm.mt.batching import TokenBatchSampler, collate
 from g2lstm.mt.config import MTConfig
 from g2lstm.mt.model import Seq2Seq
 from g2lstm.mt.prepare import PreparedData, load_prepared
 from g2lstm.mt.schedule import scheduled_lr
 from g2lstm.mt.translate import META_KIND, Translator, data_meta, evaluate_split
+from g2lstm.train.checkpoint import read_model_shapes
 
 __all__ = ["TrainResult", "batch_loss", "build_optimizer", "label_smoothed_loss", "train"]
 
@@ -148,7 +150,8 @@ def _check_resume(saved: dict[str, Any], current: MTConfig, path: Path) -> None:
 class _Trainer:
     """State and steps of one training run (used by :func:`train`)."""
 
-    def __init__(self, config: MTConfig, prepared: PreparedData, device: torch.device) -> None:
+    def __init__(self, config: MTConfig, prepared: PreparedData, device: torch.device,
+                 resume_from: Path | None = None) -> None:  # fmt: skip
         self.cfg, self.prepared, self.device = config, prepared, device
         self.pad = prepared.tgt_vocab.pad_id
         self.train_pairs = prepared.encoded("train")
@@ -161,9 +164,13 @@ class _Trainer:
         from g2lstm.train import seed_everything
 
         seed_everything(t.seed)  # the initial weights depend on the seed only
-        self.model = Seq2Seq(
-            config.model, len(prepared.src_vocab), len(prepared.tgt_vocab), pad_id=self.pad
-        ).to(device)
+        # sizes checked (against the checkpoint resumed from) before anything is allocated
+        self.model = build_checked(
+            lambda: Seq2Seq(config.model, len(prepared.src_vocab), len(prepared.tgt_vocab),
+                            pad_id=self.pad),
+            None if resume_from is None else read_model_shapes(resume_from),
+            str(resume_from or "the run configuration"),
+        ).to(device)  # fmt: skip
         self.optimizer = build_optimizer(self.model, config)
         self.progress = _Progress(lr=config.optim.effective_lr)
 
@@ -306,7 +313,8 @@ def train(
     device = torch.device(device)
     prepared = load_prepared(t.data)
     out = claim_run_dir(out_dir, "mt")
-    trainer = _Trainer(config, prepared, device)
+    latest = CheckpointManager(out, keep_last=None).latest() if resume else None
+    trainer = _Trainer(config, prepared, device, latest)
     guard = NonFiniteGuard(NonFinitePolicy(t.on_nonfinite))
     with RunLock(out), GracefulInterrupt() as stop, MetricsLogger(out) as metrics:
         manager = CheckpointManager(out, keep_last=t.keep_last)

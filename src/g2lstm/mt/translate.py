@@ -26,7 +26,8 @@ from typing import Any
 
 import torch
 
-from g2lstm.errors import CheckpointError, ConfigError, DataError
+from g2lstm.errors import CheckpointError, ConfigError, DataError, G2LSTMError
+from g2lstm.limits import build_checked
 from g2lstm.mt.beam import beam_search, greedy_search
 from g2lstm.mt.bleu import BleuResult, score_bleu, tok_lowercase
 from g2lstm.mt.bpe import BPE, remove_bpe
@@ -237,11 +238,15 @@ class Translator:
         return results
 
     def translate(self, lines: Sequence[str], input_format: str = "raw") -> TranslationOutput:
-        """Translate sentences; see :class:`TranslationOutput`."""
-        model_in = [self.preprocess(line, input_format) for line in lines]
+        """Translate sentences; see :class:`TranslationOutput`. One output per input line; an
+        empty (or blank) line gives an empty output line without running the model."""
+        model_in = [self.preprocess(line, input_format) if line.strip() else "" for line in lines]
         ids = [self.src_vocab.encode(line) for line in model_in]
+        full = [i for i, x in enumerate(ids) if x]
         start = time.perf_counter()
-        out_ids = self.translate_ids(ids)
+        out_ids: list[list[int]] = [[] for _ in ids]
+        for i, out in zip(full, self.translate_ids([ids[i] for i in full])):
+            out_ids[i] = out
         seconds = time.perf_counter() - start
         bpe = [self.tgt_vocab.decode(o) for o in out_ids]
         tok = [remove_bpe(b) for b in bpe]
@@ -264,7 +269,7 @@ def load_translator(
         decode: decoding settings (default: those stored with the run).
         which: ``"best"`` (lowest validation loss) or ``"last"`` for a run folder.
     """
-    from g2lstm.train import check_state_dict_compat, load_checkpoint
+    from g2lstm.train import load_checkpoint
 
     ckpt = load_checkpoint(resolve_checkpoint(path, which), map_location=device)
     meta = ckpt.meta
@@ -273,21 +278,27 @@ def load_translator(
             f"{ckpt.path} is not an MT checkpoint (meta kind {meta.get('kind')!r}); "
             "use the command of the model kind that wrote it"
         )
-    cfg = MTConfig.from_dict(meta["config"])
-    data = meta["data"]
-    src_vocab, tgt_vocab = vocabs_from_meta(data)
-    model = Seq2Seq(cfg.model, len(src_vocab), len(tgt_vocab), pad_id=src_vocab.pad_id)
-    check_state_dict_compat(model, ckpt.model_state, str(ckpt.path))
+    try:
+        cfg = MTConfig.from_dict(meta["config"])
+        data = meta["data"]
+        src_vocab, tgt_vocab = vocabs_from_meta(data)
+        prepare = PrepareConfig(**data["prepare"])
+        bpe = bpe_from_meta(data)
+    except G2LSTMError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{ckpt.path}/meta.json: malformed config, vocabulary or data settings "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    # sizes from meta.json are checked against the stored tensors before anything is built
+    model = build_checked(
+        lambda: Seq2Seq(cfg.model, len(src_vocab), len(tgt_vocab), pad_id=src_vocab.pad_id),
+        ckpt.model_state, str(ckpt.path),
+    )  # fmt: skip
     model.load_state_dict(ckpt.model_state)
     model.to(device)
-    translator = Translator(
-        model,
-        src_vocab,
-        tgt_vocab,
-        PrepareConfig(**data["prepare"]),
-        decode or cfg.decode,
-        bpe_from_meta(data),
-    )
+    translator = Translator(model, src_vocab, tgt_vocab, prepare, decode or cfg.decode, bpe)
     translator.checkpoint = ckpt.path
     translator.meta = meta
     return translator

@@ -42,6 +42,8 @@ __all__ = [
     "TRAINER_FILE",
     "Checkpoint",
     "load_checkpoint",
+    "read_manifest",
+    "read_model_shapes",
     "save_checkpoint",
 ]
 
@@ -351,6 +353,34 @@ def _read_tensors(
     for name, target in entry.get("aliases", {}).items():
         tensors[name] = tensors[target]
     return tensors
+
+
+def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked ``meta.json`` record of a checkpoint directory, without loading tensors.
+
+    Its ``meta`` is the caller's metadata (a dict). Raises CheckpointError as
+    :func:`load_checkpoint` does for a missing, corrupt or malformed manifest.
+    """
+    return _read_meta(Path(directory))
+
+
+def read_model_shapes(directory: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every weight in a checkpoint's ``model.safetensors`` (tied aliases
+    included), read from the manifest and the file header only: nothing is allocated.
+
+    Raises:
+        CheckpointError: the manifest or the file header is missing, malformed or corrupt.
+    """
+    path = Path(directory)
+    entry = _read_meta(path).get("files", {}).get(MODEL_FILE)
+    if entry is None:
+        raise CheckpointError(f"{path / META_FILE} lists no {MODEL_FILE}; the checkpoint is corrupt")
+    shapes = read_header(path / MODEL_FILE).shapes
+    for name, target in entry.get("aliases", {}).items():
+        if target not in shapes:
+            raise CheckpointError(f"{path / MODEL_FILE}: alias {name!r} of a missing tensor")
+        shapes[name] = shapes[target]
+    return shapes
 
 
 def load_checkpoint(
