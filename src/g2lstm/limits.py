@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Largest model (parameters) built from a file or config; the paper's biggest is ~1e8.
-DEFAULT_MAX_PARAMETERS = 2_000_000_000
+DEFAULT_MAX_PARAMETERS = 1_000_000_000
 ENV_MAX_PARAMETERS = "G2LSTM_MAX_PARAMETERS"
 #: Largest beam of ``mt translate/eval`` and ``compress eval`` (paper: 5..12); ``--max-beam``.
 DEFAULT_MAX_BEAM = 256
@@ -78,7 +78,7 @@ def env_limit(name: str, default: int) -> int:
 
 
 def max_parameters() -> int:
-    """The cap on model parameters (``$G2LSTM_MAX_PARAMETERS``, default 2e9)."""
+    """The cap on model parameters (``$G2LSTM_MAX_PARAMETERS``, default 1e9)."""
     return env_limit(ENV_MAX_PARAMETERS, DEFAULT_MAX_PARAMETERS)
 
 

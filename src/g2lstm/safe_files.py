@@ -32,6 +32,7 @@ from typing import IO, Any
 from g2lstm.errors import OutputError
 
 __all__ = [
+    "check_output_dir",
     "check_output_file",
     "open_nofollow",
     "publish_exclusive",
@@ -165,6 +166,39 @@ def check_output_file(
             "another path, free disk space or fix the permissions"
         ) from exc
     return p
+
+
+def check_output_dir(path: str | os.PathLike[str], flag: str) -> Path:
+    """Create the output folder ``path`` (with parents) and check that files can be written
+    in it, before any work.
+
+    Raises:
+        OutputError: ``path`` is a file, cannot be created, or is not writable (the message
+            names it, the flag and the reason).
+    """
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(
+            f"output path {directory} exists and is not a directory; choose another {flag}"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create output directory {directory}: {exc.strerror or exc}; choose another "
+            f"{flag} or fix the permissions"
+        ) from exc
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".g2lstm-write-test-") as f:
+            f.write(b"ok")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise OutputError(
+            f"output directory {directory} is not writable: {exc.strerror or exc}; choose "
+            f"another {flag}, free disk space or fix the permissions"
+        ) from exc
+    return directory
 
 
 def publish_exclusive(tmp: str | os.PathLike[str], final: str | os.PathLike[str]) -> Path:

@@ -244,6 +244,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from g2lstm.analysis.run import AnalysisConfig, analyze_models
     from g2lstm.analysis.sensitivity import SensitivityConfig
     from g2lstm.errors import ConfigError
+    from g2lstm.safe_files import check_output_dir
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -255,6 +256,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if args.layer is not None and args.layer < 0:
         raise ConfigError("--layer must be >= 0")
     kind = analysis_kind(args.checkpoints)
+    check_output_dir(args.out, "-o")  # before loading models and recording gates
     inputs = _lm_inputs(args) if kind == "lm" else _mt_inputs(args)
     if args.eval_temperature:
         from g2lstm.nn import with_gate_options

@@ -13,6 +13,7 @@ matplotlib is imported lazily; it is the optional extra ``g2lstm[plots]``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ import numpy as np
 
 from g2lstm.analysis.histogram import BINS, GateHistogram
 from g2lstm.errors import G2LSTMError
+from g2lstm.train.atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "new_figure",
@@ -56,7 +58,8 @@ def new_figure(figsize: tuple[float, float], dpi: int = DPI) -> Any:
 def save_figure(fig: Any, path: Path) -> Path:
     """Write ``fig`` as PNG at its own dpi (size = figsize * dpi), without metadata dates."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=fig.dpi, metadata={"Software": None})
+    with atomic_path(path) as tmp:  # a symlink planted at ``path`` is replaced, not followed
+        fig.savefig(tmp, format="png", dpi=fig.dpi, metadata={"Software": None})
     return path
 
 
@@ -81,7 +84,7 @@ def write_json(path: Path, data: Any) -> Path:
     """Write ``data`` as indented strict JSON (non-finite floats become ``null``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_clean(data), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    atomic_write_text(path, text + "\n")
     return path
 
 
@@ -89,11 +92,12 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     """Write dict rows as CSV; columns are the union of the keys in first-seen order."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    buffer = io.StringIO(newline="")
+    w = csv.DictWriter(buffer, fieldnames=fields)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    atomic_write_text(path, buffer.getvalue())
     return path
 
 

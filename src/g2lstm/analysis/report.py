@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import G2LSTMError
+from g2lstm.train.atomic import atomic_write_text
 
 __all__ = [
     "PAPER_NEAR_BINARY",
@@ -239,5 +240,5 @@ def write_report(
             links = ", ".join(f"[{Path(p).name}]({_rel(p, root)})" for p in s.files)
             lines += [f"Numbers: {links}", ""]
     path = root / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_text(path, "\n".join(lines))
     return path

@@ -60,7 +60,11 @@ def _run_layer(args: argparse.Namespace) -> int:
         parse_shape,
         run_layer_benchmark,
     )  # fmt: skip
+    from g2lstm.safe_files import check_output_file
+    from g2lstm.train.atomic import atomic_write_text
 
+    if args.json is not None:  # before minutes of timing
+        check_output_file(args.json, "--json", create_parent=True)
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -78,7 +82,6 @@ def _run_layer(args: argparse.Namespace) -> int:
     result = run_layer_benchmark(cfg, progress=lambda msg: print(msg, file=sys.stderr))
     print(format_table(result))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
         print(f"saved {args.json}", file=sys.stderr)
     return 0

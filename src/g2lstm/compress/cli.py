@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError
+from g2lstm.limits import DEFAULT_MAX_BEAM, check_limit
+from g2lstm.safe_files import check_output_dir, check_output_file
 
 __all__ = ["register"]
 
@@ -125,9 +127,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 
     _threads(args.threads)
     method, params = _method_params(args)
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise ConfigError(f"{out} exists; pass --force to overwrite it")
+    # checked before the work; without --force the file is also created exclusively at the
+    # end, so of two runs writing the same -o at once only one succeeds
+    out = check_output_file(args.output, "-o", overwrite=args.force)
     target = load_target(args.checkpoint)
     print(f"g2lstm compress: {target.path} ({target.kind}, {target.cell}, H={target.hidden}) "
           f"-> {out}, {method} {params}", file=sys.stderr if args.json else sys.stdout,
@@ -141,7 +143,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         print(f"fine-tuning {args.finetune_steps} steps at lr {lr:g} on {task.description} "
               "(structure kept)", file=sys.stderr, flush=True)  # fmt: skip
         report = task.run(model, report, args.finetune_steps, lr)
-    save_compressed(out, model, report, config=target.file_config)
+    save_compressed(out, model, report, config=target.file_config, overwrite=args.force)
     size, dense = out.stat().st_size, _weights_bytes(target.path)
     if args.json:
         print(json.dumps({"checkpoint": str(target.path), "output": str(out), "bytes": size,
@@ -156,6 +158,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
 def _evaluator(kind: str, args: argparse.Namespace) -> Any:
     from .evaluators import evaluator_for
 
+    if args.beam is not None:
+        check_limit(args.beam, args.max_beam, "--beam", "pass --max-beam N")
     return evaluator_for(kind, data=args.data, data_dir=args.data_dir, split=args.split,
                          batch_size=args.batch_size, bptt=args.bptt,
                          max_batches=args.max_batches, limit=args.limit,
@@ -194,6 +198,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         )
     kind = kinds.pop()
     evaluator = _evaluator(kind, args)
+    check_output_dir(args.output, "-o")
     settings = "the paper's settings" if args.paper_only else "the paper's settings + a finer grid"
     print(f"g2lstm compress sweep: {len(args.checkpoints)} {kind} checkpoint(s) over {settings} "
           f"-> {args.output}", flush=True)  # fmt: skip
@@ -219,6 +224,8 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-batches", type=int, help="LM: score only the first N segments")
     g.add_argument("--limit", type=int, help="MT: score only the first N sentences")
     g.add_argument("--beam", type=int, help="MT: beam size (default: the run's)")
+    g.add_argument("--max-beam", type=int, default=DEFAULT_MAX_BEAM,
+                   help=f"MT: refuse a beam above this (default {DEFAULT_MAX_BEAM})")  # fmt: skip
     g.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
 
 

@@ -24,6 +24,7 @@ How each block and dense tensor is encoded for writing: :mod:`g2lstm.compress.st
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -34,6 +35,8 @@ import torch
 from torch import nn
 
 from g2lstm.errors import CheckpointError, ConfigError
+from g2lstm.limits import ENV_MAX_PARAMETERS, check_limit, max_parameters
+from g2lstm.train.tensor_header import read_header
 
 from .blocks import Block, model_state, reject_overlaps
 from .codecs import Payload, full_params, get_codec
@@ -71,6 +74,7 @@ def save_compressed(
     config: Mapping[str, Any] | None = None,
     *,
     tolerance: float = 1e-5,
+    overwrite: bool = True,
 ) -> Path:
     """Write the compressed model to ``path`` (one ``.safetensors`` file, written atomically).
 
@@ -84,6 +88,8 @@ def save_compressed(
         config: JSON-able model config stored as ``meta["config"]`` for the loader.
         tolerance: largest relative Frobenius distance accepted between a block and its
             re-encoding when the payload does not match (a warning is issued).
+        overwrite: replace an existing ``path``; ``False`` publishes the file only if
+            ``path`` does not exist when the write completes (exclusive, race-free).
 
     Returns:
         The path written.
@@ -91,6 +97,7 @@ def save_compressed(
     Raises:
         ConfigError: a block is missing from the model or not on its compressed structure,
             config not JSON-serialisable, or the directory does not exist.
+        OutputError: ``overwrite=False`` and ``path`` exists (it is left untouched).
     """
     path = Path(path)
     if not path.parent.is_dir():
@@ -149,7 +156,7 @@ def save_compressed(
         "order": json.dumps(list(state), **compact),
         "report": json.dumps(report.to_dict(), **compact),
     }
-    atomic_save(tensors, metadata, path)
+    atomic_save(tensors, metadata, path, exclusive=not overwrite)
     return path
 
 
@@ -182,6 +189,8 @@ def _read_payload(path: Path, handle: Any, block: Block, spec: Mapping[str, Any]
     expected: dict[str, tuple[int, ...]] = {}
     if method == "low_rank":
         r = int(params["rank"])
+        if r < 1:
+            raise _fail(path, f"block {block.name!r}: rank {r} must be >= 1")
         expected = {"U": (m, r), "V": (r, n)}
     elif method == "round":
         expected = {"codes": (m, n)}
@@ -219,6 +228,48 @@ def _meta(path: Path, metadata: Mapping[str, str] | None) -> dict[str, Any]:
     return parsed
 
 
+def compressed_layout(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, tuple[int, ...]], dict[str, Any]]:
+    """``(shapes, meta)``: name -> shape of every dense tensor :func:`load_compressed` would
+    rebuild (state-dict order) and the parsed metadata (as :func:`load_compressed` returns
+    it), read from the header only: nothing is decoded or allocated.
+
+    Raises:
+        CheckpointError: not a valid compressed file, or a metadata shape that is malformed,
+            does not cover its rows exactly once, or adds up to more than
+            :func:`g2lstm.limits.max_parameters` elements.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "no such file")
+    header = read_header(path)
+    try:
+        meta = _meta(path, header.metadata)
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name, entry in meta["compressed"].items():
+            rows, cols = (int(s) for s in entry["shape"])
+            spans = [(int(b["block"]["start"]), int(b["block"]["stop"])) for b in entry["blocks"]]
+            spans += [(int(a), int(b)) for a, b in entry["rest"]]
+            edges = [0] + [e for span in sorted(spans) for e in span] + [rows]
+            tiled = all(a == b for a, b in zip(edges[::2], edges[1::2]))
+            if rows < 0 or cols < 0 or not tiled or any(a > b for a, b in spans):
+                raise _fail(path, f"rows of {name!r} are not each stored exactly once")
+            shapes[name] = (rows, cols)
+        for name in meta["order"]:
+            target = meta["aliases"].get(name, name)
+            if name not in shapes:
+                shapes[name] = shapes[target] if target in shapes else header.shapes[target]
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _fail(path, f"inconsistent compressed file ({type(exc).__name__}: {exc})") from None
+    total = sum(math.prod(s) for n, s in shapes.items() if n not in meta["aliases"])
+    check_limit(total, max_parameters(), f"the weight count of {path}",
+                f"set {ENV_MAX_PARAMETERS} to a larger count")  # fmt: skip
+    return {name: shapes[name] for name in meta["order"]}, meta
+
+
 def load_compressed(
     path: str | os.PathLike[str],
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -237,8 +288,7 @@ def load_compressed(
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise _fail(path, "no such file")
+    compressed_layout(path)  # sizes checked before anything is allocated
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = _meta(path, handle.metadata())

@@ -17,7 +17,6 @@ translation model (run config, vocabularies, preparation settings and BPE codes)
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,10 @@ from typing import Any
 
 from torch import nn
 
-from g2lstm.errors import CheckpointError, ConfigError
+from g2lstm.errors import CheckpointError, ConfigError, G2LSTMError
+from g2lstm.limits import build_checked
 
-from .format import load_compressed
+from .format import compressed_layout, load_compressed
 
 __all__ = [
     "LM_KIND",
@@ -110,6 +110,7 @@ def checkpoint_kind(path: str | os.PathLike[str]) -> str:
         CheckpointError: nothing there, or a checkpoint of another kind.
     """
     from g2lstm.lm.evaluate import resolve_checkpoint
+    from g2lstm.train.checkpoint import read_manifest
 
     p = Path(path)
     if p.is_file():
@@ -117,12 +118,8 @@ def checkpoint_kind(path: str | os.PathLike[str]) -> str:
     if not p.exists():
         raise CheckpointError(f"{p}: no such checkpoint, run directory or compressed file")
     ckpt = resolve_checkpoint(p)
-    try:
-        record = json.loads((ckpt / "meta.json").read_text(encoding="utf-8"))
-        kind = record["meta"]["kind"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{ckpt}/meta.json: cannot read the checkpoint kind ({exc})") from exc
-    if kind not in _KINDS:
+    kind = read_manifest(ckpt)["meta"].get("kind")
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise CheckpointError(
             f"{ckpt} is a {kind!r} checkpoint; g2lstm compress handles language-model "
             f"({LM_KIND!r}) and translation ({MT_KIND!r}) checkpoints"
@@ -149,10 +146,8 @@ def load_compressed_model(path: str | os.PathLike[str]) -> CompressedModel:
         CheckpointError: not a compressed file, or one without the model config (written by
             :func:`save_compressed` without ``config``), or weights that do not fit it.
     """
-    from g2lstm.train import check_state_dict_compat
-
     p = Path(path)
-    state, meta = load_compressed(p)
+    shapes, meta = compressed_layout(p)
     info = meta.get("config")
     if not isinstance(info, dict) or info.get("kind") not in _KINDS or "config" not in info:
         raise CheckpointError(
@@ -161,26 +156,38 @@ def load_compressed_model(path: str | os.PathLike[str]) -> CompressedModel:
             "load_compressed(path)[0] into it"
         )
     kind = _KINDS[info["kind"]]
+    try:
+        config, vocab, factory = _model_factory(kind, info, p)
+    except G2LSTMError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{p}: malformed model config or vocabulary ({type(exc).__name__}: {exc})"
+        ) from None
+    # the configured sizes must match the file's before any weight is decoded or allocated
+    model = build_checked(factory, shapes, str(p))
+    state, meta = load_compressed(p)
+    model.load_state_dict(state)
+    model.eval()
+    return CompressedModel(kind, model, config, vocab, info, meta.get("report") or {}, p)
+
+
+def _model_factory(kind: str, info: dict[str, Any], p: Path) -> tuple[Any, Any, Any]:
+    """``(config, vocab, build)`` of the model described by a compressed file's metadata."""
     if kind == "lm":
         from g2lstm.lm.config import RunConfig
         from g2lstm.lm.data import Vocabulary
         from g2lstm.lm.model import RNNLanguageModel
 
         config: Any = RunConfig.from_dict(info["config"], source=str(p))
-        vocab: Any = Vocabulary.from_dict(info["vocab"])
-        model: nn.Module = RNNLanguageModel(config.model)
-    else:
-        from g2lstm.mt.config import MTConfig
-        from g2lstm.mt.model import Seq2Seq
-        from g2lstm.mt.translate import vocabs_from_meta
+        return config, Vocabulary.from_dict(info["vocab"]), lambda: RNNLanguageModel(config.model)
+    from g2lstm.mt.config import MTConfig
+    from g2lstm.mt.model import Seq2Seq
+    from g2lstm.mt.translate import vocabs_from_meta
 
-        config = MTConfig.from_dict(info["config"])
-        vocab = vocabs_from_meta(info["data"])
-        model = Seq2Seq(config.model, len(vocab[0]), len(vocab[1]), pad_id=vocab[0].pad_id)
-    check_state_dict_compat(model, state, str(p))
-    model.load_state_dict(state)
-    model.eval()
-    return CompressedModel(kind, model, config, vocab, info, meta.get("report") or {}, p)
+    config = MTConfig.from_dict(info["config"])
+    src, tgt = vocabs_from_meta(info["data"])
+    return config, (src, tgt), lambda: Seq2Seq(config.model, len(src), len(tgt), pad_id=src.pad_id)
 
 
 def _lm_target(path: Path, model: nn.Module, config: Any, vocab: Any, **kw: Any) -> Target:

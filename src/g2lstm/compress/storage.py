@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from g2lstm.errors import ConfigError
+from g2lstm.safe_files import publish_exclusive
 
 from .codecs import Payload, code_width, get_codec, quant_offset
 from .packing import pack_codes
@@ -128,9 +129,13 @@ def store_dense(
     return aliases
 
 
-def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+def atomic_save(
+    tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path, exclusive: bool = False
+) -> None:
     """Write ``tensors`` and string ``metadata`` to ``path`` as safetensors (temp file, fsync,
-    rename: a crash leaves the old file or none, never a partial one)."""
+    rename: a crash leaves the old file or none, never a partial one). With ``exclusive`` the
+    file is published only if ``path`` does not exist (link-then-unlink; OutputError if it
+    does), so of two concurrent writers exactly one succeeds."""
     from safetensors.torch import save_file
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -139,7 +144,10 @@ def atomic_save(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path
         save_file(tensors, tmp, metadata=metadata)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            publish_exclusive(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

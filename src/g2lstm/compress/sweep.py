@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError
+from g2lstm.train.atomic import atomic_write_text
 
 from .blocks import select_blocks
 from .evaluators import Evaluator
@@ -298,8 +299,7 @@ def run_sweep(
     result.verdicts = _verdicts(result)
     result.paths["csv"] = write_csv(out / "sweep.csv", rows)
     result.paths["table"] = out / "table.md"
-    result.paths["table"].write_text(to_markdown(result, evaluator.higher_is_better),
-                                     encoding="utf-8")  # fmt: skip
+    atomic_write_text(result.paths["table"], to_markdown(result, evaluator.higher_is_better))
     if plot:
         result.paths["plot"] = write_plot(result, out / "sweep.png")
     return result

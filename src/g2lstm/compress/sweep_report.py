@@ -9,11 +9,14 @@ baseline's) and the plot of the metric against the compression ratio.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from g2lstm.train.atomic import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
     from .sweep import Setting, SummaryRow, SweepResult, SweepRow
@@ -86,12 +89,12 @@ def write_csv(path: Path, rows: list[SweepRow]) -> Path:
     from .sweep import SweepRow
 
     names = list(SweepRow.__dataclass_fields__)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for r in rows:
-            writer.writerow([getattr(r, n) for n in names])
-    return path
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(names)
+    for r in rows:
+        writer.writerow([getattr(r, n) for n in names])
+    return atomic_write_text(path, buffer.getvalue())  # replaces a planted symlink
 
 
 def _num(x: float, digits: int = 2, sign: bool = False) -> str:
@@ -197,6 +200,7 @@ def write_plot(result: SweepResult, path: str | os.PathLike[str]) -> Path:
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=120)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out

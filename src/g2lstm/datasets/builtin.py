@@ -7,6 +7,9 @@ from typing import Literal
 
 from g2lstm.datasets.spec import DatasetSpec, RemoteFile, register_dataset
 
+#: Cap of the small datasets' downloads and unpacked files (PTB: 34 MB archive, 6 MB unpacked).
+_64_MIB = 64 << 20
+
 
 def _lm_archive(
     name: str,
@@ -17,14 +20,16 @@ def _lm_archive(
     description: str,
     sha256: Mapping[str, str] | None = None,
     note: str = "",
+    max_bytes: int = _64_MIB,
 ) -> DatasetSpec:
     members = tuple(
         (prefix + pattern.format(split), f"{split}.txt") for split in ("train", "valid", "test")
     )
     remote = RemoteFile(url, None, members, archive)
     return DatasetSpec(
-        name, "lm", (remote,), tuple((sha256 or {}).items()), description=description, note=note
-    )
+        name, "lm", (remote,), tuple((sha256 or {}).items()), description=description, note=note,
+        max_bytes=max_bytes,
+    )  # fmt: skip
 
 
 def _builtin_specs() -> Iterator[DatasetSpec]:
@@ -52,6 +57,7 @@ def _builtin_specs() -> Iterator[DatasetSpec]:
             "wiki.{}.tokens",
             f"WikiText ({wt}, tokenised, with <unk>)",
             note="archive and file sha256 unknown: trusted on first download, then recorded",
+            max_bytes=_64_MIB if wt == "wikitext-2" else 1 << 30,  # 13 MB / 540 MB unpacked
         )
     # Pinned to the commit whose files the sha256 values below describe (see README).
     base = (
@@ -81,6 +87,7 @@ def _builtin_specs() -> Iterator[DatasetSpec]:
         tuple(files),
         tuple(sha.items()),
         description="Multi30k task 1 De-En: raw (cased) and tok (lc.norm.tok)",
+        max_bytes=_64_MIB,
     )
     yield DatasetSpec(
         "iwslt14",

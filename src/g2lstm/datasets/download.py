@@ -20,9 +20,13 @@ from typing import IO
 
 from g2lstm.datasets.spec import _CHUNK, ENV_DATA, DatasetSpec, RemoteFile
 from g2lstm.datasets.verify import sha256_file
-from g2lstm.errors import ChecksumError, DataError
+from g2lstm.errors import ChecksumError, DataError, LimitError
+from g2lstm.limits import env_limit
 
 logger = logging.getLogger(__name__)
+
+#: Environment variable that replaces a dataset's ``max_bytes`` cap (downloads, unpacked size).
+ENV_MAX_DOWNLOAD = "G2LSTM_MAX_DOWNLOAD_BYTES"
 
 
 def _hint(spec: DatasetSpec, root: Path) -> str:
@@ -50,11 +54,32 @@ def _progress(total: int | None, desc: str, enabled: bool):  # type: ignore[no-u
     )
 
 
+def _too_big(what: str, cap: int) -> LimitError:
+    return LimitError(
+        f"{what} exceeds the cap of {cap:,} bytes for this dataset (a corrupt or hostile "
+        f"file?); nothing was kept. If it is genuine, set {ENV_MAX_DOWNLOAD} to a larger "
+        "number of bytes"
+    )
+
+
+class _Budget:
+    """Bytes still allowed to be written while unpacking one dataset."""
+
+    def __init__(self, cap: int, name: str) -> None:
+        self.cap, self.left, self.name = cap, cap, name
+
+    def take(self, n: int) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise _too_big(f"unpacking {self.name}", self.cap)
+
+
 def _download(
-    url: str, dest: Path, sha256: str | None, *, progress: bool, timeout: float, hint: str
+    url: str, dest: Path, sha256: str | None, *, progress: bool, timeout: float, hint: str,
+    cap: int,
 ) -> str:
     """Stream ``url`` into ``dest`` (atomically) and return its sha256; no file is left
-    behind on failure."""
+    behind on failure, nor when it is longer than ``cap`` bytes."""
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     tmp, h, done = Path(tmp_name), hashlib.sha256(), False
     try:
@@ -62,12 +87,16 @@ def _download(
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
             length = resp.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
+            if total is not None and total > cap:
+                raise _too_big(f"the download of {url} ({total:,} bytes)", cap)
             n = 0
             with _progress(total, dest.name, progress) as bar:
                 while chunk := resp.read(_CHUNK):
                     h.update(chunk)
                     out.write(chunk)
                     n += len(chunk)
+                    if n > cap:
+                        raise _too_big(f"the download of {url}", cap)
                     if bar is not None:
                         bar.update(len(chunk))
             if total is not None and n != total:
@@ -81,6 +110,8 @@ def _download(
         os.replace(tmp, dest)
         done = True
         return got
+    except DataError:
+        raise
     except urllib.error.HTTPError as e:
         raise DataError(f"downloading {url} failed: HTTP {e.code} {e.reason}. {hint}") from e
     except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
@@ -95,25 +126,29 @@ def _member_key(name: str) -> str:
     return PurePosixPath(name).as_posix() if name else name
 
 
-def _copy_member(src: IO[bytes], dest: Path) -> None:
+def _copy_member(src: IO[bytes], dest: Path, budget: _Budget) -> None:
+    """Copy a member, counting the bytes actually decompressed (never the archive's claim)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest, "wb") as out:
-        shutil.copyfileobj(src, out, _CHUNK)
+    with open(dest, "xb") as out:  # the staging folder is ours: every name is new
+        while chunk := src.read(_CHUNK):
+            budget.take(len(chunk))
+            out.write(chunk)
 
 
-def _extract(archive: Path, remote: RemoteFile, out: Path) -> None:
+def _extract(archive: Path, remote: RemoteFile, out: Path, budget: _Budget) -> None:
     """Write each wanted member of ``archive`` to ``out / destination``. Only members named
-    in the spec are read, and only regular files: names from the archive never become paths."""
+    in the spec are read, and only regular files: names from the archive never become paths.
+    The decompressed bytes count against ``budget`` (a zip bomb stops at the cap)."""
     wanted = {_member_key(m): d for m, d in remote.members}
     found: set[str] = set()
     try:
         if remote.archive == "plain":
             with open(archive, "rb") as src:
-                _copy_member(src, out / remote.members[0][1])
+                _copy_member(src, out / remote.members[0][1], budget)
             return
         if remote.archive == "gz":
             with gzip.open(archive, "rb") as src:
-                _copy_member(src, out / remote.members[0][1])  # type: ignore[arg-type]
+                _copy_member(src, out / remote.members[0][1], budget)  # type: ignore[arg-type]
             return
         if remote.archive == "tar":
             with tarfile.open(archive, "r:*") as tf:
@@ -123,7 +158,7 @@ def _extract(archive: Path, remote: RemoteFile, out: Path) -> None:
                         src = tf.extractfile(member) if member.isfile() else None
                         if src is None:
                             raise DataError(f"{remote.url}: member {member.name} is not a file")
-                        _copy_member(src, out / wanted[key])
+                        _copy_member(src, out / wanted[key], budget)
                         found.add(key)
         else:
             with zipfile.ZipFile(archive) as zf:
@@ -133,7 +168,7 @@ def _extract(archive: Path, remote: RemoteFile, out: Path) -> None:
                         if info.is_dir() or stat.S_ISLNK(info.external_attr >> 16):
                             raise DataError(f"{remote.url}: member {info.filename} is not a file")
                         with zf.open(info) as src:
-                            _copy_member(src, out / wanted[key])
+                            _copy_member(src, out / wanted[key], budget)
                         found.add(key)
     except (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, OSError) as e:
         raise DataError(f"cannot unpack {remote.url} ({remote.archive}): {e}") from e
@@ -164,6 +199,8 @@ def _download_dataset(spec: DatasetSpec, root: Path, *, progress: bool, timeout:
         if all((root / rel).is_file() for rel in spec.layout):
             return  # another process finished the download while we waited.
         staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}.staging-", dir=root.parent))
+        cap = env_limit(ENV_MAX_DOWNLOAD, spec.max_bytes)
+        budget = _Budget(cap, spec.name)
         try:
             out, source = staging / "out", {}
             for i, remote in enumerate(spec.files):
@@ -175,6 +212,7 @@ def _download_dataset(spec: DatasetSpec, root: Path, *, progress: bool, timeout:
                     progress=progress,
                     timeout=timeout,
                     hint=hint,
+                    cap=cap,
                 )
                 if remote.sha256 is None:
                     logger.warning(
@@ -182,7 +220,7 @@ def _download_dataset(spec: DatasetSpec, root: Path, *, progress: bool, timeout:
                         remote.url,
                         got,
                     )
-                _extract(archive, remote, out)
+                _extract(archive, remote, out, budget)
                 archive.unlink()
                 source.update((dest, remote.url) for _, dest in remote.members)
             for rel in spec.layout:

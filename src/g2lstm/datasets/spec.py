@@ -117,6 +117,8 @@ class DatasetSpec:
 
     ``layout`` defaults to every destination of ``files``; ``sha256`` maps layout paths to
     pinned hashes (files not listed are trusted on first use and recorded in ``SHA256SUMS``).
+    ``max_bytes`` caps each download and the total size of the unpacked files (an archive
+    that expands beyond it is refused); ``$G2LSTM_MAX_DOWNLOAD_BYTES`` overrides it.
     """
 
     name: str
@@ -126,6 +128,7 @@ class DatasetSpec:
     layout: tuple[str, ...] = ()
     description: str = ""
     note: str = ""
+    max_bytes: int = 1 << 30
 
     def __post_init__(self) -> None:
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", self.name):
@@ -136,6 +139,10 @@ class DatasetSpec:
         if not layout:
             raise ConfigError(f"dataset {self.name}: give files or an explicit layout")
         object.__setattr__(self, "layout", tuple(_check_relpath(p, "layout path") for p in layout))
+        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or (
+            self.max_bytes < 1
+        ):
+            raise ConfigError(f"dataset {self.name}: max_bytes must be a positive integer")
         for rel, digest in self.sha256:
             if rel not in self.layout or not _SHA_RE.match(digest):
                 raise ConfigError(f"dataset {self.name}: bad pinned sha256 entry for {rel!r}")

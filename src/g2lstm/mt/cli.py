@@ -191,11 +191,15 @@ def _read_input(path: str | None) -> list[str]:
     (and the line of undecodable bytes)."""
     name = path or "<stdin>"
     try:
-        raw = Path(path).read_bytes() if path else sys.stdin.buffer.read()
+        if path:
+            raw = Path(path).read_bytes()
+        else:  # the bytes, so that undecodable input is reported like a file's
+            stdin = sys.stdin
+            raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode()
     except FileNotFoundError:
         raise DataError(f"--input {name}: no such file") from None
     except IsADirectoryError:
-        raise DataError(f"--input {name} is a directory; give a text file, a sentence a line") from None
+        raise DataError(f"--input {name} is a directory; give a text file") from None
     except OSError as exc:
         raise DataError(f"--input {name}: cannot read it ({exc.strerror or exc})") from None
     try:

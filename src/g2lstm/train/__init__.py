@@ -54,7 +54,6 @@ from g2lstm.train.manager import CheckpointManager
 from g2lstm.train.metrics import MetricsLogger, read_metrics
 from g2lstm.train.nonfinite import NonFiniteGuard, NonFinitePolicy, first_nonfinite_grad
 from g2lstm.train.progress import Throughput, format_duration, progress
-from g2lstm.train.rundir import claim_run_dir
 from g2lstm.train.rng import (
     capture_rng_state,
     derive_seed,
@@ -62,6 +61,7 @@ from g2lstm.train.rng import (
     seed_everything,
     step_generator,
 )
+from g2lstm.train.rundir import claim_run_dir
 from g2lstm.train.signals import GracefulInterrupt
 from g2lstm.train.state import check_state_dict_compat, flatten_state, unflatten_state
 

@@ -115,7 +115,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         # the mode of the file replaced, never of what a symlink in its place points at
         existing = final.lstat() if final.exists() or final.is_symlink() else None
-        mode = existing.st_mode & 0o777 if existing and stat.S_ISREG(existing.st_mode) else _FILE_MODE
+        regular = existing is not None and stat.S_ISREG(existing.st_mode)
+        mode = existing.st_mode & 0o777 if regular else _FILE_MODE  # type: ignore[union-attr]
         os.chmod(tmp, mode)
         yield tmp
         _fsync_file(tmp)

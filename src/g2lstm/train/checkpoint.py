@@ -374,8 +374,11 @@ def read_model_shapes(directory: str | os.PathLike[str]) -> dict[str, tuple[int,
     path = Path(directory)
     entry = _read_meta(path).get("files", {}).get(MODEL_FILE)
     if entry is None:
-        raise CheckpointError(f"{path / META_FILE} lists no {MODEL_FILE}; the checkpoint is corrupt")
-    shapes = read_header(path / MODEL_FILE).shapes
+        raise CheckpointError(f"{path / META_FILE} lists no {MODEL_FILE}; it is corrupt")
+    try:
+        shapes = read_header(path / MODEL_FILE).shapes
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}." + _previous_hint(path)) from None
     for name, target in entry.get("aliases", {}).items():
         if target not in shapes:
             raise CheckpointError(f"{path / MODEL_FILE}: alias {name!r} of a missing tensor")

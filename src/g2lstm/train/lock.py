@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from g2lstm.errors import OutputError, TrainingError
-from g2lstm.safe_files import open_nofollow, refuse_symlinks
+from g2lstm.safe_files import check_output_dir, open_nofollow, refuse_symlinks
 
 try:
     import fcntl
@@ -45,29 +44,10 @@ def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
         TrainingError: it cannot be created (e.g. a parent is a regular file, permission
             denied) or a probe file cannot be written; the message names the path.
     """
-    directory = Path(path)
-    if directory.exists() and not directory.is_dir():
-        raise TrainingError(
-            f"output path {directory} exists and is not a directory; choose another --out"
-        )
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TrainingError(
-            f"cannot create output directory {directory}: {exc.strerror or exc}; choose another "
-            "--out or fix the permissions"
-        ) from exc
-    try:
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".g2lstm-write-test-") as f:
-            f.write(b"ok")
-            f.flush()
-            os.fsync(f.fileno())
-    except OSError as exc:
-        raise TrainingError(
-            f"output directory {directory} is not writable: {exc.strerror or exc}; choose "
-            "another --out, free disk space or fix the permissions"
-        ) from exc
-    return directory
+        return check_output_dir(path, "--out")
+    except OutputError as exc:
+        raise TrainingError(str(exc)) from exc.__cause__
 
 
 class RunLock:

@@ -85,7 +85,7 @@ class CheckpointManager:
         if target.is_symlink() or not (target / META_FILE).is_file():
             return None
         metric = record.get("metric")
-        if metric is not None and (isinstance(metric, bool) or not isinstance(metric, (int, float))):
+        if isinstance(metric, bool) or not isinstance(metric, (int, float, type(None))):
             record["metric"] = None
         return record
 

@@ -11,6 +11,7 @@ compare a model configuration with the stored weights before building the model.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -108,6 +109,6 @@ def read_header(path: str | os.PathLike[str]) -> TensorHeader:
         shapes[name], dtypes[name] = tuple(shape), dtype
         spans.append((offsets[0], offsets[1]))
     spans.sort()
-    if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
+    if any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
         raise _bad(p, "tensor data overlap")
     return TensorHeader(shapes, dtypes, metadata)
