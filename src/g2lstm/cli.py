@@ -106,6 +106,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("g2lstm: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (MemoryError, RuntimeError) as e:
+        # a size that passed every cap but not the machine: one line, not a traceback
+        if args.debug or not _out_of_memory(e):
+            raise
+        print(f"g2lstm: error: out of memory ({_one_line(e)[:200] or type(e).__name__}); use "
+              "smaller sizes (model, --batch-size, --beam) or a machine with more memory",
+              file=sys.stderr)  # fmt: skip
+        return 2
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an allocation failure (Python's MemoryError, or PyTorch's
+    RuntimeError / torch.OutOfMemoryError from the CPU or GPU allocator)."""
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error).lower()
+    return "out of memory" in text or "can't allocate memory" in text
 
 
 if __name__ == "__main__":  # pragma: no cover

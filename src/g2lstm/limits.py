@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import torch
 
 from g2lstm.errors import LimitError
-from g2lstm.train.state import check_state_dict_compat
 
 __all__ = [
     "DEFAULT_MAX_BEAM",
@@ -114,6 +113,9 @@ def check_buildable(
         LimitError: the configuration describes more than :func:`max_parameters` parameters.
         CheckpointError: the shapes it describes differ from ``stored`` (every mismatch listed).
     """
+    # imported here: this module is a leaf that g2lstm.train (via g2lstm.datasets) imports
+    from g2lstm.train.state import check_state_dict_compat
+
     with torch.device("meta"):
         probe = factory()
     count = sum(p.numel() for p in probe.parameters())

@@ -64,3 +64,38 @@ def lm_run(trained_lm: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     return data, copy
+
+
+def _write_parallel(raw: Path, sizes: dict[str, int]) -> Path:
+    """``{split}.src``/``.tgt`` toy pairs: ``s3 s7`` -> ``t7 t3``."""
+    import random
+
+    rng = random.Random(0)
+    raw.mkdir(parents=True)
+    for split, n in sizes.items():
+        ids = [[rng.randrange(12) for _ in range(rng.randint(2, 6))] for _ in range(n)]
+        (raw / f"{split}.src").write_text("".join(" ".join(f"s{i}" for i in x) + "\n" for x in ids))
+        (raw / f"{split}.tgt").write_text(
+            "".join(" ".join(f"t{i}" for i in reversed(x)) + "\n" for x in ids)
+        )
+    return raw
+
+
+def mt_train_argv(prep: Path, out: Path, *extra: str) -> list[str]:
+    """``g2lstm mt train`` on the tiny preset, no BLEU at the end, no progress bar."""
+    return ["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(out),
+            "--threads", "1", "--no-progress", "--set", "train.valid_bleu=false",
+            *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def trained_mt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(prepared folder, run folder) of a 4-update tiny MT run, trained once per session."""
+    root = tmp_path_factory.mktemp("trained_mt")
+    raw = _write_parallel(root / "raw", {"train": 120, "valid": 12, "test": 12})
+    prep, run = root / "prep", root / "run"
+    assert main(["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
+                 "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0",
+                 "--out", str(prep)]) == 0  # fmt: skip
+    assert main(mt_train_argv(prep, run, "--max-updates", "4")) == 0
+    return prep, run

@@ -243,6 +243,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     from g2lstm.analysis.run import AnalysisConfig, analyze_models
     from g2lstm.analysis.sensitivity import SensitivityConfig
+    from g2lstm.config_checks import check_int
     from g2lstm.errors import ConfigError
     from g2lstm.safe_files import check_output_dir
 
@@ -255,6 +256,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
     if args.layer is not None and args.layer < 0:
         raise ConfigError("--layer must be >= 0")
+    check_int("--seed", args.seed, 0, 2**64 - 1)  # what torch.manual_seed accepts
     kind = analysis_kind(args.checkpoints)
     check_output_dir(args.out, "-o")  # before loading models and recording gates
     inputs = _lm_inputs(args) if kind == "lm" else _mt_inputs(args)
