@@ -25,7 +25,7 @@ from g2lstm.datasets import (
     get_dataset_spec,
     resolve_dataset,
 )
-from g2lstm.errors import ChecksumError, ConfigError, DataError
+from g2lstm.errors import ChecksumError, ConfigError, DataError, LimitError
 
 SHARED_DATA = Path(
     os.environ.get("G2LSTM_DATA") or Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -366,3 +366,51 @@ def test_shared_data_resolves_without_download() -> None:
     assert ptb == SHARED_DATA / "ptb"
     m30k = resolve_dataset("multi30k", data_dir=SHARED_DATA, download=False, verify="full")
     assert (m30k / "tok" / "test2016.en").is_file()
+
+
+def _bomb_spec(url: str, archive: str, max_bytes: int) -> DatasetSpec:
+    members = tuple((f"toy/toy.{s}.txt", f"{s}.txt") for s in TEXTS)
+    return DatasetSpec("bomb", "lm", (RemoteFile(url, None, members, archive),),  # type: ignore[arg-type]
+                       max_bytes=max_bytes)  # fmt: skip
+
+
+@pytest.mark.parametrize("archive", ["zip", "tar"])
+def test_archive_that_expands_past_the_cap_is_refused(
+    archive: str, server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17 case 3: a small archive of a large file stops at the dataset's cap, counted
+    on the bytes really decompressed; the environment variable raises the cap."""
+
+    big = {f"toy/toy.{s}.txt": (b"the cat sat\n" * 100_000) for s in TEXTS}  # 1.2 MB each
+    if archive == "zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in big.items():
+                zf.writestr(name, data)
+        body = buf.getvalue()
+    else:
+        body = make_tar(big)
+    assert len(body) < 100_000  # compresses ~50x: a small bomb
+    url = server.add(f"/bomb.{archive}", body)
+    reg = {"bomb": _bomb_spec(url, archive, max_bytes=2 << 20)}
+    with pytest.raises(LimitError, match=r"unpacking bomb exceeds the cap of 2,097,152 bytes.*"
+                       r"G2LSTM_MAX_DOWNLOAD_BYTES"):  # fmt: skip
+        resolve_dataset("bomb", tmp_path / "d", progress=False, registry=reg)
+    assert leftovers(tmp_path / "d") == []  # nothing kept: no staging folder, no partial file
+    monkeypatch.setenv("G2LSTM_MAX_DOWNLOAD_BYTES", str(8 << 20))
+    root = resolve_dataset("bomb", tmp_path / "d", progress=False, registry=reg)
+    assert (root / "train.txt").stat().st_size == 1_200_000
+
+
+def test_download_longer_than_the_cap_is_refused(server: _Server, tmp_path: Path) -> None:
+
+    url = server.add("/huge.zip", b"x" * 5000)
+    reg = {"bomb": _bomb_spec(url, "zip", max_bytes=4096)}
+    with pytest.raises(LimitError, match=r"download of .*huge.zip \(5,000 bytes\) exceeds"):
+        resolve_dataset("bomb", tmp_path / "d", progress=False, registry=reg)
+    assert leftovers(tmp_path / "d") == []
+
+
+def test_builtin_datasets_have_tight_caps() -> None:
+    caps = {name: get_dataset_spec(name).max_bytes for name in ("ptb", "wikitext-2", "multi30k")}
+    assert caps == {"ptb": 64 << 20, "wikitext-2": 64 << 20, "multi30k": 64 << 20}
