@@ -23,7 +23,8 @@ from .conftest import lm_train_argv, mt_train_argv, snapshot
 SECRET = b"KEY=do-not-touch\n"
 #: every name ``lm train`` writes or appends to in its run folder (files and folders)
 _RUN_NAMES = [".g2lstm.pid", ".g2lstm.lock", ".g2lstm-run", "metrics.csv", "metrics.jsonl",
-              "config.yaml", "vocab.json", "results.json", "checkpoints", "tensorboard"]  # fmt: skip
+              "config.yaml", "vocab.json", "results.json", "checkpoints",
+              "tensorboard"]  # fmt: skip
 
 
 def _victim(tmp_path: Path) -> Path:

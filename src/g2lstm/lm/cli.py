@@ -190,11 +190,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     check_limit(args.words, args.max_words, "--words", "pass --max-words N")
     loaded = load_model(args.checkpoint)
-    print(f"g2lstm lm generate: {args.words} words from {loaded.checkpoint.path} "
-          f"(temperature {args.temperature}, seed {args.seed})", file=sys.stderr)  # fmt: skip
     prompt = args.prompt.split() if args.prompt else None
     words = iter_generate(loaded.model, loaded.vocab, args.words, temperature=args.temperature,
-                          seed=args.seed, prompt=prompt)  # fmt: skip
+                          seed=args.seed, prompt=prompt)  # fmt: skip  (arguments checked here)
+    print(f"g2lstm lm generate: {args.words} words from {loaded.checkpoint.path} "
+          f"(temperature {args.temperature}, seed {args.seed})", file=sys.stderr)  # fmt: skip
     write_words(words, sys.stdout)  # streamed: each line appears as soon as it is sampled
     return 0
 

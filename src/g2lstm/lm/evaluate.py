@@ -146,8 +146,10 @@ def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> Loade
         vocab = Vocabulary.from_dict(meta["vocab"])
         trainer_state = ckpt.trainer_state if isinstance(ckpt.trainer_state, dict) else {}
         eval_weights = dict(trainer_state.get("eval_weights") or {})
-    except G2LSTMError:
-        raise
+    except G2LSTMError as exc:
+        if source in str(exc):
+            raise
+        raise CheckpointError(f"{source}: {exc}") from None  # name the file
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise CheckpointError(
             f"{source}: malformed config or vocabulary ({type(exc).__name__}: {exc})"

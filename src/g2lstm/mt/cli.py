@@ -159,6 +159,12 @@ def _decode_changes(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
+def _check_beam(args: argparse.Namespace) -> None:
+    """Refuse a huge --beam before any work (the run's own beam is checked once loaded)."""
+    if args.beam is not None:
+        check_limit(args.beam, args.max_beam, "--beam", "pass --max-beam N")
+
+
 def _load(args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
@@ -166,8 +172,6 @@ def _load(args: argparse.Namespace) -> Any:
     from g2lstm.nn import g2_modules
 
     _threads(args.threads)
-    if args.beam is not None:  # before loading; the run's own beam is checked below
-        check_limit(args.beam, args.max_beam, "--beam", "pass --max-beam N")
     tr = load_translator(args.checkpoint, device=args.device, which=args.which)
     tr.decode = replace(tr.decode, **_decode_changes(args))
     check_limit(tr.decode.beam, args.max_beam, f"the beam size of {tr.checkpoint}",
@@ -220,6 +224,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     from g2lstm.safe_files import check_output_file
     from g2lstm.train import atomic_write_text
 
+    _check_beam(args)
     output = check_output_file(args.output, "--output") if args.output else None
     lines = _read_input(args.input)
     tr = _load(args)
@@ -242,6 +247,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from g2lstm.safe_files import check_output_file
     from g2lstm.train import atomic_write_json, atomic_write_text
 
+    _check_beam(args)
     if args.json:
         check_output_file(args.json, "--json")
     if args.hyps:
