@@ -23,7 +23,7 @@ from g2lstm.cli import main
 from g2lstm.lm.evaluate import load_model
 from g2lstm.lm.generate import generate, join_words
 
-from .conftest import lm_train_argv, snapshot
+from .conftest import lm_train_argv, mt_train_argv, snapshot
 
 
 def _meta_path(run: Path) -> Path:
@@ -303,3 +303,23 @@ def test_resume_after_kill_logs_the_same_rows(tmp_path: Path, write_lm_corpus) -
     assert {4, 6, 8} <= {r[0] for r in rows(broken)}
     assert torch.equal(load_model(broken).model.decoder.weight,
                        load_model(tmp_path / "whole").model.decoder.weight)  # fmt: skip
+
+
+def test_mt_resume_logs_the_same_rows(trained_mt, tmp_path: Path) -> None:
+    """Case 5 for MT: rows logged after a resume mid log-window equal an unbroken run's."""
+    from g2lstm.train import read_metrics
+
+    prep, _ = trained_mt
+    flags = ("--set", "train.log_every=2")
+    assert main(mt_train_argv(prep, tmp_path / "whole", *flags, "--max-updates", "6")) == 0
+    broken = tmp_path / "broken"
+    assert main(mt_train_argv(prep, broken, *flags, "--max-updates", "3")) == 0
+    assert main(["mt", "train", "--out", str(broken), "--resume", "--max-updates", "6",
+                 "--no-progress", "--set", "train.valid_bleu=false"]) == 0  # fmt: skip
+    keys = ("step", "kind", "epoch", "loss", "ppl", "lr", "grad_norm")
+
+    def rows(run: Path) -> list[tuple]:
+        return [tuple(r.get(k) for k in keys) for r in read_metrics(run) if r["kind"] == "train"]
+
+    assert [r[0] for r in rows(broken)] == [2, 4, 6]
+    assert rows(broken) == rows(tmp_path / "whole")

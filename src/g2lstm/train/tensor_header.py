@@ -93,7 +93,7 @@ def read_header(path: str | os.PathLike[str]) -> TensorHeader:
         if not isinstance(info, dict):
             raise _bad(p, f"entry {name!r} is not an object")
         dtype, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
-        if dtype not in _ITEMSIZE:
+        if not isinstance(dtype, str) or dtype not in _ITEMSIZE:
             raise _bad(p, f"tensor {name!r} has unknown dtype {dtype!r}")
         if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
             raise _bad(p, f"tensor {name!r} has a malformed shape")
