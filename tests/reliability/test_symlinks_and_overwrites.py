@@ -179,3 +179,19 @@ def test_two_concurrent_exclusive_saves_one_wins(lm_run, tmp_path: Path) -> None
         t.join()
     assert sorted(results) == ["exists", "exists", "exists", "ok"]
     load_compressed(out)
+
+
+def test_mt_prepare_never_writes_through_a_planted_temporary_name(tmp_path: Path) -> None:
+    from .conftest import _write_parallel
+
+    raw = _write_parallel(tmp_path / "raw", {"train": 30, "valid": 5, "test": 5})
+    victim = _victim(tmp_path)
+    prep = tmp_path / "prep"
+    prep.mkdir()
+    for name in ("train.src.tmp", "train.src", "prepare.json.tmp", "vocab.json.tmp"):
+        (prep / name).symlink_to(victim)
+    assert main(["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
+                 "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0", "--out", str(prep),
+                 "--overwrite"]) == 0  # fmt: skip
+    assert victim.read_bytes() == SECRET
+    assert not (prep / "train.src").is_symlink()

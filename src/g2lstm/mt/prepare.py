@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +43,7 @@ from g2lstm.mt.prepared import (
     load_prepared,
 )
 from g2lstm.mt.vocab import Vocab
+from g2lstm.train.atomic import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:  # re-exported lazily (see __getattr__): g2lstm.mt.iwslt imports this module
     from g2lstm.mt.iwslt import prepare_iwslt14
@@ -90,16 +90,13 @@ class _SplitText:
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    # a fresh temporary name (never a fixed "X.tmp" a planted symlink could occupy), renamed
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.writelines(line + "\n" for line in lines)
-    os.replace(tmp, path)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def _versions() -> dict[str, str]:
