@@ -212,9 +212,8 @@ def test_translate_input_errors_are_one_line(tmp_path: Path, cli_error) -> None:
     cli_error(["mt", "translate", missing, "--input", str(tmp_path)], "is a directory")
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"ein Haus\nein \xff Hund\n")
-    cli_error(["mt", "translate", missing, "--input", str(bad)], str(bad), "line 2",
-              "not valid UTF-8")  # fmt: skip
-    cli_error(["mt", "translate", missing, "--input", str(tmp_path / "nope.txt")], "no such file")
+    cli_error(["mt", "translate", missing, "--input", str(bad)], f"{bad}:2", "not valid UTF-8")
+    cli_error(["mt", "translate", missing, "--input", str(tmp_path / "nope.txt")], "not found")
 
 
 def _read_only(monkeypatch: pytest.MonkeyPatch) -> None:

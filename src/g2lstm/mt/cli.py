@@ -193,31 +193,20 @@ def _eval_temperature(tr: Any) -> dict[str, str]:
 def _read_input(path: str | None) -> list[str]:
     """The lines of ``--input`` (or stdin) without their line ends; DataError names the file
     (and the line of undecodable bytes)."""
-    name = path or "<stdin>"
-    try:
-        if path:
-            raw = Path(path).read_bytes()
-        else:  # the bytes, so that undecodable input is reported like a file's
-            stdin = sys.stdin
-            raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode()
-    except FileNotFoundError:
-        raise DataError(f"--input {name}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"--input {name} is a directory; give a text file") from None
-    except OSError as exc:
-        raise DataError(f"--input {name}: cannot read it ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"--input {name}, line {line}: not valid UTF-8 ({exc.reason}); convert the file "
-            "to UTF-8 (e.g. iconv -t utf-8)"
-        ) from None
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the final line end
-    return [line.removesuffix("\r") for line in lines]
+    from g2lstm.mt.data import read_lines
+
+    if path is None:
+        try:
+            text = sys.stdin.read()
+        except UnicodeDecodeError as exc:
+            raise DataError(f"<stdin>: not valid UTF-8 ({exc.reason}); re-encode it") from None
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the final line end
+        return [line.removesuffix("\r") for line in lines]
+    if Path(path).is_dir():
+        raise DataError(f"--input {path} is a directory; give a text file")
+    return read_lines(path)
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
