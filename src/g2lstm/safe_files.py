@@ -31,6 +31,11 @@ from typing import IO, Any
 
 from g2lstm.errors import OutputError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
     "check_output_dir",
     "check_output_file",
@@ -108,9 +113,7 @@ def open_nofollow(
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OutputError(f"{p} is not a regular file; remove it")
-        if _NONBLOCK:
-            import fcntl
-
+        if _NONBLOCK and fcntl is not None:  # back to blocking writes, as open() gives
             fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~_NONBLOCK)
         if "b" in mode:
             return os.fdopen(fd, mode)

@@ -9,17 +9,20 @@ evaluates). Its metadata holds the resolved config, the vocabulary, the trainer'
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from g2lstm.limits import check_buildable
 from g2lstm.lm.asgd import AveragedSGD
 from g2lstm.lm.config import RunConfig
 from g2lstm.lm.evaluate import check_vocab
 from g2lstm.lm.model import Hidden, RNNLanguageModel
 from g2lstm.train import Checkpoint, CheckpointManager, NonFiniteGuard, check_state_dict_compat
+from g2lstm.train.checkpoint import read_manifest, read_model_shapes
 
-__all__ = ["load_lm_checkpoint", "save_lm_checkpoint"]
+__all__ = ["check_resumable", "load_lm_checkpoint", "save_lm_checkpoint"]
 
 
 def save_lm_checkpoint(
@@ -47,6 +50,22 @@ def save_lm_checkpoint(
               "state": dict(state), "guard": guard.state_dict()},
         metric=metric,
     )  # fmt: skip
+
+
+def check_resumable(path: Path, config: RunConfig, vocab: Any, data: str) -> None:
+    """Before the model is built: the checkpoint at ``path`` was trained on this vocabulary
+    and its stored weights have the shapes ``config`` describes (read from the manifest and
+    the safetensors header only, so a tampered size allocates nothing).
+
+    Raises:
+        CheckpointError: another vocabulary, or weights that do not fit ``config``.
+        LimitError: ``config`` describes an absurdly large model.
+    """
+    from g2lstm.lm.data import Vocabulary
+
+    saved = Vocabulary.from_dict(read_manifest(path)["meta"].get("vocab"))
+    check_vocab(saved, vocab, str(path), data)
+    check_buildable(lambda: RNNLanguageModel(config.model), read_model_shapes(path), str(path))
 
 
 def load_lm_checkpoint(

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from g2lstm.errors import ConfigError, TrainingError
 from g2lstm.limits import build_checked
 from g2lstm.lm.asgd import AveragedSGD, NTASGDTrigger
-from g2lstm.lm.checkpointing import load_lm_checkpoint, save_lm_checkpoint
+from g2lstm.lm.checkpointing import check_resumable, load_lm_checkpoint, save_lm_checkpoint
 from g2lstm.lm.config import RunConfig
 from g2lstm.lm.evaluate import evaluate, load_model, perplexity
 from g2lstm.lm.model import Hidden, RNNLanguageModel, detach_hidden
@@ -51,7 +51,6 @@ from g2lstm.train import (
     init_distributed,
     progress,
 )  # fmt: skip
-from g2lstm.train.checkpoint import read_model_shapes
 
 __all__ = ["RESUMABLE_KEYS", "LMTrainer", "TrainResult", "merge_resume_config", "train"]
 
@@ -75,8 +74,6 @@ class LMTrainer:
     def __init__(self, config: RunConfig, out_dir: str | os.PathLike[str], *,
                  resume: bool = False, corpus: Any = None) -> None:  # fmt: skip
         self.config, self.out_dir, self.resume, self.corpus = config, Path(out_dir), resume, corpus
-        self._stored: dict[str, tuple[int, ...]] | None = None  # shapes of the resumed weights
-        self._source = "the run configuration"
 
     # ------------------------------------------------------------------ setup
     def _load_data(self, ctx: DistributedContext) -> None:
@@ -109,9 +106,10 @@ class LMTrainer:
                 f"({ctx.world_size})"
             )
         torch.manual_seed(t.seed)  # initial weights depend on the seed only (same on all ranks)
-        # sizes checked (against the checkpoint resumed from, if any) before any allocation
-        self.module = build_checked(lambda: RNNLanguageModel(cfg.model), self._stored,
-                                    self._source).to(ctx.device)  # fmt: skip
+        # an absurd size is refused before any allocation (a resumed run's sizes were checked
+        # against its checkpoint by check_resumable)
+        self.module = build_checked(lambda: RNNLanguageModel(cfg.model), None,
+                                    "the run configuration").to(ctx.device)  # fmt: skip
         self.model = ctx.wrap_ddp(self.module)
         self.noise_gen = torch.Generator(device=ctx.device)
         self.module.set_generator(self.noise_gen)
@@ -341,9 +339,9 @@ class LMTrainer:
                     f"{out} already holds checkpoints of a run; pass --resume (resume=True) to "
                     "continue it, or choose a new --out"
                 )
-            self._stored = read_model_shapes(latest) if latest is not None else None
-            self._source = str(latest) if latest is not None else "the run configuration"
             self._load_data(ctx)
+            if latest is not None:
+                check_resumable(latest, self.config, self.corpus.vocab, self.config.data)
             self._build(ctx)
             if has_ckpt:
                 self._restore(manager, ctx)

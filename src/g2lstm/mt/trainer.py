@@ -42,7 +42,7 @@ from g2lstm.mt.model import Seq2Seq
 from g2lstm.mt.prepare import PreparedData, load_prepared
 from g2lstm.mt.schedule import scheduled_lr
 from g2lstm.mt.translate import META_KIND, Translator, data_meta, evaluate_split
-from g2lstm.train.checkpoint import read_model_shapes
+from g2lstm.train.checkpoint import read_manifest, read_model_shapes
 
 __all__ = ["TrainResult", "batch_loss", "build_optimizer", "label_smoothed_loss", "train"]
 
@@ -147,6 +147,15 @@ def _check_resume(saved: dict[str, Any], current: MTConfig, path: Path) -> None:
         )
 
 
+def _check_same_vocab(meta: dict[str, Any], prepared: PreparedData, path: Path) -> None:
+    data = meta.get("data")
+    if not isinstance(data, dict) or data.get("src_vocab") != list(prepared.src_vocab.tokens):
+        raise CheckpointError(
+            f"cannot resume from {path}: its vocabulary differs from {prepared.root}; resume "
+            "with the data it was trained on"
+        )
+
+
 class _Trainer:
     """State and steps of one training run (used by :func:`train`)."""
 
@@ -165,6 +174,8 @@ class _Trainer:
 
         seed_everything(t.seed)  # the initial weights depend on the seed only
         # sizes checked (against the checkpoint resumed from) before anything is allocated
+        if resume_from is not None:
+            _check_same_vocab(read_manifest(resume_from)["meta"], prepared, resume_from)
         self.model = build_checked(
             lambda: Seq2Seq(config.model, len(prepared.src_vocab), len(prepared.tgt_vocab),
                             pad_id=self.pad),
@@ -257,11 +268,7 @@ class _Trainer:
         if ckpt.meta.get("kind") != META_KIND:
             raise CheckpointError(f"{ckpt.path} is not an MT checkpoint")
         _check_resume(ckpt.meta["config"], self.cfg, ckpt.path)
-        if ckpt.meta["data"]["src_vocab"] != list(self.prepared.src_vocab.tokens):
-            raise CheckpointError(
-                f"cannot resume from {ckpt.path}: its vocabulary differs from "
-                f"{self.prepared.root}; resume with the data it was trained on"
-            )
+        _check_same_vocab(ckpt.meta, self.prepared, ckpt.path)
         check_state_dict_compat(self.model, ckpt.model_state, str(ckpt.path))
         self.model.load_state_dict(ckpt.model_state)
         self.optimizer.load_state_dict(ckpt.trainer_state["optimizer"])
