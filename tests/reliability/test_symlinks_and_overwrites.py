@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 from g2lstm.cli import main
 from g2lstm.compress import load_compressed, quantize, save_compressed
@@ -77,6 +78,14 @@ def test_run_lock_and_metrics_logger_refuse_links(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="symbolic link"):
         MetricsLogger(tmp_path / "m")
     assert victim.read_bytes() == SECRET
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "m" / "checkpoints").symlink_to(elsewhere, target_is_directory=True)
+    manager = CheckpointManager(tmp_path / "m")  # reading through a linked run is allowed
+    assert manager.latest() is None
+    with pytest.raises(OutputError, match="symbolic link"):
+        manager.save(1, model_state={"w": torch.zeros(2)})
+    assert list(elsewhere.iterdir()) == []
 
 
 def test_pointer_files_cannot_lead_outside_the_run(lm_run, tmp_path: Path, capsys) -> None:

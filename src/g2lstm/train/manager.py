@@ -51,7 +51,7 @@ class CheckpointManager:
             raise ConfigError(f"keep_last={keep_last!r} must be an integer >= 1 or None")
         self.run_dir = Path(run_dir)
         self.keep_last = keep_last
-        self.directory = refuse_symlink(self.run_dir / "checkpoints")
+        self.directory = self.run_dir / "checkpoints"
         self.directory.mkdir(parents=True, exist_ok=True)
 
     # ----------------------------------------------------------------- queries
@@ -153,6 +153,7 @@ class CheckpointManager:
         if metric is not None:
             metric = float(metric)
             meta["metric"] = metric
+        refuse_symlink(self.directory)  # reading a linked run is fine, writing through it is not
         self._remove_stale_temporaries()
         path = save_checkpoint(
             self.path_for(step), model_state=model_state, trainer_state=trainer_state, meta=meta
