@@ -5,9 +5,10 @@ rest of the step (paper Eqs. 11-16: noisy/tempered sigmoids, hard or straight-th
 tanh, cell update, packed-sequence masks) to a :class:`Step`. Three implementations compute
 the same formulas:
 
-- :class:`CppStep`: the fused C++ CPU kernel (:mod:`g2lstm.nn.fast.kernel`), float32/64.
-- :class:`TritonStep`: the fused Triton kernel (:mod:`g2lstm.nn.fast.triton_step`), for CUDA,
-  and on CPU tensors under Triton's interpreter (``TRITON_INTERPRET=1``, for tests).
+- :class:`FusedStep` ``"kernel"``: the fused C++ CPU kernel (:mod:`g2lstm.nn.fast.kernel`),
+  float32/64.
+- :class:`FusedStep` ``"triton"``: the fused Triton kernel (:mod:`g2lstm.nn.fast.triton_step`),
+  for CUDA, and on CPU tensors under Triton's interpreter (``TRITON_INTERPRET=1``, for tests).
 - :class:`AtenStep`: the same math as ATen ops (~9 per step), every device and dtype.
 
 :func:`select_step` picks one: ``"auto"`` takes the fused kernel of the tensors' device when
@@ -41,7 +42,14 @@ from g2lstm.errors import ConfigError
 from g2lstm.nn.fast import kernel
 from g2lstm.nn.fast.plan import GatePlan
 
-__all__ = ["STEPS", "AtenStep", "CppStep", "Step", "TritonStep", "select_step", "step_override"]
+__all__ = [
+    "STEPS",
+    "AtenStep",
+    "FusedStep",
+    "Step",
+    "select_step",
+    "step_override",
+]
 
 #: Values of the ``step`` choice (and of ``$G2LSTM_STEP``).
 STEPS = ("auto", "kernel", "triton", "aten")
@@ -84,33 +92,13 @@ class Step(Protocol):
     ) -> None: ...
 
 
-class CppStep:
-    """The fused C++ kernel (``csrc/g2lstm_cpu.cpp``): one vectorised pass per step."""
+class FusedStep:
+    """A fused kernel module with ``forward_step``/``backward_step`` entry points (the C++
+    kernel ``csrc/g2lstm_cpu.cpp`` or the Triton kernel): one launch per step."""
 
-    name = "kernel"
-
-    def __init__(self, module: ModuleType, plan: GatePlan) -> None:
-        self.k, self.kinds, self.scales = module, plan.kernel_kinds, plan.kernel_scales
-
-    def forward(self, pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, mask, keep_gates):
-        m = None if mask is None else mask.view(-1)
-        self.k.forward_step(
-            pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, m, self.kinds, self.scales,
-            keep_gates,
-        )  # fmt: skip
-
-    def backward(self, gates, c_t, c_prev, dh, dy, dc, dgates, s, mask):
-        m = None if mask is None else mask.view(-1)
-        self.k.backward_step(gates, c_t, c_prev, dh, dy, dc, dgates, s, m, self.kinds, self.scales)
-
-
-class TritonStep:
-    """The fused Triton kernel (CUDA; CPU tensors under ``TRITON_INTERPRET=1``)."""
-
-    name = "triton"
-
-    def __init__(self, module: ModuleType, plan: GatePlan) -> None:
-        self.k, self.kinds, self.scales = module, plan.kernel_kinds, plan.kernel_scales
+    def __init__(self, module: ModuleType, plan: GatePlan, name: str) -> None:
+        self.k, self.name = module, name
+        self.kinds, self.scales = plan.kernel_kinds, plan.kernel_scales
 
     def forward(self, pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, mask, keep_gates):
         m = None if mask is None else mask.view(-1)
@@ -238,9 +226,9 @@ def select_step(x: Tensor, plan: GatePlan, choice: str = "auto") -> Step:
     if choice == "triton" or (choice == "auto" and x.device.type == "cuda"):
         module, why = _triton_module(x)
         if module is not None:
-            return TritonStep(module, plan)
+            return FusedStep(module, plan, "triton")
         if choice == "triton":
             raise ConfigError(f"step='triton' (or G2LSTM_STEP=triton): {why}")
         return AtenStep(plan)
     kern = kernel.pointwise_kernel(x, "kernel" if choice == "kernel" else "auto")
-    return CppStep(kern, plan) if kern is not None else AtenStep(plan)
+    return FusedStep(kern, plan, "kernel") if kern is not None else AtenStep(plan)
