@@ -162,8 +162,21 @@ def test_no_compiler_falls_back_cleanly(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
     notices = [line for line in proc.stderr.splitlines() if line.startswith("g2lstm:")]
-    assert len(notices) == 2, proc.stderr  # "building ..." then "unavailable ..."
-    assert "fused CPU kernel unavailable" in notices[1]
+    assert len(notices) == 1, proc.stderr  # no build attempted: the compiler is missing
+    assert "fused CPU kernel unavailable (no C++ compiler found" in notices[0]
+    assert "install g++ or set CXX" in notices[0]
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # no torch warning either
+
+
+def test_notice_names_what_is_missing(monkeypatch):
+    monkeypatch.setenv("CXX", "/nonexistent/c++")
+    assert "no C++ compiler found" in kmod._missing_tool()
+    monkeypatch.setenv("CXX", sys.executable)  # any program that exists
+    real_which = kmod.shutil.which
+    monkeypatch.setattr(kmod.shutil, "which", lambda n: None if n == "ninja" else real_which(n))
+    assert "ninja not found" in kmod._missing_tool()
+    omp = RuntimeError("fatal error: omp.h: No such file or directory")
+    assert "no OpenMP" in kmod._explain(omp)
 
 
 @needs_kernel
@@ -208,6 +221,7 @@ def test_build_finds_pip_ninja_when_not_on_path(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", "/usr/bin")
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setattr(kmod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(kmod, "_missing_tool", lambda: "")  # the tools "exist" for this test
     monkeypatch.setitem(sys.modules, "ninja", types.SimpleNamespace(BIN_DIR="/opt/pip-ninja/bin"))
     monkeypatch.setattr(cpp_extension, "load", fake_load)
     assert kmod._build() == "module"

@@ -12,10 +12,11 @@ kernel's time; NaN inputs stay NaN. float64 uses the 1-ulp functions. Hard 0/1 g
 the pre-activation with zero, so they are exact either way.
 
 The extension is compiled on first use with ``torch.utils.cpp_extension.load`` (needs a C++
-compiler and ``ninja``; ~20 s once, cached under ``$TORCH_EXTENSIONS_DIR`` or
-``~/.cache/torch_extensions``), for this machine's vector ISA, and checked against the ATen
-math on a small input. If any of that fails, one line goes to stderr and the fast path runs
-its ATen step instead: same numbers up to rounding, slower, nothing else changes.
+compiler with OpenMP and ``ninja``; 35-40 s once on this project's 2-core VMs, cached under
+``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``), for this machine's vector ISA,
+and checked against the ATen math on a small input. If any of that fails, one line goes to
+stderr, naming what is missing (compiler, ninja, OpenMP), and the fast path runs its ATen
+step instead: same numbers up to rounding, slower, nothing else changes.
 
 ``$G2LSTM_CPU_KERNEL``: ``auto`` (default: build and use it when possible), ``0``/``off``
 (never build or use it), ``1``/``on`` (as ``auto``, but a failure raises
@@ -29,6 +30,7 @@ import hashlib
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 
@@ -120,13 +122,41 @@ def pointwise_kernel(x: Tensor, pointwise: str = "auto") -> ModuleType | None:
     return kern
 
 
+class MissingTool(RuntimeError):
+    """A tool the build needs is missing; the message names it and how to get it."""
+
+
+def _missing_tool() -> str:
+    """What the build lacks (C++ compiler, ninja), in words, or ``""``."""
+    cxx = os.environ.get("CXX", "c++")  # what torch.utils.cpp_extension calls
+    if shutil.which(cxx) is None:
+        return f"no C++ compiler found ({cxx!r} is not on PATH; install g++ or set CXX)"
+    if shutil.which("ninja") is None:
+        return "ninja not found (pip install ninja, the extra 'fast', or your system's ninja)"
+    return ""
+
+
+def _explain(e: Exception) -> str:
+    """One line saying why the build failed, naming the missing piece where it is known."""
+    if isinstance(e, MissingTool):
+        return str(e)
+    text = str(e)
+    if "omp.h" in text or "fopenmp" in text:
+        return "the C++ compiler has no OpenMP (-fopenmp; with clang install libomp, or use g++)"
+    last = text.strip().splitlines()[-1] if text.strip() else ""
+    return f"{type(e).__name__}: {last}"
+
+
 @functools.lru_cache(maxsize=1)
 def _load() -> tuple[ModuleType | None, str]:
     try:
-        module = _build()
-        _probe(module)
+        # never under a torch.func transform, autocast or grad mode of the caller's: the
+        # probe's tensors are plain and its result must not depend on where it first ran
+        with torch._C._DisableFuncTorch(), torch.no_grad(), torch.autocast("cpu", enabled=False):
+            module = _build()
+            _probe(module)
     except Exception as e:  # any failure (no compiler, no ninja, bad probe) means "do not use"
-        why = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        why = _explain(e)
         print(
             f"g2lstm: fused CPU kernel unavailable ({why[:200]}); using the ATen step "
             "(slower; G2LSTM_CPU_KERNEL=0 skips the build)",
@@ -147,6 +177,9 @@ def _build() -> ModuleType:
         except ImportError:
             pass  # cpp_extension then says that ninja is missing
 
+    missing = _missing_tool()
+    if missing:
+        raise MissingTool(missing)
     cap = torch.backends.cpu.get_cpu_capability()
     flags = _ISA_FLAGS.get(cap, [])
     cap = cap if flags else "DEFAULT"
@@ -158,14 +191,16 @@ def _build() -> ModuleType:
     name = f"g2lstm_cpu_{cap.lower()}_{digest}"
     build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
     if not (build_dir / f"{name}.so").exists():
-        print(f"g2lstm: building the fused CPU kernel for {cap} (once, ~20 s)", file=sys.stderr)
-    return cpp_extension.load(
-        name=name,
-        sources=[str(_SOURCE)],
-        extra_cflags=["-O3", "-fopenmp", *flags, *defines],  # at::parallel_for needs OpenMP
-        extra_ldflags=["-fopenmp"],
-        verbose=False,
-    )
+        print(f"g2lstm: building the fused CPU kernel for {cap} (once, ~35 s)", file=sys.stderr)
+    with warnings.catch_warnings():  # torch's compiler-version warnings: the notice says it
+        warnings.simplefilter("ignore")
+        return cpp_extension.load(
+            name=name,
+            sources=[str(_SOURCE)],
+            extra_cflags=["-O3", "-fopenmp", *flags, *defines],  # at::parallel_for: OpenMP
+            extra_ldflags=["-fopenmp"],
+            verbose=False,
+        )
 
 
 def _probe(module: ModuleType) -> None:
