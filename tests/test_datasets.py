@@ -172,6 +172,22 @@ def test_zip_trusted_on_first_use_then_checked(server: _Server, tmp_path: Path) 
         resolve_dataset("toy", tmp_path, registry=reg)
 
 
+def test_checksum_and_stamp_files_are_shareable(server: _Server, tmp_path: Path) -> None:
+    """SHA256SUMS and the stamp file get the umask's mode (0644 here), not mkstemp's 0600."""
+    url = server.add("/wt2.zip", make_zip({f"wt/toy.{s}.txt": t for s, t in TEXTS.items()}))
+    reg = {"toy": lm_spec(url, "zip", "wt/", pinned=False)}
+    old = os.umask(0o022)
+    try:
+        root = resolve_dataset("toy", tmp_path, progress=False, registry=reg)
+        for f in root.glob("*.txt"):  # files younger than 2 s are never stamped
+            os.utime(f, (f.stat().st_mtime - 60,) * 2)
+        resolve_dataset("toy", tmp_path, registry=reg)  # records stamps
+    finally:
+        os.umask(old)
+    for name in ("SHA256SUMS", ".g2lstm-stamps.json", "train.txt"):
+        assert (root / name).stat().st_mode & 0o777 == 0o644, name
+
+
 def test_gz_and_plain_files_checked_after_decompression(server: _Server, tmp_path: Path) -> None:
     de, en = "ein Hund läuft\n".encode(), b"a dog runs\n"
     files = (

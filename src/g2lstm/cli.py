@@ -44,7 +44,10 @@ class _Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{self.prog}: {message}; see '{self.prog} --help'")
+        # main() prints "g2lstm: error: "; name the sub-command after it, not "g2lstm" again
+        sub = self.prog.partition(" ")[2]
+        where = f"{sub}: " if sub else ""
+        raise _UsageError(f"{where}{message}; see '{self.prog} --help'")
 
 
 def build_parser() -> argparse.ArgumentParser:

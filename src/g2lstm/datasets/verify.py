@@ -51,9 +51,18 @@ def read_checksums(path: Path) -> dict[str, str]:
     return out
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file (``0o666`` less the umask), not mkstemp's 0600:
+    stamp and ``SHA256SUMS`` files live in data folders that several users may share."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else _new_file_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
