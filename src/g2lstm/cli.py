@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"g2lstm {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument(
+        "--progress-every", type=float, metavar="SECONDS",
+        help="when stderr is not a terminal, print a progress line (step, epoch, loss/ppl, "
+        "tokens/s, ETA) every SECONDS; 0 turns them off (default: $G2LSTM_PROGRESS_EVERY, "
+        "else 30)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_ in COMMANDS:
         try:
@@ -100,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     try:
+        if args.progress_every is not None:
+            # imported here: g2lstm.train needs the `train` extra, `g2lstm --help` does not
+            from g2lstm.train.progress import set_progress_every
+
+            set_progress_every(args.progress_every)
         return int(args.func(args) or 0)
     except G2LSTMError as e:
         if args.debug:

@@ -90,3 +90,21 @@ def test_train_eval_generate_round_trip(
     assert len(text.split()) <= 12 and all(w.startswith("w") or w == "<unk>" for w in text.split())
     assert main(["lm", "generate", str(run), "--words", "12", "--seed", "3"]) == 0
     assert capsys.readouterr().out == text  # seeded sampling is reproducible
+
+
+def test_train_off_a_terminal_prints_progress_lines(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+    write_lm_corpus: Callable[..., Path],
+) -> None:  # fmt: skip
+    from g2lstm.train.progress import ENV_PROGRESS_EVERY
+
+    monkeypatch.setenv(ENV_PROGRESS_EVERY, "30")  # restored after the test; main sets it
+    data = write_lm_corpus(tmp_path / "data")
+    argv = ["--progress-every", "1e-9", "lm", "train", "--preset", "tiny", "--data", str(data),
+            "--out", str(tmp_path / "run"), "--threads", "1", "--max-steps", "20"]  # fmt: skip
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("g2lstm: main epoch 1 | batch ")]
+    assert lines and any("step=10 loss=" in ln and " ppl=" in ln and " tok_s=" in ln
+                         and "ETA " in ln for ln in lines), err  # fmt: skip
+    assert main(["--progress-every", "-1", "lm", "eval", str(tmp_path / "run")]) == 2

@@ -81,11 +81,14 @@ def test_prepare_train_translate_eval(
 ) -> None:
     prep, run = _prepare_toy(tmp_path, {"train": 200, "valid": 20, "test": 20}, seed=1)
     assert "sizes" in capsys.readouterr().out
+    monkeypatch.setenv("G2LSTM_PROGRESS_EVERY", "1e-9")  # a progress line at every batch
     train_argv = ["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(run),
                   "--cell", "g2", "--max-updates", "4",
                   "--set", "train.valid_bleu=false"]  # fmt: skip
     assert main(train_argv) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "g2lstm: epoch 1 | batch 4/" in captured.err and "ETA " in captured.err
     assert "g2 (tau=0.9, noise_p=0.2)" in out and "stopped (max_updates) at step 4" in out
     assert main(train_argv) == 2  # the folder has checkpoints and --resume is missing
     assert "already holds checkpoints" in capsys.readouterr().err

@@ -34,3 +34,44 @@ def test_throughput_and_eta():
     assert meter.eta(1000) == 4.0
     meter.reset()
     assert meter.count == 0 and meter.elapsed == 0.0
+
+
+def test_log_lines_print_on_schedule_with_eta() -> None:
+    import io
+
+    from g2lstm.train.progress import LogLines
+
+    now, out = [0.0], io.StringIO()
+    bar = LogLines(total=100, desc="main epoch 2", every=10, unit="batch", initial=20,
+                   stream=out, clock=lambda: now[0])  # fmt: skip
+    bar.set_postfix(step=120, loss="4.951", ppl="141.3", tok_s="10412")
+    for _ in range(10):  # 1 s per batch: a line only once 10 s have passed
+        now[0] += 1.0
+        bar.update(1)
+    bar.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == (
+        "g2lstm: main epoch 2 | batch 30/100 (30%) | step=120 loss=4.951 ppl=141.3 "
+        "tok_s=10412 | 1 batch/s | 10.0s elapsed | ETA 1m10s"
+    )
+    assert lines[1].endswith("| done") and len(lines) == 2
+    quiet = io.StringIO()
+    short = LogLines(total=5, every=10, stream=quiet, clock=lambda: now[0])
+    short.update(5)
+    short.close()
+    assert quiet.getvalue() == ""  # a loop shorter than the interval prints nothing
+
+
+def test_progress_off_a_terminal_logs_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from g2lstm.errors import ConfigError
+    from g2lstm.train.progress import ENV_PROGRESS_EVERY, LogLines, set_progress_every
+
+    monkeypatch.setenv(ENV_PROGRESS_EVERY, "5")  # stderr is captured: not a terminal
+    bar = progress(total=3, desc="x", disable=True, unit="batch")
+    assert isinstance(bar, LogLines) and bar.every == 5 and bar.unit == "batch"
+    assert not isinstance(progress(total=3, log=False), LogLines)  # e.g. rank > 0
+    set_progress_every(0)
+    assert not isinstance(progress(total=3), LogLines)
+    monkeypatch.setenv(ENV_PROGRESS_EVERY, "soon")
+    with pytest.raises(ConfigError, match="G2LSTM_PROGRESS_EVERY='soon'"):
+        progress(total=3)

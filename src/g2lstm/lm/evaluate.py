@@ -23,6 +23,7 @@ from g2lstm.lm.config import RunConfig
 from g2lstm.lm.model import Hidden, RNNLanguageModel, detach_hidden
 from g2lstm.lm.pointer import PointerConfig, cache_pointer_log_probs, vocab_log_probs
 from g2lstm.train import Checkpoint, CheckpointManager, load_checkpoint
+from g2lstm.train.progress import progress
 
 __all__ = [
     "LoadedModel",
@@ -34,10 +35,20 @@ __all__ = [
 ]
 
 
+def _segments(n_rows: int, bptt: int, desc: str | None) -> Any:
+    """Start rows of the ``bptt`` segments, with progress (a transient bar, or log lines off a
+    terminal) unless ``desc`` is None."""
+    starts = range(0, n_rows - 1, bptt)
+    if desc is None:
+        return starts
+    return progress(starts, desc=desc, unit="batch", leave=False)
+
+
 @torch.no_grad()
 def evaluate(
-    model: RNNLanguageModel, source: Tensor, bptt: int, hidden: Hidden | None = None
-) -> float:
+    model: RNNLanguageModel, source: Tensor, bptt: int, hidden: Hidden | None = None,
+    *, desc: str | None = "evaluating",
+) -> float:  # fmt: skip
     """Mean cross-entropy (nats per token) of ``model`` over a batchified ``source``.
 
     Args:
@@ -45,6 +56,7 @@ def evaluate(
         source: ``(n_steps, B)`` ids from :func:`g2lstm.lm.data.batchify`.
         bptt: segment length; the state is carried across segments.
         hidden: initial state (zeros if None).
+        desc: label of the progress shown while it runs (None: none).
 
     Returns:
         Total loss / number of predicted tokens (``exp`` of it is the perplexity).
@@ -54,7 +66,7 @@ def evaluate(
     try:
         hidden = hidden if hidden is not None else model.init_hidden(source.size(1))
         total, count = 0.0, 0
-        for i in range(0, source.size(0) - 1, bptt):
+        for i in _segments(source.size(0), bptt, desc):
             seq_len = min(bptt, source.size(0) - 1 - i)
             inp, target = source[i : i + seq_len], source[i + 1 : i + 1 + seq_len]
             out = model(inp, hidden)
@@ -69,8 +81,12 @@ def evaluate(
 
 
 @torch.no_grad()
-def evaluate_pointer(model: RNNLanguageModel, ids: Tensor, config: PointerConfig) -> float:
-    """Mean cross-entropy with the continuous cache pointer over one stream ``ids`` ``(N,)``."""
+def evaluate_pointer(
+    model: RNNLanguageModel, ids: Tensor, config: PointerConfig,
+    *, desc: str | None = "evaluating (cache pointer)",
+) -> float:  # fmt: skip
+    """Mean cross-entropy with the continuous cache pointer over one stream ``ids`` ``(N,)``
+    (``desc``: progress label, None for none)."""
     was_training = model.training
     model.eval()
     try:
@@ -78,7 +94,7 @@ def evaluate_pointer(model: RNNLanguageModel, ids: Tensor, config: PointerConfig
         history = None
         total, count = 0.0, 0
         data = ids.view(-1, 1)
-        for i in range(0, data.size(0) - 1, config.bptt):
+        for i in _segments(data.size(0), config.bptt, desc):
             seq_len = min(config.bptt, data.size(0) - 1 - i)
             inp, target = data[i : i + seq_len], data[i + 1 : i + 1 + seq_len].view(-1)
             out = model(inp, hidden)

@@ -221,7 +221,8 @@ class LMTrainer:
                                 max_extra=t.bptt_max_extra, start=st["row"])  # fmt: skip
         bar = progress(total=math.ceil((n_rows - 1) / t.bptt), initial=st["row"] // t.bptt,
                        desc=f"{st['stage']} epoch {st['epoch']}", unit="batch",
-                       disable=True if not (t.progress and ctx.is_main) else None)  # fmt: skip
+                       disable=True if not (t.progress and ctx.is_main) else None,
+                       log=ctx.is_main)  # fmt: skip
         # the log interval's running sums live in the checkpointed state, so the first row
         # after a resume is the one an uninterrupted run logs
         t0 = time.perf_counter() - st["interval_seconds"]
@@ -254,7 +255,8 @@ class LMTrainer:
                            "ppl": perplexity(mean), "grad_norm": norm,
                            "tokens_per_s": st["interval_tokens"] / elapsed,
                            "ms_per_batch": 1000 * elapsed / n}  # fmt: skip
-                    bar.set_postfix(loss=f"{row['loss']:.3f}", ppl=f"{row['ppl']:.1f}",
+                    bar.set_postfix(step=st["step"], loss=f"{row['loss']:.3f}",
+                                    ppl=f"{row['ppl']:.1f}",
                                     tok_s=f"{row['tokens_per_s']:.0f}")  # fmt: skip
                     if log is not None:
                         log.log(row, step=st["step"])
@@ -280,7 +282,8 @@ class LMTrainer:
         cfg, st = self.config, self.state
         with (self.optimizer.averaged_parameters() if isinstance(self.optimizer, AveragedSGD)
               else contextlib.nullcontext()):  # fmt: skip
-            val = evaluate(self.module, self.valid_data, cfg.train.bptt)
+            val = evaluate(self.module, self.valid_data, cfg.train.bptt,
+                           desc=f"valid after epoch {st['epoch']}" if ctx.is_main else None)
         trigger = NTASGDTrigger(cfg.optim.nonmono)
         trigger.load_state_dict(st["trigger"])
         end_stage, switched = False, False

@@ -399,7 +399,9 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
                              "ppl": math.exp(min(p.window_nll / tok, 50.0)), "lr": row["lr"],
                              "grad_norm": row["grad_norm"], "tokens_per_s": tps,
                              "train_seconds": p.train_seconds}, step=p.step)  # fmt: skip
-                bar.set_postfix(loss=f"{p.window_loss / tok:.3f}", tok_s=f"{tps:.0f}")
+                bar.set_postfix(step=p.step, loss=f"{p.window_loss / tok:.3f}",
+                                ppl=f"{math.exp(min(p.window_nll / tok, 50.0)):.1f}",
+                                tok_s=f"{tps:.0f}")  # fmt: skip
                 p.window_loss, p.window_nll, p.window_tokens = 0.0, 0.0, 0
                 window_start = time.perf_counter()
             if t.max_updates and p.step >= t.max_updates:

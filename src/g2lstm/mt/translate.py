@@ -36,6 +36,7 @@ from g2lstm.mt.data import Tokenizer, TokenizerConfig
 from g2lstm.mt.model import Seq2Seq
 from g2lstm.mt.prepare import MULTI30K_SPLITS, PrepareConfig, PreparedData, load_prepared
 from g2lstm.mt.vocab import Vocab
+from g2lstm.train.progress import progress
 
 __all__ = [
     "META_KIND",
@@ -211,7 +212,9 @@ class Translator:
             )
         order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
         results: list[list[int]] = [[] for _ in sources]
-        for start in range(0, len(order), cfg.batch_size):
+        batches = progress(range(0, len(order), cfg.batch_size), desc="translating",
+                           unit="batch", leave=False)  # fmt: skip
+        for start in batches:
             idx = order[start : start + cfg.batch_size]
             lengths = torch.tensor([len(sources[i]) + 1 for i in idx])
             src = torch.full((int(lengths.max()), len(idx)), vocab.pad_id, dtype=torch.long)
