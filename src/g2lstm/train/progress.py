@@ -6,7 +6,10 @@ When stderr is not a terminal (piped, ``nohup``, CI, a job scheduler) tqdm shows
 :func:`progress_every` seconds (``$G2LSTM_PROGRESS_EVERY``, or ``g2lstm --progress-every``;
 ``0`` turns the lines off), e.g.::
 
-    g2lstm: main epoch 2 | batch 1200/2905 (41%) | step=4100 loss=4.951 ppl=141.3 tok_s=10412 | 5.3 batch/s | 3m46s elapsed | ETA 5m21s
+    g2lstm: main epoch 2 | batch 1200/2905 (41%) | step=4100 loss=4.951 ppl=141.3 \
+        tok_s=10412 | 5.3 batch/s | 3m46s elapsed | ETA 5m21s
+
+(one line; wrapped here).
 """
 
 from __future__ import annotations
