@@ -282,8 +282,12 @@ class LMTrainer:
         cfg, st = self.config, self.state
         with (self.optimizer.averaged_parameters() if isinstance(self.optimizer, AveragedSGD)
               else contextlib.nullcontext()):  # fmt: skip
-            val = evaluate(self.module, self.valid_data, cfg.train.bptt,
-                           desc=f"valid after epoch {st['epoch']}" if ctx.is_main else None)
+            val = evaluate(
+                self.module,
+                self.valid_data,
+                cfg.train.bptt,
+                desc=f"valid after epoch {st['epoch']}" if ctx.is_main else None,
+            )
         trigger = NTASGDTrigger(cfg.optim.nonmono)
         trigger.load_state_dict(st["trigger"])
         end_stage, switched = False, False
