@@ -53,6 +53,10 @@ def test_train_eval_generate_round_trip(
             "--threads", "1", "--no-progress"]  # fmt: skip
     assert main([*base, "--max-steps", "5"]) == 0
     assert "--resume" in capsys.readouterr().err
+    assert main(["lm", "eval", str(run), "--json", "--split", "valid"]) == 0
+    early = capsys.readouterr()
+    assert json.loads(early.out)["checkpoint_kind"] == "latest"  # no validated epoch yet
+    assert "not a best-validation checkpoint (latest)" in early.err
     assert main(base) == 2  # existing run without --resume
     assert "--resume" in capsys.readouterr().err
     assert main(["lm", "train", "--out", str(run), "--resume", "--set", "model.nhid=8"]) == 2
@@ -60,9 +64,15 @@ def test_train_eval_generate_round_trip(
     assert main(["lm", "train", "--out", str(run), "--resume", "--no-progress"]) == 0
     assert "end of training" in capsys.readouterr().out
     assert main(["lm", "eval", str(run), "--json"]) == 0
-    plain = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    plain = json.loads(captured.out)
     stored = json.loads((run / "results.json").read_text())
     assert plain["ppl"] == pytest.approx(stored["test_ppl"])
+    assert (plain["checkpoint_kind"], plain["best_valid"], plain["eval_gates"]) == (
+        "best-valid", True, "soft",
+    )  # fmt: skip
+    assert (plain["batch_size"], plain["bptt"], plain["split"]) == (1, 8, "test")
+    assert "not a best-validation" not in captured.err
     argv = [
         "lm",
         "eval",
@@ -85,6 +95,7 @@ def test_train_eval_generate_round_trip(
     assert main(["lm", "eval", str(run), "--eval-temperature", "drop", "--json"]) == 0
     drop = json.loads(capsys.readouterr().out)
     assert drop["eval_temperature"] == "drop" and drop["ppl"] != plain["ppl"]
+    assert hard["eval_gates"] == "hard"
     assert main(["lm", "generate", str(run), "--words", "12", "--seed", "3"]) == 0
     text = capsys.readouterr().out
     assert len(text.split()) <= 12 and all(w.startswith("w") or w == "<unk>" for w in text.split())

@@ -163,24 +163,51 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"g2lstm lm eval: {loaded.checkpoint.path} on {data}/{args.split} ({mode}, "
           f"gates {args.eval_gates or cfg.model.eval_gates}, eval temperature {temperature})",
           file=sys.stderr)  # fmt: skip
+    default_bs = cfg.train.test_batch_size if args.split == "test" else cfg.train.eval_batch_size
+    batch_size = args.batch_size or default_bs
     if args.cache_pointer:
-        pc = PointerConfig(args.window, args.theta, args.lambdah, args.bptt or 500)
+        bptt = args.bptt or 500
+        pc = PointerConfig(args.window, args.theta, args.lambdah, bptt)
         loss = evaluate_pointer(loaded.model, corpus.tensor(args.split), pc)
     else:
-        default_bs = (
-            cfg.train.test_batch_size if args.split == "test" else cfg.train.eval_batch_size
-        )
-        source = batchify(corpus[args.split], args.batch_size or default_bs, name=args.split)
-        loss = evaluate(loaded.model, source, args.bptt or cfg.train.bptt)
-    result = {"checkpoint": str(loaded.checkpoint.path), "split": args.split, "loss": loss,
+        bptt = args.bptt or cfg.train.bptt
+        source = batchify(corpus[args.split], batch_size, name=args.split)
+        loss = evaluate(loaded.model, source, bptt)
+    kind = _checkpoint_kind(Path(args.checkpoint), Path(loaded.checkpoint.path))
+    if kind != "best-valid":
+        print(f"g2lstm lm eval: note: {loaded.checkpoint.path} is not a best-validation "
+              f"checkpoint ({kind}); a finished run's best is what its results.json reports",
+              file=sys.stderr)  # fmt: skip
+    result = {"checkpoint": str(loaded.checkpoint.path), "checkpoint_kind": kind,
+              "best_valid": kind == "best-valid", "split": args.split, "loss": loss,
               "ppl": perplexity(loss), "cache_pointer": bool(args.cache_pointer),
-              "eval_temperature": temperature}  # fmt: skip
+              "eval_gates": args.eval_gates or cfg.model.eval_gates,
+              "eval_temperature": temperature,
+              "batch_size": 1 if args.cache_pointer else batch_size,
+              "bptt": bptt}  # fmt: skip
     print(
         json.dumps(result)
         if args.json
         else f"{args.split} loss {loss:.4f} | ppl {result['ppl']:.2f}"
     )
     return 0
+
+
+def _checkpoint_kind(given: Path, used: Path) -> str:
+    """Which checkpoint ``lm eval`` ran: ``best-valid`` (a run's best, or that checkpoint named
+    directly), ``latest`` (a run with no validated epoch yet), ``compressed`` or ``checkpoint``
+    (a checkpoint directory that is not its run's best)."""
+    from g2lstm.train import CheckpointManager
+
+    if used.is_file():
+        return "compressed"
+    run = given if (given / "checkpoints").is_dir() else used.parent.parent
+    if not (run / "checkpoints").is_dir():
+        return "checkpoint"
+    best = CheckpointManager(run, keep_last=None).best()
+    if best is not None and best.resolve() == used.resolve():
+        return "best-valid"
+    return "latest" if given == run else "checkpoint"
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
