@@ -59,13 +59,20 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
                 raise SystemExit(f"training failed with status {status}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = [{"model": "original", **run_json("lm", "eval", str(run))}]
-    for method, flags in (("svd", ["--rank", str(args.rank)]), ("quant", ["--bits", str(args.bits)])):
+    settings = {"svd": ["--rank", str(args.rank)], "quant": ["--bits", str(args.bits)]}
+    for method, flags in settings.items():
         file = args.out / f"{method}.safetensors"
         report = run_json("compress", str(run), "--method", method, *flags, "-o", str(file),
                           "--force")  # fmt: skip
         result = run_json("lm", "eval", str(file))  # the file, as it is on disk
-        rows.append({"model": f"{method} {' '.join(flags)}", "bytes": report["bytes"],
-                     "checkpoint_weights_bytes": report["checkpoint_weights_bytes"], **result})
+        rows.append(
+            {
+                "model": f"{method} {' '.join(flags)}",
+                "bytes": report["bytes"],
+                "checkpoint_weights_bytes": report["checkpoint_weights_bytes"],
+                **result,
+            }
+        )
     print(f"\n{'model':<16} {'test ppl':>9} {'change':>8} {'file bytes':>11}")
     base = rows[0]["ppl"]
     for r in rows:

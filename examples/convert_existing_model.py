@@ -27,7 +27,6 @@ from torch import nn
 
 import g2lstm
 
-
 VOCAB = 30
 
 
