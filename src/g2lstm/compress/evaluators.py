@@ -129,12 +129,13 @@ class LMEvaluator(Evaluator):
         from g2lstm.lm.data import batchify
 
         cfg = target.config
-        corpus = self.corpus(target)
+        full = self.corpus(target)  # cached per folder
+        corpus = full.head(cfg.train.limit_tokens)  # as the run was evaluated
         default_bs = (
             cfg.train.test_batch_size if self.split == "test" else cfg.train.eval_batch_size
         )
         bs, bptt = self.batch_size or default_bs, self.bptt or cfg.train.bptt
-        key = (str(id(corpus)), bs, self.split)
+        key = (f"{id(full)}:{cfg.train.limit_tokens}", bs, self.split)
         if key not in self._sources:
             self._sources[key] = batchify(corpus[self.split], bs, name=self.split)
         source = self._sources[key]

@@ -101,6 +101,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0
+    if saved is None and not (args.yes or args.max_steps or _preset_named(args)):
+        _check_cost(config)
     m, t = config.model, config.train
     what = "resuming" if saved is not None else "training"
     print(f"g2lstm lm train: {what} {m.cell} (tau={m.tau}, noise_p={m.noise_p}) "
@@ -113,6 +115,44 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if result.stopped == "interrupted":
             return EXIT_INTERRUPTED  # not finished: scripts must not go on as if it were
     return 0
+
+
+#: A run without --preset that would take longer than this on a CPU-only machine needs --yes.
+COST_LIMIT_S = 3600.0
+
+
+def _preset_named(args: argparse.Namespace) -> bool:
+    from g2lstm.lm.config import load_yaml
+
+    return bool(args.preset or (args.config and load_yaml(args.config).get("preset")))
+
+
+def _check_cost(config: Any) -> None:
+    """No --preset on a machine without a GPU: say what is about to run and how long it will
+    take (from a short measurement); refuse a run of more than an hour without --yes."""
+    import torch
+
+    from g2lstm.datasets import resolve_dataset
+    from g2lstm.lm.data import Corpus
+    from g2lstm.lm.estimate import estimate_run
+
+    if torch.cuda.is_available():
+        return
+    corpus = Corpus.load(resolve_dataset(config.data, config.data_dir, kind="lm"))
+    corpus = corpus.head(config.train.limit_tokens)
+    config = config.replace({"model.vocab_size": len(corpus.vocab)})
+    print(f"g2lstm lm train: no --preset given, so this is the '{config.preset}' preset on a "
+          "machine without a GPU; timing a few training steps ...", file=sys.stderr,
+          flush=True)  # fmt: skip
+    est = estimate_run(config, len(corpus.train))
+    print(f"g2lstm lm train: {est.describe(config, len(corpus.train))}", file=sys.stderr)
+    if est.seconds > COST_LIMIT_S:
+        raise ConfigError(
+            f"lm train without --preset would run the '{config.preset}' preset for about "
+            f"{est.seconds / 3600:,.0f} h on this machine; pick a preset (--preset tiny: "
+            "seconds; --preset small: about an hour on PTB with 2 cores) or pass "
+            "--yes to run it anyway"
+        )
 
 
 class _FileRef:
@@ -153,7 +193,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     cfg = loaded.config
     data = args.data or cfg.data
     folder = resolve_dataset(data, args.data_dir or cfg.data_dir, kind="lm")
-    corpus = Corpus.load(folder)
+    corpus = Corpus.load(folder).head(cfg.train.limit_tokens)
+    if cfg.train.limit_tokens is not None:
+        print(f"g2lstm lm eval: the first {cfg.train.limit_tokens:,} tokens of each split, as "
+              "in training (train.limit_tokens)", file=sys.stderr)  # fmt: skip
     check_vocab(loaded.vocab, corpus.vocab, str(loaded.checkpoint.path), str(data))
     gates = {k: v for k in ("eval_gates", "eval_temperature") if (v := getattr(args, k))}
     for _, mod in g2_modules(loaded.model) if gates else ():
@@ -184,7 +227,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
               "eval_gates": args.eval_gates or cfg.model.eval_gates,
               "eval_temperature": temperature,
               "batch_size": 1 if args.cache_pointer else batch_size,
-              "bptt": bptt}  # fmt: skip
+              "bptt": bptt, "limit_tokens": cfg.train.limit_tokens}  # fmt: skip
     print(
         json.dumps(result)
         if args.json
@@ -258,6 +301,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any config value, e.g. --set model.nhid=650 (repeatable)")  # fmt: skip
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--yes", action="store_true", help="without --preset on a machine with no "
+                   "GPU, start even when the run is estimated to take more than an hour")  # fmt: skip
     p.set_defaults(func=_cmd_train)
 
 

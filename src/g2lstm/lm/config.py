@@ -176,7 +176,9 @@ class TrainConfig:
     weights with averaged SGD (AWD ``finetune.py``). ``alpha``/``beta``: AR/TAR weights.
     ``threads=0`` leaves torch's thread count alone. ``max_steps`` stops (with a resumable
     checkpoint) after that many training steps in total; ``checkpoint_every`` also saves
-    every that many steps (0: at the end of each epoch only).
+    every that many steps (0: at the end of each epoch only). ``limit_tokens`` uses only the
+    first that many tokens of each split (train, valid, test), so that a preset such as
+    ``tiny`` takes seconds on any dataset (None: all).
     """
 
     section = "train"
@@ -196,6 +198,7 @@ class TrainConfig:
     keep_last: int = 2
     threads: int = 0
     max_steps: int | None = None
+    limit_tokens: int | None = None
     checkpoint_every: int = 0
     tensorboard: bool = False
     progress: bool = True
@@ -209,6 +212,8 @@ class TrainConfig:
         _check_field(self, "seed", check_int, 0, 2**32 - 1)
         if self.max_steps is not None:
             _check_field(self, "max_steps", check_int, 1)
+        if self.limit_tokens is not None:
+            _check_field(self, "limit_tokens", check_int, 2)
         _check_field(self, "alpha", check_float, 0.0)
         _check_field(self, "beta", check_float, 0.0)
         _check_field(self, "on_nonfinite", check_choice, ("raise", "skip"))

@@ -145,6 +145,16 @@ class Corpus:
             raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         return self.splits[split]
 
+    def head(self, n_tokens: int | None) -> Corpus:
+        """The first ``n_tokens`` ids of every split (all of them when None); same vocabulary.
+
+        Used by ``train.limit_tokens`` (the ``tiny`` preset): a quick run on any dataset.
+        """
+        if n_tokens is None:
+            return self
+        splits = {name: ids[:n_tokens] for name, ids in self.splits.items()}
+        return Corpus(self.vocab, splits, self.info, self.folder, self.cache_path)
+
     def tensor(self, split: str) -> torch.Tensor:
         """A split as an int64 tensor of shape (N,) (a copy)."""
         return torch.from_numpy(np.array(self[split], dtype=np.int64))

@@ -9,7 +9,8 @@
 - ``medium``: Zaremba "medium": 2 x 650, dropout 0.5, ``U(-0.05, 0.05)``, bptt 35, 39
   epochs, lr x0.8 per epoch after the 6th (lr 1 / clip 5 on the sum over 35 steps = lr 35 /
   clip 5/35 on the mean).
-- ``tiny``: seconds per epoch; for tests and smoke runs.
+- ``tiny``: a 2 x 24 model for 2 epochs on the first 20,000 tokens of each split
+  (``train.limit_tokens``): seconds on any dataset; for tests and smoke runs.
 
 Every preset leaves ``model.cell`` at ``g2``; pick the model with ``--cell``.
 """
@@ -78,7 +79,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train": {
             "batch_size": 4, "eval_batch_size": 2, "test_batch_size": 1, "bptt": 8,
             "bptt_random": True, "epochs": 2, "seed": 1, "log_interval": 10,
-            "alpha": 2.0, "beta": 1.0,
+            "alpha": 2.0, "beta": 1.0, "limit_tokens": 20000,
         },
     },
 }  # fmt: skip

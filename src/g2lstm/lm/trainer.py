@@ -87,6 +87,7 @@ class LMTrainer:
                                              progress=ctx.is_main)  # fmt: skip
                     self.corpus = Corpus.load(folder)
                 ctx.barrier()
+        self.corpus = self.corpus.head(self.config.train.limit_tokens)
         vocab_size = len(self.corpus.vocab)
         if self.config.model.vocab_size not in (0, vocab_size):
             raise ConfigError(

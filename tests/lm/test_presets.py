@@ -1,0 +1,71 @@
+"""Presets keep their promise: ``tiny`` takes seconds on any dataset; no ``--preset`` on a
+CPU-only machine states the cost and refuses a run of more than an hour without ``--yes``."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from g2lstm.cli import main
+
+
+def _big_corpus(folder: Path, train_tokens: int) -> Path:
+    """A corpus far larger than the tiny preset's cap (2,000 word types)."""
+    rng = random.Random(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    words = [f"w{i}" for i in range(2000)]
+    for split, n in (("train", train_tokens), ("valid", train_tokens // 10),
+                     ("test", train_tokens // 10)):  # fmt: skip
+        lines = [" ".join(rng.choices(words, k=20)) for _ in range(n // 20)]
+        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+@pytest.mark.slow
+def test_tiny_takes_seconds_on_a_large_dataset(tmp_path: Path, capsys) -> None:
+    data = _big_corpus(tmp_path / "big", 400_000)
+    run = tmp_path / "run"
+    start = time.perf_counter()
+    argv = ["lm", "train", "--preset", "tiny", "--data", str(data), "--out", str(run),
+            "--threads", "1", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    seconds = time.perf_counter() - start
+    capsys.readouterr()
+    result = json.loads((run / "results.json").read_text())
+    assert result["complete"]
+    # 2 epochs of the first 20,000 tokens at batch 4 x bptt 8 (random lengths): ~1,250 steps
+    # instead of ~25,000 on the whole split
+    assert result["steps"] < 2000
+    assert seconds < 120, f"tiny preset took {seconds:.0f} s"  # generous: ~10-20 s when idle
+    assert main(["lm", "eval", str(run), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["limit_tokens"] == 20000
+    assert "first 20,000 tokens" in captured.err
+
+
+def test_no_preset_on_cpu_states_the_cost_and_asks_for_yes(
+    tmp_path: Path, capsys, write_lm_corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = write_lm_corpus(tmp_path / "data")
+    small = ["--set", "model.nhid=16", "--set", "model.emsize=8", "--set", "model.nlayers=1",
+             "--batch-size", "4", "--bptt", "8", "--threads", "1", "--no-progress",
+             "--data", str(data)]  # fmt: skip
+    long_run = ["lm", "train", *small, "--out", str(tmp_path / "a"), "--epochs", "10000000"]
+    assert main(long_run) == 2
+    err = capsys.readouterr().err
+    assert "no --preset given, so this is the 'paper' preset" in err
+    assert "1 x 16 g2 model" in err and "10000000 + 500 epochs" in err and "s per step" in err
+    assert "pick a preset (--preset tiny" in err and "--yes" in err
+    assert not (tmp_path / "a" / "checkpoints").exists()  # nothing started
+    short = ["lm", "train", *small, "--out", str(tmp_path / "b"), "--epochs", "1",
+             "--finetune-epochs", "0"]  # fmt: skip
+    assert main(short) == 0  # within the hour: it says what it runs, then runs
+    assert "about " in capsys.readouterr().err
+    assert main([*long_run, "--yes", "--max-steps", "2"]) == 0  # --yes: no question asked
