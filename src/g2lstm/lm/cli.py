@@ -301,8 +301,8 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any config value, e.g. --set model.nhid=650 (repeatable)")  # fmt: skip
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--yes", action="store_true", help="without --preset on a machine with no "
-                   "GPU, start even when the run is estimated to take more than an hour")  # fmt: skip
+    p.add_argument("--yes", action="store_true", help="without --preset on a machine with "
+                   "no GPU, start even a run estimated at more than an hour")  # fmt: skip
     p.set_defaults(func=_cmd_train)
 
 
