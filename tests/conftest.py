@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 from collections.abc import Callable
@@ -68,3 +69,18 @@ def write_lm_corpus() -> Callable[..., Path]:
     scoped, so module- and session-scoped fixtures can use it too.
     """
     return _write_lm_corpus
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    """``tests/browser.py``: headless Chromium helpers (``page_images``); skips the test when
+    Debian's ``chromium`` is not installed (``.ci/run`` installs it with apt-get)."""
+    spec = importlib.util.spec_from_file_location(
+        "g2lstm_tests_browser", Path(__file__).with_name("browser.py")
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if module.chromium() is None:
+        pytest.skip("Debian's `chromium` is not installed (.ci/run installs it with apt-get)")
+    return module

@@ -16,7 +16,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_tiny_reproduction_and_resume(real_data: Path, tmp_path: Path, capsys) -> None:
+def test_tiny_reproduction_and_resume(
+    real_data: Path, tmp_path: Path, capsys, request: pytest.FixtureRequest
+) -> None:
     out = tmp_path / "repro"
     args = ["reproduce", "--scale", "tiny", "--data-dir", str(real_data), "-o", str(out)]
     assert main(args) == 0
@@ -42,6 +44,14 @@ def test_tiny_reproduction_and_resume(real_data: Path, tmp_path: Path, capsys) -
     for link in links:
         assert (report / link).read_bytes().startswith(PNG), link
     assert html.count("data:image/png;base64,") == len(links)
+    try:  # the report as a browser shows it: every figure decodes (Debian's chromium)
+        browser = request.getfixturevalue("browser")
+    except pytest.skip.Exception:
+        browser = None
+    if browser is not None:
+        title, images = browser.page_images(report, "report.html")
+        assert "reproduction report" in title.lower(), title
+        assert len(images) == len(links) and all(w > 0 for _, w in images), images
 
     # second invocation: every step is done, nothing is recomputed
     t0 = time.perf_counter()
