@@ -1,4 +1,4 @@
-"""Drop G2-LSTM into an existing PyTorch model in two lines, train it, look at its gates.
+"""Drop G2-LSTM into an existing PyTorch model in one line, train it, look at its gates.
 
 The model below is ordinary PyTorch code with an ``nn.LSTM`` inside. Converting it keeps the
 weights, shapes and ``forward``; only the gates change: during training the input and forget
@@ -46,10 +46,9 @@ class SequenceClassifier(nn.Module):
 
 
 def to_g2(model: nn.Module, **g2_options: float) -> nn.Module:
-    """The conversion: a copy of ``model`` with its ``nn.LSTM`` replaced by a G2LSTM."""
-    model = copy.deepcopy(model)
-    model.rnn = g2lstm.G2LSTM.from_lstm(model.rnn, **g2_options)  # same weights and shapes
-    return model
+    """The conversion: a copy of ``model`` whose every ``nn.LSTM`` is a G2LSTM (same weights,
+    shapes and ``forward``; ``g2lstm.convert`` works in place, hence the copy)."""
+    return g2lstm.convert(copy.deepcopy(model), **g2_options)
 
 
 def batch(n: int, length: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

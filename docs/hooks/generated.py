@@ -2,6 +2,8 @@
 
 - ``cli.md``: the ``<!-- g2lstm-cli -->`` marker becomes the ``--help`` of every ``g2lstm``
   command and sub-command, rendered from the argparse parser itself.
+- ``<!-- readme:SLUG -->``: the README section with that heading (e.g. ``works-with``), so a
+  page and the README cannot drift apart.
 - ``results/*.md``: one page per ``##`` section of ``benchmarks/RESULTS.md`` (each table
   with its command and machine), plus the figures and reports under ``benchmarks/`` that those
   sections link to, copied under ``results/``.
@@ -22,6 +24,7 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 #: benchmark folders whose files the result pages link to
 BENCH_DIRS = ("figures", "reproduce-cpu-2seeds")
 CLI_MARKER = "<!-- g2lstm-cli -->"
+README_MARKER = re.compile(r"<!-- readme:([a-z-]+) -->")
 
 
 # ----------------------------------------------------------------------------- CLI reference
@@ -119,7 +122,18 @@ def on_files(files: Files, config: object) -> Files:
     return files
 
 
+def readme_section(slug: str) -> str:
+    """The body of the README section whose heading slugifies to ``slug`` (any level)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    for match in re.finditer(r"^(#+) (.+)$", text, flags=re.M):
+        if _slug(match.group(2)) == slug:
+            rest = text[match.end() :]
+            end = re.search(rf"^#{{1,{len(match.group(1))}}} ", rest, flags=re.M)
+            return (rest[: end.start()] if end else rest).strip()
+    raise ValueError(f"README.md has no section {slug!r} (docs marker <!-- readme:{slug} -->)")
+
+
 def on_page_markdown(markdown: str, page: object, config: object, files: Files) -> str:
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_markdown())
-    return markdown
+    return README_MARKER.sub(lambda m: readme_section(m.group(1)), markdown)

@@ -43,8 +43,9 @@ def test_site_has_every_generated_page(site: Path) -> None:
     pages = [p for p in (site / "results").iterdir() if (p / "index.html").is_file()]
     assert len(pages) == len(sections)
     api = (site / "reference" / "nn" / "index.html").read_text(encoding="utf-8")
-    assert "g2lstm.nn.G2LSTM" in api and "set_gate_options" in api
-    assert "To be confirmed by the lead" in (site / "works-with" / "index.html").read_text()
+    assert 'id="g2lstm.nn.G2LSTM.from_lstm"' in api and 'id="g2lstm.nn.convert"' in api
+    works = (site / "works-with" / "index.html").read_text(encoding="utf-8")
+    assert "torch.compile" in works and "torch.onnx.export" in works  # the README's table
 
 
 @pytest.mark.slow
