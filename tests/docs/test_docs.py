@@ -43,7 +43,7 @@ def test_site_has_every_generated_page(site: Path) -> None:
     pages = [p for p in (site / "results").iterdir() if (p / "index.html").is_file()]
     assert len(pages) == len(sections)
     api = (site / "reference" / "nn" / "index.html").read_text(encoding="utf-8")
-    assert 'id="g2lstm.nn.G2LSTM.from_lstm"' in api and 'id="g2lstm.nn.convert"' in api
+    assert 'id="g2lstm.nn.G2LSTM.from_lstm"' in api and 'id="g2lstm.nn.revert"' in api
     works = (site / "works-with" / "index.html").read_text(encoding="utf-8")
     assert "torch.compile" in works and "torch.onnx.export" in works  # the README's table
 
