@@ -42,8 +42,16 @@ def test_bad_option_is_a_clean_error(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.slow
 def test_analyze_two_trained_lm_checkpoints(lm_runs: dict[str, Path], tmp_path: Path,
-                                            read_png_size) -> None:  # fmt: skip
+                                            read_png_size, monkeypatch) -> None:  # fmt: skip
     pytest.importorskip("matplotlib")
+    import g2lstm.analysis.run as run
+
+    titles, real_plot = [], run.plot_hard_gates
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
+        titles.append(k["title"])
+        return real_plot(*a, **k)
+
+    monkeypatch.setattr(run, "plot_hard_gates", spy)
     g2, lstm, out = str(lm_runs["g2"]), str(lm_runs["lstm"]), tmp_path / "out"
     assert analysis_kind([g2, lstm]) == "lm"
     rc = main(["analyze", g2, lstm, "-o", str(out), "--batch-size", "2", "--bptt", "8",
@@ -65,6 +73,11 @@ def test_analyze_two_trained_lm_checkpoints(lm_runs: dict[str, Path], tmp_path: 
         read_png_size(out / f"{name}.png")
     report = (out / "report.md").read_text()
     assert "![" in report and "Lower perplexity is better." in report
+    # the report names the split and the token subset; the figure's title does not say "test"
+    assert "Gate statistics on " in report and "/valid, 2 segments of 2x8" in report
+    assert re.search(r"Hard-gate metric on .*/valid, all [\d,]+ tokens", report), report
+    assert results["data"]["metric"].endswith("tokens")
+    assert titles and "at test time" not in titles[0] and "/valid, all " in titles[0]
 
 
 @pytest.mark.slow
@@ -111,6 +124,7 @@ def test_analyze_two_trained_mt_checkpoints(
     assert [hard[m][k] for m in hard for k in ("soft", "hard")] == [c[3] for c in calls]
     assert hard["G2-LSTM"]["check"]["binary"] and hard["LSTM"]["check"]["binary"]
     assert "Higher BLEU is better." in report and "perplexity" not in report.lower()
+    assert "/test, first 5 sentences" in report
     with (out / "hard_gates.csv").open() as fh:
         assert "BLEU" in next(csv.reader(fh))
     # token classes and the heatmap follow the first decoder layer, on target subwords

@@ -148,6 +148,7 @@ class _Inputs:
     encode_fn: Callable[[str], Any] | None = None
     summary_layer: int | None = None
     notes: list[str] = field(default_factory=list)
+    eval_what: str = ""  # the split and subset the hard-gate metric is computed on
 
 
 def _lm_inputs(args: argparse.Namespace) -> _Inputs:
@@ -177,13 +178,17 @@ def _lm_inputs(args: argparse.Namespace) -> _Inputs:
     adapter = LMAdapter.from_vocab(corpus.vocab, eval_ids, batch_size=bs, bptt=args.bptt,
                                    device=args.device)  # fmt: skip
     batches = lm_batches(ids, bs, args.bptt, args.max_batches, args.device)
-    return _Inputs(
+    subset = (f"first {len(eval_ids):,} of {len(ids):,} tokens" if len(eval_ids) < len(ids)
+              else f"all {len(ids):,} tokens")  # fmt: skip
+    inputs = _Inputs(
         {label: lm.model for label, lm in zip(labels, loaded)}, batches, lm_forward,
         adapter.evaluate, "perplexity", False, args.layer or 0,
         f"{data}/{args.split}, {len(batches)} segments of {bs}x{args.bptt}", lm_tokens,
         adapter.itos, DEFAULT_SENTENCES if args.sentences is None else args.sentences,
         adapter.encode,
     )  # fmt: skip
+    inputs.eval_what = f"{data}/{args.split}, {subset}"
+    return inputs
 
 
 def _mt_inputs(args: argparse.Namespace) -> _Inputs:
@@ -223,6 +228,8 @@ def _mt_inputs(args: argparse.Namespace) -> _Inputs:
         what += f"; BLEU: beam {decode.beam}, {limit}"
     inputs = _Inputs(models, adapter.batches, adapter.forward, adapter.bleu, "BLEU", True, layer,
                      what, summary_layer=decoder)  # fmt: skip
+    inputs.eval_what = (f"{prepared.root}/{adapter.split}, "
+                        + (f"first {args.limit} sentences" if args.limit else "all sentences"))
     if side == "target" and any(c.model.input_feeding for c in configs):
         inputs.notes.append(
             "input feeding runs the decoder one step per call, so token classes and heatmaps "
@@ -294,6 +301,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         sentences=inputs.sentences if inputs.encode_fn is not None else (),
         encode_fn=inputs.encode_fn,
         config=config,
+        gate_data=inputs.what,
+        metric_data=inputs.eval_what,
     )
     print(f"wrote {result.report}")
     return 0

@@ -279,7 +279,7 @@ def plot_hard_gates(
     *,
     metric: str = "metric",
     higher_is_better: bool | None = None,
-    title: str = "Soft vs hard (exactly 0/1) input/forget gates at test time",
+    title: str = "Soft vs hard (exactly 0/1) input/forget gates",
     dpi: int = DPI,
 ) -> dict[str, Path]:
     """Bars of the metric with soft and hard gates per model (log scale if it spans >20x).

@@ -160,6 +160,8 @@ def analyze_models(
     sentences: Sequence[str] = (),
     encode_fn: EncodeFn | None = None,
     config: AnalysisConfig | None = None,
+    gate_data: str = "",
+    metric_data: str = "",
 ) -> AnalysisResult:
     """Run every analysis on ``models`` and write figures, numbers and ``report.md``.
 
@@ -176,6 +178,9 @@ def analyze_models(
             token-class statistics.
         sentences, encode_fn: sentences for heatmaps and how to turn one into a batch.
         config: :class:`AnalysisConfig`.
+        gate_data, metric_data: what the gate statistics and ``evaluate_fn`` run on (split and
+            subset, e.g. ``"ptb/valid, first 20,000 of 73,760 tokens"``), named in the report
+            and in the hard-gate figure's title.
     """
     cfg = config or AnalysisConfig()
     if not models:
@@ -245,16 +250,20 @@ def analyze_models(
             )
             one = itertools.islice(iter(source), 1)
             hard[name]["check"] = check_binary_gates(model, one, forward_fn, gates=cfg.hard_gates)
+        title = "Soft vs hard (exactly 0/1) input/forget gates" + (
+            f"\non {metric_data}" if metric_data else ""
+        )
         files["hard_gates"] = plot_hard_gates(
             hard, out / "hard_gates", metric=metric, higher_is_better=higher_is_better,
-            dpi=cfg.dpi,
+            dpi=cfg.dpi, title=title,
         )  # fmt: skip
         results["hard_gates"] = hard
         results["metric"] = {"name": metric, "higher_is_better": higher_is_better}
         sections.append(
             rep.ReportSection(
                 "Hard-gate inference",
-                rep.hard_gate_sentence(hard, metric, higher_is_better),
+                rep.hard_gate_sentence(hard, metric, higher_is_better)
+                + (f" Evaluated on {metric_data}." if metric_data else ""),
                 files["hard_gates"]["png"],
                 [files["hard_gates"]["csv"]],
             )
@@ -263,10 +272,13 @@ def analyze_models(
         k: {kk: Path(p).relative_to(out).as_posix() for kk, p in v.items()}
         for k, v in files.items()
     }
+    results["data"] = {"gates": gate_data, "metric": metric_data}
     write_json(out / "results.json", results)
     intro = (
         f"Models: {', '.join(models)}. Batches: "
         f"{', '.join(str(r['batches']) for r in results['models'].values())}; seed {cfg.seed}."
+        + (f" Gate statistics on {gate_data}." if gate_data else "")
+        + (f" Hard-gate metric on {metric_data}." if metric_data and evaluate_fn else "")
     )
     path = rep.write_report(out, sections, intro=intro)
     return AnalysisResult(path, files, results)
