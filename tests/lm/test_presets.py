@@ -43,8 +43,15 @@ def test_tiny_takes_seconds_on_a_large_dataset(tmp_path: Path, capsys) -> None:
     assert seconds < 120, f"tiny preset took {seconds:.0f} s"  # generous: ~10-20 s when idle
     assert main(["lm", "eval", str(run), "--json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["limit_tokens"] == 20000
-    assert "first 20,000 tokens" in captured.err
+    fast = json.loads(captured.out)
+    assert fast["limit_tokens"] == 20000 and "first 20,000 tokens" in captured.err
+    # the run's test batch size is 1: 10 warmed-up streams give the batch-1 number
+    assert (fast["batch_size"], fast["warmup"]) == (10, 200)
+    assert fast["ppl"] == pytest.approx(result["test_ppl"])
+    assert main(["lm", "eval", str(run), "--json", "--batch-size", "1"]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert (exact["batch_size"], exact["warmup"]) == (1, 0)
+    assert fast["ppl"] == pytest.approx(exact["ppl"], abs=0.01)
 
 
 def test_no_preset_on_cpu_states_the_cost_and_asks_for_yes(

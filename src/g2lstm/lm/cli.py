@@ -168,12 +168,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from g2lstm.datasets import resolve_dataset
     from g2lstm.lm.data import Corpus, batchify
     from g2lstm.lm.evaluate import (
+        TEST_STREAMS,
+        WARMUP_TOKENS,
         LoadedModel,
         check_vocab,
         evaluate,
         evaluate_pointer,
+        evaluate_stream,
         load_model,
         perplexity,
+        stream_batch_size,
     )
     from g2lstm.lm.pointer import PointerConfig
     from g2lstm.nn import g2_modules
@@ -207,11 +211,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
           f"gates {args.eval_gates or cfg.model.eval_gates}, eval temperature {temperature})",
           file=sys.stderr)  # fmt: skip
     default_bs = cfg.train.test_batch_size if args.split == "test" else cfg.train.eval_batch_size
-    batch_size = args.batch_size or default_bs
+    batch_size, warmup = args.batch_size or default_bs, 0
     if args.cache_pointer:
         bptt = args.bptt or 500
         pc = PointerConfig(args.window, args.theta, args.lambdah, bptt)
         loss = evaluate_pointer(loaded.model, corpus.tensor(args.split), pc)
+    elif args.batch_size is None and batch_size == 1:
+        # the run asks for batch-1 numbers (AWD-LSTM's test protocol): the same number within
+        # rounding from streams that each read the 200 tokens before them
+        bptt, ids = args.bptt or cfg.train.bptt, corpus.tensor(args.split)
+        batch_size = stream_batch_size(len(ids), TEST_STREAMS)
+        warmup = WARMUP_TOKENS if batch_size > 1 else 0
+        if warmup:
+            print(f"g2lstm lm eval: batch-1 perplexity from {batch_size} streams, each reading "
+                  f"the {warmup} tokens before it first (equal within rounding; --batch-size 1 "
+                  "runs the exact batch-1 loop)", file=sys.stderr)  # fmt: skip
+        loss = evaluate_stream(loaded.model, ids, bptt, batch_size)
     else:
         bptt = args.bptt or cfg.train.bptt
         source = batchify(corpus[args.split], batch_size, name=args.split)
@@ -227,7 +242,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
               "eval_gates": args.eval_gates or cfg.model.eval_gates,
               "eval_temperature": temperature,
               "batch_size": 1 if args.cache_pointer else batch_size,
-              "bptt": bptt, "limit_tokens": cfg.train.limit_tokens}  # fmt: skip
+              "warmup": warmup, "bptt": bptt,
+              "limit_tokens": cfg.train.limit_tokens}  # fmt: skip
     print(
         json.dumps(result)
         if args.json

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from g2lstm.lm.config import RunConfig
-from g2lstm.lm.evaluate import evaluate, load_model, perplexity
+from g2lstm.lm.evaluate import (
+    TEST_STREAMS,
+    evaluate,
+    evaluate_stream,
+    load_model,
+    perplexity,
+    stream_batch_size,
+)
 from g2lstm.train import atomic_write_json
 
 __all__ = ["TrainResult", "finish_run"]
@@ -41,6 +48,7 @@ class TrainResult:
     num_parameters: int = 0
     cell: str = ""
     seed: int = 0
+    test_streams: int = 1
 
 
 def finish_run(
@@ -52,8 +60,10 @@ def finish_run(
 
     A complete run's best checkpoint is evaluated on ``valid_data`` (``(rows, eval_batch)``
     token ids, already batchified) and ``test_tokens`` (``(n,)`` token ids, batchified here
-    with ``train.test_batch_size``), and the result is written to ``results.json`` on the main
-    process; a stored ``results.json`` of the same step count is returned as it is.
+    with ``train.test_batch_size``; a test batch size of 1 is computed as
+    :func:`~g2lstm.lm.evaluate.evaluate_stream` does, in ``test_streams`` warmed-up streams),
+    and the result is written to ``results.json`` on the main process; a stored
+    ``results.json`` of the same step count is returned as it is.
     """
     st = state
     result = TrainResult(
@@ -73,8 +83,14 @@ def finish_run(
 
     best = load_model(out, map_location=str(device)).model
     result.valid_loss = evaluate(best, valid_data, config.train.bptt)
-    test = batchify(test_tokens, config.train.test_batch_size, name="test", device=device)
-    result.test_loss = evaluate(best, test, config.train.bptt)
+    if config.train.test_batch_size == 1:
+        ids = torch.as_tensor(np.asarray(test_tokens), dtype=torch.long)
+        result.test_streams = stream_batch_size(len(ids), TEST_STREAMS)
+        result.test_loss = evaluate_stream(best, ids.to(device), config.train.bptt,
+                                           result.test_streams)  # fmt: skip
+    else:
+        test = batchify(test_tokens, config.train.test_batch_size, name="test", device=device)
+        result.test_loss = evaluate(best, test, config.train.bptt)
     result.valid_ppl, result.test_ppl = (
         perplexity(result.valid_loss),
         perplexity(result.test_loss),
