@@ -31,9 +31,9 @@ __all__ = [
     "evaluate",
     "evaluate_pointer",
     "evaluate_stream",
-    "stream_batch_size",
     "load_model",
     "resolve_checkpoint",
+    "stream_batch_size",
 ]
 
 
