@@ -339,7 +339,9 @@ def register(subparsers: Any) -> None:
     e.add_argument("--data", help="dataset name or folder (default: the run's)")
     e.add_argument("--data-dir", help="root of named datasets")
     e.add_argument("--split", choices=["valid", "test"], default="test")
-    e.add_argument("--batch-size", type=int, help="default: the run's eval/test batch size")
+    e.add_argument("--batch-size", type=int, help="default: the run's eval/test batch size; "
+                   "a test batch size of 1 runs as 10 warmed-up streams (the batch-1 number "
+                   "within 0.01), --batch-size 1 as the exact batch-1 loop")  # fmt: skip
     e.add_argument("--bptt", type=int, help="segment length (default: the run's; 500 with "
                    "--cache-pointer)")  # fmt: skip
     e.add_argument("--cache-pointer", action="store_true", help="continuous cache pointer")

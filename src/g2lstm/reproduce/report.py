@@ -323,7 +323,8 @@ def report_step(step: Any, ctx: Any) -> dict[str, Any]:
     info = {
         "scale": sc.name, "description": sc.description,
         "LM": f"preset {sc.lm_preset} with {dict(sc.lm_overrides)}; PTB "
-              + (f"slice {sc.lm_slice} lines" if sc.lm_slice else "(full)"),
+              + (f"slice {sc.lm_slice} lines" if sc.lm_slice else "(full)")
+              + (f", its {sc.lm_vocab} most frequent words" if sc.lm_vocab else ""),
         "MT": f"preset {sc.mt_preset} with {overrides_text(sc.mt_overrides)}; {sc.mt_dataset} "
               + (f"slice {sc.mt_slice} pairs" if sc.mt_slice else "(full)")
               + f", {sc.mt_bpe_merges} joint BPE merges",

@@ -19,6 +19,8 @@ from g2lstm.reproduce.plan import Step
 
 __all__ = ["lm_analyze", "lm_data", "lm_eval", "lm_train", "lm_train_config"]
 
+_SPLITS = ("train", "valid", "test")
+
 #: Analysis segments: streams x length (as ``g2lstm analyze``'s defaults, shorter segments).
 _ANALYSIS_BATCH, _ANALYSIS_BPTT = 10, 35
 
@@ -33,9 +35,27 @@ def lm_data(step: Step, ctx: RunContext) -> dict[str, Any]:
         return {"data": str(source), "source": str(source), "slice": None}
     folder = step.out_dir / "ptb"
     counts = {}
-    for split, n in zip(("train", "valid", "test"), ctx.scale.lm_slice):
+    for split, n in zip(_SPLITS, ctx.scale.lm_slice):
         counts[split] = lines_head(source / f"{split}.txt", folder / f"{split}.txt", n)
-    return {"data": str(folder), "source": str(source), "slice": counts}
+    if ctx.scale.lm_vocab is not None:
+        _cap_vocabulary(folder, ctx.scale.lm_vocab)
+    return {"data": str(folder), "source": str(source), "slice": counts,
+            "vocab": ctx.scale.lm_vocab}  # fmt: skip
+
+
+def _cap_vocabulary(folder: Path, size: int) -> None:
+    """Rewrite the splits in ``folder`` keeping the ``size - 1`` most frequent training words
+    (ties: first seen) and ``<unk>`` for every other word."""
+    from collections import Counter
+
+    texts = {s: (folder / f"{s}.txt").read_text(encoding="utf-8") for s in _SPLITS}
+    counts = Counter(texts["train"].split())
+    counts.pop("<unk>", None)
+    keep = {w for w, _ in counts.most_common(size - 1)}
+    for split, text in texts.items():
+        lines = [" ".join(w if w in keep else "<unk>" for w in ln.split())
+                 for ln in text.splitlines()]  # fmt: skip
+        (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def lm_train_config(step: Step, ctx: RunContext, data: str) -> Any:
