@@ -176,7 +176,7 @@ def test_differing_run_is_named_and_the_step_trains(tmp_path: Path) -> None:
     assert calls == [train.id, g2.id]
     lines = [ln for ln in st.lines if "not reusing" in ln]
     assert lines == [f"{train.id}: not reusing {run.resolve()}: differs in train.bptt=8 (needed "
-                     "16), data='" + str(other) + "' (other content: valid.txt)"]  # fmt: skip
+                     "20), data='" + str(other) + "' (other content: valid.txt)"]  # fmt: skip
     assert "reused_from" not in read_marker(train.out_dir)
 
 
@@ -237,7 +237,7 @@ def test_dry_run_shows_reuse_and_refusals(tmp_path: Path, capsys) -> None:
     text = capsys.readouterr().out
     assert re.search(rf"lm-train-lstm-s1 +lm/lstm-s1/train +\S+ +reuse {run.resolve()}\n", text)
     assert re.search(r"lm-train-g2-s1 +lm/g2-s1/train +\S+ +todo\n", text)
-    assert "lm-train-g2-s1: not reusing" in text and "train.epochs=3 (needed 2)" in text
+    assert "lm-train-g2-s1: not reusing" in text and "train.epochs=3 (needed 4)" in text
     assert "1 done, 1 to be reused" in text
     assert not (st.out / "lm").exists()  # a dry run links nothing
     assert main(["reproduce", "--reuse", str(tmp_path / "nope"), "--dry-run",

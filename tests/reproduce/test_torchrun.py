@@ -304,12 +304,12 @@ def test_process_count_that_cannot_share_the_lm_batch_is_refused_at_once(
 
     for var in TORCHRUN_VARS:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("WORLD_SIZE", "3")  # tiny's LM batch is 16
+    monkeypatch.setenv("WORLD_SIZE", "3")  # tiny's LM batch is 20
     monkeypatch.setenv("RANK", "1")
     out = tmp_path / "out"
     assert main(["reproduce", "--scale", "tiny", "--only", "lm", "-o", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "batch size 16, which 3 processes cannot share" in err and "2, 4, 8, 16" in err
+    assert "batch size 20, which 3 processes cannot share" in err and "2, 4, 5, 10" in err
     assert not out.exists()
     # a dry run needs no process group: rank 1 prints nothing, rank 0 the plan
     assert main(["reproduce", "--scale", "tiny", "-o", str(out), "--dry-run"]) == 0

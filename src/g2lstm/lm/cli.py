@@ -198,10 +198,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     data = args.data or cfg.data
     folder = resolve_dataset(data, args.data_dir or cfg.data_dir, kind="lm")
     corpus = Corpus.load(folder).head(cfg.train.limit_tokens)
+    check_vocab(loaded.vocab, corpus.vocab, str(loaded.checkpoint.path), str(data))
     if cfg.train.limit_tokens is not None:
         print(f"g2lstm lm eval: the first {cfg.train.limit_tokens:,} tokens of each split, as "
               "in training (train.limit_tokens)", file=sys.stderr)  # fmt: skip
-    check_vocab(loaded.vocab, corpus.vocab, str(loaded.checkpoint.path), str(data))
     gates = {k: v for k in ("eval_gates", "eval_temperature") if (v := getattr(args, k))}
     for _, mod in g2_modules(loaded.model) if gates else ():
         mod.set_gate_options(**gates)
