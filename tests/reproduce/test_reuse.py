@@ -265,14 +265,17 @@ def test_public_command_runs_are_reused(real_data: Path, tmp_path: Path) -> None
     run_plan([steps["lm-data"], steps["mt-data"]], ctx)
     lm_data = shutil.copytree(out / "data" / "lm" / "ptb", tmp_path / "mine" / "ptb")
     mt_data = shutil.copytree(out / "data" / "mt" / "prepared", tmp_path / "mine" / "prep")
-    assert main(["lm", "train", "--preset", "tiny", "--cell", "lstm", "--seed", "1", "--data",
-                 str(lm_data), "--out", str(runs / "lm-lstm"), "--batch-size", "16", "--bptt",
-                 "16", "--epochs", "2", "--threads", "1", "--no-progress", "--set",
-                 "model.emsize=32", "--set", "model.nhid=32", "--set",
-                 "train.eval_batch_size=4", "--set", "train.test_batch_size=4"]) == 0  # fmt: skip
+    # the tiny scale's settings, as public commands
+    assert main(["lm", "train", "--preset", "small", "--cell", "lstm", "--seed", "1", "--data",
+                 str(lm_data), "--out", str(runs / "lm-lstm"), "--epochs", "4", "--threads",
+                 "1", "--no-progress", "--set", "model.emsize=64", "--set", "model.nhid=64",
+                 "--set", "optim.decay_after=2",
+                 "--set", "train.test_batch_size=10"]) == 0  # fmt: skip
     assert main(["mt", "train", "--preset", "tiny", "--cell", "g2", "--seed", "1", "--data",
-                 str(mt_data), "--out", str(runs / "mt-g2"), "--epochs", "2", "--max-tokens",
-                 "512", "--threads", "1", "--no-progress"]) == 0  # fmt: skip
+                 str(mt_data), "--out", str(runs / "mt-g2"), "--epochs", "5", "--max-tokens",
+                 "800", "--threads", "1", "--no-progress", "--set", "model.emb=64", "--set",
+                 "model.hidden=64", "--set", "optim.lr=0.002", "--set",
+                 "optim.lr_decay=1.0", "--set", "train.valid_bleu=false"]) == 0  # fmt: skip
     before = {p: _files(runs / p) for p in ("lm-lstm", "mt-g2")}
     chosen = [steps[k] for k in ("lm-data", "lm-train-lstm-s1", "lm-eval-lstm-s1", "mt-data",
                                  "mt-train-g2-s1", "mt-eval-g2-s1")]  # fmt: skip
