@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,9 +19,14 @@ from torch import Tensor
 from g2lstm.errors import CheckpointError, G2LSTMError
 from g2lstm.limits import build_checked
 from g2lstm.lm.config import RunConfig
+from g2lstm.lm.data import Vocabulary
 from g2lstm.lm.model import Hidden, RNNLanguageModel, detach_hidden
 from g2lstm.lm.pointer import PointerConfig, cache_pointer_log_probs, vocab_log_probs
-from g2lstm.train import Checkpoint, CheckpointManager, load_checkpoint
+from g2lstm.train import (
+    Checkpoint,
+    load_checkpoint,
+    resolve_checkpoint,
+)
 
 __all__ = [
     "LoadedModel",
@@ -102,23 +106,6 @@ def perplexity(loss: float) -> float:
         return math.inf
 
 
-def resolve_checkpoint(path: str | os.PathLike[str], which: str = "best") -> Path:
-    """A checkpoint directory from a run directory (its ``best``, else ``latest``) or itself."""
-    p = Path(path)
-    if (p / "meta.json").is_file() or p.is_file():
-        return p
-    if (p / "checkpoints").is_dir():
-        manager = CheckpointManager(p, keep_last=None)
-        found = (manager.best() if which == "best" else None) or manager.latest()
-        if found is not None:
-            return found
-        raise CheckpointError(f"run directory {p} has no complete checkpoint yet")
-    raise CheckpointError(
-        f"no checkpoint at {p}: pass a run directory (with checkpoints/) or a checkpoint "
-        "directory (with meta.json)"
-    )
-
-
 class LoadedModel:
     """A model rebuilt from a checkpoint, with its run config, vocabulary and checkpoint."""
 
@@ -134,8 +121,6 @@ def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> Loade
         CheckpointError: not a language-model checkpoint, or its weights do not fit its
             config (the message lists the keys).
     """
-    from g2lstm.lm.data import Vocabulary
-
     ckpt = load_checkpoint(resolve_checkpoint(path), map_location=map_location)
     meta = ckpt.meta
     if meta.get("kind") != "g2lstm-lm" or "config" not in meta or "vocab" not in meta:

@@ -36,6 +36,7 @@ from g2lstm.mt.data import Tokenizer, TokenizerConfig
 from g2lstm.mt.model import Seq2Seq
 from g2lstm.mt.prepare import MULTI30K_SPLITS, PrepareConfig, PreparedData, load_prepared
 from g2lstm.mt.vocab import Vocab
+from g2lstm.train import load_checkpoint, resolve_checkpoint
 
 __all__ = [
     "META_KIND",
@@ -84,28 +85,6 @@ def bpe_from_meta(data: dict[str, Any]) -> BPE | None:
         codes = Path(tmp) / "bpe.codes"
         codes.write_text(data["bpe_codes"], encoding="utf-8")
         return BPE(codes)
-
-
-def resolve_checkpoint(path: str | os.PathLike[str], which: str = "best") -> Path:
-    """A checkpoint directory from a run folder (its ``best``/``last``), ``checkpoints/``
-    folder or a checkpoint directory itself."""
-    from g2lstm.train import CheckpointManager
-
-    p = Path(path)
-    if (p / "meta.json").is_file():
-        return p
-    run = p.parent if p.name == "checkpoints" else p
-    if not (run / "checkpoints").is_dir():
-        raise CheckpointError(
-            f"{p}: no MT checkpoint here; pass a run folder (with checkpoints/) or a "
-            "checkpoint directory (with meta.json)"
-        )
-    manager = CheckpointManager(run, keep_last=None)
-    found = manager.best() if which == "best" else None
-    found = found or manager.latest()
-    if found is None:
-        raise CheckpointError(f"{run}/checkpoints holds no complete checkpoint yet")
-    return found
 
 
 @dataclass(frozen=True)
@@ -269,8 +248,6 @@ def load_translator(
         decode: decoding settings (default: those stored with the run).
         which: ``"best"`` (lowest validation loss) or ``"last"`` for a run folder.
     """
-    from g2lstm.train import load_checkpoint
-
     ckpt = load_checkpoint(resolve_checkpoint(path, which), map_location=device)
     meta = ckpt.meta
     if meta.get("kind") != META_KIND or "data" not in meta:
