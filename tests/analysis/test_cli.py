@@ -72,17 +72,17 @@ def test_analyze_two_trained_mt_checkpoints(
     mt_runs: dict[str, Path], tmp_path: Path, read_png_size, monkeypatch, capsys
 ) -> None:
     pytest.importorskip("matplotlib")
-    import g2lstm.mt.translate as translate
+    import g2lstm.tasks.mt_probe as mt_probe
 
     calls = []
-    real = translate.evaluate_split
+    real = mt_probe.evaluate_split
 
     def spy(tr, split, prepared=None, *, limit=None):  # type: ignore[no-untyped-def]
         res = real(tr, split, prepared, limit=limit)
         calls.append((split, limit, tr.decode.beam, res.bleu.tok_bleu))
         return res
 
-    monkeypatch.setattr(translate, "evaluate_split", spy)
+    monkeypatch.setattr(mt_probe, "evaluate_split", spy)
     g2, lstm, out = str(mt_runs["g2"]), str(mt_runs["lstm"]), tmp_path / "out"
     assert analysis_kind([g2, lstm]) == "mt"
     rc = main(["analyze", g2, lstm, "-o", str(out), "--split", "test", "--max-batches", "3",

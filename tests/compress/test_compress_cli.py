@@ -13,9 +13,10 @@ import torch
 
 from g2lstm.cli import main
 from g2lstm.compress import compress
-from g2lstm.compress.evaluators import LMEvaluator, load_compressed_model, load_target
+from g2lstm.compress.evaluators import load_compressed_model, load_target
 from g2lstm.lm import preset_config, train
 from g2lstm.lm.evaluate import resolve_checkpoint
+from g2lstm.tasks.lm import LMEvaluator
 
 HIDDEN = 32  # tiny preset with nhid 32; tied weights make the last layer emsize=16 wide
 

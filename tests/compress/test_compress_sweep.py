@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from g2lstm.cli import main
-from g2lstm.compress.evaluators import LMEvaluator, load_target
+from g2lstm.compress.evaluators import load_target
 from g2lstm.compress.sweep import (
     SweepResult,
     SweepRow,
@@ -22,6 +22,7 @@ from g2lstm.compress.sweep import (
 )
 from g2lstm.errors import ConfigError
 from g2lstm.lm import preset_config, train
+from g2lstm.tasks.lm import LMEvaluator
 
 
 @pytest.fixture(scope="module")

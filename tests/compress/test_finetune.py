@@ -20,10 +20,11 @@ from torch import nn
 from g2lstm.cli import main
 from g2lstm.compress import compress, load_compressed_model, save_compressed
 from g2lstm.compress.codecs import get_codec
-from g2lstm.compress.evaluators import LMEvaluator, load_target
+from g2lstm.compress.evaluators import load_target
 from g2lstm.compress.finetune import finetune, finetune_task
 from g2lstm.compress.report import CompressionReport
 from g2lstm.errors import ConfigError, DataError, TrainingError
+from g2lstm.tasks.lm import LMEvaluator
 
 # ------------------------------------------------------------------ tiny models
 

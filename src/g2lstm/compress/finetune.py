@@ -29,11 +29,9 @@ parametrisations, so the returned report's payloads match it and
 the output of ``compress`` (already on the structure), or a dense copy of the original model to
 start the training from its uncompressed weights.
 
-The loop (:func:`finetune`) is generic; what depends on the model family is a
-:class:`FinetuneTask`: its training batches and loss, optimizer, default learning rate and
-gradient clipping. :func:`finetune_task` builds the task of a language model or translation
-model from its :class:`~g2lstm.compress.evaluators.Target` (see
-:mod:`g2lstm.compress.finetune_tasks`)::
+The loop (:func:`finetune`) is generic; what depends on the task is a :class:`FinetuneTask`:
+its training batches and loss, optimizer, default learning rate and gradient clipping.
+:func:`finetune_task` builds it from the task's :meth:`~g2lstm.tasks.Task.finetune_recipe`::
 
     target = load_target("runs/lm-g2")                     # or an MT run
     small, report = compress(target.model, "round", step=0.2, clip=0.4)
@@ -49,13 +47,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from g2lstm.errors import ConfigError, TrainingError
+from g2lstm.tasks import LoadedRun, OptimizerFactory, StepLoss
 
 from .methods import structure_projector
 from .report import CompressionReport
@@ -71,10 +70,6 @@ __all__ = [
     "sgd",
 ]
 
-#: ``step_loss(model, step)`` -> scalar training loss of one batch (graph attached).
-StepLoss = Callable[[nn.Module, int], Tensor]
-#: ``optimizer(model, lr)`` -> the optimizer of the fine-tune (over the trainable parameters).
-OptimizerFactory = Callable[[nn.Module, float], torch.optim.Optimizer]
 #: ``on_step(step, loss)``: called after each step with the loss of its batch (before the step).
 StepCallback = Callable[[int, float], None]
 
@@ -246,7 +241,7 @@ class FinetuneTask:
     """What one model family plugs into :func:`finetune`.
 
     Attributes:
-        kind: ``"lm"`` or ``"mt"``.
+        kind: the task's name (``"lm"``, ``"mt"``).
         step_loss: the training batches and loss (step ``k`` -> loss of batch ``k``).
         lr: default learning rate (a tenth of the run's).
         clip: gradient-norm clipping (the run's ``optim.clip``).
@@ -295,27 +290,22 @@ class FinetuneTask:
 
 
 def finetune_task(
-    target: Any,
+    target: LoadedRun,
     *,
     data: str | os.PathLike[str] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> FinetuneTask:
-    """The :class:`FinetuneTask` of a language model or translation model.
+    """The :class:`FinetuneTask` of a model of any task (its :meth:`Task.finetune_recipe`).
 
     Args:
-        target: a :class:`~g2lstm.compress.evaluators.Target` (from ``load_target``); its run
-            config gives the data, batching, loss, optimizer, learning rate, clip and seed.
+        target: a :class:`~g2lstm.tasks.LoadedRun` (from ``load_target``); its run config
+            gives the data, batching, loss, optimizer, learning rate, clip and seed.
         data: LM: dataset name or folder; MT: prepared data folder (default: the run's).
         data_dir: LM: root of named datasets (default: the run's); unused for MT.
 
     Raises:
-        ConfigError: an unknown model kind, or data whose vocabulary is not the model's.
+        ConfigError: data whose vocabulary is not the model's.
         DataError: the training data cannot be read.
     """
-    from .finetune_tasks import lm_task, mt_task
-
-    if target.kind == "lm":
-        return lm_task(target, data=data, data_dir=data_dir)
-    if target.kind == "mt":
-        return mt_task(target, data=data)
-    raise ConfigError(f"{target.path}: cannot fine-tune a {target.kind!r} model; expected lm/mt")
+    recipe = target.task.finetune_recipe(target, data=data, data_dir=data_dir)
+    return FinetuneTask(target.kind, **{f.name: getattr(recipe, f.name) for f in fields(recipe)})

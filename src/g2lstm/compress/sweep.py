@@ -37,7 +37,8 @@ from g2lstm.errors import ConfigError
 from g2lstm.train.atomic import atomic_write_text
 
 from .blocks import select_blocks
-from .evaluators import Evaluator
+from .evaluators import Evaluator, load_target
+from .finetune import finetune_task
 from .methods import compress
 from .sweep_report import CELL_LABELS, to_markdown, write_csv, write_plot
 from .sweep_report import verdicts as _verdicts
@@ -237,8 +238,6 @@ def run_sweep(
     Raises:
         ConfigError: no checkpoints, mixed kinds or hidden sizes, invalid settings.
     """
-    from .finetune import finetune_task
-
     if not checkpoints:
         raise ConfigError("compress sweep needs at least one checkpoint")
     out = Path(out_dir)
@@ -248,7 +247,7 @@ def run_sweep(
     chosen: list[Setting] | None = list(settings) if settings is not None else None
     hidden = 0
     for path in checkpoints:
-        target = evaluator.load(path)
+        target = evaluator.check(load_target(path))
         if chosen is None:
             hidden = target.hidden
             chosen = default_settings(target.kind, hidden, _max_rank(target.model, blocks), grid)

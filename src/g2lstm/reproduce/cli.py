@@ -125,13 +125,13 @@ def _check_world_size(scale: Scale, steps: Sequence[Step]) -> None:
     """Under torchrun, refuse at once (on every rank, before any work) a number of processes
     that does not divide the LM batch: the LM trainer splits the batch over the ranks."""
     from g2lstm.errors import ConfigError
-    from g2lstm.lm import preset_config
+    from g2lstm.tasks import get_task
     from g2lstm.train.distributed import DistributedContext
 
     world = DistributedContext.from_env().world_size
     if world == 1 or not any(s.kind == "lm-train" for s in steps):
         return
-    batch = preset_config(scale.lm_preset, dict(scale.lm_overrides)).train.batch_size
+    batch = get_task("lm").preset_config(scale.lm_preset, scale.lm_overrides).train.batch_size
     if batch % world:
         fits = [n for n in range(2, batch + 1) if batch % n == 0 and n <= 16]
         raise ConfigError(

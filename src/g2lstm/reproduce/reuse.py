@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.config_checks import flatten
+from g2lstm.datasets import resolve_dataset
 from g2lstm.errors import G2LSTMError
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.plan import DONE, Step, read_marker
@@ -44,12 +45,20 @@ from g2lstm.reproduce.reuse_scan import (
     resolve_near,
     scan_runs,
 )
+from g2lstm.reproduce.steps_lm import lm_train_config
+from g2lstm.reproduce.steps_mt import SPLIT_PREFIXES, mt_train_config
+from g2lstm.train import atomic_write_json
 
 __all__ = ["IGNORED", "POINTER", "Decision", "ReuseFinder", "adopt", "release"]
 
 #: Written into a step folder that reuses a run: what it points to and which entries were
 #: linked (so that :func:`release` removes exactly those).
 POINTER = "REUSED.json"
+
+#: The config a training step of each part of the study trains (``step.part`` -> builder).
+TRAIN_CONFIGS = {"lm": lm_train_config, "mt": mt_train_config}
+#: Fields a step leaves at 0 to take them from the data (compared by content instead).
+FROM_DATA: dict[str, set[str]] = {"lm": {"model.vocab_size"}, "mt": set()}
 
 #: Resolved-config fields that may differ between a reused run and the step, per task: only
 #: fields that cannot change the trained weights, nor the numbers later steps read from the
@@ -147,43 +156,35 @@ class ReuseFinder:
     # ------------------------------------------------------------------ expected
     def _expected(self, step: Step) -> dict[str, Any]:
         """The flattened resolved config the step would train (data left as a placeholder)."""
-        if step.part == "lm":
-            from g2lstm.reproduce.steps_lm import lm_train_config as lm_config
-
-            return flatten(lm_config(step, self.ctx, "<data>").to_dict())
-        from g2lstm.reproduce.steps_mt import mt_train_config as mt_config
-
-        return flatten(mt_config(step, self.ctx, "<data>").to_dict())
+        return flatten(TRAIN_CONFIGS[step.part](step, self.ctx, "<data>").to_dict())
 
     def _data(self, step: Step) -> _Data:
         """The data the step trains on: from its data step, or (dry run) from the sources."""
-        from g2lstm.datasets import resolve_dataset
-
         marker = read_marker(step.deps[0]) if step.deps else None
         result = (marker or {}).get("result") or {}
-        sc = self.ctx.scale
         try:
-            if step.part == "lm":
-                if "data" in result:
-                    return _Data(lm_fingerprint(Path(result["data"])))
-                source = resolve_dataset("ptb", self.ctx.data_dir, download=False,
-                                         progress=False, verify="none", kind="lm")  # fmt: skip
-                return _Data(lm_fingerprint(source, sc.lm_slice))
-            if "prepared" in result:
-                fp = prepared_fingerprint(Path(result["prepared"]))
-                if fp is None:
-                    return _Data(error=f"no prepare.json in {result['prepared']}")
-                return _Data(fp)
-            return self._mt_sources()
+            return {"lm": self._lm_data, "mt": self._mt_data}[step.part](result)
         except (G2LSTMError, OSError, ValueError) as exc:
             return _Data(error=f"cannot read the data to compare ({exc})")
+
+    def _lm_data(self, result: dict[str, Any]) -> _Data:
+        if "data" in result:
+            return _Data(lm_fingerprint(Path(result["data"])))
+        source = resolve_dataset("ptb", self.ctx.data_dir, download=False,
+                                 progress=False, verify="none", kind="lm")  # fmt: skip
+        return _Data(lm_fingerprint(source, self.ctx.scale.lm_slice))
+
+    def _mt_data(self, result: dict[str, Any]) -> _Data:
+        if "prepared" in result:
+            fp = prepared_fingerprint(Path(result["prepared"]))
+            if fp is None:
+                return _Data(error=f"no prepare.json in {result['prepared']}")
+            return _Data(fp)
+        return self._mt_sources()
 
     def _mt_sources(self) -> _Data:
         """Before ``mt-data`` ran: the sha256 of the files it will prepare (sliced as the
         scale says) and the BPE merges; the prepared outputs are compared when it has run."""
-        from g2lstm.datasets import resolve_dataset
-        from g2lstm.reproduce.steps_mt import SPLIT_PREFIXES
-
         sc = self.ctx.scale
         source = resolve_dataset(sc.mt_dataset, self.ctx.data_dir, download=False,
                                  progress=False, kind="mt")  # fmt: skip
@@ -202,7 +203,7 @@ class ReuseFinder:
         for key in sorted(set(expected) | set(run.config)):
             if key in IGNORED[task]:
                 continue
-            if task == "lm" and key == "model.vocab_size" and expected.get(key) == 0:
+            if key in FROM_DATA[task] and expected.get(key) == 0:
                 continue  # taken from the data, which is compared by content
             want, got = expected.get(key), run.config.get(key)
             if want != got:
@@ -212,21 +213,23 @@ class ReuseFinder:
     def _data_diffs(self, task: str, run: RunFolder, data: _Data) -> list[str]:
         if data.error:
             return [f"data ({data.error})"]
-        if task == "lm":
-            value = str(run.config.get("data"))
-            folder = resolve_near(value, run.path, "train.txt")
-            if folder is None:  # a dataset name stands for its checksummed files
-                from g2lstm.datasets import resolve_dataset
+        return {"lm": self._lm_data_diffs, "mt": self._mt_data_diffs}[task](run, data)
 
-                try:
-                    folder = resolve_dataset(value, run.config.get("data_dir") or self.ctx.data_dir,
-                                             download=False, progress=False, verify="none",
-                                             kind="lm")  # fmt: skip
-                except (G2LSTMError, OSError):
-                    return [f"data={value!r} (not found, cannot compare its content)"]
-            got = lm_fingerprint(folder)
-            bad = [k for k in got if got[k] != data.fingerprint.get(k)]
-            return [f"data={value!r} (other content: {', '.join(bad)})"] if bad else []
+    def _lm_data_diffs(self, run: RunFolder, data: _Data) -> list[str]:
+        value = str(run.config.get("data"))
+        folder = resolve_near(value, run.path, "train.txt")
+        if folder is None:  # a dataset name stands for its checksummed files
+            try:
+                folder = resolve_dataset(value, run.config.get("data_dir") or self.ctx.data_dir,
+                                         download=False, progress=False, verify="none",
+                                         kind="lm")  # fmt: skip
+            except (G2LSTMError, OSError):
+                return [f"data={value!r} (not found, cannot compare its content)"]
+        got = lm_fingerprint(folder)
+        bad = [k for k in got if got[k] != data.fingerprint.get(k)]
+        return [f"data={value!r} (other content: {', '.join(bad)})"] if bad else []
+
+    def _mt_data_diffs(self, run: RunFolder, data: _Data) -> list[str]:
         value = str(run.config.get("train.data"))
         folder = resolve_near(value, run.path, "prepare.json")
         if folder is None:
@@ -329,8 +332,6 @@ def adopt(step: Step, decision: Decision) -> dict[str, Any]:
     supported). The result is the trainer's own result file with ``run_dir`` (and the best
     checkpoint, ``metrics``) pointing to the step folder, plus ``reused_from``.
     """
-    from g2lstm.train import atomic_write_json
-
     run = decision.run
     if run is None:
         raise G2LSTMError(f"step {step.id}: no run to reuse")
