@@ -54,7 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from g2lstm.errors import ConfigError, TrainingError
-from g2lstm.tasks import LoadedRun, OptimizerFactory, StepLoss
+from g2lstm.tasks import FinetuneRecipe, LoadedRun, OptimizerFactory, StepLoss
 
 from .methods import structure_projector
 from .report import CompressionReport
@@ -237,28 +237,15 @@ def _rng_devices(model: nn.Module) -> list[Any]:
 
 
 @dataclass(frozen=True)
-class FinetuneTask:
-    """What one model family plugs into :func:`finetune`.
+class FinetuneTask(FinetuneRecipe):
+    """A task's :class:`~g2lstm.tasks.FinetuneRecipe` (step loss, lr, clip, seed, optimizer,
+    batches per pass, description) that runs :func:`finetune`.
 
     Attributes:
         kind: the task's name (``"lm"``, ``"mt"``).
-        step_loss: the training batches and loss (step ``k`` -> loss of batch ``k``).
-        lr: default learning rate (a tenth of the run's).
-        clip: gradient-norm clipping (the run's ``optim.clip``).
-        seed: seed of dropout and gate noise (the run's).
-        optimizer: the optimizer factory (the run's optimizer kind).
-        num_batches: batches in one pass over the training data (steps wrap around after it).
-        description: one line naming the data and batching (for logs).
     """
 
-    kind: str
-    step_loss: StepLoss
-    lr: float
-    clip: float
-    seed: int
-    optimizer: OptimizerFactory
-    num_batches: int
-    description: str = ""
+    kind: str = ""
 
     def run(
         self,
@@ -308,4 +295,5 @@ def finetune_task(
         DataError: the training data cannot be read.
     """
     recipe = target.task.finetune_recipe(target, data=data, data_dir=data_dir)
-    return FinetuneTask(target.kind, **{f.name: getattr(recipe, f.name) for f in fields(recipe)})
+    values = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
+    return FinetuneTask(**values, kind=target.kind)

@@ -20,6 +20,7 @@ The implementations are :class:`g2lstm.tasks.lm.LMTask` and :class:`g2lstm.tasks
 
 from __future__ import annotations
 
+import inspect
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -359,9 +360,14 @@ class Task(ABC):
             return self.loaded(path, model, config, file_config, report)
 
     # ------------------------------------------------------------------ evaluation
-    @abstractmethod
+    #: the class of :meth:`evaluator`
+    evaluator_class: ClassVar[type[Evaluator]]
+
     def evaluator(self, **options: Any) -> Evaluator:
-        """An evaluator of this task's metric; options it does not know are ignored."""
+        """An :attr:`evaluator_class` of this task's metric; options its constructor does not
+        take (another task's) are ignored."""
+        known = inspect.signature(self.evaluator_class).parameters
+        return self.evaluator_class(**{k: v for k, v in options.items() if k in known})
 
     @abstractmethod
     def eval_data(

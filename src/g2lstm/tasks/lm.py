@@ -173,6 +173,7 @@ class LMTask(Task):
 
     name, title = "lm", "language model"
     checkpoint_kind = "g2lstm-lm"
+    evaluator_class = LMEvaluator
     metric, higher_is_better = "ppl", False
     result_file = "results.json"
 
@@ -219,10 +220,6 @@ class LMTask(Task):
         file_config = {"kind": self.checkpoint_kind, "config": lm.config.to_dict(),
                        "vocab": lm.vocab.to_dict(), "source": str(ckpt)}  # fmt: skip
         return self.loaded(ckpt, lm.model, lm.config, file_config)
-
-    def evaluator(self, **options: Any) -> LMEvaluator:
-        names = ("data", "data_dir", "split", "batch_size", "bptt", "max_batches")
-        return LMEvaluator(**{k: v for k, v in options.items() if k in names})
 
     def finetune_recipe(
         self,

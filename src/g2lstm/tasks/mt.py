@@ -192,6 +192,7 @@ class MTTask(Task):
 
     name, title = "mt", "translation model"
     checkpoint_kind = META_KIND
+    evaluator_class = MTEvaluator
     metric, higher_is_better = "BLEU", True
     result_file = "result.json"
 
@@ -266,10 +267,6 @@ class MTTask(Task):
         run = self.loaded(ckpt, tr.model, config, file_config)
         run.extra = tr  # keeps the checkpoint's own metadata (and its decode settings)
         return run
-
-    def evaluator(self, **options: Any) -> MTEvaluator:
-        names = ("data", "split", "limit", "beam")
-        return MTEvaluator(**{k: v for k, v in options.items() if k in names})
 
     def finetune_recipe(
         self,
