@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -250,8 +250,9 @@ class MTTask(Task):
     ) -> LoadedRun:
         data = file_config["data"]
         src_vocab, tgt_vocab = vocabs_from_meta(data)
-        translator = Translator(model, src_vocab, tgt_vocab, PrepareConfig(**data["prepare"]),  # type: ignore[arg-type]
-                                config.decode, bpe_from_meta(data))  # fmt: skip
+        translator = Translator(cast(Seq2Seq, model), src_vocab, tgt_vocab,
+                                PrepareConfig(**data["prepare"]), config.decode,
+                                bpe_from_meta(data))  # fmt: skip
         translator.checkpoint = path
         translator.meta = {"config": file_config["config"], "data": data}
         return LoadedRun(path, self, model, config, config.model.cell, config.train.seed,
