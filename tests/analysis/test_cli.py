@@ -24,7 +24,7 @@ def test_parser_defaults() -> None:
 
 
 def test_labels() -> None:
-    assert _labels(["g2", "lstm"], None, 2) == ["G2-LSTM", "LSTM"]
+    assert _labels(["g2", "lstm"], None, 2) == ["G2-LSTM", "Baseline LSTM"]
     assert _labels(["g2", "g2"], None, 2) == ["G2-LSTM #1", "G2-LSTM #2"]
     assert _labels(["g2"], ["mine"], 1) == ["mine"]
     with pytest.raises(ConfigError):
@@ -55,7 +55,7 @@ def test_analyze_two_trained_lm_checkpoints(lm_runs: dict[str, Path], tmp_path: 
                "--sentences", "the economy is w1 ."])  # fmt: skip
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
-    assert list(results["models"]) == ["G2-LSTM", "LSTM"]
+    assert list(results["models"]) == ["G2-LSTM", "Baseline LSTM"]
     assert results["models"]["G2-LSTM"]["batches"] == 2
     hard = results["hard_gates"]["G2-LSTM"]
     assert hard["check"]["binary"] and hard["soft"] > 1 and hard["hard"] > 1
@@ -97,7 +97,7 @@ def test_analyze_two_trained_mt_checkpoints(
     assert set(results["near_binary"]) == {"all layers", "layer 0", "layer 1", "layer 2",
                                            "layer 3"}  # fmt: skip
     stats = json.loads((out / "gate_stats.json").read_text())
-    keys = {(h["module"], h["layer"], h["direction"]) for h in stats["LSTM"]["histograms"]}
+    keys = {(h["module"], h["layer"], h["direction"]) for h in stats["Baseline LSTM"]["histograms"]}
     assert keys == {("enc_bi", 0, 0), ("enc_bi", 0, 1), ("enc_rest", 0, 0), ("dec_rnn", 0, 0),
                     ("dec_rnn", 1, 0)}  # fmt: skip
     report = (out / "report.md").read_text()
@@ -109,7 +109,7 @@ def test_analyze_two_trained_mt_checkpoints(
     assert len(calls) == 4 and {c[:3] for c in calls} == {("test", 5, 1)}
     hard = results["hard_gates"]
     assert [hard[m][k] for m in hard for k in ("soft", "hard")] == [c[3] for c in calls]
-    assert hard["G2-LSTM"]["check"]["binary"] and hard["LSTM"]["check"]["binary"]
+    assert hard["G2-LSTM"]["check"]["binary"] and hard["Baseline LSTM"]["check"]["binary"]
     assert "Higher BLEU is better." in report and "perplexity" not in report.lower()
     with (out / "hard_gates.csv").open() as fh:
         assert "BLEU" in next(csv.reader(fh))

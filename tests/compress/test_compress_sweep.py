@@ -125,7 +125,9 @@ def test_sweep_writes_table_csv_and_plot(runs: list[Path], tmp_path: Path,
     cells = [c.strip() for c in g2_line.split("|")[1:-1]]
     assert cells[1] == f"{statistics.fmean(g2):.2f} ± {statistics.stdev(g2):.2f}"
     assert all("(" in c and "±" in c for c in cells[2:])
-    base_line = next(line for line in table.splitlines() if line.startswith("| Baseline (n=1) |"))
+    base_line = next(
+        line for line in table.splitlines() if line.startswith("| Baseline LSTM (n=1) |")
+    )
     assert "±" not in base_line and len(base_line.split("|")) == len(g2_line.split("|"))
     assert "## Finer grid" in table and "2-bit" in table
     verdict = next(line for line in table.splitlines() if "rank=4) [paper a, H/8]: " in line)

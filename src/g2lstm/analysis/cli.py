@@ -35,7 +35,6 @@ DEFAULT_SENTENCES = (
     "the u.s. economy is still the world 's greatest economy",
     "the numbers have not moved since N and are going in the wrong direction",
 )
-_CELL_LABELS = {"g2": "G2-LSTM", "lstm": "LSTM", "sharpened": "Sharpened sigmoid"}
 
 
 def register(subparsers: Any) -> None:
@@ -99,7 +98,9 @@ def _labels(cells: list[str], names: list[str] | None, n: int) -> list[str]:
         if len(names) != n or len(set(names)) != n:
             raise ConfigError(f"--names: give {n} distinct labels, one per checkpoint")
         return list(names)
-    base = [_CELL_LABELS.get(c, c) for c in cells]
+    from g2lstm.tasks import cell_label  # here: `g2lstm --help` does not import the task layer
+
+    base = [cell_label(c) for c in cells]
     return [b if base.count(b) == 1 else f"{b} #{i + 1}" for i, b in enumerate(base)]
 
 

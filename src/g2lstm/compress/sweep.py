@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError
+from g2lstm.tasks.cells import CELLS
 from g2lstm.train.atomic import atomic_write_text
 
 from .blocks import select_blocks
@@ -188,7 +189,7 @@ class SweepResult:
     def cells(self) -> list[str]:
         """The cell kinds present, in the paper's row order."""
         present = {r.cell for r in self.rows}
-        return [c for c in CELL_LABELS if c in present] + sorted(present - set(CELL_LABELS))
+        return [c for c in CELLS if c in present] + sorted(present - set(CELLS))
 
 
 def _max_rank(model: Any, blocks: Any) -> int:

@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from g2lstm.tasks.cells import CELL_LABELS, cell_label
 from g2lstm.train.atomic import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ __all__ = [
     "write_plot",
 ]
 
-#: Row labels of the paper's tables, in order.
-CELL_LABELS = {"lstm": "Baseline", "sharpened": "Sharpened Sigmoid", "g2": "G2-LSTM"}
 #: Settings whose verdict is reported (the headline is the first).
 VERDICT_TAGS = ("H/8", "H/4", "H/16", "round", "round & clip", "paper a", "paper b")
 #: Smallest baseline degradation that makes the "at most half" claim testable: below it the
@@ -119,7 +118,7 @@ def _table(result: SweepResult, settings: list[Setting]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for cell in result.cells():
         n = max((s.n for s in result.summary if s.cell == cell), default=0)
-        label = f"{CELL_LABELS.get(cell, cell)} (n={n})"
+        label = f"{cell_label(cell)} (n={n})"
         values = [_cell_text(result.cell(cell, "original"), True)]
         values += [_cell_text(result.cell(cell, s.key), False) for s in settings]
         lines.append("| " + " | ".join([label, *values]) + " |")
@@ -175,7 +174,7 @@ def write_plot(result: SweepResult, path: str | os.PathLike[str]) -> Path:
               "round": ("", "^", "round")}  # fmt: skip
     for k, cell in enumerate(result.cells()):
         color = f"C{k}"
-        name = CELL_LABELS.get(cell, cell)
+        name = cell_label(cell)
         orig = result.cell(cell, "original")
         if orig is not None and math.isfinite(orig.mean):
             ax.axhline(orig.mean, color=color, linestyle=":", linewidth=1)

@@ -25,6 +25,7 @@ from g2lstm.tasks.base import (
     StepLoss,
     Task,
 )
+from g2lstm.tasks.cells import CELL_LABELS, CELLS, cell_label
 from g2lstm.tasks.registry import (
     COMPRESSED,
     TASKS,
@@ -35,6 +36,8 @@ from g2lstm.tasks.registry import (
 )
 
 __all__ = [
+    "CELLS",
+    "CELL_LABELS",
     "COMPRESSED",
     "TASKS",
     "EvalData",
@@ -45,6 +48,7 @@ __all__ = [
     "OptimizerFactory",
     "StepLoss",
     "Task",
+    "cell_label",
     "get_task",
     "kind_of",
     "load",
