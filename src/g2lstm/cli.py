@@ -110,9 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a size that passed every cap but not the machine: one line, not a traceback
         if args.debug or not _out_of_memory(e):
             raise
-        print(f"g2lstm: error: out of memory ({_one_line(e)[:200] or type(e).__name__}); use "
-              "smaller sizes (model, --batch-size, --beam) or a machine with more memory",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"g2lstm: error: out of memory ({_one_line(e)[:200] or type(e).__name__}); use "
+            "smaller sizes (model, --batch-size, --beam) or a machine with more memory",
+            file=sys.stderr,
+        )
         return 2
 
 

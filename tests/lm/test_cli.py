@@ -27,8 +27,21 @@ def test_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 def test_print_config_layers_preset_file_and_flags(tmp_path: Path, capsys) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("preset: small\ntrain:\n  seed: 5\nmodel:\n  nhid: 64\n", encoding="utf-8")
-    argv = ["lm", "train", "--config", str(cfg), "--cell", "sharpened", "--epochs", "2",
-            "--set", "model.emsize=32", "--out", str(tmp_path / "r"), "--print-config"]  # fmt: skip
+    argv = [
+        "lm",
+        "train",
+        "--config",
+        str(cfg),
+        "--cell",
+        "sharpened",
+        "--epochs",
+        "2",
+        "--set",
+        "model.emsize=32",
+        "--out",
+        str(tmp_path / "r"),
+        "--print-config",
+    ]
     assert main(argv) == 0
     import yaml
 
@@ -49,8 +62,19 @@ def test_train_eval_generate_round_trip(
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     run = tmp_path / "run"
-    base = ["lm", "train", "--preset", "tiny", "--data", str(data), "--out", str(run),
-            "--threads", "1", "--no-progress"]  # fmt: skip
+    base = [
+        "lm",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(run),
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     assert main([*base, "--max-steps", "5"]) == 0
     assert "--resume" in capsys.readouterr().err
     assert main(base) == 2  # existing run without --resume

@@ -47,46 +47,82 @@ def register(subparsers: Any) -> None:
         "sensitivity to perturbations and hard 0/1-gate inference (perplexity for LMs, "
         "tokenised BLEU for MT). Writes PNG figures, their numbers (CSV/JSON) and report.md.",
     )
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
-                   help="run directories (best checkpoint) or checkpoint directories, all LM "
-                   "or all MT")  # fmt: skip
+    p.add_argument(
+        "checkpoints",
+        nargs="+",
+        metavar="CKPT",
+        help="run directories (best checkpoint) or checkpoint directories, all LM or all MT",
+    )
     p.add_argument("-o", "--out", required=True, help="output directory")
     p.add_argument("--names", nargs="+", help="one label per checkpoint (default: the cell type)")
-    p.add_argument("--data", help="LM: dataset name (ptb) or folder; MT: prepared folder "
-                   "(default: the first run's)")  # fmt: skip
+    p.add_argument(
+        "--data",
+        help="LM: dataset name (ptb) or folder; MT: prepared folder (default: the first run's)",
+    )
     p.add_argument("--data-dir", help="LM: root of named datasets")
-    p.add_argument("--split", choices=["train", "valid", "test"], default="valid",
-                   help="split analysed (MT: valid or test; default valid)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, help="LM: parallel streams (default 10); "
-                   "MT: sentence pairs (default 32)")  # fmt: skip
+    p.add_argument(
+        "--split",
+        choices=["train", "valid", "test"],
+        default="valid",
+        help="split analysed (MT: valid or test; default valid)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="LM: parallel streams (default 10); MT: sentence pairs (default 32)",
+    )
     p.add_argument("--bptt", type=int, default=70, help="LM: segment length (default 70)")
-    p.add_argument("--max-batches", type=int, default=20,
-                   help="batches used for histograms and token classes (default 20)")  # fmt: skip
-    p.add_argument("--sentences", nargs="*",
-                   help="heatmap sentences (LM default: the paper's two, PTB-normalised; MT: "
-                   "'SOURCE ||| TARGET' or a source of the split, default: one pair of the "
-                   "split); give the flag alone for no heatmap")  # fmt: skip
-    p.add_argument("--input-format", choices=["raw", "tok", "bpe"], default="raw",
-                   help="MT: format of --sentences, as for 'g2lstm mt translate' "
-                   "(default raw)")  # fmt: skip
-    p.add_argument("--layer", type=int,
-                   help="recorded layer (in module order) for heatmaps and token classes "
-                   "(default: LM the first; MT the first decoder layer)")  # fmt: skip
-    p.add_argument("--sigmas", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3],
-                   help="relative perturbation scales for the sensitivity analysis")  # fmt: skip
+    p.add_argument(
+        "--max-batches",
+        type=int,
+        default=20,
+        help="batches used for histograms and token classes (default 20)",
+    )
+    p.add_argument(
+        "--sentences",
+        nargs="*",
+        help="heatmap sentences (LM default: the paper's two, PTB-normalised; MT: "
+        "'SOURCE ||| TARGET' or a source of the split, default: one pair of the "
+        "split); give the flag alone for no heatmap",
+    )
+    p.add_argument(
+        "--input-format",
+        choices=["raw", "tok", "bpe"],
+        default="raw",
+        help="MT: format of --sentences, as for 'g2lstm mt translate' (default raw)",
+    )
+    p.add_argument(
+        "--layer",
+        type=int,
+        help="recorded layer (in module order) for heatmaps and token classes "
+        "(default: LM the first; MT the first decoder layer)",
+    )
+    p.add_argument(
+        "--sigmas",
+        type=float,
+        nargs="+",
+        default=[0.01, 0.03, 0.1, 0.3],
+        help="relative perturbation scales for the sensitivity analysis",
+    )
     p.add_argument("--draws", type=int, default=3, help="noise draws per sigma (default 3)")
     p.add_argument("--sensitivity-batches", type=int, default=2)
     p.add_argument("--no-sensitivity", action="store_true", help="skip the sensitivity analysis")
     p.add_argument("--no-hard-gates", action="store_true", help="skip hard-gate inference")
-    p.add_argument("--eval-tokens", type=int,
-                   help="LM: perplexity on the first N tokens of the split "
-                   "(default: all)")  # fmt: skip
+    p.add_argument(
+        "--eval-tokens",
+        type=int,
+        help="LM: perplexity on the first N tokens of the split (default: all)",
+    )
     p.add_argument("--limit", type=int, help="MT: BLEU on the first N sentences (default: all)")
-    p.add_argument("--beam", type=int, help="MT: beam size for BLEU (1 = greedy; default: the "
-                   "first run's)")  # fmt: skip
-    p.add_argument("--eval-temperature", choices=["divide", "drop"],
-                   help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
-                   "(drop, as the authors' code evaluates)")  # fmt: skip
+    p.add_argument(
+        "--beam", type=int, help="MT: beam size for BLEU (1 = greedy; default: the first run's)"
+    )
+    p.add_argument(
+        "--eval-temperature",
+        choices=["divide", "drop"],
+        help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
+        "(drop, as the authors' code evaluates)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -143,8 +179,16 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    for name in ("batch_size", "bptt", "max_batches", "draws", "sensitivity_batches", "limit",
-                 "beam", "eval_tokens"):  # fmt: skip
+    for name in (
+        "batch_size",
+        "bptt",
+        "max_batches",
+        "draws",
+        "sensitivity_batches",
+        "limit",
+        "beam",
+        "eval_tokens",
+    ):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
@@ -157,17 +201,29 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     runs = [task.load(c, device=args.device) for c in args.checkpoints]
     labels = _labels([run.cell for run in runs], args.names, len(runs))
     options = EvalDataOptions(
-        data=args.data, data_dir=args.data_dir, split=args.split, batch_size=args.batch_size,
-        bptt=args.bptt, max_batches=args.max_batches, eval_tokens=args.eval_tokens,
-        limit=args.limit, beam=args.beam, input_format=args.input_format, layer=args.layer,
-        sentences=args.sentences, hard_gates=not args.no_hard_gates, device=args.device,
-    )  # fmt: skip
+        data=args.data,
+        data_dir=args.data_dir,
+        split=args.split,
+        batch_size=args.batch_size,
+        bptt=args.bptt,
+        max_batches=args.max_batches,
+        eval_tokens=args.eval_tokens,
+        limit=args.limit,
+        beam=args.beam,
+        input_format=args.input_format,
+        layer=args.layer,
+        sentences=args.sentences,
+        hard_gates=not args.no_hard_gates,
+        device=args.device,
+    )
     inputs = task.eval_data(runs, options, labels)
     if args.eval_temperature:
         from g2lstm.nn import with_gate_options
 
-        inputs.models = {k: with_gate_options(m, eval_temperature=args.eval_temperature)
-                         for k, m in inputs.models.items()}  # fmt: skip
+        inputs.models = {
+            k: with_gate_options(m, eval_temperature=args.eval_temperature)
+            for k, m in inputs.models.items()
+        }
         inputs.what += f"; soft gates: eval temperature {args.eval_temperature}"
     sens = None
     if not args.no_sensitivity:
@@ -180,8 +236,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         sensitivity_batches=args.sensitivity_batches,
         summary_layer=inputs.summary_layer,
     )
-    print(f"g2lstm analyze: {kind.upper()} {', '.join(inputs.models)} on {inputs.what} "
-          f"-> {args.out}", flush=True)  # fmt: skip
+    print(
+        f"g2lstm analyze: {kind.upper()} {', '.join(inputs.models)} on {inputs.what} -> {args.out}",
+        flush=True,
+    )
     for note in inputs.notes:
         print(f"note: {note}", flush=True)
     result = analyze_models(

@@ -226,8 +226,9 @@ def _checked(loss: Tensor, step: int) -> Tensor:
         )
     if not torch.isfinite(loss):
         value = float(loss.detach())
-        raise TrainingError(f"fine-tune step {step}: loss is {value}; lower the "
-                            "learning rate (--finetune-lr)")  # fmt: skip
+        raise TrainingError(
+            f"fine-tune step {step}: loss is {value}; lower the learning rate (--finetune-lr)"
+        )
     return loss
 
 
@@ -257,9 +258,17 @@ class FinetuneTask(FinetuneRecipe):
         on_step: StepCallback | None = None,
     ) -> CompressionReport:
         """:func:`finetune` ``model`` for ``steps`` steps at ``lr`` (default: :attr:`lr`)."""
-        return finetune(model, report, self.step_loss, steps, self.lr if lr is None else lr,
-                        clip=self.clip, seed=self.seed, optimizer=self.optimizer,
-                        on_step=on_step)  # fmt: skip
+        return finetune(
+            model,
+            report,
+            self.step_loss,
+            steps,
+            self.lr if lr is None else lr,
+            clip=self.clip,
+            seed=self.seed,
+            optimizer=self.optimizer,
+            on_step=on_step,
+        )
 
     @torch.no_grad()
     def mean_loss(self, model: nn.Module, steps: int) -> float:

@@ -108,8 +108,9 @@ def _cell_text(s: SummaryRow | None, original: bool) -> str:
     text = _num(s.mean) + (f" ± {_num(s.std)}" if s.std is not None else "")
     if original:
         return text
-    delta = _num(s.delta_mean, sign=True) + (f" ± {_num(s.delta_std)}" if s.delta_std is not None
-                                             else "")  # fmt: skip
+    delta = _num(s.delta_mean, sign=True) + (
+        f" ± {_num(s.delta_std)}" if s.delta_std is not None else ""
+    )
     return f"{text} ({delta})"
 
 
@@ -170,8 +171,11 @@ def write_plot(result: SweepResult, path: str | os.PathLike[str]) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     methods = {s.key: s.method for s in result.settings}
-    styles = {"low_rank": ("-", "o", "SVD"), "quantize": ("--", "s", "bits"),
-              "round": ("", "^", "round")}  # fmt: skip
+    styles = {
+        "low_rank": ("-", "o", "SVD"),
+        "quantize": ("--", "s", "bits"),
+        "round": ("", "^", "round"),
+    }
     for k, cell in enumerate(result.cells()):
         color = f"C{k}"
         name = cell_label(cell)
@@ -186,8 +190,16 @@ def write_plot(result: SweepResult, path: str | os.PathLike[str]) -> Path:
             )
             if pts:
                 xs, ys, es = zip(*pts, strict=True)
-                ax.errorbar(xs, ys, yerr=es, color=color, linestyle=ls or "none", marker=marker,
-                            capsize=2, label=f"{name}, {what}")  # fmt: skip
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=es,
+                    color=color,
+                    linestyle=ls or "none",
+                    marker=marker,
+                    capsize=2,
+                    label=f"{name}, {what}",
+                )
     ax.set_xscale("log")
     ticks = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x")
     ax.xaxis.set_major_formatter(ticks)

@@ -23,14 +23,26 @@ __all__ = ["build_config", "register"]
 
 #: flag dest -> dotted config key
 _FLAG_KEYS = {
-    "cell": "model.cell", "tau": "model.tau", "noise_p": "model.noise_p",
-    "data": "data", "data_dir": "data_dir", "seed": "train.seed", "epochs": "train.epochs",
-    "finetune_epochs": "train.finetune_epochs", "lr": "optim.lr", "clip": "optim.clip",
-    "batch_size": "train.batch_size", "bptt": "train.bptt", "threads": "train.threads",
-    "max_steps": "train.max_steps", "on_nonfinite": "train.on_nonfinite",
-    "log_interval": "train.log_interval", "tensorboard": "train.tensorboard",
-    "progress": "train.progress", "checkpoint_every": "train.checkpoint_every",
-}  # fmt: skip
+    "cell": "model.cell",
+    "tau": "model.tau",
+    "noise_p": "model.noise_p",
+    "data": "data",
+    "data_dir": "data_dir",
+    "seed": "train.seed",
+    "epochs": "train.epochs",
+    "finetune_epochs": "train.finetune_epochs",
+    "lr": "optim.lr",
+    "clip": "optim.clip",
+    "batch_size": "train.batch_size",
+    "bptt": "train.bptt",
+    "threads": "train.threads",
+    "max_steps": "train.max_steps",
+    "on_nonfinite": "train.on_nonfinite",
+    "log_interval": "train.log_interval",
+    "tensorboard": "train.tensorboard",
+    "progress": "train.progress",
+    "checkpoint_every": "train.checkpoint_every",
+}
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
@@ -50,8 +62,11 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out = {key: getattr(args, dest) for dest, key in _FLAG_KEYS.items()
-           if getattr(args, dest, None) is not None}  # fmt: skip
+    out = {
+        key: getattr(args, dest)
+        for dest, key in _FLAG_KEYS.items()
+        if getattr(args, dest, None) is not None
+    }
     if args.cell is not None:  # a new cell brings its own tau/noise_p unless given
         out.setdefault("model.tau", None)
         out.setdefault("model.noise_p", None)
@@ -69,8 +84,9 @@ def build_config(args: argparse.Namespace) -> Any:
     base = preset_dict(preset)
     for key, value in file_dict.items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    return RunConfig.from_dict(apply_overrides(base, _overrides(args)),
-                               source=args.config or "config")  # fmt: skip
+    return RunConfig.from_dict(
+        apply_overrides(base, _overrides(args)), source=args.config or "config"
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -103,13 +119,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     m, t = config.model, config.train
     what = "resuming" if saved is not None else "training"
-    print(f"g2lstm lm train: {what} {m.cell} (tau={m.tau}, noise_p={m.noise_p}) "
-          f"{m.nlayers}x{m.nhid} on {config.data}, preset {config.preset}, seed {t.seed}, "
-          f"{t.epochs} epochs (+{t.finetune_epochs} finetune) -> {out}", flush=True)  # fmt: skip
+    print(
+        f"g2lstm lm train: {what} {m.cell} (tau={m.tau}, noise_p={m.noise_p}) "
+        f"{m.nlayers}x{m.nhid} on {config.data}, preset {config.preset}, seed {t.seed}, "
+        f"{t.epochs} epochs (+{t.finetune_epochs} finetune) -> {out}",
+        flush=True,
+    )
     result = train(config, out, resume=args.resume)
     if not result.complete:
-        print(f"stopped ({result.stopped}) after step {result.steps}; continue with: "
-              f"g2lstm lm train --out {out} --resume", file=sys.stderr)  # fmt: skip
+        print(
+            f"stopped ({result.stopped}) after step {result.steps}; continue with: "
+            f"g2lstm lm train --out {out} --resume",
+            file=sys.stderr,
+        )
         if result.stopped == "interrupted":
             return EXIT_INTERRUPTED  # not finished: scripts must not go on as if it were
     return 0
@@ -160,9 +182,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         mod.set_gate_options(**gates)
     mode = "cache pointer" if args.cache_pointer else "plain"
     temperature = args.eval_temperature or "divide"
-    print(f"g2lstm lm eval: {loaded.checkpoint.path} on {data}/{args.split} ({mode}, "
-          f"gates {args.eval_gates or cfg.model.eval_gates}, eval temperature {temperature})",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"g2lstm lm eval: {loaded.checkpoint.path} on {data}/{args.split} ({mode}, "
+        f"gates {args.eval_gates or cfg.model.eval_gates}, eval temperature {temperature})",
+        file=sys.stderr,
+    )
     if args.cache_pointer:
         pc = PointerConfig(args.window, args.theta, args.lambdah, args.bptt or 500)
         loss = evaluate_pointer(loaded.model, corpus.tensor(args.split), pc)
@@ -172,9 +196,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         )
         source = batchify(corpus[args.split], args.batch_size or default_bs, name=args.split)
         loss = evaluate(loaded.model, source, args.bptt or cfg.train.bptt)
-    result = {"checkpoint": str(loaded.checkpoint.path), "split": args.split, "loss": loss,
-              "ppl": perplexity(loss), "cache_pointer": bool(args.cache_pointer),
-              "eval_temperature": temperature}  # fmt: skip
+    result = {
+        "checkpoint": str(loaded.checkpoint.path),
+        "split": args.split,
+        "loss": loss,
+        "ppl": perplexity(loss),
+        "cache_pointer": bool(args.cache_pointer),
+        "eval_temperature": temperature,
+    }
     print(
         json.dumps(result)
         if args.json
@@ -191,10 +220,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     check_limit(args.words, args.max_words, "--words", "pass --max-words N")
     loaded = load_model(args.checkpoint)
     prompt = args.prompt.split() if args.prompt else None
-    words = iter_generate(loaded.model, loaded.vocab, args.words, temperature=args.temperature,
-                          seed=args.seed, prompt=prompt)  # fmt: skip  (arguments checked here)
-    print(f"g2lstm lm generate: {args.words} words from {loaded.checkpoint.path} "
-          f"(temperature {args.temperature}, seed {args.seed})", file=sys.stderr)  # fmt: skip
+    # iter_generate checks its arguments at this call, before the first word is printed
+    words = iter_generate(
+        loaded.model,
+        loaded.vocab,
+        args.words,
+        temperature=args.temperature,
+        seed=args.seed,
+        prompt=prompt,
+    )
+    print(
+        f"g2lstm lm generate: {args.words} words from {loaded.checkpoint.path} "
+        f"(temperature {args.temperature}, seed {args.seed})",
+        file=sys.stderr,
+    )
     write_words(words, sys.stdout)  # streamed: each line appears as soon as it is sampled
     return 0
 
@@ -203,33 +242,60 @@ def _add_train(sub: Any) -> None:
     from g2lstm.lm.config import CELLS
     from g2lstm.lm.presets import PRESETS
 
-    p = sub.add_parser("train", help="train a language model (AWD-LSTM recipe)",
-                       description="Train a word language model. Config layers: --preset, "
-                       "--config FILE, then flags / --set. The resolved config is saved as "
-                       "OUT/config.yaml.")  # fmt: skip
-    p.add_argument("--preset", choices=sorted(PRESETS), help="starting configuration "
-                   "(default: the config file's, else 'paper')")  # fmt: skip
+    p = sub.add_parser(
+        "train",
+        help="train a language model (AWD-LSTM recipe)",
+        description="Train a word language model. Config layers: --preset, "
+        "--config FILE, then flags / --set. The resolved config is saved as "
+        "OUT/config.yaml.",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="starting configuration (default: the config file's, else 'paper')",
+    )
     p.add_argument("--config", metavar="FILE", help="YAML config (layout of config.yaml)")
-    p.add_argument("--cell", choices=sorted(CELLS), help="lstm (tau=1, p=0), sharpened "
-                   "(tau=0.2, p=0) or g2 (tau=0.9, p=0.2)")  # fmt: skip
+    p.add_argument(
+        "--cell",
+        choices=sorted(CELLS),
+        help="lstm (tau=1, p=0), sharpened (tau=0.2, p=0) or g2 (tau=0.9, p=0.2)",
+    )
     p.add_argument("--tau", type=float, help="override the cell's temperature")
     p.add_argument("--noise-p", type=float, help="override the cell's noise probability")
-    p.add_argument("--data", help="dataset name (ptb, wikitext-2, ...) or folder with "
-                   "train/valid/test.txt")  # fmt: skip
+    p.add_argument(
+        "--data", help="dataset name (ptb, wikitext-2, ...) or folder with train/valid/test.txt"
+    )
     p.add_argument("--data-dir", help="root of named datasets (default $G2LSTM_DATA or cache)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    for flag, typ in (("--seed", int), ("--epochs", int), ("--finetune-epochs", int),
-                      ("--lr", float), ("--clip", float), ("--batch-size", int),
-                      ("--bptt", int), ("--threads", int), ("--max-steps", int),
-                      ("--log-interval", int), ("--checkpoint-every", int)):  # fmt: skip
+    for flag, typ in (
+        ("--seed", int),
+        ("--epochs", int),
+        ("--finetune-epochs", int),
+        ("--lr", float),
+        ("--clip", float),
+        ("--batch-size", int),
+        ("--bptt", int),
+        ("--threads", int),
+        ("--max-steps", int),
+        ("--log-interval", int),
+        ("--checkpoint-every", int),
+    ):
         p.add_argument(flag, type=typ)
     p.add_argument("--on-nonfinite", choices=["raise", "skip"])
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="tqdm progress bars (shown only on a terminal)")  # fmt: skip
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any config value, e.g. --set model.nhid=650 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tqdm progress bars (shown only on a terminal)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any config value, e.g. --set model.nhid=650 (repeatable)",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=_cmd_train)
 
@@ -244,24 +310,30 @@ def register(subparsers: Any) -> None:
     sub = lm.add_subparsers(dest="lm_command", metavar="COMMAND")
     _add_train(sub)
 
-    e = sub.add_parser("eval", help="perplexity of a checkpoint on a split",
-                       description="Evaluate a run directory (its best checkpoint) or a "
-                       "checkpoint directory.")  # fmt: skip
+    e = sub.add_parser(
+        "eval",
+        help="perplexity of a checkpoint on a split",
+        description="Evaluate a run directory (its best checkpoint) or a checkpoint directory.",
+    )
     e.add_argument("checkpoint", help="run directory or checkpoint directory")
     e.add_argument("--data", help="dataset name or folder (default: the run's)")
     e.add_argument("--data-dir", help="root of named datasets")
     e.add_argument("--split", choices=["valid", "test"], default="test")
     e.add_argument("--batch-size", type=int, help="default: the run's eval/test batch size")
-    e.add_argument("--bptt", type=int, help="segment length (default: the run's; 500 with "
-                   "--cache-pointer)")  # fmt: skip
+    e.add_argument(
+        "--bptt", type=int, help="segment length (default: the run's; 500 with --cache-pointer)"
+    )
     e.add_argument("--cache-pointer", action="store_true", help="continuous cache pointer")
     e.add_argument("--window", type=int, default=500, help="cache size (PTB: 500)")
     e.add_argument("--theta", type=float, default=1.0, help="cache sharpness (PTB: 1.0)")
     e.add_argument("--lambdah", type=float, default=0.1, help="cache weight (PTB: 0.1)")
     e.add_argument("--eval-gates", choices=["soft", "hard", "sample"])
-    e.add_argument("--eval-temperature", choices=["divide", "drop"],
-                   help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
-                   "(drop: the authors' code without --divide-temp)")  # fmt: skip
+    e.add_argument(
+        "--eval-temperature",
+        choices=["divide", "drop"],
+        help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
+        "(drop: the authors' code without --divide-temp)",
+    )
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON line")
     e.set_defaults(func=_cmd_eval)
@@ -269,8 +341,12 @@ def register(subparsers: Any) -> None:
     g = sub.add_parser("generate", help="sample text from a checkpoint")
     g.add_argument("checkpoint", help="run directory or checkpoint directory")
     g.add_argument("--words", type=int, default=50)
-    g.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS,
-                   help=f"refuse --words above this (default {DEFAULT_MAX_WORDS:,})")  # fmt: skip
+    g.add_argument(
+        "--max-words",
+        type=int,
+        default=DEFAULT_MAX_WORDS,
+        help=f"refuse --words above this (default {DEFAULT_MAX_WORDS:,})",
+    )
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--prompt", help="words to start from")

@@ -62,8 +62,9 @@ def evaluate(
             seq_len = min(bptt, source.size(0) - 1 - i)
             inp, target = source[i : i + seq_len], source[i + 1 : i + 1 + seq_len]
             out = model(inp, hidden)
-            loss = F.cross_entropy(out.logits.view(-1, out.logits.size(-1)), target.reshape(-1),
-                                   reduction="sum")  # fmt: skip
+            loss = F.cross_entropy(
+                out.logits.view(-1, out.logits.size(-1)), target.reshape(-1), reduction="sum"
+            )
             total += float(loss)
             count += target.numel()
             hidden = detach_hidden(out.hidden)
@@ -88,8 +89,9 @@ def evaluate_pointer(model: RNNLanguageModel, ids: Tensor, config: PointerConfig
             out = model(inp, hidden)
             log_pv = vocab_log_probs(out.logits.view(seq_len, -1), target)
             h_last = out.raw_outputs[-1].view(seq_len, -1)
-            log_p, history = cache_pointer_log_probs(log_pv, h_last, target, config, history,
-                                                     offset=i)  # fmt: skip
+            log_p, history = cache_pointer_log_probs(
+                log_pv, h_last, target, config, history, offset=i
+            )
             total -= float(log_p.sum())
             count += seq_len
             hidden = detach_hidden(out.hidden)
@@ -109,8 +111,9 @@ def perplexity(loss: float) -> float:
 class LoadedModel:
     """A model rebuilt from a checkpoint, with its run config, vocabulary and checkpoint."""
 
-    def __init__(self, model: RNNLanguageModel, config: RunConfig, vocab: Any,
-                 checkpoint: Checkpoint) -> None:  # fmt: skip
+    def __init__(
+        self, model: RNNLanguageModel, config: RunConfig, vocab: Any, checkpoint: Checkpoint
+    ) -> None:
         self.model, self.config, self.vocab, self.checkpoint = model, config, vocab, checkpoint
 
 

@@ -204,9 +204,13 @@ class Translator:
                 return self.model.step(tokens.to(device), st)
 
             common = {
-                "batch_size": len(idx), "bos": vocab.bos_id, "eos": vocab.eos_id,
-                "max_lens": max_lens, "pad": vocab.pad_id, "alpha": cfg.alpha,
-            }  # fmt: skip
+                "batch_size": len(idx),
+                "bos": vocab.bos_id,
+                "eos": vocab.eos_id,
+                "max_lens": max_lens,
+                "pad": vocab.pad_id,
+                "alpha": cfg.alpha,
+            }
             if cfg.beam == 1:
                 with self.model.noise_scope():  # the same rows at every step
                     hyps = greedy_search(step, state, **common)
@@ -271,8 +275,9 @@ def load_translator(
     # sizes from meta.json are checked against the stored tensors before anything is built
     model = build_checked(
         lambda: Seq2Seq(cfg.model, len(src_vocab), len(tgt_vocab), pad_id=src_vocab.pad_id),
-        ckpt.model_state, str(ckpt.path),
-    )  # fmt: skip
+        ckpt.model_state,
+        str(ckpt.path),
+    )
     model.load_state_dict(ckpt.model_state)
     model.to(device)
     translator = Translator(model, src_vocab, tgt_vocab, prepare, decode or cfg.decode, bpe)
@@ -347,7 +352,11 @@ def evaluate_split(
         src_lines, refs_tok, refs_detok = src_lines[:limit], refs_tok[:limit], refs_detok[:limit]
     output = translator.translate(src_lines, input_format="bpe")
     bleu = score_bleu(
-        output.tok, refs_tok, output.detok, refs_detok,
-        tok_lowercase=lowercase, detok_lowercase=prepared.config.lowercase,
-    )  # fmt: skip
+        output.tok,
+        refs_tok,
+        output.detok,
+        refs_detok,
+        tok_lowercase=lowercase,
+        detok_lowercase=prepared.config.lowercase,
+    )
     return EvalResult(split, bleu, output)

@@ -170,8 +170,9 @@ class ReuseFinder:
     def _lm_data(self, result: dict[str, Any]) -> _Data:
         if "data" in result:
             return _Data(lm_fingerprint(Path(result["data"])))
-        source = resolve_dataset("ptb", self.ctx.data_dir, download=False,
-                                 progress=False, verify="none", kind="lm")  # fmt: skip
+        source = resolve_dataset(
+            "ptb", self.ctx.data_dir, download=False, progress=False, verify="none", kind="lm"
+        )
         return _Data(lm_fingerprint(source, self.ctx.scale.lm_slice))
 
     def _mt_data(self, result: dict[str, Any]) -> _Data:
@@ -186,16 +187,20 @@ class ReuseFinder:
         """Before ``mt-data`` ran: the sha256 of the files it will prepare (sliced as the
         scale says) and the BPE merges; the prepared outputs are compared when it has run."""
         sc = self.ctx.scale
-        source = resolve_dataset(sc.mt_dataset, self.ctx.data_dir, download=False,
-                                 progress=False, kind="mt")  # fmt: skip
+        source = resolve_dataset(
+            sc.mt_dataset, self.ctx.data_dir, download=False, progress=False, kind="mt"
+        )
         folder = source / "tok" if sc.mt_dataset == "multi30k" else source
         counts = sc.mt_slice or (None, None, None)
         inputs = {}
         for (split, prefix), n in zip(SPLIT_PREFIXES[sc.mt_dataset].items(), counts):
             for lang in ("de", "en"):
                 inputs[f"{split}.{lang}"] = file_sha256(folder / f"{prefix}.{lang}", n)
-        return _Data(inputs=inputs, bpe_merges=sc.mt_bpe_merges,
-                     pending="prepared data compared after mt-data")  # fmt: skip
+        return _Data(
+            inputs=inputs,
+            bpe_merges=sc.mt_bpe_merges,
+            pending="prepared data compared after mt-data",
+        )
 
     # ------------------------------------------------------------------ comparison
     def _config_diffs(self, task: str, expected: dict[str, Any], run: RunFolder) -> list[str]:
@@ -220,9 +225,14 @@ class ReuseFinder:
         folder = resolve_near(value, run.path, "train.txt")
         if folder is None:  # a dataset name stands for its checksummed files
             try:
-                folder = resolve_dataset(value, run.config.get("data_dir") or self.ctx.data_dir,
-                                         download=False, progress=False, verify="none",
-                                         kind="lm")  # fmt: skip
+                folder = resolve_dataset(
+                    value,
+                    run.config.get("data_dir") or self.ctx.data_dir,
+                    download=False,
+                    progress=False,
+                    verify="none",
+                    kind="lm",
+                )
             except (G2LSTMError, OSError):
                 return [f"data={value!r} (not found, cannot compare its content)"]
         got = lm_fingerprint(folder)
@@ -260,27 +270,37 @@ class ReuseFinder:
         if not step.kind.endswith("-train"):
             return Decision(step.id)
         own = step.out_dir.resolve() if step.out_dir.exists() else step.out_dir
-        runs = [r for r in scan_runs(self.dirs, skip_marker=POINTER)
-                if r.task == step.part and r.path != own
-                and r.config.get("model.cell") == step.cell
-                and r.config.get("train.seed") == step.seed]  # fmt: skip
+        runs = [
+            r
+            for r in scan_runs(self.dirs, skip_marker=POINTER)
+            if r.task == step.part
+            and r.path != own
+            and r.config.get("model.cell") == step.cell
+            and r.config.get("train.seed") == step.seed
+        ]
         if not runs:
             return Decision(step.id)
         expected = self._expected(step)
         data = self._data(step)
         ignored = IGNORED[step.part]
         compared = {k: v for k, v in expected.items() if k not in ignored}
-        digest = _hash({"task": step.part, "data": data.fingerprint or data.inputs,
-                        "config": compared})  # fmt: skip
-        scored = [(self._config_diffs(step.part, expected, r)
-                   + self._data_diffs(step.part, r, data), r) for r in runs]  # fmt: skip
+        digest = _hash(
+            {"task": step.part, "data": data.fingerprint or data.inputs, "config": compared}
+        )
+        scored = [
+            (self._config_diffs(step.part, expected, r) + self._data_diffs(step.part, r, data), r)
+            for r in runs
+        ]
         same = [r for diffs, r in scored if not diffs and r.finished]
         if same:
             if _own_files(step.out_dir):
-                why = (f"{step.out_dir} holds files of an earlier training of this step, which "
-                       "goes on there (delete that folder to reuse the run instead)")  # fmt: skip
-                return Decision(step.id, None, digest,
-                                f"{step.id}: not reusing {same[0].path}: {why}")  # fmt: skip
+                why = (
+                    f"{step.out_dir} holds files of an earlier training of this step, which "
+                    "goes on there (delete that folder to reuse the run instead)"
+                )
+                return Decision(
+                    step.id, None, digest, f"{step.id}: not reusing {same[0].path}: {why}"
+                )
             return Decision(step.id, same[0], digest, pending=data.pending)
         diffs, run = min(scored, key=lambda x: (len(x[0]) + (not x[1].finished), str(x[1].path)))
         why = f"differs in {', '.join(diffs)}" if diffs else "same config"
@@ -290,8 +310,7 @@ class ReuseFinder:
 
     def preview(self, steps: Sequence[Step]) -> dict[str, Decision]:
         """Decisions for the training steps of ``steps`` that are not done (for the plan)."""
-        return {s.id: self.decide(s) for s in steps
-                if s.kind.endswith("-train") and not s.done()}  # fmt: skip
+        return {s.id: self.decide(s) for s in steps if s.kind.endswith("-train") and not s.done()}
 
 
 def _own_files(folder: Path) -> list[str]:
@@ -344,12 +363,15 @@ def adopt(step: Step, decision: Decision) -> dict[str, Any]:
             continue
         target = folder / entry.name
         if target.exists() or target.is_symlink():
-            raise G2LSTMError(f"cannot reuse {run.path} for {step.id}: {target} already exists; "
-                              "delete the step folder and run again")  # fmt: skip
+            raise G2LSTMError(
+                f"cannot reuse {run.path} for {step.id}: {target} already exists; "
+                "delete the step folder and run again"
+            )
         linked.append(entry.name)
-        atomic_write_json(folder / POINTER, {"reused_from": str(run.path),
-                                             "config_hash": decision.config_hash,
-                                             "linked": linked})  # fmt: skip
+        atomic_write_json(
+            folder / POINTER,
+            {"reused_from": str(run.path), "config_hash": decision.config_hash, "linked": linked},
+        )
         try:
             target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
         except OSError:  # no symlinks here (some Windows setups): copy instead

@@ -132,8 +132,9 @@ def _config_folders(root: Path, max_depth: int) -> Iterable[Path]:
             stack += [(e, depth + 1) for e in reversed(subs) if e.name not in _NO_DESCEND]
 
 
-def scan_runs(dirs: Sequence[str | Path], *, max_depth: int = 4,
-              skip_marker: str | None = None) -> list[RunFolder]:  # fmt: skip
+def scan_runs(
+    dirs: Sequence[str | Path], *, max_depth: int = 4, skip_marker: str | None = None
+) -> list[RunFolder]:
     """Every LM/MT run folder under ``dirs`` (in path order, each once).
 
     ``skip_marker``: folders holding a file of this name are left out (the links that an
@@ -205,12 +206,16 @@ def prepared_fingerprint(folder: Path) -> dict[str, Any] | None:
     info = _read_json(folder / "prepare.json")
     if info is None:
         return None
-    return {"format_version": info.get("format_version"), "settings": info.get("settings"),
-            "outputs": info.get("outputs")}  # fmt: skip
+    return {
+        "format_version": info.get("format_version"),
+        "settings": info.get("settings"),
+        "outputs": info.get("outputs"),
+    }
 
 
 def prepared_inputs(folder: Path) -> dict[str, str]:
     """``train.de -> sha256`` of the files a prepared folder was made from."""
     info = _read_json(folder / "prepare.json") or {}
-    return {k: v.get("sha256") for k, v in (info.get("inputs") or {}).items()
-            if isinstance(v, dict)}  # fmt: skip
+    return {
+        k: v.get("sha256") for k, v in (info.get("inputs") or {}).items() if isinstance(v, dict)
+    }

@@ -76,17 +76,24 @@ def lm_eval(step: Step, ctx: RunContext) -> dict[str, Any]:
     run = LM.load(Path(trained["run_dir"]), device="cpu")
     evaluator = LM.evaluator(data=data, split="test")  # the run's test batch size and bptt
     out: dict[str, Any] = {
-        "cell": step.cell, "seed": step.seed, "valid_ppl": trained["valid_ppl"],
-        "test_ppl": trained["test_ppl"], "num_parameters": trained["num_parameters"],
-        "compression": {}, "compression_bytes": {},
-    }  # fmt: skip
+        "cell": step.cell,
+        "seed": step.seed,
+        "valid_ppl": trained["valid_ppl"],
+        "test_ppl": trained["test_ppl"],
+        "num_parameters": trained["num_parameters"],
+        "compression": {},
+        "compression_bytes": {},
+    }
     for column, (method, params) in ctx.scale.lm_compression.settings().items():
         model, report = compress(run.model, method, "gates_if", **params)
         out["compression"][column] = evaluator.score(run, model)
-        out["compression_bytes"][column] = {"before": report.bytes_before,
-                                            "after": report.bytes_after}  # fmt: skip
-    out["compression_params"] = {k: {"method": m, **p} for k, (m, p) in
-                                 ctx.scale.lm_compression.settings().items()}  # fmt: skip
+        out["compression_bytes"][column] = {
+            "before": report.bytes_before,
+            "after": report.bytes_after,
+        }
+    out["compression_params"] = {
+        k: {"method": m, **p} for k, (m, p) in ctx.scale.lm_compression.settings().items()
+    }
     return out
 
 
@@ -96,17 +103,30 @@ def lm_analyze(step: Step, ctx: RunContext) -> dict[str, Any]:
     data = dep_marker(step, "data/lm")["data"]
     labels, runs = trained_runs(step, "cpu")
     options = EvalDataOptions(
-        data=data, split="valid", batch_size=_ANALYSIS_BATCH, bptt=_ANALYSIS_BPTT,
-        max_batches=ctx.scale.analysis_batches, eval_tokens=ctx.scale.eval_tokens or None,
-    )  # fmt: skip
+        data=data,
+        split="valid",
+        batch_size=_ANALYSIS_BATCH,
+        bptt=_ANALYSIS_BPTT,
+        max_batches=ctx.scale.analysis_batches,
+        eval_tokens=ctx.scale.eval_tokens or None,
+    )
     inputs = LM.eval_data(runs, options, list(labels))
-    config = AnalysisConfig(seed=step.seed or 0, max_batches=ctx.scale.analysis_batches,
-                            sensitivity=None)  # fmt: skip
+    config = AnalysisConfig(
+        seed=step.seed or 0, max_batches=ctx.scale.analysis_batches, sensitivity=None
+    )
     result = analyze_models(
-        inputs.models, inputs.batches, inputs.forward, step.out_dir,
-        evaluate_fn=inputs.evaluate, metric=inputs.metric, tokens_fn=inputs.tokens,
-        itos=inputs.itos, sentences=inputs.sentences, encode_fn=inputs.encode, config=config,
-    )  # fmt: skip
+        inputs.models,
+        inputs.batches,
+        inputs.forward,
+        step.out_dir,
+        evaluate_fn=inputs.evaluate,
+        metric=inputs.metric,
+        tokens_fn=inputs.tokens,
+        itos=inputs.itos,
+        sentences=inputs.sentences,
+        encode_fn=inputs.encode,
+        config=config,
+    )
     return summarize_analysis(result.results, labels, result.files, first_layer="layer 0")
 
 
@@ -141,8 +161,10 @@ def summarize_analysis(
     if first is None and rows:
         first = next(iter(rows.values()))
     all_layers = rows.get("all layers", first) or {}
-    out: dict[str, Any] = {"cells": {}, "figures": {k: str(v["png"]) for k, v in files.items()
-                                                   if "png" in v}}  # fmt: skip
+    out: dict[str, Any] = {
+        "cells": {},
+        "figures": {k: str(v["png"]) for k, v in files.items() if "png" in v},
+    }
     hard = results.get("hard_gates", {})
     for label, cell in labels.items():
         nb = (near_binary or {}).get(label) or (first or {}).get(label, {})

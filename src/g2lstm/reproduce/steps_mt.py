@@ -34,8 +34,10 @@ __all__ = [
 ]
 
 #: Multi30k/IWSLT split -> file prefix in the source folder.
-SPLIT_PREFIXES = {"multi30k": {"train": "train", "valid": "val", "test": "test2016"},
-                  "iwslt14": {"train": "train", "valid": "valid", "test": "test"}}  # fmt: skip
+SPLIT_PREFIXES = {
+    "multi30k": {"train": "train", "valid": "val", "test": "test2016"},
+    "iwslt14": {"train": "train", "valid": "valid", "test": "test"},
+}
 
 
 def mt_data(step: Step, ctx: RunContext) -> dict[str, Any]:
@@ -59,11 +61,23 @@ def mt_data(step: Step, ctx: RunContext) -> dict[str, Any]:
             sliced[split] = (dst / f"{split}.de", dst / f"{split}.en")
         files = sliced
     prepared = MT.prepare_data(
-        files, step.out_dir / "prepared", src_lang="de", tgt_lang="en", overwrite=True,
-        tokenize=False, lowercase=True, escape=True, max_len=64, bpe_merges=sc.mt_bpe_merges,
-    )  # fmt: skip
-    return {"prepared": str(prepared), "source": str(source), "slice": counts,
-            "dataset": sc.mt_dataset}  # fmt: skip
+        files,
+        step.out_dir / "prepared",
+        src_lang="de",
+        tgt_lang="en",
+        overwrite=True,
+        tokenize=False,
+        lowercase=True,
+        escape=True,
+        max_len=64,
+        bpe_merges=sc.mt_bpe_merges,
+    )
+    return {
+        "prepared": str(prepared),
+        "source": str(source),
+        "slice": counts,
+        "dataset": sc.mt_dataset,
+    }
 
 
 def mt_train_config(step: Step, ctx: RunContext, prepared: str) -> Any:
@@ -94,12 +108,18 @@ def mt_eval(step: Step, ctx: RunContext) -> dict[str, Any]:
     evaluator = MT.evaluator(data=dep_marker(step, "data/mt")["prepared"], split="test")
     base = evaluator.scores(run, run.model)
     out: dict[str, Any] = {
-        "cell": step.cell, "seed": step.seed, "tok_bleu": base["BLEU"],
-        "detok_bleu": base["detok_bleu"], "tok_signature": base["tok_signature"],
-        "detok_signature": base["detok_signature"], "num_sentences": base["num_sentences"],
-        "valid_loss": trained["best_valid_loss"], "num_parameters": trained["num_parameters"],
-        "compression": {}, "compression_detok": {},
-    }  # fmt: skip
+        "cell": step.cell,
+        "seed": step.seed,
+        "tok_bleu": base["BLEU"],
+        "detok_bleu": base["detok_bleu"],
+        "tok_signature": base["tok_signature"],
+        "detok_signature": base["detok_signature"],
+        "num_sentences": base["num_sentences"],
+        "valid_loss": trained["best_valid_loss"],
+        "num_parameters": trained["num_parameters"],
+        "compression": {},
+        "compression_detok": {},
+    }
     for column, (method, params) in ctx.scale.mt_compression.settings().items():
         model, _ = compress(run.model, method, "gates_if", **params)
         bleu = evaluator.scores(run, model)
@@ -113,15 +133,25 @@ def mt_analyze(step: Step, ctx: RunContext) -> dict[str, Any]:
     validation perplexity of the translation models of one seed."""
     labels, runs = trained_runs(step, ctx.device)
     options = EvalDataOptions(
-        data=dep_marker(step, "data/mt")["prepared"], split="valid",
-        max_batches=ctx.scale.analysis_batches, metric="perplexity", device=ctx.device,
-    )  # fmt: skip
+        data=dep_marker(step, "data/mt")["prepared"],
+        split="valid",
+        max_batches=ctx.scale.analysis_batches,
+        metric="perplexity",
+        device=ctx.device,
+    )
     inputs = MT.eval_data(runs, options, list(labels))
-    config = AnalysisConfig(seed=step.seed or 0, max_batches=ctx.scale.analysis_batches,
-                            sensitivity=None)  # fmt: skip
-    result = analyze_models(inputs.models, inputs.batches, inputs.forward, step.out_dir,
-                            evaluate_fn=inputs.evaluate, metric=inputs.metric,
-                            config=config)  # fmt: skip
+    config = AnalysisConfig(
+        seed=step.seed or 0, max_batches=ctx.scale.analysis_batches, sensitivity=None
+    )
+    result = analyze_models(
+        inputs.models,
+        inputs.batches,
+        inputs.forward,
+        step.out_dir,
+        evaluate_fn=inputs.evaluate,
+        metric=inputs.metric,
+        config=config,
+    )
     stats = json.loads((step.out_dir / "gate_stats.json").read_text(encoding="utf-8"))
     decoder: dict[str, dict[str, float]] = {}
     for label, d in stats.items():

@@ -182,8 +182,10 @@ class LMTask(Task):
 
     def recognizes_config(self, data: Mapping[str, Any]) -> bool:
         train = data.get("train")
-        return "data" in data and "decode" not in data and not (
-            isinstance(train, Mapping) and "data" in train
+        return (
+            "data" in data
+            and "decode" not in data
+            and not (isinstance(train, Mapping) and "data" in train)
         )
 
     def preset_config(self, preset: str, overrides: Mapping[str, Any] | None = None) -> RunConfig:
@@ -211,14 +213,29 @@ class LMTask(Task):
         report: dict[str, Any] | None = None,
     ) -> LoadedRun:
         vocab = Vocabulary.from_dict(file_config["vocab"])
-        return LoadedRun(path, self, model, config, config.model.cell, config.train.seed,
-                         config.model.nhid, file_config, vocab, vocab, report)  # fmt: skip
+        return LoadedRun(
+            path,
+            self,
+            model,
+            config,
+            config.model.cell,
+            config.train.seed,
+            config.model.nhid,
+            file_config,
+            vocab,
+            vocab,
+            report,
+        )
 
     def load(self, path: str | os.PathLike[str], device: str = "cpu") -> LoadedRun:
         lm = load_model(path, map_location=device)
         ckpt = Path(lm.checkpoint.path)
-        file_config = {"kind": self.checkpoint_kind, "config": lm.config.to_dict(),
-                       "vocab": lm.vocab.to_dict(), "source": str(ckpt)}  # fmt: skip
+        file_config = {
+            "kind": self.checkpoint_kind,
+            "config": lm.config.to_dict(),
+            "vocab": lm.vocab.to_dict(),
+            "source": str(ckpt),
+        }
         return self.loaded(ckpt, lm.model, lm.config, file_config)
 
     def finetune_recipe(
@@ -237,8 +254,15 @@ class LMTask(Task):
                 return torch.optim.Adam(params, lr=lr, weight_decay=o.wdecay)
             return torch.optim.SGD(params, lr=lr, weight_decay=o.wdecay)
 
-        return FinetuneRecipe(step_loss, o.lr / 10, o.clip, run.config.train.seed, optimizer,
-                              step_loss.num_batches, step_loss.description)  # fmt: skip
+        return FinetuneRecipe(
+            step_loss,
+            o.lr / 10,
+            o.clip,
+            run.config.train.seed,
+            optimizer,
+            step_loss.num_batches,
+            step_loss.description,
+        )
 
     def eval_data(
         self, runs: Sequence[LoadedRun], options: EvalDataOptions, labels: Sequence[str]
@@ -252,13 +276,22 @@ class LMTask(Task):
         ids = corpus[options.split]
         eval_ids = ids[: options.eval_tokens] if options.eval_tokens else ids
         bs, bptt = options.batch_size or 10, options.bptt
-        adapter = LMAdapter.from_vocab(corpus.vocab, eval_ids, batch_size=bs, bptt=bptt,
-                                       device=options.device)  # fmt: skip
+        adapter = LMAdapter.from_vocab(
+            corpus.vocab, eval_ids, batch_size=bs, bptt=bptt, device=options.device
+        )
         batches = lm_batches(ids, bs, bptt, options.max_batches, options.device)
         sentences = DEFAULT_SENTENCES if options.sentences is None else options.sentences
         return EvalData(
-            {label: run.model for label, run in zip(labels, runs)}, batches, lm_forward,
-            adapter.evaluate, "perplexity", False, options.layer or 0,
-            f"{data}/{options.split}, {len(batches)} segments of {bs}x{bptt}", lm_tokens,
-            adapter.itos, sentences, adapter.encode,
-        )  # fmt: skip
+            {label: run.model for label, run in zip(labels, runs)},
+            batches,
+            lm_forward,
+            adapter.evaluate,
+            "perplexity",
+            False,
+            options.layer or 0,
+            f"{data}/{options.split}, {len(batches)} segments of {bs}x{bptt}",
+            lm_tokens,
+            adapter.itos,
+            sentences,
+            adapter.encode,
+        )

@@ -90,8 +90,9 @@ class LMAdapter:
         if vocab.eos_id is None:
             raise DataError("the vocabulary has no <eos>; it is not a word-LM vocabulary")
         itos = list(vocab)
-        return cls(itos, {t: i for i, t in enumerate(itos)}, vocab.unk_id, vocab.eos_id,
-                   eval_ids, **kw)  # fmt: skip
+        return cls(
+            itos, {t: i for i, t in enumerate(itos)}, vocab.unk_id, vocab.eos_id, eval_ids, **kw
+        )
 
     def encode(self, sentence: str) -> tuple[list[str], Batch]:
         """``(tokens, (input (T, 1), target (T, 1)))`` for one whitespace-split sentence.

@@ -101,9 +101,13 @@ class MTEvaluator(Evaluator):
         """Tokenised BLEU (``BLEU``), detokenised sacreBLEU, their signatures and the number of
         sentences."""
         bleu = self._evaluate(run, model).bleu
-        return {"BLEU": bleu.tok_bleu, "detok_bleu": bleu.detok_bleu,
-                "tok_signature": bleu.tok_signature, "detok_signature": bleu.detok_signature,
-                "num_sentences": bleu.num_sentences}  # fmt: skip
+        return {
+            "BLEU": bleu.tok_bleu,
+            "detok_bleu": bleu.detok_bleu,
+            "tok_signature": bleu.tok_signature,
+            "detok_signature": bleu.detok_signature,
+            "num_sentences": bleu.num_sentences,
+        }
 
     def describe(self) -> str:
         limit = f", first {self.limit} sentences" if self.limit else ""
@@ -250,21 +254,40 @@ class MTTask(Task):
     ) -> LoadedRun:
         data = file_config["data"]
         src_vocab, tgt_vocab = vocabs_from_meta(data)
-        translator = Translator(cast(Seq2Seq, model), src_vocab, tgt_vocab,
-                                PrepareConfig(**data["prepare"]), config.decode,
-                                bpe_from_meta(data))  # fmt: skip
+        translator = Translator(
+            cast(Seq2Seq, model),
+            src_vocab,
+            tgt_vocab,
+            PrepareConfig(**data["prepare"]),
+            config.decode,
+            bpe_from_meta(data),
+        )
         translator.checkpoint = path
         translator.meta = {"config": file_config["config"], "data": data}
-        return LoadedRun(path, self, model, config, config.model.cell, config.train.seed,
-                         config.model.hidden, file_config, (src_vocab, tgt_vocab), translator,
-                         report)  # fmt: skip
+        return LoadedRun(
+            path,
+            self,
+            model,
+            config,
+            config.model.cell,
+            config.train.seed,
+            config.model.hidden,
+            file_config,
+            (src_vocab, tgt_vocab),
+            translator,
+            report,
+        )
 
     def load(self, path: str | os.PathLike[str], device: str = "cpu") -> LoadedRun:
         tr = load_translator(path, device=device)
         ckpt = Path(tr.checkpoint or path)
         config = MTConfig.from_dict(tr.meta["config"])
-        file_config = {"kind": self.checkpoint_kind, "config": config.to_dict(),
-                       "data": tr.meta["data"], "source": str(ckpt)}  # fmt: skip
+        file_config = {
+            "kind": self.checkpoint_kind,
+            "config": config.to_dict(),
+            "data": tr.meta["data"],
+            "source": str(ckpt),
+        }
         run = self.loaded(ckpt, tr.model, config, file_config)
         run.extra = tr  # keeps the checkpoint's own metadata (and its decode settings)
         return run
@@ -282,9 +305,15 @@ class MTTask(Task):
         def optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
             return build_optimizer(model, replace(cfg, optim=replace(cfg.optim, lr=lr)))
 
-        return FinetuneRecipe(step_loss, cfg.optim.effective_lr / 10, cfg.optim.clip,
-                              cfg.train.seed, optimizer, step_loss.num_batches,
-                              step_loss.description)  # fmt: skip
+        return FinetuneRecipe(
+            step_loss,
+            cfg.optim.effective_lr / 10,
+            cfg.optim.clip,
+            cfg.train.seed,
+            optimizer,
+            step_loss.num_batches,
+            step_loss.description,
+        )
 
     def eval_data(
         self, runs: Sequence[LoadedRun], options: EvalDataOptions, labels: Sequence[str]
@@ -330,8 +359,17 @@ class MTTask(Task):
             raise ConfigError(f"metric={options.metric!r}: expected one of {sorted(metrics)}")
         metric = options.metric or "BLEU"
         evaluate, higher_is_better = metrics[metric]
-        out = EvalData(models, adapter.batches, adapter.forward, evaluate, metric,
-                       higher_is_better, layer, what, summary_layer=decoder)  # fmt: skip
+        out = EvalData(
+            models,
+            adapter.batches,
+            adapter.forward,
+            evaluate,
+            metric,
+            higher_is_better,
+            layer,
+            what,
+            summary_layer=decoder,
+        )
         if side == "target" and any(run.config.model.input_feeding for run in runs):
             out.notes.append(
                 "input feeding runs the decoder one step per call, so token classes and "

@@ -205,8 +205,9 @@ class MTAdapter:
         """Mean teacher-forced cross-entropy of ``batch`` (padding excluded)."""
         src, src_len, tgt_in, tgt_out = batch
         logits = model(src, src_len, tgt_in)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1),
-                               ignore_index=self.pad)  # fmt: skip
+        return F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1), ignore_index=self.pad
+        )
 
     def tokens(self, batch: Batch) -> Tensor:
         """``(T, B)`` ids into :attr:`itos` of the followed side: ``src`` (S, B) for the
