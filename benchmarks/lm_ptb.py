@@ -31,12 +31,40 @@ def run_one(out: Path, cell: str, seed: int, args: argparse.Namespace) -> dict:
     run = out / f"{cell}-seed{seed}"
     if (run / "results.json").is_file():
         return json.loads((run / "results.json").read_text())
-    cmd = [sys.executable, "-m", "g2lstm.cli", "lm", "train", "--preset", args.preset,
-           "--cell", cell, "--seed", str(seed), "--data", args.data, "--out", str(run),
-           "--threads", "1", "--no-progress"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "g2lstm.cli",
+        "lm",
+        "train",
+        "--preset",
+        args.preset,
+        "--cell",
+        cell,
+        "--seed",
+        str(seed),
+        "--data",
+        args.data,
+        "--out",
+        str(run),
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     if (run / "checkpoints" / "last.json").is_file():
-        cmd = [sys.executable, "-m", "g2lstm.cli", "lm", "train", "--out", str(run), "--resume",
-               "--threads", "1", "--no-progress"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "g2lstm.cli",
+            "lm",
+            "train",
+            "--out",
+            str(run),
+            "--resume",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     run.mkdir(parents=True, exist_ok=True)
     with open(run / "train.log", "a", encoding="utf-8") as log:
@@ -60,8 +88,11 @@ def _ms(values: list[float], fmt: str = ".1f") -> str:
 def summarize(out: Path, seeds: list[int]) -> str:
     rows, raw = [], {}
     for cell in CELLS:
-        res = [json.loads(p.read_text()) for s in seeds
-               if (p := out / f"{cell}-seed{s}" / "results.json").is_file()]  # fmt: skip
+        res = [
+            json.loads(p.read_text())
+            for s in seeds
+            if (p := out / f"{cell}-seed{s}" / "results.json").is_file()
+        ]
         raw[cell] = res
         rows.append(
             f"| {cell} | {len(res)} | {_ms([r['valid_ppl'] for r in res])} | "
@@ -70,10 +101,15 @@ def summarize(out: Path, seeds: list[int]) -> str:
         )
     tput = {c: statistics.mean([r["tokens_per_s"] for r in raw[c]]) for c in CELLS if raw[c]}
     ratio = f"{tput['g2'] / tput['lstm']:.2f}" if "g2" in tput and "lstm" in tput else "-"
-    table = "\n".join([
-        "| cell | runs | valid ppl | test ppl | wall time (min) | train tokens/s |",
-        "|---|---|---|---|---|---|", *rows, "", f"G2 / LSTM training throughput: {ratio}",
-    ])  # fmt: skip
+    table = "\n".join(
+        [
+            "| cell | runs | valid ppl | test ppl | wall time (min) | train tokens/s |",
+            "|---|---|---|---|---|---|",
+            *rows,
+            "",
+            f"G2 / LSTM training throughput: {ratio}",
+        ]
+    )
     (out / "summary.md").write_text(table + "\n", encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(raw, indent=1), encoding="utf-8")
     return table

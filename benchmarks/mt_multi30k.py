@@ -80,8 +80,11 @@ def _read(path: Path) -> dict | None:
 
 def _finished(run: Path) -> bool:
     result = _read(run / "result.json")
-    return bool(result) and result["stopped"] != "interrupted" and (
-        run / "eval-test2016.json").is_file()  # fmt: skip
+    return (
+        bool(result)
+        and result["stopped"] != "interrupted"
+        and (run / "eval-test2016.json").is_file()
+    )
 
 
 def _start_from(earlier: Path, run: Path) -> None:
@@ -90,8 +93,10 @@ def _start_from(earlier: Path, run: Path) -> None:
     exact and the learning-rate schedules do not depend on the epoch budget, so this equals
     training ``run`` from scratch (same config and seed), minus the repeated epochs."""
     if not _finished(earlier):
-        sys.exit(f"--continue-from: {earlier} is not a finished run (no result.json with a test "
-                 "evaluation); finish it first or drop --continue-from")  # fmt: skip
+        sys.exit(
+            f"--continue-from: {earlier} is not a finished run (no result.json with a test "
+            "evaluation); finish it first or drop --continue-from"
+        )
     print(f"{run}: starting from {earlier}", flush=True)
     skip = shutil.ignore_patterns("result.json", "eval-*.json", ".g2lstm.lock")
     shutil.copytree(earlier, run, ignore=skip, dirs_exist_ok=True)
@@ -115,16 +120,31 @@ def cmd_run(args: argparse.Namespace) -> None:
             bench = _read(bench_file) or {"recipe": args.preset, "wall_seconds": 0.0}
             if bench["recipe"] != args.preset:
                 was = bench["recipe"]
-                sys.exit(f"{run} was trained with --preset {was}, not {args.preset}: pass "
-                         f"--preset {was} or another --out")  # fmt: skip
+                sys.exit(
+                    f"{run} was trained with --preset {was}, not {args.preset}: pass "
+                    f"--preset {was} or another --out"
+                )
             run.mkdir(parents=True, exist_ok=True)
             start = time.perf_counter()
             if (run / "checkpoints").is_dir():  # interrupted earlier: continue exactly
                 _g2lstm("mt", "train", "--out", str(run), "--resume", *budget)
             else:
                 bench_file.write_text(json.dumps(bench) + "\n")
-                _g2lstm("mt", "train", "--preset", args.preset, "--data", str(prep), "--out",
-                        str(run), "--cell", cell, "--seed", str(seed), *budget)  # fmt: skip
+                _g2lstm(
+                    "mt",
+                    "train",
+                    "--preset",
+                    args.preset,
+                    "--data",
+                    str(prep),
+                    "--out",
+                    str(run),
+                    "--cell",
+                    cell,
+                    "--seed",
+                    str(seed),
+                    *budget,
+                )
             bench["wall_seconds"] += time.perf_counter() - start
             bench_file.write_text(json.dumps(bench) + "\n")
             _g2lstm("mt", "eval", str(run), "--split", "test2016", "--threads", str(args.threads))
@@ -159,16 +179,23 @@ def _row(run: Path) -> dict | None:
     cell, seed = run.name.rsplit("-seed", 1)
     per_epoch = _epoch_minutes(run)
     return {
-        "cell": cell, "seed": int(seed), "recipe": bench.get("recipe", "iwslt"),
-        "epochs": result["epoch"], "updates": result["step"],
-        "minutes": result["train_seconds"] / 60, "wall_minutes": wall and wall / 60,
+        "cell": cell,
+        "seed": int(seed),
+        "recipe": bench.get("recipe", "iwslt"),
+        "epochs": result["epoch"],
+        "updates": result["step"],
+        "minutes": result["train_seconds"] / 60,
+        "wall_minutes": wall and wall / 60,
         "minutes_per_epoch": per_epoch and statistics.mean(per_epoch),
         "best_valid_ppl": math.exp(result["best_valid_loss"]),
-        "bleu_tok": test["tok_bleu"], "sacrebleu": test["detok_bleu"],
-        "bleu_tok_signature": test["tok_signature"], "sacrebleu_signature": test["detok_signature"],
+        "bleu_tok": test["tok_bleu"],
+        "sacrebleu": test["detok_bleu"],
+        "bleu_tok_signature": test["tok_signature"],
+        "sacrebleu_signature": test["detok_signature"],
         "eval_temperature": test.get("eval_temperature", "divide"),
-        "decode_sentences_per_s": test["sentences_per_second"], "run": str(run),
-    }  # fmt: skip
+        "decode_sentences_per_s": test["sentences_per_second"],
+        "run": str(run),
+    }
 
 
 def _state(run: Path) -> str:
@@ -231,8 +258,10 @@ def cmd_report(args: argparse.Namespace) -> None:
                 f"sacreBLEU mean {_mean_sd(sac)}"
             )
     if rows:
-        lines.append(f"\ntokenised BLEU: `{rows[0]['bleu_tok_signature']}`; sacreBLEU: "
-                     f"`{rows[0]['sacrebleu_signature']}`")  # fmt: skip
+        lines.append(
+            f"\ntokenised BLEU: `{rows[0]['bleu_tok_signature']}`; sacreBLEU: "
+            f"`{rows[0]['sacrebleu_signature']}`"
+        )
     pending = [f"- {run.name}: {_state(run)}" for run in runs if not _finished(run)]
     if pending:
         lines += ["", "Not finished:", *pending]
@@ -257,8 +286,14 @@ def cmd_speed(args: argparse.Namespace) -> None:
     prep_dir = prepare(out, _data_dir(args.data_dir))
     prepared = load_prepared(prep_dir)
     for cell in args.cells:
-        cfg = load_config(args.preset, overrides=[f"train.data={prep_dir}", f"model.cell={cell}",
-                                              f"train.threads={args.threads}"])  # fmt: skip
+        cfg = load_config(
+            args.preset,
+            overrides=[
+                f"train.data={prep_dir}",
+                f"model.cell={cell}",
+                f"train.threads={args.threads}",
+            ],
+        )
         tr = _Trainer(cfg, prepared, torch.device("cpu"))
         batches = tr.sampler.batches(0)
         guard = NonFiniteGuard()
@@ -273,17 +308,28 @@ def cmd_speed(args: argparse.Namespace) -> None:
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         per_update = wall / args.updates
         epoch_s = per_update * len(batches)
-        translator = Translator(tr.model, prepared.src_vocab, prepared.tgt_vocab,
-                                prepared.config, cfg.decode, prepared.bpe())  # fmt: skip
+        translator = Translator(
+            tr.model,
+            prepared.src_vocab,
+            prepared.tgt_vocab,
+            prepared.config,
+            cfg.decode,
+            prepared.bpe(),
+        )
         dec = evaluate_split(translator, "test", prepared, limit=args.decode_sentences)
         record = {
-            "cell": cell, "threads": args.threads, "updates": args.updates,
-            "batches_per_epoch": len(batches), "sec_per_update_wall": per_update,
-            "sec_per_update_cpu": cpu / args.updates, "train_sentences_per_s": sents / wall,
-            "train_target_tokens_per_s": toks / wall, "epoch_minutes_extrapolated": epoch_s / 60,
+            "cell": cell,
+            "threads": args.threads,
+            "updates": args.updates,
+            "batches_per_epoch": len(batches),
+            "sec_per_update_wall": per_update,
+            "sec_per_update_cpu": cpu / args.updates,
+            "train_sentences_per_s": sents / wall,
+            "train_target_tokens_per_s": toks / wall,
+            "epoch_minutes_extrapolated": epoch_s / 60,
             "epochs_in_60_min": 3600 / epoch_s,
             "decode_sentences_per_s_beam5": dec.output.sentences_per_second,
-        }  # fmt: skip
+        }
         print(json.dumps(record), flush=True)
         with open(out / "speed.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -293,9 +339,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/mt_multi30k", help="benchmark folder")
     parser.add_argument("--data-dir", help="folder holding multi30k/ (default: $G2LSTM_DATA)")
-    parser.add_argument("--results", default=str(RESULTS),
-                        help="JSON list of the finished runs' numbers (written by run and "
-                        "report; default benchmarks/results/mt_multi30k.json)")  # fmt: skip
+    parser.add_argument(
+        "--results",
+        default=str(RESULTS),
+        help="JSON list of the finished runs' numbers (written by run and "
+        "report; default benchmarks/results/mt_multi30k.json)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train and evaluate every (cell, seed)")
     run.add_argument("--preset", default="multi30k", help="mt train --preset (the recipe)")

@@ -52,9 +52,23 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     if run is None:
         run = args.out / "g2-tiny"
         if not (run / "results.json").is_file():
-            status = g2lstm(["lm", "train", "--preset", "tiny", "--cell", "g2", "--data",
-                             args.data, "--out", str(run), "--threads", "1",
-                             "--no-progress"])  # fmt: skip
+            status = g2lstm(
+                [
+                    "lm",
+                    "train",
+                    "--preset",
+                    "tiny",
+                    "--cell",
+                    "g2",
+                    "--data",
+                    args.data,
+                    "--out",
+                    str(run),
+                    "--threads",
+                    "1",
+                    "--no-progress",
+                ]
+            )
             if status != 0:
                 raise SystemExit(f"training failed with status {status}")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -62,8 +76,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     settings = {"svd": ["--rank", str(args.rank)], "quant": ["--bits", str(args.bits)]}
     for method, flags in settings.items():
         file = args.out / f"{method}.safetensors"
-        report = run_json("compress", str(run), "--method", method, *flags, "-o", str(file),
-                          "--force")  # fmt: skip
+        report = run_json(
+            "compress", str(run), "--method", method, *flags, "-o", str(file), "--force"
+        )
         result = run_json("lm", "eval", str(file))  # the file, as it is on disk
         rows.append(
             {

@@ -95,8 +95,10 @@ def text_histogram(values: torch.Tensor, bins: int = 10, width: int = 40) -> str
     share = counts / counts.sum()
     rows = []
     for k, s in enumerate(share.tolist()):
-        rows.append(f"  [{k / bins:.1f}, {(k + 1) / bins:.1f}) {'#' * round(s * width):<{width}} "
-                    f"{100 * s:5.1f}%")  # fmt: skip
+        rows.append(
+            f"  [{k / bins:.1f}, {(k + 1) / bins:.1f}) {'#' * round(s * width):<{width}} "
+            f"{100 * s:5.1f}%"
+        )
     return "\n".join(rows)
 
 
@@ -125,9 +127,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
             "seconds": time.perf_counter() - t0,
         }
         r = results[name]
-        print(f"{name:8s} accuracy {100 * acc:5.1f}% | gates near 0/1: input "
-              f"{100 * r['input_near_0_or_1']:5.1f}%, forget {100 * r['forget_near_0_or_1']:5.1f}%"
-              f" | {r['seconds']:.1f}s")  # fmt: skip
+        print(
+            f"{name:8s} accuracy {100 * acc:5.1f}% | gates near 0/1: input "
+            f"{100 * r['input_near_0_or_1']:5.1f}%, forget {100 * r['forget_near_0_or_1']:5.1f}%"
+            f" | {r['seconds']:.1f}s"
+        )
     for name, g in gates.items():
         print(f"\nforget gate values, {name}:\n{text_histogram(g['forget'])}")
     if args.plot:
@@ -138,8 +142,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
 
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for name, g in gates.items():
-            ax.hist(g["forget"].numpy(), bins=20, range=(0, 1), alpha=0.6, density=True,
-                    label=f"{name} ({100 * near_binary(g['forget']):.0f}% near 0/1)")  # fmt: skip
+            ax.hist(
+                g["forget"].numpy(),
+                bins=20,
+                range=(0, 1),
+                alpha=0.6,
+                density=True,
+                label=f"{name} ({100 * near_binary(g['forget']):.0f}% near 0/1)",
+            )
         ax.set_xlabel("forget gate value")
         ax.set_ylabel("density")
         ax.legend()

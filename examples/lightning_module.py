@@ -28,13 +28,19 @@ from g2lstm import G2LSTM, GateRecorder
 class CharLM(pl.LightningModule):
     """Embedding -> G2LSTM -> linear over characters; batches are ``(N, T + 1)`` ids."""
 
-    def __init__(self, vocab_size: int, hidden: int = 128, layers: int = 1, lr: float = 3e-3,
-                 tau: float = 0.9, noise_p: float = 0.2) -> None:  # fmt: skip
+    def __init__(
+        self,
+        vocab_size: int,
+        hidden: int = 128,
+        layers: int = 1,
+        lr: float = 3e-3,
+        tau: float = 0.9,
+        noise_p: float = 0.2,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.embed = nn.Embedding(vocab_size, 32)
-        self.rnn = G2LSTM(32, hidden, num_layers=layers, batch_first=True,
-                          tau=tau, noise_p=noise_p)  # fmt: skip
+        self.rnn = G2LSTM(32, hidden, num_layers=layers, batch_first=True, tau=tau, noise_p=noise_p)
         self.head = nn.Linear(hidden, vocab_size)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -90,11 +96,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     pl.seed_everything(0, verbose=False)
     train, valid, vocab = char_data(args.text.read_text(encoding="utf-8"), args.seq_len)
     model = CharLM(vocab)
-    trainer = pl.Trainer(max_epochs=args.epochs, fast_dev_run=args.fast_dev_run,
-                         accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_model_summary=False, enable_progress_bar=False)  # fmt: skip
-    trainer.fit(model, DataLoader(train, args.batch_size, shuffle=True),
-                DataLoader(valid, args.batch_size))  # fmt: skip
+    trainer = pl.Trainer(
+        max_epochs=args.epochs,
+        fast_dev_run=args.fast_dev_run,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
+    trainer.fit(
+        model, DataLoader(train, args.batch_size, shuffle=True), DataLoader(valid, args.batch_size)
+    )
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     print(" | ".join(f"{k} {v:.3f}" for k, v in sorted(metrics.items())))
     return metrics

@@ -53,10 +53,21 @@ def page_images(root: Path, page: str, timeout: float = 120.0) -> tuple[str, lis
         try:
             url = f"http://127.0.0.1:{server.server_address[1]}/_harness.html"
             proc = subprocess.run(
-                [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--virtual-time-budget=20000", "--dump-dom", url],
-                capture_output=True, text=True, timeout=timeout, check=False,
-            )  # fmt: skip
+                [
+                    exe,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--virtual-time-budget=20000",
+                    "--dump-dom",
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
         finally:
             server.shutdown()
     found = re.search(r'<pre id="out">(.*?)</pre>', proc.stdout, flags=re.S)

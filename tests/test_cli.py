@@ -12,10 +12,12 @@ from g2lstm.cli import main
     [
         (["--bogus"], "g2lstm: error: unrecognized arguments: --bogus; see 'g2lstm --help'"),
         (["nope"], "g2lstm: error: argument COMMAND: invalid choice"),
-        (["lm", "train", "--preset", "huge", "--out", "x"],
-         "g2lstm: error: lm train: argument --preset: invalid choice"),
+        (
+            ["lm", "train", "--preset", "huge", "--out", "x"],
+            "g2lstm: error: lm train: argument --preset: invalid choice",
+        ),
     ],
-)  # fmt: skip
+)
 def test_usage_error_is_one_line_without_a_doubled_prefix(
     argv: list[str], where: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

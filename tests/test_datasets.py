@@ -386,8 +386,12 @@ def test_shared_data_resolves_without_download() -> None:
 
 def _bomb_spec(url: str, archive: str, max_bytes: int) -> DatasetSpec:
     members = tuple((f"toy/toy.{s}.txt", f"{s}.txt") for s in TEXTS)
-    return DatasetSpec("bomb", "lm", (RemoteFile(url, None, members, archive),),  # type: ignore[arg-type]
-                       max_bytes=max_bytes)  # fmt: skip
+    return DatasetSpec(
+        "bomb",
+        "lm",
+        (RemoteFile(url, None, members, archive),),  # type: ignore[arg-type]
+        max_bytes=max_bytes,
+    )
 
 
 @pytest.mark.parametrize("archive", ["zip", "tar"])
@@ -409,8 +413,11 @@ def test_archive_that_expands_past_the_cap_is_refused(
     assert len(body) < 100_000  # compresses ~50x: a small bomb
     url = server.add(f"/bomb.{archive}", body)
     reg = {"bomb": _bomb_spec(url, archive, max_bytes=2 << 20)}
-    with pytest.raises(LimitError, match=r"unpacking bomb exceeds the cap of 2,097,152 bytes.*"
-                       r"G2LSTM_MAX_DOWNLOAD_BYTES"):  # fmt: skip
+    with pytest.raises(
+        LimitError,
+        match=r"unpacking bomb exceeds the cap of 2,097,152 bytes.*"
+        r"G2LSTM_MAX_DOWNLOAD_BYTES",
+    ):
         resolve_dataset("bomb", tmp_path / "d", progress=False, registry=reg)
     assert leftovers(tmp_path / "d") == []  # nothing kept: no staging folder, no partial file
     monkeypatch.setenv("G2LSTM_MAX_DOWNLOAD_BYTES", str(8 << 20))

@@ -37,8 +37,11 @@ def test_sdist_has_every_tracked_file() -> None:
         pytest.skip("not a git checkout: check-manifest compares the sdist with git's files")
     proc = subprocess.run(
         [sys.executable, "-m", "check_manifest", "--no-build-isolation", str(ROOT)],
-        capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -64,8 +67,12 @@ SMOKE = textwrap.dedent("""
 def test_wheel_in_a_clean_venv_with_torch_only(tmp_path: Path) -> None:
     pytest.importorskip("build", reason="build (test extra) is not installed")
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(dist),
-                    str(ROOT)], check=True, capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "-o", str(dist), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     (wheel,) = dist.glob("g2lstm-*.whl")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
@@ -73,15 +80,41 @@ def test_wheel_in_a_clean_venv_with_torch_only(tmp_path: Path) -> None:
     # no PYTHONPATH: pip runs inside the new venv and must not see a source checkout
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # torch==2.13.0 from the local wheel / pip cache (the CPU build), then the wheel alone
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--quiet",
-                    f"torch=={_torch_version()}", str(wheel)], check=True, env=env,
-                   timeout=900)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "--quiet",
+            f"torch=={_torch_version()}",
+            str(wheel),
+        ],
+        check=True,
+        env=env,
+        timeout=900,
+    )
     env["G2LSTM_CPU_KERNEL"] = "0"  # no ninja in this venv: the ATen step, without a notice
-    out = subprocess.run([str(py), "-c", SMOKE], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=600, check=False)  # fmt: skip
+    out = subprocess.run(
+        [str(py), "-c", SMOKE],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
     assert out.returncode == 0 and "smoke ok" in out.stdout, out.stdout + out.stderr
-    cli = subprocess.run([str(env_dir / "bin" / "g2lstm"), "--version"], capture_output=True,
-                         text=True, env=env, timeout=300, check=False)  # fmt: skip
+    cli = subprocess.run(
+        [str(env_dir / "bin" / "g2lstm"), "--version"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert cli.returncode == 0 and cli.stdout.startswith("g2lstm "), cli.stdout + cli.stderr
 
 

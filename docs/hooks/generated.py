@@ -101,8 +101,9 @@ def _generated(files: Files, path: str, content: str | bytes, config: object) ->
 def on_config(config: dict) -> dict:
     """Put one nav entry per results section under "Results"."""
     pages = [{"Overview": "results/index.md"}]
-    pages += [{title.replace("`", ""): f"results/{slug}.md"} for slug, title, _ in
-              result_sections()]  # fmt: skip
+    pages += [
+        {title.replace("`", ""): f"results/{slug}.md"} for slug, title, _ in result_sections()
+    ]
     for i, item in enumerate(config["nav"] or []):
         if isinstance(item, dict) and item.get("Results") == "results/index.md":
             config["nav"][i] = {"Results": pages}

@@ -59,11 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"g2lstm {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument(
-        "--progress-every", type=float, metavar="SECONDS",
+        "--progress-every",
+        type=float,
+        metavar="SECONDS",
         help="when stderr is not a terminal, print a progress line (step, epoch, loss/ppl, "
         "tokens/s, ETA) every SECONDS; 0 turns them off (default: $G2LSTM_PROGRESS_EVERY, "
         "else 30)",
-    )  # fmt: skip
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_ in COMMANDS:
         try:
@@ -124,9 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # a size that passed every cap but not the machine: one line, not a traceback
         if args.debug or not _out_of_memory(e):
             raise
-        print(f"g2lstm: error: out of memory ({_one_line(e)[:200] or type(e).__name__}); use "
-              "smaller sizes (model, --batch-size, --beam) or a machine with more memory",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"g2lstm: error: out of memory ({_one_line(e)[:200] or type(e).__name__}); use "
+            "smaller sizes (model, --batch-size, --beam) or a machine with more memory",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -119,8 +119,12 @@ def check_buildable(
     with torch.device("meta"):
         probe = factory()
     count = sum(p.numel() for p in probe.parameters())
-    check_limit(count, max_parameters(), f"the parameter count of the model in {source}",
-                f"set {ENV_MAX_PARAMETERS} to a larger count")  # fmt: skip
+    check_limit(
+        count,
+        max_parameters(),
+        f"the parameter count of the model in {source}",
+        f"set {ENV_MAX_PARAMETERS} to a larger count",
+    )
     if stored is not None:
         shapes = {name: _MetaShape(_shape_of(value)) for name, value in stored.items()}
         check_state_dict_compat(probe, shapes, source)  # type: ignore[arg-type]

@@ -48,10 +48,12 @@ def lm_forward(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> to
 def make_batches(n: int = 3, steps: int = 6, width: int = 2, seed: int = 3) -> list:
     g = torch.Generator().manual_seed(seed)
     return [
-        (torch.randint(0, VOCAB, (steps, width), generator=g),
-         torch.randint(0, VOCAB, (steps, width), generator=g))
+        (
+            torch.randint(0, VOCAB, (steps, width), generator=g),
+            torch.randint(0, VOCAB, (steps, width), generator=g),
+        )
         for _ in range(n)
-    ]  # fmt: skip
+    ]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -133,11 +135,21 @@ def make_mt_runs(root: Path, cells: tuple[str, ...] = ("g2", "lstm")) -> dict[st
     prepare_dataset(raw, prep, "de", "en", tokenize=False, bpe_merges=25)
     out: dict[str, Path] = {"data": prep}
     for cell in cells:
-        cfg = load_config("tiny", overrides=[
-            f"train.data={prep}", f"model.cell={cell}", "model.layers=2", "model.emb=16",
-            "model.hidden=16", "train.valid_bleu=false", "train.max_tokens=300",
-            "train.max_updates=12", "train.epochs=1", "decode.beam=1",
-        ])  # fmt: skip
+        cfg = load_config(
+            "tiny",
+            overrides=[
+                f"train.data={prep}",
+                f"model.cell={cell}",
+                "model.layers=2",
+                "model.emb=16",
+                "model.hidden=16",
+                "train.valid_bleu=false",
+                "train.max_tokens=300",
+                "train.max_updates=12",
+                "train.epochs=1",
+                "decode.beam=1",
+            ],
+        )
         train(cfg, root / cell, show_progress=False)
         out[cell] = root / cell
     return out
@@ -165,8 +177,16 @@ def make_lm_runs(root: Path, cells: tuple[str, ...] = ("g2", "lstm")) -> dict[st
         (data / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = {"data": data}
     for cell in cells:
-        cfg = preset_config("tiny", {"data": str(data), "model.cell": cell, "train.epochs": 1,
-                                     "train.progress": False, "train.threads": 1})  # fmt: skip
+        cfg = preset_config(
+            "tiny",
+            {
+                "data": str(data),
+                "model.cell": cell,
+                "train.epochs": 1,
+                "train.progress": False,
+                "train.threads": 1,
+            },
+        )
         train(cfg, root / cell)
         out[cell] = root / cell
     return out

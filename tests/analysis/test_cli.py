@@ -24,7 +24,7 @@ def test_parser_defaults() -> None:
 
 
 def test_labels() -> None:
-    assert _labels(["g2", "lstm"], None, 2) == ["G2-LSTM", "LSTM"]
+    assert _labels(["g2", "lstm"], None, 2) == ["G2-LSTM", "Baseline LSTM"]
     assert _labels(["g2", "g2"], None, 2) == ["G2-LSTM #1", "G2-LSTM #2"]
     assert _labels(["g2"], ["mine"], 1) == ["mine"]
     with pytest.raises(ConfigError):
@@ -41,12 +41,14 @@ def test_bad_option_is_a_clean_error(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_analyze_two_trained_lm_checkpoints(lm_runs: dict[str, Path], tmp_path: Path,
-                                            read_png_size, monkeypatch) -> None:  # fmt: skip
+def test_analyze_two_trained_lm_checkpoints(
+    lm_runs: dict[str, Path], tmp_path: Path, read_png_size, monkeypatch
+) -> None:
     pytest.importorskip("matplotlib")
     import g2lstm.analysis.run as run
 
     titles, real_plot = [], run.plot_hard_gates
+
     def spy(*a, **k):  # type: ignore[no-untyped-def]
         titles.append(k["title"])
         return real_plot(*a, **k)
@@ -54,16 +56,47 @@ def test_analyze_two_trained_lm_checkpoints(lm_runs: dict[str, Path], tmp_path: 
     monkeypatch.setattr(run, "plot_hard_gates", spy)
     g2, lstm, out = str(lm_runs["g2"]), str(lm_runs["lstm"]), tmp_path / "out"
     assert analysis_kind([g2, lstm]) == "lm"
-    rc = main(["analyze", g2, lstm, "-o", str(out), "--batch-size", "2", "--bptt", "8",
-               "--max-batches", "2", "--no-sensitivity",
-               "--sentences", "the economy is w1 .", "w2 zzz"])  # fmt: skip
+    rc = main(
+        [
+            "analyze",
+            g2,
+            lstm,
+            "-o",
+            str(out),
+            "--batch-size",
+            "2",
+            "--bptt",
+            "8",
+            "--max-batches",
+            "2",
+            "--no-sensitivity",
+            "--sentences",
+            "the economy is w1 .",
+            "w2 zzz",
+        ]
+    )
     assert rc == 2  # 'zzz' is not in the vocabulary and the corpus has no <unk>
-    rc = main(["analyze", g2, lstm, "-o", str(out), "--batch-size", "2", "--bptt", "8",
-               "--max-batches", "2", "--no-sensitivity",
-               "--sentences", "the economy is w1 ."])  # fmt: skip
+    rc = main(
+        [
+            "analyze",
+            g2,
+            lstm,
+            "-o",
+            str(out),
+            "--batch-size",
+            "2",
+            "--bptt",
+            "8",
+            "--max-batches",
+            "2",
+            "--no-sensitivity",
+            "--sentences",
+            "the economy is w1 .",
+        ]
+    )
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
-    assert list(results["models"]) == ["G2-LSTM", "LSTM"]
+    assert list(results["models"]) == ["G2-LSTM", "Baseline LSTM"]
     assert results["models"]["G2-LSTM"]["batches"] == 2
     hard = results["hard_gates"]["G2-LSTM"]
     assert hard["check"]["binary"] and hard["soft"] > 1 and hard["hard"] > 1
@@ -85,34 +118,55 @@ def test_analyze_two_trained_mt_checkpoints(
     mt_runs: dict[str, Path], tmp_path: Path, read_png_size, monkeypatch, capsys
 ) -> None:
     pytest.importorskip("matplotlib")
-    import g2lstm.mt.translate as translate
+    import g2lstm.tasks.mt_probe as mt_probe
 
     calls = []
-    real = translate.evaluate_split
+    real = mt_probe.evaluate_split
 
     def spy(tr, split, prepared=None, *, limit=None):  # type: ignore[no-untyped-def]
         res = real(tr, split, prepared, limit=limit)
         calls.append((split, limit, tr.decode.beam, res.bleu.tok_bleu))
         return res
 
-    monkeypatch.setattr(translate, "evaluate_split", spy)
+    monkeypatch.setattr(mt_probe, "evaluate_split", spy)
     g2, lstm, out = str(mt_runs["g2"]), str(mt_runs["lstm"]), tmp_path / "out"
     assert analysis_kind([g2, lstm]) == "mt"
-    rc = main(["analyze", g2, lstm, "-o", str(out), "--split", "test", "--max-batches", "3",
-               "--limit", "5", "--no-sensitivity"])  # fmt: skip
+    rc = main(
+        [
+            "analyze",
+            g2,
+            lstm,
+            "-o",
+            str(out),
+            "--split",
+            "test",
+            "--max-batches",
+            "3",
+            "--limit",
+            "5",
+            "--no-sensitivity",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     # --data defaulted to the prepared folder recorded in the run
     assert str(Path(mt_runs["data"]).resolve()) in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert results["layers"]["G2-LSTM"] == [
-        "enc_bi[0] (bidirectional)", "enc_rest[0]", "dec_rnn[0]", "dec_rnn[1]"
-    ]  # fmt: skip
-    assert set(results["near_binary"]) == {"all layers", "layer 0", "layer 1", "layer 2",
-                                           "layer 3"}  # fmt: skip
+        "enc_bi[0] (bidirectional)",
+        "enc_rest[0]",
+        "dec_rnn[0]",
+        "dec_rnn[1]",
+    ]
+    assert set(results["near_binary"]) == {"all layers", "layer 0", "layer 1", "layer 2", "layer 3"}
     stats = json.loads((out / "gate_stats.json").read_text())
-    keys = {(h["module"], h["layer"], h["direction"]) for h in stats["LSTM"]["histograms"]}
-    assert keys == {("enc_bi", 0, 0), ("enc_bi", 0, 1), ("enc_rest", 0, 0), ("dec_rnn", 0, 0),
-                    ("dec_rnn", 1, 0)}  # fmt: skip
+    keys = {(h["module"], h["layer"], h["direction"]) for h in stats["Baseline LSTM"]["histograms"]}
+    assert keys == {
+        ("enc_bi", 0, 0),
+        ("enc_bi", 0, 1),
+        ("enc_rest", 0, 0),
+        ("dec_rnn", 0, 0),
+        ("dec_rnn", 1, 0),
+    }
     report = (out / "report.md").read_text()
     for row in ("| layer 0 | enc_bi[0] (bidirectional) | G2-LSTM |", "| layer 2 | dec_rnn[0] |"):
         assert row in report
@@ -122,7 +176,7 @@ def test_analyze_two_trained_mt_checkpoints(
     assert len(calls) == 4 and {c[:3] for c in calls} == {("test", 5, 1)}
     hard = results["hard_gates"]
     assert [hard[m][k] for m in hard for k in ("soft", "hard")] == [c[3] for c in calls]
-    assert hard["G2-LSTM"]["check"]["binary"] and hard["LSTM"]["check"]["binary"]
+    assert hard["G2-LSTM"]["check"]["binary"] and hard["Baseline LSTM"]["check"]["binary"]
     assert "Higher BLEU is better." in report and "perplexity" not in report.lower()
     assert "/test, first 5 sentences" in report
     with (out / "hard_gates.csv").open() as fh:
@@ -138,9 +192,24 @@ def test_analyze_two_trained_mt_checkpoints(
     links = re.findall(r"\]\(([^)]+\.png)\)", report)
     assert len(links) == 4 and all((out / link).is_file() for link in links)
     # --layer 0: the bidirectional encoder layer, on source subwords
-    rc = main(["analyze", g2, "-o", str(tmp_path / "enc"), "--layer", "0", "--max-batches", "2",
-               "--no-sensitivity", "--no-hard-gates", "--input-format", "tok",
-               "--sentences", "s1 s2 s3"])  # fmt: skip
+    rc = main(
+        [
+            "analyze",
+            g2,
+            "-o",
+            str(tmp_path / "enc"),
+            "--layer",
+            "0",
+            "--max-batches",
+            "2",
+            "--no-sensitivity",
+            "--no-hard-gates",
+            "--input-format",
+            "tok",
+            "--sentences",
+            "s1 s2 s3",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     extremes = json.loads((tmp_path / "enc" / "token_extremes.json").read_text())["G2-LSTM"]
     assert (extremes["module"], extremes["direction"]) == ("enc_bi", 0)
@@ -148,18 +217,35 @@ def test_analyze_two_trained_mt_checkpoints(
     assert heat["tokens"][-1] == "</s>" and "".join(heat["tokens"][:-1]) == "s1s2s@@3"
     # --eval-temperature drop: the soft gates are sigmoid(a), not sigmoid(a / 0.9)
     capsys.readouterr()
-    rc = main(["analyze", g2, "-o", str(tmp_path / "drop"), "--layer", "0", "--max-batches",
-               "2", "--no-sensitivity", "--no-hard-gates", "--input-format", "tok",
-               "--sentences", "s1 s2 s3", "--eval-temperature", "drop"])  # fmt: skip
+    rc = main(
+        [
+            "analyze",
+            g2,
+            "-o",
+            str(tmp_path / "drop"),
+            "--layer",
+            "0",
+            "--max-batches",
+            "2",
+            "--no-sensitivity",
+            "--no-hard-gates",
+            "--input-format",
+            "tok",
+            "--sentences",
+            "s1 s2 s3",
+            "--eval-temperature",
+            "drop",
+        ]
+    )
     assert rc == 0 and "eval temperature drop" in capsys.readouterr().out
     drop = json.loads((tmp_path / "drop" / "heatmap_0.json").read_text())
     assert drop["tokens"] == heat["tokens"] and drop != heat
 
 
 @pytest.mark.slow
-def test_mixing_lm_and_mt_checkpoints_is_refused(lm_runs: dict[str, Path],
-                                                 mt_runs: dict[str, Path], tmp_path: Path,
-                                                 capsys) -> None:  # fmt: skip
+def test_mixing_lm_and_mt_checkpoints_is_refused(
+    lm_runs: dict[str, Path], mt_runs: dict[str, Path], tmp_path: Path, capsys
+) -> None:
     lm, mt = str(lm_runs["g2"]), str(mt_runs["g2"])
     with pytest.raises(ConfigError, match=r"LM: .*; MT: ") as err:
         analysis_kind([lm, mt])

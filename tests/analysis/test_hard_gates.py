@@ -80,10 +80,13 @@ def test_metric_direction_in_results_and_wording(g2_model) -> None:
     down = hard_gate_eval(model, bleu, higher_is_better=False)
     assert down["degradation"] == pytest.approx(-6.0)
     assert "degradation" not in hard_gate_eval(model, lambda m: 1.0)
-    text = hard_gate_sentence({"G2": up, "LSTM": {"soft": 20.0, "hard": 21.0,
-                                                  "relative": 0.05}}, "BLEU", True)  # fmt: skip
-    assert text == ("G2: BLEU 30 → 24 (-20.0%, worse) with exactly 0/1 gates, against "
-                    "BLEU 20 → 21 (+5.0%, better) for LSTM. Higher BLEU is better.")  # fmt: skip
+    text = hard_gate_sentence(
+        {"G2": up, "LSTM": {"soft": 20.0, "hard": 21.0, "relative": 0.05}}, "BLEU", True
+    )
+    assert text == (
+        "G2: BLEU 30 → 24 (-20.0%, worse) with exactly 0/1 gates, against "
+        "BLEU 20 → 21 (+5.0%, better) for LSTM. Higher BLEU is better."
+    )
     ppl = hard_gate_sentence({"LM": {"soft": 80.0, "hard": 80.0, "relative": 0.0}}, "ppl", False)
     assert ppl.endswith("(+0.0%, unchanged) with exactly 0/1 gates. Lower ppl is better.")
     assert "better" not in hard_gate_sentence({"LM": up}, "metric")

@@ -38,10 +38,12 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def test_histogram_figure_size_and_numbers(tmp_path: Path, read_png_size) -> None:
     g = torch.Generator().manual_seed(0)
     hists = {
-        name: {gate: GateHistogram().update(torch.rand(500, generator=g) ** p) for gate in
-               ("input", "forget")}
+        name: {
+            gate: GateHistogram().update(torch.rand(500, generator=g) ** p)
+            for gate in ("input", "forget")
+        }
         for name, p in (("G2-LSTM", 4.0), ("LSTM", 1.0))
-    }  # fmt: skip
+    }
     paths = plot_gate_histograms({"layer 0": hists}, tmp_path / "hist", dpi=DPI)
     assert set(paths) == {"png", "csv", "json"} and all(p.is_file() for p in paths.values())
     assert read_png_size(paths["png"]) == (int(4.2 * 2 * DPI), int(3.2 * DPI))
@@ -97,18 +99,26 @@ def test_heatmap_validation() -> None:
 
 def test_class_sensitivity_and_hard_gate_figures(tmp_path: Path, read_png_size) -> None:
     cls = {
-        m: {"forget": {c: {"mean": v, "std": 0.1, "count": 3.0} for c, v in
-                       (("punctuation", 0.2), ("function", 0.3), ("content", 0.8))}}
+        m: {
+            "forget": {
+                c: {"mean": v, "std": 0.1, "count": 3.0}
+                for c, v in (("punctuation", 0.2), ("function", 0.3), ("content", 0.8))
+            }
+        }
         for m in ("G2", "LSTM")
-    }  # fmt: skip
+    }
     p = plot_class_stats(cls, tmp_path / "cls", dpi=DPI)
     assert read_png_size(p["png"]) == (int(max(4.0, 0.9 * 3 + 1.4) * DPI), int(3.6 * DPI))
     assert len(_read_csv(p["csv"])) == 2 * 3
     sens = {
-        m: [{"target": t, "sigma": s, "gate": g, "mean_abs_delta": s * k, "delta_loss": s}
-            for t in ("inputs", "weights") for s in (0.0, 0.1, 0.3) for g in ("input", "forget")]
+        m: [
+            {"target": t, "sigma": s, "gate": g, "mean_abs_delta": s * k, "delta_loss": s}
+            for t in ("inputs", "weights")
+            for s in (0.0, 0.1, 0.3)
+            for g in ("input", "forget")
+        ]
         for m, k in (("G2", 0.1), ("LSTM", 0.5))
-    }  # fmt: skip
+    }
     p = plot_sensitivity(sens, tmp_path / "sens", dpi=DPI)
     assert read_png_size(p["png"]) == (int(4.6 * 2 * DPI), int(6.4 * DPI))
     rows = _read_csv(p["csv"])

@@ -61,8 +61,12 @@ def test_analyze_models_writes_every_output(
 ) -> None:
     res = _run(tmp_path, g2_model, lstm_model, batches, forward, itos, full=True)
     assert set(res.files) == {
-        "gate_histograms", "token_classes", "heatmap_0", "sensitivity", "hard_gates"
-    }  # fmt: skip
+        "gate_histograms",
+        "token_classes",
+        "heatmap_0",
+        "sensitivity",
+        "hard_gates",
+    }
     for paths in res.files.values():
         w, h = read_png_size(paths["png"])
         assert w > 50 and h > 50
@@ -108,8 +112,9 @@ def test_argument_errors(tmp_path: Path, g2_model, batches, forward) -> None:
     with pytest.raises(ConfigError, match="layer"):
         AnalysisConfig(layer=-1)
     with pytest.raises(ConfigError, match="no batches"):
-        analyze_models({"a": g2_model()}, [], forward, tmp_path, config=AnalysisConfig(
-            sensitivity=None))  # fmt: skip
+        analyze_models(
+            {"a": g2_model()}, [], forward, tmp_path, config=AnalysisConfig(sensitivity=None)
+        )
     with pytest.raises(ConfigError, match="no G2LSTM"):
         analyze_models({"a": torch.nn.Linear(2, 2)}, batches, forward, tmp_path)
 
@@ -126,7 +131,8 @@ def test_batch_source_replays_iterators_and_caps() -> None:
 def test_report_refuses_missing_files_and_sentence_wording(tmp_path: Path) -> None:
     with pytest.raises(G2LSTMError, match="does not exist"):
         write_report(tmp_path, [ReportSection("x", "s", tmp_path / "missing.png")])
-    text = polarisation_sentence({"G2-LSTM": {"forget": 0.712, "input": 0.5},
-                                  "LSTM": {"forget": 0.14, "input": 0.2}})  # fmt: skip
+    text = polarisation_sentence(
+        {"G2-LSTM": {"forget": 0.712, "input": 0.5}, "LSTM": {"forget": 0.14, "input": 0.2}}
+    )
     assert text.startswith("G2-LSTM: 71.2% of forget and 50.0% of input gates are near 0 or 1")
     assert "14.0% and 20.0% for LSTM" in text

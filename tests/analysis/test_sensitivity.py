@@ -30,8 +30,11 @@ def test_model_is_unchanged_and_sigma_zero_changes_nothing(g2_model, batches, fo
             assert r["mean_abs_delta"] > 0
     # more noise moves the gates more
     for target in ("inputs", "weights"):
-        f = {r["sigma"]: r["mean_abs_delta"] for r in rows
-             if r["target"] == target and r["gate"] == "forget"}  # fmt: skip
+        f = {
+            r["sigma"]: r["mean_abs_delta"]
+            for r in rows
+            if r["target"] == target and r["gate"] == "forget"
+        }
         assert f[0.0] < f[0.05] < f[0.3]
 
 
@@ -74,9 +77,16 @@ def test_named_input_module_and_no_loss(g2_model, batches) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"sigmas": (-0.1,)}, {"sigmas": ()}, {"sigmas": (float("nan"),)}, {"draws": 0},
-     {"targets": ("biases",)}, {"targets": ()}, {"gates": ("cell",)}],
-)  # fmt: skip
+    [
+        {"sigmas": (-0.1,)},
+        {"sigmas": ()},
+        {"sigmas": (float("nan"),)},
+        {"draws": 0},
+        {"targets": ("biases",)},
+        {"targets": ()},
+        {"gates": ("cell",)},
+    ],
+)
 def test_config_validation(kwargs) -> None:
     with pytest.raises(ConfigError):
         SensitivityConfig(**kwargs)

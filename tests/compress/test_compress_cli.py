@@ -13,9 +13,10 @@ import torch
 
 from g2lstm.cli import main
 from g2lstm.compress import compress
-from g2lstm.compress.evaluators import LMEvaluator, load_compressed_model, load_target
+from g2lstm.compress.evaluators import load_compressed_model, load_target
 from g2lstm.lm import preset_config, train
 from g2lstm.lm.evaluate import resolve_checkpoint
+from g2lstm.tasks.lm import LMEvaluator
 
 HIDDEN = 32  # tiny preset with nhid 32; tied weights make the last layer emsize=16 wide
 
@@ -25,9 +26,17 @@ def run(tmp_path_factory: pytest.TempPathFactory, write_lm_corpus: Callable[...,
     """A tiny LSTM language model trained for one epoch (~1 s)."""
     root = tmp_path_factory.mktemp("compress-cli")
     data = write_lm_corpus(root / "data")
-    config = preset_config("tiny", {"data": str(data), "model.cell": "lstm", "model.nhid": HIDDEN,
-                                    "train.epochs": 1, "train.progress": False,
-                                    "train.threads": 1})  # fmt: skip
+    config = preset_config(
+        "tiny",
+        {
+            "data": str(data),
+            "model.cell": "lstm",
+            "model.nhid": HIDDEN,
+            "train.epochs": 1,
+            "train.progress": False,
+            "train.threads": 1,
+        },
+    )
     train(config, root / "run")
     return root / "run"
 
@@ -80,8 +89,23 @@ def test_finetune_keeps_the_compressed_structure(run: Path, tmp_path: Path) -> N
     plain, tuned = tmp_path / "plain.safetensors", tmp_path / "tuned.safetensors"
     flags = ["--method", "svd", "--rank", "2"]
     assert main(["compress", str(run), *flags, "-o", str(plain)]) == 0
-    assert main(["compress", "apply", *flags, "-o", str(tuned), str(run),
-                 "--finetune-steps", "4", "--finetune-lr", "1.0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compress",
+                "apply",
+                *flags,
+                "-o",
+                str(tuned),
+                str(run),
+                "--finetune-steps",
+                "4",
+                "--finetune-lr",
+                "1.0",
+            ]
+        )
+        == 0
+    )
     a, b = load_compressed_model(plain).model, load_compressed_model(tuned).model
     w_plain, w_tuned = a.rnns[0].weight_hh_l0.detach(), b.rnns[0].weight_hh_l0.detach()
     assert not torch.allclose(w_plain, w_tuned)  # training moved the weights ...
@@ -136,18 +160,22 @@ def test_translation_model_compresses_to_a_file_that_translates_alike(tmp_path: 
     raw.mkdir()
     for split, n in (("train", 200), ("valid", 20), ("test", 20)):
         pairs = [[rng.randrange(12) for _ in range(rng.randint(2, 6))] for _ in range(n)]
-        (raw / f"{split}.src").write_text("".join(" ".join(f"s{i}" for i in p) + "\n"
-                                                  for p in pairs))  # fmt: skip
-        (raw / f"{split}.tgt").write_text("".join(" ".join(f"t{i}" for i in p[::-1]) + "\n"
-                                                  for p in pairs))  # fmt: skip
+        (raw / f"{split}.src").write_text(
+            "".join(" ".join(f"s{i}" for i in p) + "\n" for p in pairs)
+        )
+        (raw / f"{split}.tgt").write_text(
+            "".join(" ".join(f"t{i}" for i in p[::-1]) + "\n" for p in pairs)
+        )
     prepare_dataset(raw, tmp_path / "prep", "src", "tgt", tokenize=False, bpe_merges=0)
     overrides = [f"train.data={tmp_path / 'prep'}", "train.valid_bleu=false", "train.epochs=1"]
     config = load_config("tiny", overrides=overrides)
     train_mt(config, tmp_path / "mt", show_progress=False)
 
     out = tmp_path / "mt.g2c.safetensors"
-    assert main(["compress", str(tmp_path / "mt"), "--method", "svd", "--rank", "4",
-                 "-o", str(out)]) == 0  # fmt: skip
+    assert (
+        main(["compress", str(tmp_path / "mt"), "--method", "svd", "--rank", "4", "-o", str(out)])
+        == 0
+    )
     target = load_target(tmp_path / "mt")
     in_memory, _ = compress(target.model, "low_rank", rank=4)
     loaded = load_compressed_model(out)

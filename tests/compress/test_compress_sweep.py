@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from g2lstm.cli import main
-from g2lstm.compress.evaluators import LMEvaluator, load_target
+from g2lstm.compress.evaluators import load_target
 from g2lstm.compress.sweep import (
     SweepResult,
     SweepRow,
@@ -22,6 +22,7 @@ from g2lstm.compress.sweep import (
 )
 from g2lstm.errors import ConfigError
 from g2lstm.lm import preset_config, train
+from g2lstm.tasks.lm import LMEvaluator
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +34,18 @@ def runs(
     data = write_lm_corpus(root / "data")
     out = []
     for cell, seed in (("lstm", 1), ("g2", 1), ("g2", 2)):
-        config = preset_config("tiny", {"data": str(data), "model.cell": cell,
-                                        "model.nhid": 32, "train.seed": seed,
-                                        "train.epochs": 1, "train.progress": False,
-                                        "train.threads": 1})  # fmt: skip
+        config = preset_config(
+            "tiny",
+            {
+                "data": str(data),
+                "model.cell": cell,
+                "model.nhid": 32,
+                "train.seed": seed,
+                "train.epochs": 1,
+                "train.progress": False,
+                "train.threads": 1,
+            },
+        )
         train(config, root / f"{cell}-seed{seed}")
         out.append(root / f"{cell}-seed{seed}")
     return out
@@ -56,8 +65,12 @@ def test_default_settings_scale_the_paper_ranks() -> None:
     assert (tags["H/4"], tags["H/8"], tags["H/16"]) == (50, 25, 12)
     assert {s.params["bits"] for s in small if s.method == "quantize"} == {1, 2, 3, 4, 8}
     mt = default_settings("mt", 256, grid=False)
-    assert [s.label for s in mt] == ["Round (r=0.5)", "Round & clip (c=1.0)", "SVD (rank=32)",
-                                     "SVD (rank=16)"]  # fmt: skip
+    assert [s.label for s in mt] == [
+        "Round (r=0.5)",
+        "Round & clip (c=1.0)",
+        "SVD (rank=32)",
+        "SVD (rank=16)",
+    ]
     clamped = default_settings("lm", 1150, max_rank=100)
     assert max(s.params.get("rank", 0) for s in clamped) == 100
     with pytest.raises(ConfigError, match="kind"):
@@ -65,8 +78,25 @@ def test_default_settings_scale_the_paper_ranks() -> None:
 
 
 def _row(cell: str, seed: int, setting: str, original: float, value: float) -> SweepRow:
-    return SweepRow("ckpt", cell, seed, setting, setting, "low_rank", "{}", "ppl", original, value,
-                    value - original, value - original, 4.0, 1.5, 0.1, 0, 0.0)  # fmt: skip
+    return SweepRow(
+        "ckpt",
+        cell,
+        seed,
+        setting,
+        setting,
+        "low_rank",
+        "{}",
+        "ppl",
+        original,
+        value,
+        value - original,
+        value - original,
+        4.0,
+        1.5,
+        0.1,
+        0,
+        0.0,
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,21 +114,35 @@ def test_verdict_follows_the_numbers(
 ) -> None:
     settings = default_settings("lm", 200, grid=True)
     h8 = next(s for s in settings if "H/8" in s.tags)
-    rows = [_row("lstm", 1, h8.key, 80.0, 80.0 + base_increase - 0.5),
-            _row("lstm", 2, h8.key, 82.0, 82.0 + base_increase + 0.5),
-            _row("g2", 1, h8.key, 79.0, 79.0 + g2_increase),
-            _row("g2", 2, h8.key, 81.0, 81.0 + g2_increase)]  # fmt: skip
+    rows = [
+        _row("lstm", 1, h8.key, 80.0, 80.0 + base_increase - 0.5),
+        _row("lstm", 2, h8.key, 82.0, 82.0 + base_increase + 0.5),
+        _row("g2", 1, h8.key, 79.0, 79.0 + g2_increase),
+        _row("g2", 2, h8.key, 81.0, 81.0 + g2_increase),
+    ]
     result = SweepResult("ppl", 200, settings, rows, _summarise(rows), [], "test")
     lines = _verdicts(result)
     assert len(lines) == 1 and "SVD (rank=25)" in lines[0] and "H/8" in lines[0]
     assert lines[0].split(": ")[1].startswith(verdict)  # held: g2 <= half the baseline's
 
 
-def test_sweep_writes_table_csv_and_plot(runs: list[Path], tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_sweep_writes_table_csv_and_plot(
+    runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "sweep"
-    argv = ["compress", "sweep", *map(str, runs), "-o", str(out), "--batch-size", "4",
-            "--max-batches", "6", "--threads", "1"]  # fmt: skip
+    argv = [
+        "compress",
+        "sweep",
+        *map(str, runs),
+        "-o",
+        str(out),
+        "--batch-size",
+        "4",
+        "--max-batches",
+        "6",
+        "--threads",
+        "1",
+    ]
     assert main(argv) == 0
     assert "## Verdict" in capsys.readouterr().out
     settings = default_settings("lm", 32, max_rank=16)
@@ -124,7 +168,9 @@ def test_sweep_writes_table_csv_and_plot(runs: list[Path], tmp_path: Path,
     cells = [c.strip() for c in g2_line.split("|")[1:-1]]
     assert cells[1] == f"{statistics.fmean(g2):.2f} ± {statistics.stdev(g2):.2f}"
     assert all("(" in c and "±" in c for c in cells[2:])
-    base_line = next(line for line in table.splitlines() if line.startswith("| Baseline (n=1) |"))
+    base_line = next(
+        line for line in table.splitlines() if line.startswith("| Baseline LSTM (n=1) |")
+    )
     assert "±" not in base_line and len(base_line.split("|")) == len(g2_line.split("|"))
     assert "## Finer grid" in table and "2-bit" in table
     verdict = next(line for line in table.splitlines() if "rank=4) [paper a, H/8]: " in line)
@@ -140,10 +186,23 @@ def test_sweep_writes_table_csv_and_plot(runs: list[Path], tmp_path: Path,
 
 def test_sweep_refuses_mixed_sizes(runs: list[Path], tmp_path: Path) -> None:
     root = runs[0].parent
-    config = preset_config("tiny", {"data": str(root / "data"), "model.cell": "lstm",
-                                    "train.max_steps": 2, "train.progress": False,
-                                    "train.threads": 1})  # fmt: skip
+    config = preset_config(
+        "tiny",
+        {
+            "data": str(root / "data"),
+            "model.cell": "lstm",
+            "train.max_steps": 2,
+            "train.progress": False,
+            "train.threads": 1,
+        },
+    )
     train(config, root / "other-size")
     with pytest.raises(ConfigError, match="H=24"):
-        run_sweep([runs[0], root / "other-size"], LMEvaluator(batch_size=4, max_batches=1),
-                  None, tmp_path / "s", grid=False, plot=False)  # fmt: skip
+        run_sweep(
+            [runs[0], root / "other-size"],
+            LMEvaluator(batch_size=4, max_batches=1),
+            None,
+            tmp_path / "s",
+            grid=False,
+            plot=False,
+        )

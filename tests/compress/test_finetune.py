@@ -20,10 +20,11 @@ from torch import nn
 from g2lstm.cli import main
 from g2lstm.compress import compress, load_compressed_model, save_compressed
 from g2lstm.compress.codecs import get_codec
-from g2lstm.compress.evaluators import LMEvaluator, load_target
+from g2lstm.compress.evaluators import load_target
 from g2lstm.compress.finetune import finetune, finetune_task
 from g2lstm.compress.report import CompressionReport
 from g2lstm.errors import ConfigError, DataError, TrainingError
+from g2lstm.tasks.lm import LMEvaluator
 
 # ------------------------------------------------------------------ tiny models
 
@@ -34,10 +35,12 @@ def _toy_mt_raw(raw: Path, n_words: int, sizes: dict[str, int], seed: int = 0) -
     raw.mkdir(parents=True)
     for split, n in sizes.items():
         pairs = [[rng.randrange(n_words) for _ in range(rng.randint(2, 6))] for _ in range(n)]
-        (raw / f"{split}.src").write_text("".join(" ".join(f"s{i}" for i in p) + "\n"
-                                                  for p in pairs))  # fmt: skip
-        (raw / f"{split}.tgt").write_text("".join(" ".join(f"t{i}" for i in p[::-1]) + "\n"
-                                                  for p in pairs))  # fmt: skip
+        (raw / f"{split}.src").write_text(
+            "".join(" ".join(f"s{i}" for i in p) + "\n" for p in pairs)
+        )
+        (raw / f"{split}.tgt").write_text(
+            "".join(" ".join(f"t{i}" for i in p[::-1]) + "\n" for p in pairs)
+        )
     return raw
 
 
@@ -51,9 +54,16 @@ def mt_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("finetune-mt")
     raw = _toy_mt_raw(root / "raw", 12, {"train": 200, "valid": 20, "test": 20})
     prepare_dataset(raw, root / "prep", "src", "tgt", tokenize=False, bpe_merges=0)
-    config = load_config("tiny", overrides=[f"train.data={root / 'prep'}", "train.epochs=1",
-                                            "train.valid_bleu=false", "train.max_tokens=120",
-                                            "train.threads=1"])  # fmt: skip
+    config = load_config(
+        "tiny",
+        overrides=[
+            f"train.data={root / 'prep'}",
+            "train.epochs=1",
+            "train.valid_bleu=false",
+            "train.max_tokens=120",
+            "train.threads=1",
+        ],
+    )
     train_mt(config, root / "run", show_progress=False)
     return root / "run"
 
@@ -65,9 +75,17 @@ def lm_run(tmp_path_factory: pytest.TempPathFactory, write_lm_corpus: Callable[.
 
     root = tmp_path_factory.mktemp("finetune-lm")
     write_lm_corpus(root / "data")
-    config = preset_config("tiny", {"data": str(root / "data"), "model.cell": "lstm",
-                                    "model.nhid": 32, "train.epochs": 1,
-                                    "train.progress": False, "train.threads": 1})  # fmt: skip
+    config = preset_config(
+        "tiny",
+        {
+            "data": str(root / "data"),
+            "model.cell": "lstm",
+            "model.nhid": 32,
+            "train.epochs": 1,
+            "train.progress": False,
+            "train.threads": 1,
+        },
+    )
     train(config, root / "run")
     return root / "run"
 
@@ -99,8 +117,11 @@ def assert_structure(model: nn.Module, report: CompressionReport) -> None:
 def _changed_blocks(a: nn.Module, b: nn.Module, report: CompressionReport) -> bool:
     """Some compressed block moved by more than the round-off of re-projecting it (1e-3)."""
     sa, sb = a.state_dict(), b.state_dict()
-    moved = [(sa[x.block.param][x.block.rows] - sb[x.block.param][x.block.rows]).norm()
-             / (sa[x.block.param][x.block.rows].norm() + 1e-12) for x in report.blocks]  # fmt: skip
+    moved = [
+        (sa[x.block.param][x.block.rows] - sb[x.block.param][x.block.rows]).norm()
+        / (sa[x.block.param][x.block.rows].norm() + 1e-12)
+        for x in report.blocks
+    ]
     return max(moved) > 1e-3
 
 
@@ -112,12 +133,18 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "method", "params", "lr"), CASES,
-                         ids=[f"{c[0]}-{c[1]}" for c in CASES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kind", "method", "params", "lr"), CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES]
+)
 def test_finetuned_model_keeps_its_structure_and_fits_the_batches_better(
-    request: pytest.FixtureRequest, tmp_path: Path, checksum: Any, kind: str, method: str,
-    params: dict[str, Any], lr: float,
-) -> None:  # fmt: skip
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    checksum: Any,
+    kind: str,
+    method: str,
+    params: dict[str, Any],
+    lr: float,
+) -> None:
     target = load_target(request.getfixturevalue(f"{kind}_run"))
     before_input = checksum(target.model)
     model, report = compress(target.model, method, "gates_if", **params)
@@ -132,8 +159,9 @@ def test_finetuned_model_keeps_its_structure_and_fits_the_batches_better(
     assert task.mean_loss(model, steps) < loss_before  # it learned something ...
     assert _changed_blocks(model, plain, report)  # ... in the compressed blocks too
     assert_structure(model, tuned)  # ... which keep their structure exactly
-    assert [(b.block, b.method) for b in tuned.blocks] == [(b.block, b.method)
-                                                           for b in report.blocks]  # fmt: skip
+    assert [(b.block, b.method) for b in tuned.blocks] == [
+        (b.block, b.method) for b in report.blocks
+    ]
     assert all(params.items() <= dict(b.params).items() for b in tuned.blocks)
     assert checksum(target.model) == before_input  # the input model is untouched
 
@@ -163,8 +191,10 @@ def adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
 
 def _codes_changed(a: CompressionReport, b: CompressionReport) -> float:
     """Fraction of the integer codes of all blocks that differ between two reports."""
-    changed = sum(int((x.payload["codes"] != y.payload["codes"]).sum())
-                  for x, y in zip(a.blocks, b.blocks, strict=True))  # fmt: skip
+    changed = sum(
+        int((x.payload["codes"] != y.payload["codes"]).sum())
+        for x, y in zip(a.blocks, b.blocks, strict=True)
+    )
     return changed / sum(x.payload["codes"].numel() for x in a.blocks)
 
 
@@ -176,8 +206,9 @@ def assert_payloads_match(model: nn.Module, report: CompressionReport) -> None:
         assert torch.equal(get_codec(b.method).decode(b.payload, b.params, w.dtype), w)
 
 
-@pytest.mark.parametrize(("method", "params"), [("round", {"step": 0.2, "clip": 0.4}),
-                                                ("quantize", {"bits": 2})])  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "params"), [("round", {"step": 0.2, "clip": 0.4}), ("quantize", {"bits": 2})]
+)
 def test_rounded_and_quantised_blocks_change_at_the_papers_settings(
     lm_run: Path, method: str, params: dict[str, Any]
 ) -> None:
@@ -189,8 +220,9 @@ def test_rounded_and_quantised_blocks_change_at_the_papers_settings(
     task = finetune_task(target)
     params_before = list(model.parameters())
     loss_before = task.mean_loss(model, 8)
-    tuned = finetune(model, report, task.step_loss, 40, 0.01, clip=task.clip, seed=task.seed,
-                     optimizer=adam)  # fmt: skip
+    tuned = finetune(
+        model, report, task.step_loss, 40, 0.01, clip=task.clip, seed=task.seed, optimizer=adam
+    )
     assert _codes_changed(report, tuned) > 0.05  # 0.0 when re-projecting after each step
     assert task.mean_loss(model, 8) < loss_before
     assert_structure(model, tuned)  # on the grid, within the clip / at most 3 levels a row
@@ -231,8 +263,9 @@ def test_shadows_start_from_dense_weights_on_a_plain_lstm(
                 raise RuntimeError("optimizer failed")  # ... when the step fails
 
     with pytest.raises(RuntimeError, match="optimizer failed"):
-        finetune(dense, tuned, step_loss, 5, 0.5, optimizer=lambda m, lr: Failing(
-            m.parameters(), lr=lr))  # fmt: skip
+        finetune(
+            dense, tuned, step_loss, 5, 0.5, optimizer=lambda m, lr: Failing(m.parameters(), lr=lr)
+        )
     assert_structure(dense, tuned)  # projected again
 
 
@@ -251,10 +284,13 @@ def test_finetune_refuses_bad_settings_and_non_finite_losses(
     def step_loss(m: nn.Module, step: int) -> torch.Tensor:
         return m(tokens).square().mean()
 
-    for kwargs, message in (({"steps": 0}, "steps must be an integer"),
-                            ({"steps": True}, "steps must be an integer"),
-                            ({"lr": 0.0}, "learning rate"), ({"lr": float("nan")}, "learning rate"),
-                            ({"clip": -1.0}, "gradient clip")):  # fmt: skip
+    for kwargs, message in (
+        ({"steps": 0}, "steps must be an integer"),
+        ({"steps": True}, "steps must be an integer"),
+        ({"lr": 0.0}, "learning rate"),
+        ({"lr": float("nan")}, "learning rate"),
+        ({"clip": -1.0}, "gradient clip"),
+    ):
         args = {"steps": 1, "lr": 0.1, **kwargs}
         clip = args.pop("clip", 0.25)
         with pytest.raises(ConfigError, match=message):
@@ -275,13 +311,29 @@ def test_finetune_refuses_bad_settings_and_non_finite_losses(
 # ------------------------------------------------------------------ the CLI
 
 
-def test_cli_finetunes_a_translation_model(mt_run: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_cli_finetunes_a_translation_model(
+    mt_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plain, tuned = tmp_path / "plain.safetensors", tmp_path / "tuned.safetensors"
     flags = ["--method", "svd", "--rank", "2"]
     assert main(["compress", str(mt_run), *flags, "-o", str(plain)]) == 0
-    assert main(["compress", "apply", *flags, "-o", str(tuned), str(mt_run),
-                 "--finetune-steps", "4", "--finetune-lr", "0.01"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compress",
+                "apply",
+                *flags,
+                "-o",
+                str(tuned),
+                str(mt_run),
+                "--finetune-steps",
+                "4",
+                "--finetune-lr",
+                "0.01",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "fine-tuning 4 steps at lr 0.01" in err and "label smoothing 0.1" in err
     a, b = load_compressed_model(plain), load_compressed_model(tuned)
@@ -295,9 +347,28 @@ def test_cli_finetunes_a_translation_model(mt_run: Path, tmp_path: Path,
 
 def test_cli_sweep_finetunes_translation_models(mt_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "sweep"
-    assert main(["compress", "sweep", str(mt_run), "-o", str(out), "--paper-only", "--no-plot",
-                 "--split", "valid", "--limit", "3", "--finetune-steps", "2",
-                 "--threads", "1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "compress",
+                "sweep",
+                str(mt_run),
+                "-o",
+                str(out),
+                "--paper-only",
+                "--no-plot",
+                "--split",
+                "valid",
+                "--limit",
+                "3",
+                "--finetune-steps",
+                "2",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     rows = list(csv.DictReader((out / "sweep.csv").open(encoding="utf-8")))
     assert [r["setting"] for r in rows] == ["original", "round", "round_clip", "svd_4", "svd_2"]
     assert [int(r["finetune_steps"]) for r in rows] == [0, 2, 2, 2, 2]
@@ -314,10 +385,23 @@ def test_cli_refuses_training_data_that_is_missing_or_of_another_vocabulary(
     other = _toy_mt_raw(tmp_path / "raw", 7, {"train": 20, "valid": 5, "test": 5}, seed=1)
     prepare_dataset(other, tmp_path / "prep", "src", "tgt", tokenize=False, bpe_merges=0)
     out = tmp_path / "x.safetensors"
-    base = ["compress", str(mt_run), "--method", "svd", "--rank", "2", "-o", str(out),
-            "--finetune-steps", "2", "--finetune-data"]  # fmt: skip
-    for data, message in ((tmp_path / "missing", "not a prepared MT folder"),
-                          (tmp_path / "prep", "source vocabulary")):  # fmt: skip
+    base = [
+        "compress",
+        str(mt_run),
+        "--method",
+        "svd",
+        "--rank",
+        "2",
+        "-o",
+        str(out),
+        "--finetune-steps",
+        "2",
+        "--finetune-data",
+    ]
+    for data, message in (
+        (tmp_path / "missing", "not a prepared MT folder"),
+        (tmp_path / "prep", "source vocabulary"),
+    ):
         assert main([*base, str(data)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "fine-tune of" in err and message in err, err

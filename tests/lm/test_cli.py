@@ -27,8 +27,21 @@ def test_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 def test_print_config_layers_preset_file_and_flags(tmp_path: Path, capsys) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("preset: small\ntrain:\n  seed: 5\nmodel:\n  nhid: 64\n", encoding="utf-8")
-    argv = ["lm", "train", "--config", str(cfg), "--cell", "sharpened", "--epochs", "2",
-            "--set", "model.emsize=32", "--out", str(tmp_path / "r"), "--print-config"]  # fmt: skip
+    argv = [
+        "lm",
+        "train",
+        "--config",
+        str(cfg),
+        "--cell",
+        "sharpened",
+        "--epochs",
+        "2",
+        "--set",
+        "model.emsize=32",
+        "--out",
+        str(tmp_path / "r"),
+        "--print-config",
+    ]
     assert main(argv) == 0
     import yaml
 
@@ -49,8 +62,19 @@ def test_train_eval_generate_round_trip(
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     run = tmp_path / "run"
-    base = ["lm", "train", "--preset", "tiny", "--data", str(data), "--out", str(run),
-            "--threads", "1", "--no-progress"]  # fmt: skip
+    base = [
+        "lm",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(run),
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     assert main([*base, "--max-steps", "5"]) == 0
     assert "--resume" in capsys.readouterr().err
     assert main(["lm", "eval", str(run), "--json", "--split", "valid"]) == 0
@@ -69,8 +93,10 @@ def test_train_eval_generate_round_trip(
     stored = json.loads((run / "results.json").read_text())
     assert plain["ppl"] == pytest.approx(stored["test_ppl"])
     assert (plain["checkpoint_kind"], plain["best_valid"], plain["eval_gates"]) == (
-        "best-valid", True, "soft",
-    )  # fmt: skip
+        "best-valid",
+        True,
+        "soft",
+    )
     assert (plain["batch_size"], plain["bptt"], plain["split"]) == (1, 8, "test")
     assert "not a best-validation" not in captured.err
     argv = [
@@ -104,18 +130,35 @@ def test_train_eval_generate_round_trip(
 
 
 def test_train_off_a_terminal_prints_progress_lines(
-    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys,
+    monkeypatch: pytest.MonkeyPatch,
     write_lm_corpus: Callable[..., Path],
-) -> None:  # fmt: skip
+) -> None:
     from g2lstm.train.progress import ENV_PROGRESS_EVERY
 
     monkeypatch.setenv(ENV_PROGRESS_EVERY, "30")  # restored after the test; main sets it
     data = write_lm_corpus(tmp_path / "data")
-    argv = ["--progress-every", "1e-9", "lm", "train", "--preset", "tiny", "--data", str(data),
-            "--out", str(tmp_path / "run"), "--threads", "1", "--max-steps", "20"]  # fmt: skip
+    argv = [
+        "--progress-every",
+        "1e-9",
+        "lm",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--threads",
+        "1",
+        "--max-steps",
+        "20",
+    ]
     assert main(argv) == 0
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("g2lstm: main epoch 1 | batch ")]
-    assert lines and any("step=10 loss=" in ln and " ppl=" in ln and " tok_s=" in ln
-                         and "ETA " in ln for ln in lines), err  # fmt: skip
+    assert lines and any(
+        "step=10 loss=" in ln and " ppl=" in ln and " tok_s=" in ln and "ETA " in ln for ln in lines
+    ), err
     assert main(["--progress-every", "-1", "lm", "eval", str(tmp_path / "run")]) == 2

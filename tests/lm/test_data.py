@@ -102,8 +102,17 @@ def test_corpus_counts_ids_and_oov(corpus_dir: Path) -> None:
     # First-appearance order over train; <unk> appended because valid has an OOV word.
     assert list(corpus.vocab) == ["the", "cat", "sat", EOS, "on", "mat", "ünïcode", UNK]
     assert corpus.vocab.decode(corpus.train) == [
-        "the", "cat", "sat", EOS, EOS, "on", "the", "mat", "ünïcode", EOS,
-    ]  # fmt: skip
+        "the",
+        "cat",
+        "sat",
+        EOS,
+        EOS,
+        "on",
+        "the",
+        "mat",
+        "ünïcode",
+        EOS,
+    ]
     assert corpus.vocab.decode(corpus.valid) == ["the", UNK, "sat", EOS]
     assert (corpus.info["train"].n_lines, corpus.info["train"].n_tokens) == (3, 10)
     assert corpus.oov_rate("train") == 0.0

@@ -48,11 +48,25 @@ def test_two_processes_match_one_process(
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(var, None)
-    single = subprocess.run([sys.executable, str(script), str(data), str(tmp_path / "one")],
-                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    single = subprocess.run(
+        [sys.executable, str(script), str(data), str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           str(script), str(data), str(tmp_path / "two")]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(script),
+        str(data),
+        str(tmp_path / "two"),
+    ]
     multi = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert multi.returncode == 0, multi.stderr[-3000:]
     one = load_file(tmp_path / "one" / "weights-single.safetensors")

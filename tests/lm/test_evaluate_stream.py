@@ -22,15 +22,17 @@ def trained() -> tuple[RNNLanguageModel, torch.Tensor]:
         if keep[t]:
             ids[t] = ids[t - 2]
     torch.manual_seed(0)
-    model = RNNLanguageModel(ModelConfig(vocab_size=20, emsize=16, nhid=32, nlayers=1,
-                                         cell="g2", tau=0.9, noise_p=0.2))  # fmt: skip
+    model = RNNLanguageModel(
+        ModelConfig(vocab_size=20, emsize=16, nhid=32, nlayers=1, cell="g2", tau=0.9, noise_p=0.2)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     data = batchify(ids, 16)
     for step in range(150):
         i = (step * 20) % (data.size(0) - 21)
         out = model(data[i : i + 20])
-        loss = torch.nn.functional.cross_entropy(out.logits.reshape(-1, 20),
-                                                 data[i + 1 : i + 21].reshape(-1))  # fmt: skip
+        loss = torch.nn.functional.cross_entropy(
+            out.logits.reshape(-1, 20), data[i + 1 : i + 21].reshape(-1)
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -53,8 +53,9 @@ def test_eval_is_deterministic_and_training_is_random() -> None:
 
 
 def test_uniform_init_and_untied_decoder() -> None:
-    m = _model("lstm", **{"model.init": "uniform", "model.init_range": 0.05,
-                          "model.tie_weights": False})  # fmt: skip
+    m = _model(
+        "lstm", **{"model.init": "uniform", "model.init_range": 0.05, "model.tie_weights": False}
+    )
     assert m.decoder.weight is not m.encoder.weight
     assert all(p.abs().max() <= 0.05 for p in m.parameters())
     assert m.layer_sizes == [24, 24]

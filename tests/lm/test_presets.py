@@ -18,8 +18,11 @@ def _big_corpus(folder: Path, train_tokens: int) -> Path:
     rng = random.Random(0)
     folder.mkdir(parents=True, exist_ok=True)
     words = [f"w{i}" for i in range(2000)]
-    for split, n in (("train", train_tokens), ("valid", train_tokens // 10),
-                     ("test", train_tokens // 10)):  # fmt: skip
+    for split, n in (
+        ("train", train_tokens),
+        ("valid", train_tokens // 10),
+        ("test", train_tokens // 10),
+    ):
         lines = [" ".join(rng.choices(words, k=20)) for _ in range(n // 20)]
         (folder / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
@@ -30,8 +33,19 @@ def test_tiny_takes_seconds_on_a_large_dataset(tmp_path: Path, capsys) -> None:
     data = _big_corpus(tmp_path / "big", 400_000)
     run = tmp_path / "run"
     start = time.perf_counter()
-    argv = ["lm", "train", "--preset", "tiny", "--data", str(data), "--out", str(run),
-            "--threads", "1", "--no-progress"]  # fmt: skip
+    argv = [
+        "lm",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(run),
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     seconds = time.perf_counter() - start
     capsys.readouterr()
@@ -61,9 +75,23 @@ def test_no_preset_on_cpu_states_the_cost_and_asks_for_yes(
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     data = write_lm_corpus(tmp_path / "data")
-    small = ["--set", "model.nhid=16", "--set", "model.emsize=8", "--set", "model.nlayers=1",
-             "--batch-size", "4", "--bptt", "8", "--threads", "1", "--no-progress",
-             "--data", str(data)]  # fmt: skip
+    small = [
+        "--set",
+        "model.nhid=16",
+        "--set",
+        "model.emsize=8",
+        "--set",
+        "model.nlayers=1",
+        "--batch-size",
+        "4",
+        "--bptt",
+        "8",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--data",
+        str(data),
+    ]
     long_run = ["lm", "train", *small, "--out", str(tmp_path / "a"), "--epochs", "10000000"]
     assert main(long_run) == 2
     err = capsys.readouterr().err
@@ -71,8 +99,17 @@ def test_no_preset_on_cpu_states_the_cost_and_asks_for_yes(
     assert "1 x 16 g2 model" in err and "10000000 + 500 epochs" in err and "s per step" in err
     assert "pick a preset (--preset tiny" in err and "--yes" in err
     assert not (tmp_path / "a" / "checkpoints").exists()  # nothing started
-    short = ["lm", "train", *small, "--out", str(tmp_path / "b"), "--epochs", "1",
-             "--finetune-epochs", "0"]  # fmt: skip
+    short = [
+        "lm",
+        "train",
+        *small,
+        "--out",
+        str(tmp_path / "b"),
+        "--epochs",
+        "1",
+        "--finetune-epochs",
+        "0",
+    ]
     assert main(short) == 0  # within the hour: it says what it runs, then runs
     assert "about " in capsys.readouterr().err
     assert main([*long_run, "--yes", "--max-steps", "2"]) == 0  # --yes: no question asked

@@ -25,9 +25,25 @@ def _ptb() -> Path:
 @pytest.mark.slow
 def test_small_preset_learns_on_ptb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    argv = ["lm", "train", "--preset", "small", "--cell", "g2", "--data", str(_ptb()),
-            "--out", str(run), "--threads", "1", "--max-steps", "60", "--log-interval", "20",
-            "--no-progress"]  # fmt: skip
+    argv = [
+        "lm",
+        "train",
+        "--preset",
+        "small",
+        "--cell",
+        "g2",
+        "--data",
+        str(_ptb()),
+        "--out",
+        str(run),
+        "--threads",
+        "1",
+        "--max-steps",
+        "60",
+        "--log-interval",
+        "20",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     ppl = [r["ppl"] for r in rows if "ppl" in r]

@@ -120,8 +120,10 @@ def test_finetune_stage_and_asgd_switch(
     tmp_path: Path, write_lm_corpus: Callable[..., Path]
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
-    cfg = _config(data, **{"train.epochs": 3, "train.finetune_epochs": 2, "optim.nonmono": 1,
-                           "optim.lr": 60.0})  # fmt: skip
+    cfg = _config(
+        data,
+        **{"train.epochs": 3, "train.finetune_epochs": 2, "optim.nonmono": 1, "optim.lr": 60.0},
+    )
     result = train(cfg, tmp_path / "run")
     rows = [r for r in read_metrics(tmp_path / "run") if "valid_loss" in r]
     stages = [r["stage"] for r in rows]

@@ -45,9 +45,21 @@ def test_print_config_layers_preset_file_and_flags(
 
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("model:\n  dropout: 0.3\n  tau: 0.5\n")
-    argv = ["mt", "train", "--out", str(tmp_path / "run"), "--config", str(cfg_file),
-            "--cell", "sharpened", "--max-minutes", "55", "--set", "optim.name=adadelta",
-            "--print-config"]  # fmt: skip
+    argv = [
+        "mt",
+        "train",
+        "--out",
+        str(tmp_path / "run"),
+        "--config",
+        str(cfg_file),
+        "--cell",
+        "sharpened",
+        "--max-minutes",
+        "55",
+        "--set",
+        "optim.name=adadelta",
+        "--print-config",
+    ]
     assert main(argv) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["model"]["emb"] == 256 and cfg["model"]["dropout"] == 0.3
@@ -70,9 +82,28 @@ def _prepare_toy(tmp_path: Path, sizes: dict[str, int], seed: int) -> tuple[Path
     """Write a toy parallel corpus, ``mt prepare`` it; return (prepared folder, run folder)."""
     raw = write_toy_corpus(tmp_path, sizes, seed=seed)
     prep = tmp_path / "prep"
-    assert main(["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
-                 "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0",
-                 "--out", str(prep)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "mt",
+                "prepare",
+                "--dataset",
+                "folder",
+                "--raw",
+                str(raw),
+                "--src",
+                "src",
+                "--tgt",
+                "tgt",
+                "--pretokenized",
+                "--bpe-merges",
+                "0",
+                "--out",
+                str(prep),
+            ]
+        )
+        == 0
+    )
     return prep, tmp_path / "run"
 
 
@@ -82,9 +113,22 @@ def test_prepare_train_translate_eval(
     prep, run = _prepare_toy(tmp_path, {"train": 200, "valid": 20, "test": 20}, seed=1)
     assert "sizes" in capsys.readouterr().out
     monkeypatch.setenv("G2LSTM_PROGRESS_EVERY", "1e-9")  # a progress line at every batch
-    train_argv = ["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(run),
-                  "--cell", "g2", "--max-updates", "4",
-                  "--set", "train.valid_bleu=false"]  # fmt: skip
+    train_argv = [
+        "mt",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(prep),
+        "--out",
+        str(run),
+        "--cell",
+        "g2",
+        "--max-updates",
+        "4",
+        "--set",
+        "train.valid_bleu=false",
+    ]
     assert main(train_argv) == 0
     captured = capsys.readouterr()
     out = captured.out
@@ -92,8 +136,17 @@ def test_prepare_train_translate_eval(
     assert "g2 (tau=0.9, noise_p=0.2)" in out and "stopped (max_updates) at step 4" in out
     assert main(train_argv) == 2  # the folder has checkpoints and --resume is missing
     assert "already holds checkpoints" in capsys.readouterr().err
-    resume = ["mt", "train", "--out", str(run), "--resume", "--max-updates", "6",
-              "--set", "train.valid_bleu=false"]  # fmt: skip
+    resume = [
+        "mt",
+        "train",
+        "--out",
+        str(run),
+        "--resume",
+        "--max-updates",
+        "6",
+        "--set",
+        "train.valid_bleu=false",
+    ]
     assert main(resume) == 0
     assert "resuming" in capsys.readouterr().out
 
@@ -104,28 +157,79 @@ def test_prepare_train_translate_eval(
     assert len(captured.out.splitlines()) == 2
     assert "sentences/s" in captured.err
     (tmp_path / "in.txt").write_text(sentences)
-    assert main(["mt", "translate", str(run), "--input", str(tmp_path / "in.txt"),
-                 "--output", str(tmp_path / "out.txt"), "--beam", "1",
-                 "--output-format", "bpe"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "mt",
+                "translate",
+                str(run),
+                "--input",
+                str(tmp_path / "in.txt"),
+                "--output",
+                str(tmp_path / "out.txt"),
+                "--beam",
+                "1",
+                "--output-format",
+                "bpe",
+            ]
+        )
+        == 0
+    )
     assert len((tmp_path / "out.txt").read_text().splitlines()) == 2
     capsys.readouterr()
 
-    assert main(["mt", "eval", str(run), "--split", "test", "--beam", "2",
-                 "--hyps", str(tmp_path / "hyps.txt")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "mt",
+                "eval",
+                str(run),
+                "--split",
+                "test",
+                "--beam",
+                "2",
+                "--hyps",
+                str(tmp_path / "hyps.txt"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "tokenised BLEU" in out and "sacreBLEU (detokenised)" in out
     assert "tok:13a" in out and "sentences/s" in out
     record = json.loads((run / "eval-test.json").read_text())
-    for key in ("tok_bleu", "detok_bleu", "tok_signature", "detok_signature",
-                "sentences_per_second"):  # fmt: skip
+    for key in (
+        "tok_bleu",
+        "detok_bleu",
+        "tok_signature",
+        "detok_signature",
+        "sentences_per_second",
+    ):
         assert key in record
     assert record["num_sentences"] == 20 and record["beam"] == 2
     assert len((tmp_path / "hyps.txt").read_text().splitlines()) == 20
     assert record["eval_temperature"] == "divide" and "case:lc" in record["tok_signature"]
     assert "tokenised BLEU (lowercased" in out  # target "tgt": lowercased by default
-    assert main(["mt", "eval", str(run), "--split", "test", "--beam", "2", "--tok-case",
-                 "mixed", "--eval-temperature", "drop", "--json",
-                 str(tmp_path / "drop.json")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "mt",
+                "eval",
+                str(run),
+                "--split",
+                "test",
+                "--beam",
+                "2",
+                "--tok-case",
+                "mixed",
+                "--eval-temperature",
+                "drop",
+                "--json",
+                str(tmp_path / "drop.json"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "tokenised BLEU (case-sensitive" in out and "case:mixed" in out
     record = json.loads((tmp_path / "drop.json").read_text())
@@ -156,8 +260,12 @@ def test_interrupted_training_exits_130_and_resumes(
     budget = ["--max-updates", "5", "--set", "train.valid_bleu=false"]
     with monkeypatch.context() as m:
         m.setattr(trainer_mod._Trainer, "train_step", step)
-        assert main(["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(run),
-                     *budget]) == 130  # fmt: skip
+        assert (
+            main(
+                ["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(run), *budget]
+            )
+            == 130
+        )
     assert "--resume" in capsys.readouterr().err
     assert main(["mt", "train", "--out", str(run), "--resume", *budget]) == 0
     assert "stopped (max_updates) at step 5" in capsys.readouterr().out

@@ -66,9 +66,13 @@ def test_encoding_ignores_padding(layers: int) -> None:
 
 @pytest.mark.parametrize(
     ("attention", "input_feeding", "cell"),
-    [("luong", False, "g2"), ("luong", True, "g2"), ("bahdanau", False, "sharpened"),
-     ("bahdanau", True, "lstm")],
-)  # fmt: skip
+    [
+        ("luong", False, "g2"),
+        ("luong", True, "g2"),
+        ("bahdanau", False, "sharpened"),
+        ("bahdanau", True, "lstm"),
+    ],
+)
 def test_teacher_forced_steps_equal_full_sequence(
     attention: str, input_feeding: bool, cell: str
 ) -> None:
@@ -179,8 +183,7 @@ def test_greedy_decoding_holds_sampled_per_sequence_noise_and_beam_refuses_it(
     from g2lstm.mt.translate import Translator
     from g2lstm.mt.vocab import SPECIALS, Vocab
 
-    model = _model(cell="g2", noise_p=0.5, noise_schedule="mask_per_sequence",
-                   eval_gates="sample")  # fmt: skip
+    model = _model(cell="g2", noise_p=0.5, noise_schedule="mask_per_sequence", eval_gates="sample")
     src_vocab = Vocab([*SPECIALS, *(f"s{i}" for i in range(V_SRC - 4))])
     tgt_vocab = Vocab([*SPECIALS, *(f"t{i}" for i in range(V_TGT - 4))])
     prep = PrepareConfig("src", "tgt")
@@ -249,10 +252,20 @@ def test_presets_are_the_papers_models() -> None:
 
 @pytest.mark.parametrize(
     "override",
-    ["model.cell=gru", "model.attention=dot", "model.dropout=1.5", "optim.name=sgd",
-     "train.max_tokens=0", "decode.beam=0", "model.tau=0", "model.noise_p=2",
-     "model.nope=1", "nosection.x=1", "model.emb"],
-)  # fmt: skip
+    [
+        "model.cell=gru",
+        "model.attention=dot",
+        "model.dropout=1.5",
+        "optim.name=sgd",
+        "train.max_tokens=0",
+        "decode.beam=0",
+        "model.tau=0",
+        "model.noise_p=2",
+        "model.nope=1",
+        "nosection.x=1",
+        "model.emb",
+    ],
+)
 def test_invalid_values_are_rejected(override: str) -> None:
     with pytest.raises(ConfigError):
         apply_overrides(MTConfig(), [override])

@@ -94,7 +94,8 @@ def test_tokenised_bleu_case_follows_the_target_language() -> None:
     assert tok_lowercase("lc", "de") is True and tok_lowercase("mixed", "en") is False
     with pytest.raises(ConfigError, match=r"tok_case='upper'.*auto, lc, mixed"):
         tok_lowercase("upper", "de")
-    cased = score_bleu(HYPS_TOK, REFS_TOK, HYPS_TOK, REFS_TOK,
-                       tok_lowercase=tok_lowercase("auto", "de"))  # fmt: skip
+    cased = score_bleu(
+        HYPS_TOK, REFS_TOK, HYPS_TOK, REFS_TOK, tok_lowercase=tok_lowercase("auto", "de")
+    )
     assert cased.tok_bleu == pytest.approx(MULTI_BLEU_CASED, abs=1e-5)
     assert "case:mixed" in cased.tok_signature

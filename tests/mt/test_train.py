@@ -48,9 +48,15 @@ def toy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def toy_config(data: Path, *overrides: str):  # type: ignore[no-untyped-def]
     return load_config(
         "tiny",
-        overrides=[f"train.data={data}", "train.valid_bleu=false", "train.max_tokens=200",
-                   "train.epochs=5", "model.dropout=0.0", *overrides],
-    )  # fmt: skip
+        overrides=[
+            f"train.data={data}",
+            "train.valid_bleu=false",
+            "train.max_tokens=200",
+            "train.epochs=5",
+            "model.dropout=0.0",
+            *overrides,
+        ],
+    )
 
 
 def test_label_smoothed_loss_matches_torch() -> None:
@@ -105,9 +111,14 @@ def _rows(run: Path, kind: str) -> list[dict]:
 
 def test_trainer_follows_the_step_schedule(toy_data: Path, tmp_path: Path) -> None:
     cfg = toy_config(
-        toy_data, "optim.lr=0.004", "optim.schedule=step", "optim.decay_start=1",
-        "optim.lr_decay=0.5", "train.epochs=3", "train.log_every=1",
-    )  # fmt: skip
+        toy_data,
+        "optim.lr=0.004",
+        "optim.schedule=step",
+        "optim.decay_start=1",
+        "optim.lr_decay=0.5",
+        "train.epochs=3",
+        "train.log_every=1",
+    )
     train(cfg, tmp_path / "run", show_progress=False)
     lr_by_epoch = {r["epoch"]: set() for r in _rows(tmp_path / "run", "train")}
     for r in _rows(tmp_path / "run", "train"):
@@ -123,8 +134,11 @@ def test_resume_is_exact_under_inverse_sqrt(toy_data: Path, tmp_path: Path) -> N
     common = ("optim.schedule=inverse_sqrt", "optim.warmup=8", "optim.lr=0.005")
     full = toy_config(toy_data, *common, "train.max_updates=20")
     train(full, tmp_path / "full", show_progress=False)
-    train(toy_config(toy_data, *common, "train.max_updates=9"), tmp_path / "split",
-          show_progress=False)  # fmt: skip
+    train(
+        toy_config(toy_data, *common, "train.max_updates=9"),
+        tmp_path / "split",
+        show_progress=False,
+    )
     train(full, tmp_path / "split", resume=True, show_progress=False)
     a, b = _final_weights(tmp_path / "full"), _final_weights(tmp_path / "split")
     assert all(a[k].equal(b[k]) for k in a)
@@ -145,8 +159,12 @@ def test_a_checkpoint_without_the_schedule_keys_resumes_as_plateau(
     for key in ("schedule", "decay_start", "warmup"):
         del meta["meta"]["config"]["optim"][key]
     meta_path.write_text(json.dumps(meta))
-    resumed = train(toy_config(toy_data, "train.max_updates=5"), tmp_path / "run", resume=True,
-                    show_progress=False)  # fmt: skip
+    resumed = train(
+        toy_config(toy_data, "train.max_updates=5"),
+        tmp_path / "run",
+        resume=True,
+        show_progress=False,
+    )
     assert resumed.step == 5
     assert load_config("tiny").optim.schedule == "plateau"
 
@@ -155,10 +173,17 @@ def test_a_checkpoint_without_the_schedule_keys_resumes_as_plateau(
 def test_learns_a_toy_translation_task(toy_data: Path, tmp_path: Path) -> None:
     """Reverse-order word mapping: needs attention; a tiny model gets it nearly right."""
     cfg = toy_config(
-        toy_data, "model.cell=g2", "model.hidden=48", "model.emb=32", "train.epochs=10",
-        "optim.lr=0.01", "optim.label_smoothing=0.0", "train.valid_bleu=true", "decode.beam=3",
+        toy_data,
+        "model.cell=g2",
+        "model.hidden=48",
+        "model.emb=32",
+        "train.epochs=10",
+        "optim.lr=0.01",
+        "optim.label_smoothing=0.0",
+        "train.valid_bleu=true",
+        "decode.beam=3",
         "train.max_tokens=100",
-    )  # fmt: skip
+    )
     result = train(cfg, tmp_path / "run", show_progress=False)
     assert result.stopped == "epochs"
     assert result.valid_bleu is not None and result.valid_bleu["tok_bleu"] > 80
@@ -185,12 +210,20 @@ def test_end_to_end_on_a_multi30k_slice(real_data: Path, tmp_path: Path) -> None
     assert prepared.info["counts"]["sizes"] == {"train": 1000, "valid": 100, "test": 100}
     cfg = load_config(
         "tiny",
-        overrides=[f"train.data={tmp_path / 'prep'}", "train.epochs=3", "model.hidden=64",
-                   "model.emb=64", "model.layers=2", "train.max_tokens=800", "optim.lr=0.003"],
-    )  # fmt: skip
+        overrides=[
+            f"train.data={tmp_path / 'prep'}",
+            "train.epochs=3",
+            "model.hidden=64",
+            "model.emb=64",
+            "model.layers=2",
+            "train.max_tokens=800",
+            "optim.lr=0.003",
+        ],
+    )
     result = train(cfg, tmp_path / "run", show_progress=False)
-    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n")
-            if x]  # fmt: skip
+    rows = [
+        json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n") if x
+    ]
     valid = [r["valid_loss"] for r in rows if r["kind"] == "valid"]
     assert len(valid) == 3 and valid[-1] < valid[0]
     assert result.valid_bleu is not None and 0 <= result.valid_bleu["tok_bleu"] <= 100

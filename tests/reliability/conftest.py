@@ -16,8 +16,20 @@ from g2lstm.cli import main
 
 def lm_train_argv(data: Path, out: Path, *extra: str) -> list[str]:
     """``g2lstm lm train`` on the tiny preset, one thread, no progress bar."""
-    return ["lm", "train", "--preset", "tiny", "--data", str(data), "--out", str(out),
-            "--threads", "1", "--no-progress", *extra]  # fmt: skip
+    return [
+        "lm",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -83,9 +95,22 @@ def _write_parallel(raw: Path, sizes: dict[str, int]) -> Path:
 
 def mt_train_argv(prep: Path, out: Path, *extra: str) -> list[str]:
     """``g2lstm mt train`` on the tiny preset, no BLEU at the end, no progress bar."""
-    return ["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(out),
-            "--threads", "1", "--no-progress", "--set", "train.valid_bleu=false",
-            *extra]  # fmt: skip
+    return [
+        "mt",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(prep),
+        "--out",
+        str(out),
+        "--threads",
+        "1",
+        "--no-progress",
+        "--set",
+        "train.valid_bleu=false",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +119,27 @@ def trained_mt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("trained_mt")
     raw = _write_parallel(root / "raw", {"train": 120, "valid": 12, "test": 12})
     prep, run = root / "prep", root / "run"
-    assert main(["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
-                 "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0",
-                 "--out", str(prep)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "mt",
+                "prepare",
+                "--dataset",
+                "folder",
+                "--raw",
+                str(raw),
+                "--src",
+                "src",
+                "--tgt",
+                "tgt",
+                "--pretokenized",
+                "--bpe-merges",
+                "0",
+                "--out",
+                str(prep),
+            ]
+        )
+        == 0
+    )
     assert main(mt_train_argv(prep, run, "--max-updates", "4")) == 0
     return prep, run

@@ -46,8 +46,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("argv", "needles"), CASES, ids=lambda v: " ".join(v)[:60])
-def test_bad_argument_is_one_clear_line(argv, needles, tmp_path: Path, cli_error,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_bad_argument_is_one_clear_line(
+    argv, needles, tmp_path: Path, cli_error, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     argv = [a if a != "x" else str(tmp_path / "x") for a in argv]
     if "--print-config" in argv:
@@ -59,10 +60,14 @@ def test_bad_argument_is_one_clear_line(argv, needles, tmp_path: Path, cli_error
 def test_conflicting_resume_and_preset_leave_the_run_untouched(lm_run, cli_error) -> None:
     _, run = lm_run
     before = snapshot(run)
-    cli_error(["lm", "train", "--out", str(run), "--resume", "--preset", "tiny"],
-              "--resume", "--preset")  # fmt: skip
-    cli_error(["lm", "train", "--out", str(run), "--resume", "--set", "model.nhid=8"],
-              "model.nhid: 24 -> 8", "new --out")  # fmt: skip
+    cli_error(
+        ["lm", "train", "--out", str(run), "--resume", "--preset", "tiny"], "--resume", "--preset"
+    )
+    cli_error(
+        ["lm", "train", "--out", str(run), "--resume", "--set", "model.nhid=8"],
+        "model.nhid: 24 -> 8",
+        "new --out",
+    )
     cli_error(["lm", "train", "--out", str(run), "--resume", "--tau", "0"], "tau")
     assert snapshot(run) == before
 
@@ -70,10 +75,13 @@ def test_conflicting_resume_and_preset_leave_the_run_untouched(lm_run, cli_error
 def test_conflicting_compress_flags(lm_run, tmp_path: Path, cli_error) -> None:
     _, run = lm_run
     out = tmp_path / "c.safetensors"
-    cli_error(["compress", str(run), "--method", "round", "--step", "0.2", "--bits", "2", "-o",
-               str(out)], "--bits does not apply")  # fmt: skip
+    cli_error(
+        ["compress", str(run), "--method", "round", "--step", "0.2", "--bits", "2", "-o", str(out)],
+        "--bits does not apply",
+    )
     cli_error(["compress", str(run), "--method", "quant", "--bits", "0", "-o", str(out)], "bits")
     cli_error(["compress", str(run), "--method", "round", "--step", "-1", "-o", str(out)], "step")
-    cli_error(["compress", str(run), "--method", "svd", "--rank", "25", "-o", str(out)],
-              "rank", "<=")  # fmt: skip
+    cli_error(
+        ["compress", str(run), "--method", "svd", "--rank", "25", "-o", str(out)], "rank", "<="
+    )
     assert not out.exists()

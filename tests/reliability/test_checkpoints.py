@@ -100,8 +100,9 @@ def test_architecture_differs_from_the_config(lm_run, tmp_path: Path, cli_error)
     _edit_meta(_ckpt(run), widen)
     before = snapshot(run)
     for argv in (["lm", "eval", str(run)], _resume(run)):
-        line = cli_error(argv, str(_ckpt(run)), "rnns.0.weight_hh_l0: checkpoint [96, 24] vs "
-                         "model [128, 32]")  # fmt: skip
+        line = cli_error(
+            argv, str(_ckpt(run)), "rnns.0.weight_hh_l0: checkpoint [96, 24] vs model [128, 32]"
+        )
         assert "hint" in line
         assert snapshot(run) == before
 
@@ -162,10 +163,12 @@ def test_pickle_disguised_as_a_checkpoint_is_never_loaded(
     for name in ("model.pt", "model.safetensors", "model.ckpt"):
         loose = tmp_path / name
         dump(loose)
-        for argv in (["lm", "eval", str(loose)], ["compress", "eval", str(loose)],
-                     ["analyze", str(loose), "--out", str(tmp_path / "an")],
-                     ["compress", str(loose), "--method", "quant", "--bits", "4", "-o",
-                      str(tmp_path / "q")]):  # fmt: skip
+        for argv in (
+            ["lm", "eval", str(loose)],
+            ["compress", "eval", str(loose)],
+            ["analyze", str(loose), "--out", str(tmp_path / "an")],
+            ["compress", str(loose), "--method", "quant", "--bits", "4", "-o", str(tmp_path / "q")],
+        ):
             cli_error(argv, str(tmp_path))
     assert not marker.exists()
     assert meta.is_file()
@@ -188,8 +191,7 @@ def test_safetensors_with_wrong_tensor_shapes(lm_run, tmp_path: Path, cli_error)
     _check_all_refuse(run, tmp_path, cli_error, "rnns.1.weight_hh_l0", "[3, 5]")
 
 
-def test_resume_from_truncated_latest_keeps_earlier_checkpoints(lm_run, cli_error,
-                                                                capsys) -> None:  # fmt: skip
+def test_resume_from_truncated_latest_keeps_earlier_checkpoints(lm_run, cli_error, capsys) -> None:
     """Two checkpoints; the newest is damaged: the error points at the previous one."""
     from g2lstm.cli import main
 

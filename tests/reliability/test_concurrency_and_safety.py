@@ -25,8 +25,12 @@ with RunLock(sys.argv[1]):
 def test_second_run_on_the_same_directory_is_refused(lm_run, cli_error) -> None:
     data, run = lm_run
     before = snapshot(run)
-    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(run)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(run)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         argv = ["lm", "train", "--out", str(run), "--resume", "--no-progress"]
@@ -34,8 +38,10 @@ def test_second_run_on_the_same_directory_is_refused(lm_run, cli_error) -> None:
         assert snapshot(run) == before
     finally:
         holder.communicate("\n", timeout=30)
-    assert main(["lm", "train", "--out", str(run), "--resume", "--max-steps", "4",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(["lm", "train", "--out", str(run), "--resume", "--max-steps", "4", "--no-progress"])
+        == 0
+    )
     assert not (run / ".g2lstm.pid").exists()
 
 
@@ -43,8 +49,12 @@ _PICKLERS = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "s
 
 
 def _is_torch_load(func: ast.expr) -> bool:
-    return (isinstance(func, ast.Attribute) and func.attr == "load"
-            and isinstance(func.value, ast.Name) and func.value.id == "torch")  # fmt: skip
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "load"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "torch"
+    )
 
 
 def _violations(source: str, name: str) -> list[str]:
@@ -53,8 +63,11 @@ def _violations(source: str, name: str) -> list[str]:
     load_aliases = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            bad += [f"{name}:{node.lineno} import {a.name}" for a in node.names
-                    if a.name.split(".")[0] in _PICKLERS]  # fmt: skip
+            bad += [
+                f"{name}:{node.lineno} import {a.name}"
+                for a in node.names
+                if a.name.split(".")[0] in _PICKLERS
+            ]
         elif isinstance(node, ast.ImportFrom) and node.module:
             if node.module.split(".")[0] in _PICKLERS:
                 bad.append(f"{name}:{node.lineno} from {node.module} import")
@@ -64,8 +77,12 @@ def _violations(source: str, name: str) -> list[str]:
             _is_torch_load(node.func)
             or (isinstance(node.func, ast.Name) and node.func.id in load_aliases)
         ):
-            safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant)
-                       and k.value.value is True for k in node.keywords)  # fmt: skip
+            safe = any(
+                k.arg == "weights_only"
+                and isinstance(k.value, ast.Constant)
+                and k.value.value is True
+                for k in node.keywords
+            )
             if not safe:
                 bad.append(f"{name}:{node.lineno} torch.load without weights_only=True")
         elif (
@@ -109,8 +126,9 @@ def test_no_pickle_import_and_every_torch_load_is_weights_only() -> None:
     assert not bad, bad
 
 
-def test_commands_announce_what_they_do_and_where_they_write(lm_run, tmp_path: Path,
-                                                             capsys) -> None:  # fmt: skip
+def test_commands_announce_what_they_do_and_where_they_write(
+    lm_run, tmp_path: Path, capsys
+) -> None:
     data, run = lm_run
     out = tmp_path / "new"
     assert main(lm_train_argv(data, out, "--max-steps", "1")) == 0
@@ -128,16 +146,40 @@ def test_sweep_analyze_and_reproduce_announce_where_they_write(
 ) -> None:
     _, run = lm_run
     sweep = tmp_path / "sweep"
-    argv = ["compress", "sweep", str(run), "-o", str(sweep), "--paper-only", "--no-plot",
-            "--max-batches", "1"]  # fmt: skip
+    argv = [
+        "compress",
+        "sweep",
+        str(run),
+        "-o",
+        str(sweep),
+        "--paper-only",
+        "--no-plot",
+        "--max-batches",
+        "1",
+    ]
     assert main(argv) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("g2lstm compress sweep: ") and str(sweep) in first
 
     an = tmp_path / "an"
-    argv = ["analyze", str(run), "--out", str(an), "--max-batches", "1", "--batch-size", "2",
-            "--bptt", "4", "--no-sensitivity", "--no-hard-gates", "--threads", "1",
-            "--sentences", "w1 w2 w3"]  # fmt: skip
+    argv = [
+        "analyze",
+        str(run),
+        "--out",
+        str(an),
+        "--max-batches",
+        "1",
+        "--batch-size",
+        "2",
+        "--bptt",
+        "4",
+        "--no-sensitivity",
+        "--no-hard-gates",
+        "--threads",
+        "1",
+        "--sentences",
+        "w1 w2 w3",
+    ]
     assert main(argv) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("g2lstm analyze: ") and first.endswith(f"-> {an}")
@@ -157,8 +199,20 @@ def test_mt_train_announces_what_it_does(tmp_path: Path, capsys) -> None:
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("g2lstm mt prepare: ") and str(tmp_path / "prep") in first
     out = tmp_path / "mt"
-    argv = ["mt", "train", "--preset", "tiny", "--data", str(tmp_path / "prep"), "--out",
-            str(out), "--max-updates", "1", "--set", "train.valid_bleu=false"]  # fmt: skip
+    argv = [
+        "mt",
+        "train",
+        "--preset",
+        "tiny",
+        "--data",
+        str(tmp_path / "prep"),
+        "--out",
+        str(out),
+        "--max-updates",
+        "1",
+        "--set",
+        "train.valid_bleu=false",
+    ]
     assert main(argv) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("g2lstm mt train: ") and str(out) in first

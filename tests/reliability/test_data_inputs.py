@@ -94,24 +94,46 @@ def _write_parallel(raw: Path, n: int = 40, seed: int = 0) -> Path:
     raw.mkdir(parents=True, exist_ok=True)
     for split, count in (("train", n), ("valid", 8), ("test", 8)):
         pairs = [[rng.randrange(12) for _ in range(rng.randint(2, 6))] for _ in range(count)]
-        (raw / f"{split}.src").write_text("".join(" ".join(f"s{i}" for i in p) + "\n"
-                                                  for p in pairs), encoding="utf-8")  # fmt: skip
-        (raw / f"{split}.tgt").write_text("".join(" ".join(f"t{i}" for i in p) + "\n"
-                                                  for p in pairs), encoding="utf-8")  # fmt: skip
+        (raw / f"{split}.src").write_text(
+            "".join(" ".join(f"s{i}" for i in p) + "\n" for p in pairs), encoding="utf-8"
+        )
+        (raw / f"{split}.tgt").write_text(
+            "".join(" ".join(f"t{i}" for i in p) + "\n" for p in pairs), encoding="utf-8"
+        )
     return raw
 
 
 def _prepare_argv(raw: Path, out: Path) -> list[str]:
-    return ["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src", "--tgt",
-            "tgt", "--pretokenized", "--bpe-merges", "0", "--out", str(out)]  # fmt: skip
+    return [
+        "mt",
+        "prepare",
+        "--dataset",
+        "folder",
+        "--raw",
+        str(raw),
+        "--src",
+        "src",
+        "--tgt",
+        "tgt",
+        "--pretokenized",
+        "--bpe-merges",
+        "0",
+        "--out",
+        str(out),
+    ]
 
 
 def test_mt_misaligned_parallel_files(tmp_path: Path, cli_error) -> None:
     raw = _write_parallel(tmp_path / "raw")
     with (raw / "train.tgt").open("a", encoding="utf-8") as f:
         f.write("t1 t2\n")
-    cli_error(_prepare_argv(raw, tmp_path / "prep"), str(raw / "train.src"),
-              str(raw / "train.tgt"), "40", "41")  # fmt: skip
+    cli_error(
+        _prepare_argv(raw, tmp_path / "prep"),
+        str(raw / "train.src"),
+        str(raw / "train.tgt"),
+        "40",
+        "41",
+    )
     assert not (tmp_path / "prep" / "prepare.json").exists()
 
 

@@ -54,8 +54,21 @@ def test_signal_writes_a_resumable_checkpoint_and_resume_is_exact(
     err = capsys.readouterr().err
     assert "stopped (interrupted) after step 2" in err and "--resume" in err
     assert _latest_tensors(tmp_path / "split")["step"].item() == 2
-    assert main(["lm", "train", "--out", str(tmp_path / "split"), "--resume", "--max-steps", "6",
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "lm",
+                "train",
+                "--out",
+                str(tmp_path / "split"),
+                "--resume",
+                "--max-steps",
+                "6",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     a, b = _latest_tensors(tmp_path / "full"), _latest_tensors(tmp_path / "split")
     assert a.keys() == b.keys() and b["step"].item() == 6
     for name in a:
@@ -94,8 +107,20 @@ def test_exception_while_writing_keeps_the_previous_checkpoint(
     before = snapshot(run / "checkpoints")
     tried = _failing_writer(monkeypatch, RuntimeError("boom while writing"))
     with pytest.raises(RuntimeError, match="boom while writing"):
-        main(["lm", "train", "--out", str(run), "--resume", "--max-steps", "5",
-              "--checkpoint-every", "1", "--no-progress"])  # fmt: skip
+        main(
+            [
+                "lm",
+                "train",
+                "--out",
+                str(run),
+                "--resume",
+                "--max-steps",
+                "5",
+                "--checkpoint-every",
+                "1",
+                "--no-progress",
+            ]
+        )
     assert tried and ".tmp" in str(tried[0].parent)
     assert snapshot(run / "checkpoints") == before
     _no_partial_files(run)
@@ -107,8 +132,22 @@ def test_disk_full_is_one_clear_error_and_keeps_the_previous_checkpoint(
     _, run = lm_run
     before = snapshot(run / "checkpoints")
     _failing_writer(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
-    cli_error(["lm", "train", "--out", str(run), "--resume", "--max-steps", "5",
-               "--checkpoint-every", "1", "--no-progress"], "space", str(run))  # fmt: skip
+    cli_error(
+        [
+            "lm",
+            "train",
+            "--out",
+            str(run),
+            "--resume",
+            "--max-steps",
+            "5",
+            "--checkpoint-every",
+            "1",
+            "--no-progress",
+        ],
+        "space",
+        str(run),
+    )
     assert snapshot(run / "checkpoints") == before
     _no_partial_files(run)
 
@@ -130,8 +169,7 @@ def test_unwritable_output_directory_is_reported_before_training(
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
-    cli_error(lm_train_argv(data, tmp_path / "ro"), str(tmp_path / "ro"), "not writable",
-              "--out")  # fmt: skip
+    cli_error(lm_train_argv(data, tmp_path / "ro"), str(tmp_path / "ro"), "not writable", "--out")
     assert not built
 
 
@@ -176,8 +214,11 @@ def test_nan_in_gradient_raise_names_step_and_parameter(
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     _nan_in_grad(monkeypatch, "rnns.1.weight_hh_l0", {3})
-    cli_error(lm_train_argv(data, tmp_path / "run", "--max-steps", "5"),  # clipping on
-              "step 3", "rnns.1.weight_hh_l0")  # fmt: skip
+    cli_error(
+        lm_train_argv(data, tmp_path / "run", "--max-steps", "5"),  # clipping on
+        "step 3",
+        "rnns.1.weight_hh_l0",
+    )
 
 
 def test_skip_keeps_weights_and_optimizer_then_stops_after_k(
@@ -201,8 +242,14 @@ def test_skip_keeps_weights_and_optimizer_then_stops_after_k(
 
     monkeypatch.setattr(trainer_mod.LMTrainer, "_step", step)
     _nan_in_grad(monkeypatch, "rnns.0.weight_ih_l0", {2, 3})
-    assert main(lm_train_argv(data, tmp_path / "a", "--max-steps", "6", "--on-nonfinite",
-                              "skip", "--clip", "0")) == 0  # fmt: skip
+    assert (
+        main(
+            lm_train_argv(
+                data, tmp_path / "a", "--max-steps", "6", "--on-nonfinite", "skip", "--clip", "0"
+            )
+        )
+        == 0
+    )
     capsys.readouterr()
     for skipped in (3, 4):  # after steps 3 and 4 (indices 2, 3) nothing changed
         for name, value in seen[skipped].items():
@@ -214,7 +261,8 @@ def test_skip_keeps_weights_and_optimizer_then_stops_after_k(
     # every step non-finite: the run stops after K consecutive skips with a clear error
     seen.clear()
     _nan_in_grad(monkeypatch, "rnns.0.weight_ih_l0", set(range(1000)))
-    line = cli_error(lm_train_argv(data, tmp_path / "b", "--on-nonfinite", "skip", "--clip",
-                                   "0"), "consecutive")  # fmt: skip
+    line = cli_error(
+        lm_train_argv(data, tmp_path / "b", "--on-nonfinite", "skip", "--clip", "0"), "consecutive"
+    )
     assert "rnns.0.weight_ih_l0" in line or "step" in line
     assert len(seen) < 1000

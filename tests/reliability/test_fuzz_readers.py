@@ -22,16 +22,16 @@ from g2lstm.errors import CheckpointError, ConfigError
 from g2lstm.train import load_checkpoint, save_checkpoint
 from g2lstm.train.tensor_header import read_header
 
-_SETTINGS = settings(max_examples=120, deadline=None,
-                     suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+_SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 _EXPECTED = (CheckpointError, ConfigError)  # LimitError is a ConfigError
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                  max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 
 
 def _loads_or_typed(load: Any, *args: Any, **kwargs: Any) -> None:
@@ -51,9 +51,12 @@ def good(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     opt.step()
     state = dict(model.state_dict())
     state["tied"] = state["weight_ih_l0"]
-    ckpt = save_checkpoint(root / "ckpt", model_state=state,
-                           trainer_state={"optimizer": opt.state_dict()},
-                           meta={"config": {"nhid": 3}, "step": 1})  # fmt: skip
+    ckpt = save_checkpoint(
+        root / "ckpt",
+        model_state=state,
+        trainer_state={"optimizer": opt.state_dict()},
+        meta={"config": {"nhid": 3}, "step": 1},
+    )
     small, report = quantize(torch.nn.LSTM(4, 8), 4, "gates_if")
     compressed = save_compressed(root / "c.safetensors", small, report, {"kind": "x"})
     return {"root": root, "ckpt": ckpt, "compressed": compressed}
@@ -64,8 +67,9 @@ def _copy(good: dict[str, Path], name: str) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     src = good[name]
-    return Path(shutil.copytree(src, work / src.name) if src.is_dir()
-                else shutil.copy(src, work / src.name))  # fmt: skip
+    return Path(
+        shutil.copytree(src, work / src.name) if src.is_dir() else shutil.copy(src, work / src.name)
+    )
 
 
 @_SETTINGS
@@ -139,8 +143,9 @@ def test_compressed_any_bytes(good: dict[str, Path], data: bytes) -> None:
 
 @_SETTINGS
 @given(st.data(), _json)
-def test_compressed_any_metadata_field_replaced(good: dict[str, Path], data: Any,
-                                                value: Any) -> None:  # fmt: skip
+def test_compressed_any_metadata_field_replaced(
+    good: dict[str, Path], data: Any, value: Any
+) -> None:
     from safetensors import safe_open
     from safetensors.torch import save_file
 

@@ -39,10 +39,20 @@ def _edit_meta(run: Path, edit) -> None:  # type: ignore[no-untyped-def]
 
 
 def _loaders(run: Path, tmp_path: Path) -> list[list[str]]:
-    return [["lm", "eval", str(run)],
-            ["lm", "train", "--out", str(run), "--resume", "--no-progress", "--threads", "1"],
-            ["compress", str(run), "--method", "quant", "--bits", "4", "-o",
-             str(tmp_path / "q.safetensors")]]  # fmt: skip
+    return [
+        ["lm", "eval", str(run)],
+        ["lm", "train", "--out", str(run), "--resume", "--no-progress", "--threads", "1"],
+        [
+            "compress",
+            str(run),
+            "--method",
+            "quant",
+            "--bits",
+            "4",
+            "-o",
+            str(tmp_path / "q.safetensors"),
+        ],
+    ]
 
 
 @pytest.mark.parametrize("nhid", [100_000, 30])
@@ -108,13 +118,20 @@ def test_beam_and_words_are_capped_with_a_flag_to_raise_them(
     _, run = lm_run
     missing = str(tmp_path / "no-run")
     for cmd in ("translate", "eval"):  # refused before the checkpoint is even read
-        cli_error(["mt", cmd, missing, "--beam", "100000"], "--beam (100,000) exceeds the limit "
-                  "of 256", "--max-beam")  # fmt: skip
+        cli_error(
+            ["mt", cmd, missing, "--beam", "100000"],
+            "--beam (100,000) exceeds the limit of 256",
+            "--max-beam",
+        )
     cli_error(["compress", "eval", str(run), "--beam", "100000"], "--max-beam")
-    cli_error(["lm", "generate", str(run), "--words", "1000000000"],
-              "--words (1,000,000,000) exceeds the limit", "--max-words")  # fmt: skip
-    assert main(["lm", "generate", str(run), "--words", "20", "--max-words", "10",
-                 "--seed", "3"]) == 2  # fmt: skip
+    cli_error(
+        ["lm", "generate", str(run), "--words", "1000000000"],
+        "--words (1,000,000,000) exceeds the limit",
+        "--max-words",
+    )
+    assert (
+        main(["lm", "generate", str(run), "--words", "20", "--max-words", "10", "--seed", "3"]) == 2
+    )
     capsys.readouterr()
     assert main(["lm", "generate", str(run), "--words", "40", "--seed", "3"]) == 0
     streamed = capsys.readouterr().out
@@ -160,8 +177,9 @@ def test_generated_words_are_streamed_as_they_are_sampled(lm_run, monkeypatch) -
         (lambda r: r["meta"].update(config="x"), "meta.json"),
     ],
 )
-def test_meta_json_with_wrong_types_is_one_line(edit, needle, lm_run, tmp_path: Path,
-                                                cli_error) -> None:  # fmt: skip
+def test_meta_json_with_wrong_types_is_one_line(
+    edit, needle, lm_run, tmp_path: Path, cli_error
+) -> None:
     _, run = lm_run
     _edit_meta(run, edit)
     cli_error(["lm", "eval", str(run)], needle)
@@ -173,26 +191,36 @@ def test_deeply_nested_meta_json_is_one_line(lm_run, cli_error) -> None:
     cli_error(["lm", "eval", str(run)], "meta.json", "nested too deeply")
 
 
-def test_bad_configuration_values_are_one_line(lm_run, tmp_path: Path, cli_error,
-                                               write_lm_corpus) -> None:  # fmt: skip
+def test_bad_configuration_values_are_one_line(
+    lm_run, tmp_path: Path, cli_error, write_lm_corpus
+) -> None:
     _, run = lm_run
     out = str(tmp_path / "o")
     base = ["lm", "train", "--preset", "tiny", "--out", out, "--print-config"]
-    cli_error([*base, "--set", "model.nhid=!!python/object/apply:os.system [echo]"],
-              "--set", "not plain YAML")  # fmt: skip
+    cli_error(
+        [*base, "--set", "model.nhid=!!python/object/apply:os.system [echo]"],
+        "--set",
+        "not plain YAML",
+    )
     cli_error([*base, "--set", "model.nhid=[[[["], "--set", "not plain YAML")
     (tmp_path / "c.yaml").write_text("preset: [1]\n")
-    cli_error(["lm", "train", "--config", str(tmp_path / "c.yaml"), "--out", out],
-              "unknown preset [1]")  # fmt: skip
+    cli_error(
+        ["lm", "train", "--config", str(tmp_path / "c.yaml"), "--out", out], "unknown preset [1]"
+    )
     huge = str(10**23)
     cli_error([*base, "--seed", huge], "train.seed")
-    cli_error(["mt", "train", "--preset", "tiny", "--out", out, "--seed", huge,
-               "--print-config"], "train.seed")  # fmt: skip
+    cli_error(
+        ["mt", "train", "--preset", "tiny", "--out", out, "--seed", huge, "--print-config"],
+        "train.seed",
+    )
     cli_error(["lm", "generate", str(run), "--seed", huge], "--seed")
     cli_error(["analyze", str(run), "--seed", huge, "-o", out], "--seed")
     data = write_lm_corpus(tmp_path / "data")
-    cli_error(lm_train_argv(data, tmp_path / "big", "--set", "model.nhid=1000000"),
-              "exceeds the limit", "G2LSTM_MAX_PARAMETERS")  # fmt: skip
+    cli_error(
+        lm_train_argv(data, tmp_path / "big", "--set", "model.nhid=1000000"),
+        "exceeds the limit",
+        "G2LSTM_MAX_PARAMETERS",
+    )
 
 
 def test_allocation_failure_is_one_line(lm_run, cli_error, monkeypatch) -> None:
@@ -200,8 +228,10 @@ def test_allocation_failure_is_one_line(lm_run, cli_error, monkeypatch) -> None:
     evaluate_mod = importlib.import_module("g2lstm.lm.evaluate")
 
     def oom(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
-                           "allocate memory: you tried to allocate 160000000000 bytes")  # fmt: skip
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+            "allocate memory: you tried to allocate 160000000000 bytes"
+        )
 
     monkeypatch.setattr(evaluate_mod, "build_checked", oom)
     cli_error(["lm", "eval", str(run)], "out of memory", "smaller sizes")
@@ -223,8 +253,9 @@ def _read_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", denied)
 
 
-def test_outputs_are_checked_before_the_work(lm_run, trained_mt, tmp_path: Path, cli_error,
-                                             monkeypatch) -> None:  # fmt: skip
+def test_outputs_are_checked_before_the_work(
+    lm_run, trained_mt, tmp_path: Path, cli_error, monkeypatch
+) -> None:
     _, run = lm_run
     _, mt = trained_mt
     src = tmp_path / "in.txt"
@@ -236,21 +267,24 @@ def test_outputs_are_checked_before_the_work(lm_run, trained_mt, tmp_path: Path,
 
     monkeypatch.setattr(mt_cli, "_load", lambda args: work.append("load"))
     compress = ["compress", str(run), "--method", "quant", "--bits", "4", "-o"]
-    for argv in (["mt", "translate", str(mt), "--input", str(src), "--output", str(folder)],
-                 ["mt", "eval", str(mt), "--json", str(folder)],
-                 ["mt", "eval", str(mt), "--hyps", str(folder)],
-                 [*compress, str(folder)],
-                 ["bench", "layer", "--quick", "--json", str(folder)]):  # fmt: skip
+    for argv in (
+        ["mt", "translate", str(mt), "--input", str(src), "--output", str(folder)],
+        ["mt", "eval", str(mt), "--json", str(folder)],
+        ["mt", "eval", str(mt), "--hyps", str(folder)],
+        [*compress, str(folder)],
+        ["bench", "layer", "--quick", "--json", str(folder)],
+    ):
         cli_error(argv, str(folder), "is a directory")
     cli_error(["analyze", str(run), "-o", str(src)], str(src), "not a directory")
     cli_error([*compress, str(tmp_path / "no-dir" / "q")], "does not exist")
     _read_only(monkeypatch)
-    for argv in (["mt", "translate", str(mt), "--input", str(src), "--output",
-                  str(tmp_path / "t.txt")],
-                 [*compress, str(tmp_path / "q")],
-                 ["bench", "layer", "--quick", "--json", str(tmp_path / "b.json")],
-                 ["analyze", str(run), "-o", str(tmp_path / "an")],
-                 ["compress", "sweep", str(run), "-o", str(tmp_path / "sw")]):  # fmt: skip
+    for argv in (
+        ["mt", "translate", str(mt), "--input", str(src), "--output", str(tmp_path / "t.txt")],
+        [*compress, str(tmp_path / "q")],
+        ["bench", "layer", "--quick", "--json", str(tmp_path / "b.json")],
+        ["analyze", str(run), "-o", str(tmp_path / "an")],
+        ["compress", "sweep", str(run), "-o", str(tmp_path / "sw")],
+    ):
         cli_error(argv, "not writable")
     assert work == []
 
@@ -270,8 +304,22 @@ def test_empty_lines_translate_to_empty_lines(trained_mt, tmp_path: Path, monkey
     src = tmp_path / "in.txt"
     src.write_text("s1 s2 s3\n\n   \ns4 s4\n\n")
     out = tmp_path / "out.txt"
-    assert main(["mt", "translate", str(mt), "--input", str(src), "--input-format", "tok",
-                 "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "mt",
+                "translate",
+                str(mt),
+                "--input",
+                str(src),
+                "--input-format",
+                "tok",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert out.read_text(encoding="utf-8") == "t1\n\n\nt1\n\n"
     assert len(asked) == 2 and all(asked)
 
@@ -291,8 +339,23 @@ def test_resume_after_kill_logs_the_same_rows(tmp_path: Path, write_lm_corpus) -
         shutil.rmtree(step)
     (ckpts / "last.json").write_text(json.dumps({"path": "step-000000003", "step": 3}))
     assert any(r.get("step") == 4 for r in read_metrics(broken))  # logged before the kill
-    assert main(["lm", "train", "--out", str(broken), "--resume", "--max-steps", "8",
-                 "--no-progress", "--threads", "1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "lm",
+                "train",
+                "--out",
+                str(broken),
+                "--resume",
+                "--max-steps",
+                "8",
+                "--no-progress",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     keys = ("step", "stage", "epoch", "lr", "loss", "ppl", "grad_norm", "valid_loss")
 
     def rows(run: Path) -> list[tuple]:
@@ -300,8 +363,9 @@ def test_resume_after_kill_logs_the_same_rows(tmp_path: Path, write_lm_corpus) -
 
     assert rows(broken) == rows(tmp_path / "whole")
     assert {4, 6, 8} <= {r[0] for r in rows(broken)}
-    assert torch.equal(load_model(broken).model.decoder.weight,
-                       load_model(tmp_path / "whole").model.decoder.weight)  # fmt: skip
+    assert torch.equal(
+        load_model(broken).model.decoder.weight, load_model(tmp_path / "whole").model.decoder.weight
+    )
 
 
 def test_mt_resume_logs_the_same_rows(trained_mt, tmp_path: Path) -> None:
@@ -313,8 +377,23 @@ def test_mt_resume_logs_the_same_rows(trained_mt, tmp_path: Path) -> None:
     assert main(mt_train_argv(prep, tmp_path / "whole", *flags, "--max-updates", "6")) == 0
     broken = tmp_path / "broken"
     assert main(mt_train_argv(prep, broken, *flags, "--max-updates", "3")) == 0
-    assert main(["mt", "train", "--out", str(broken), "--resume", "--max-updates", "6",
-                 "--no-progress", "--set", "train.valid_bleu=false"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "mt",
+                "train",
+                "--out",
+                str(broken),
+                "--resume",
+                "--max-updates",
+                "6",
+                "--no-progress",
+                "--set",
+                "train.valid_bleu=false",
+            ]
+        )
+        == 0
+    )
     keys = ("step", "kind", "epoch", "loss", "ppl", "lr", "grad_norm")
 
     def rows(run: Path) -> list[tuple]:

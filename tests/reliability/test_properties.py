@@ -15,8 +15,9 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from g2lstm.errors import DataError
 from g2lstm.nn import G2LSTM
 
-_SETTINGS = settings(max_examples=25, deadline=None,
-                     suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+_SETTINGS = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @st.composite
@@ -42,10 +43,17 @@ def layer_cases(draw):
 
 def _make(case, backend: str) -> G2LSTM:
     torch.manual_seed(case["seed"])
-    layer = G2LSTM(case["input_size"], case["hidden_size"], case["num_layers"],
-                   batch_first=case["batch_first"], bidirectional=case["bidirectional"],
-                   proj_size=case["proj_size"], tau=case["tau"], noise_p=case["noise_p"],
-                   eval_gates=case["eval_gates"])  # fmt: skip
+    layer = G2LSTM(
+        case["input_size"],
+        case["hidden_size"],
+        case["num_layers"],
+        batch_first=case["batch_first"],
+        bidirectional=case["bidirectional"],
+        proj_size=case["proj_size"],
+        tau=case["tau"],
+        noise_p=case["noise_p"],
+        eval_gates=case["eval_gates"],
+    )
     layer.backend = backend
     layer.train(case["train"])
     layer.generator = torch.Generator().manual_seed(case["seed"] + 1)
@@ -59,8 +67,9 @@ def _inputs(case):
     x = torch.randn(shape, generator=g)
     if case["packed"]:
         lengths = torch.randint(1, t + 1, (n,), generator=g)
-        return pack_padded_sequence(x, lengths, batch_first=case["batch_first"],
-                                    enforce_sorted=False)  # fmt: skip
+        return pack_padded_sequence(
+            x, lengths, batch_first=case["batch_first"], enforce_sorted=False
+        )
     return x
 
 
@@ -164,8 +173,10 @@ def test_read_parallel_on_random_unicode(pairs, crlf: bool) -> None:
         assert text.report.num_pairs + text.report.num_empty == text.report.num_lines
         for s, t in zip(text.src, text.tgt):
             assert s.strip() and t.strip()
-        simple = all(not any(ch in s + t for ch in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
-                     for s, t in pairs)  # fmt: skip
+        simple = all(
+            not any(ch in s + t for ch in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+            for s, t in pairs
+        )
         if simple:  # no line-break characters inside a line: the words come back unchanged
             kept = [(s, t) for s, t in pairs if s.strip() and t.strip()]
             assert [x.split() for x in text.src] == [s.split() for s, _ in kept]

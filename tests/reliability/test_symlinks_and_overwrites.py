@@ -23,9 +23,18 @@ from .conftest import lm_train_argv, mt_train_argv, snapshot
 
 SECRET = b"KEY=do-not-touch\n"
 #: every name ``lm train`` writes or appends to in its run folder (files and folders)
-_RUN_NAMES = [".g2lstm.pid", ".g2lstm.lock", ".g2lstm-run", "metrics.csv", "metrics.jsonl",
-              "config.yaml", "vocab.json", "results.json", "checkpoints",
-              "tensorboard"]  # fmt: skip
+_RUN_NAMES = [
+    ".g2lstm.pid",
+    ".g2lstm.lock",
+    ".g2lstm-run",
+    "metrics.csv",
+    "metrics.jsonl",
+    "config.yaml",
+    "vocab.json",
+    "results.json",
+    "checkpoints",
+    "tensorboard",
+]
 
 
 def _victim(tmp_path: Path) -> Path:
@@ -60,8 +69,11 @@ def test_link_planted_in_an_existing_run_is_refused_on_resume(
     victim = _victim(tmp_path)
     (run / name).unlink(missing_ok=True)
     (run / name).symlink_to(victim)
-    cli_error(["lm", "train", "--out", str(run), "--resume", "--max-steps", "5",
-               "--no-progress"], "symbolic link", name)  # fmt: skip
+    cli_error(
+        ["lm", "train", "--out", str(run), "--resume", "--max-steps", "5", "--no-progress"],
+        "symbolic link",
+        name,
+    )
     assert victim.read_bytes() == SECRET
 
 
@@ -95,9 +107,13 @@ def test_pointer_files_cannot_lead_outside_the_run(lm_run, tmp_path: Path, capsy
     outside = tmp_path / "outside" / "step-000000999"
     shutil.copytree(own, outside)
     ckpts = run / "checkpoints"
-    for record in ({"path": str(outside), "step": 999},            # absolute path
-                   {"path": "../../outside/step-000000999"},      # climbs out
-                   {"path": ["step-000000003"]}, [1, 2], "step"):  # wrong types  # fmt: skip
+    for record in (
+        {"path": str(outside), "step": 999},  # absolute path
+        {"path": "../../outside/step-000000999"},  # climbs out
+        {"path": ["step-000000003"]},
+        [1, 2],
+        "step",
+    ):  # wrong types
         for pointer in ("last.json", "best.json"):
             (ckpts / pointer).write_text(json.dumps(record), encoding="utf-8")
         assert CheckpointManager(run).latest() == own
@@ -119,8 +135,9 @@ def test_out_that_is_a_foreign_folder_is_refused(
     (mine / "config.yaml").write_text("my: settings\n")
     (mine / "metrics.csv").write_text("a,b\n1,2\n")
     before = snapshot(mine)
-    cli_error(lm_train_argv(data, mine, "--max-steps", "2"), str(mine), "not empty",
-              "not a g2lstm run")  # fmt: skip
+    cli_error(
+        lm_train_argv(data, mine, "--max-steps", "2"), str(mine), "not empty", "not a g2lstm run"
+    )
     prep, _ = trained_mt
     cli_error(mt_train_argv(prep, mine, "--max-updates", "1"), "not a g2lstm run")
     assert snapshot(mine) == before and sorted(os.listdir(mine)) == ["config.yaml", "metrics.csv"]
@@ -142,8 +159,19 @@ def test_compress_output_link_is_replaced_not_followed(lm_run, tmp_path: Path) -
     victim = _victim(tmp_path)
     out = tmp_path / "model.g2c.safetensors"
     out.symlink_to(victim)
-    argv = ["compress", str(run), "--method", "round", "--step", "0.2", "--clip", "0.4",
-            "-o", str(out), "--force"]  # fmt: skip
+    argv = [
+        "compress",
+        str(run),
+        "--method",
+        "round",
+        "--step",
+        "0.2",
+        "--clip",
+        "0.4",
+        "-o",
+        str(out),
+        "--force",
+    ]
     assert main(argv) == 0
     assert victim.read_bytes() == SECRET and not out.is_symlink()
     load_compressed(out)
@@ -199,8 +227,28 @@ def test_mt_prepare_never_writes_through_a_planted_temporary_name(tmp_path: Path
     prep.mkdir()
     for name in ("train.src.tmp", "train.src", "prepare.json.tmp", "vocab.json.tmp"):
         (prep / name).symlink_to(victim)
-    assert main(["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
-                 "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0", "--out", str(prep),
-                 "--overwrite"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "mt",
+                "prepare",
+                "--dataset",
+                "folder",
+                "--raw",
+                str(raw),
+                "--src",
+                "src",
+                "--tgt",
+                "tgt",
+                "--pretokenized",
+                "--bpe-merges",
+                "0",
+                "--out",
+                str(prep),
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
     assert victim.read_bytes() == SECRET
     assert not (prep / "train.src").is_symlink()

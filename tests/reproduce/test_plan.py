@@ -107,8 +107,11 @@ def test_failed_step_leaves_no_marker(tmp_path: Path) -> None:
     steps = build_plan(scale, 1, tmp_path, only=("lm",))
     calls: list[str] = []
     with pytest.raises(G2LSTMError, match="failed"):
-        run_plan(steps, RunContext(scale, tmp_path, log=lambda _: None),
-                 functions=_fake(calls, fail="lm-train-sharpened-s1"))  # fmt: skip
+        run_plan(
+            steps,
+            RunContext(scale, tmp_path, log=lambda _: None),
+            functions=_fake(calls, fail="lm-train-sharpened-s1"),
+        )
     assert calls == ["lm-data", "lm-train-lstm-s1", "lm-eval-lstm-s1"]
     assert not (tmp_path / "lm" / "sharpened-s1" / "train" / DONE).exists()
     calls.clear()

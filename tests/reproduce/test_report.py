@@ -47,39 +47,84 @@ def test_stats_format() -> None:
 
 def _cell(ppl, comp, near, soft, hard, bleu, bleu_comp, mt_near):
     return (
-        {"valid_ppl": [p + 3 for p in ppl], "test_ppl": ppl, "num_parameters": 24_000_000,
-         "compression": comp, "near_binary": near, "hard": {"soft": soft, "hard": hard},
-         "seeds": [1, 2, 3]},
-        {"tok_bleu": bleu, "detok_bleu": [b - 1 for b in bleu], "compression": bleu_comp,
-         "near_binary": mt_near, "hard": {"soft": [20.0] * 3, "hard": [21.0] * 3},
-         "seeds": [1, 2, 3]},
-    )  # fmt: skip
+        {
+            "valid_ppl": [p + 3 for p in ppl],
+            "test_ppl": ppl,
+            "num_parameters": 24_000_000,
+            "compression": comp,
+            "near_binary": near,
+            "hard": {"soft": soft, "hard": hard},
+            "seeds": [1, 2, 3],
+        },
+        {
+            "tok_bleu": bleu,
+            "detok_bleu": [b - 1 for b in bleu],
+            "compression": bleu_comp,
+            "near_binary": mt_near,
+            "hard": {"soft": [20.0] * 3, "hard": [21.0] * 3},
+            "seeds": [1, 2, 3],
+        },
+    )
 
 
 def numbers(tmp_path: Path) -> dict:
     """Three seeds where G2 is clearly better on everything except BLEU (equal)."""
-    lstm = _cell([60.0, 61.0, 59.0],
-                 {"round": [61.0, 62.0, 60.0], "round_clip": [62.0, 63.0, 61.0],
-                  "svd_high": [64.0, 65.0, 63.0], "svd_low": [72.0, 73.0, 71.0]},
-                 {"input": [0.2, 0.21, 0.22], "forget": [0.13, 0.12, 0.14]},
-                 [62.0, 63.0, 61.0], [90.0, 95.0, 85.0], [30.0, 31.0, 29.0],
-                 {"round": [28.0, 29.0, 27.0], "round_clip": [20.0, 22.0, 21.0],
-                  "svd_high": [29.0, 30.0, 28.0], "svd_low": [28.0, 29.0, 27.0]},
-                 {"input": [0.2, 0.22, 0.21], "forget": [0.1, 0.12, 0.11]})  # fmt: skip
-    g2 = _cell([56.0, 56.5, 55.5],
-               {"round": [56.1, 56.6, 55.6], "round_clip": [56.7, 57.2, 56.2],
-                "svd_high": [57.0, 57.5, 56.5], "svd_low": [60.0, 60.5, 59.5]},
-               {"input": [0.75, 0.74, 0.76], "forget": [0.6, 0.62, 0.61]},
-               [58.0, 58.5, 57.5], [59.0, 59.5, 58.5], [30.0, 31.0, 29.0],
-               {"round": [29.5, 30.5, 28.5], "round_clip": [29.5, 30.5, 28.5],
-                "svd_high": [29.7, 30.7, 28.7], "svd_low": [29.4, 30.4, 28.4]},
-               {"input": [0.7, 0.72, 0.71], "forget": [0.6, 0.62, 0.61]})  # fmt: skip
-    sharp = _cell([58.0, 58.5, 57.5], lstm[0]["compression"],
-                  {"input": [0.3, 0.3, 0.3], "forget": [0.3, 0.31, 0.29]},
-                  [60.0] * 3, [61.0] * 3, [29.0, 30.0, 28.0], lstm[1]["compression"],
-                  {"input": [0.3] * 3, "forget": [0.3] * 3})  # fmt: skip
-    curve = [{"step": 10, "ppl": 900.0}, {"step": 20, "valid_ppl": 400.0},
-             {"step": 30, "ppl": 500.0}, {"step": 40, "valid_ppl": 300.0}]  # fmt: skip
+    lstm = _cell(
+        [60.0, 61.0, 59.0],
+        {
+            "round": [61.0, 62.0, 60.0],
+            "round_clip": [62.0, 63.0, 61.0],
+            "svd_high": [64.0, 65.0, 63.0],
+            "svd_low": [72.0, 73.0, 71.0],
+        },
+        {"input": [0.2, 0.21, 0.22], "forget": [0.13, 0.12, 0.14]},
+        [62.0, 63.0, 61.0],
+        [90.0, 95.0, 85.0],
+        [30.0, 31.0, 29.0],
+        {
+            "round": [28.0, 29.0, 27.0],
+            "round_clip": [20.0, 22.0, 21.0],
+            "svd_high": [29.0, 30.0, 28.0],
+            "svd_low": [28.0, 29.0, 27.0],
+        },
+        {"input": [0.2, 0.22, 0.21], "forget": [0.1, 0.12, 0.11]},
+    )
+    g2 = _cell(
+        [56.0, 56.5, 55.5],
+        {
+            "round": [56.1, 56.6, 55.6],
+            "round_clip": [56.7, 57.2, 56.2],
+            "svd_high": [57.0, 57.5, 56.5],
+            "svd_low": [60.0, 60.5, 59.5],
+        },
+        {"input": [0.75, 0.74, 0.76], "forget": [0.6, 0.62, 0.61]},
+        [58.0, 58.5, 57.5],
+        [59.0, 59.5, 58.5],
+        [30.0, 31.0, 29.0],
+        {
+            "round": [29.5, 30.5, 28.5],
+            "round_clip": [29.5, 30.5, 28.5],
+            "svd_high": [29.7, 30.7, 28.7],
+            "svd_low": [29.4, 30.4, 28.4],
+        },
+        {"input": [0.7, 0.72, 0.71], "forget": [0.6, 0.62, 0.61]},
+    )
+    sharp = _cell(
+        [58.0, 58.5, 57.5],
+        lstm[0]["compression"],
+        {"input": [0.3, 0.3, 0.3], "forget": [0.3, 0.31, 0.29]},
+        [60.0] * 3,
+        [61.0] * 3,
+        [29.0, 30.0, 28.0],
+        lstm[1]["compression"],
+        {"input": [0.3] * 3, "forget": [0.3] * 3},
+    )
+    curve = [
+        {"step": 10, "ppl": 900.0},
+        {"step": 20, "valid_ppl": 400.0},
+        {"step": 30, "ppl": 500.0},
+        {"step": 40, "valid_ppl": 300.0},
+    ]
     fig = tmp_path / "analysis_hist.png"
     import matplotlib
 
@@ -117,8 +162,9 @@ def test_verdicts_from_numbers(tmp_path: Path) -> None:
 
 
 def test_write_report_sections_numbers_and_images(tmp_path: Path) -> None:
-    paths = write_report(numbers(tmp_path), tmp_path / "report",
-                         info={"scale": "test", "mt_dataset": "multi30k"})  # fmt: skip
+    paths = write_report(
+        numbers(tmp_path), tmp_path / "report", info={"scale": "test", "mt_dataset": "multi30k"}
+    )
     md = paths["md"].read_text(encoding="utf-8")
     html = paths["html"].read_text(encoding="utf-8")
     for title in SECTIONS:

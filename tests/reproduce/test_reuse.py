@@ -58,10 +58,12 @@ class Study:
 
     @staticmethod
     def _prepare(**outputs: str) -> dict:
-        return {"format_version": 1,
-                "settings": {"pipeline": {"name": "parallel"}, "config": {"bpe_merges": 800}},
-                "inputs": {"train.de": {"path": "/elsewhere/train.de", "sha256": "s1"}},
-                "outputs": {"vocab.json": "v1", "train.de": "t1", **outputs}}  # fmt: skip
+        return {
+            "format_version": 1,
+            "settings": {"pipeline": {"name": "parallel"}, "config": {"bpe_merges": 800}},
+            "inputs": {"train.de": {"path": "/elsewhere/train.de", "sha256": "s1"}},
+            "outputs": {"vocab.json": "v1", "train.de": "t1", **outputs},
+        }
 
     def step(self, step_id: str):
         return next(s for s in self.steps if s.id == step_id)
@@ -76,8 +78,9 @@ class Study:
             (dst / "prepare.json").write_text(json.dumps(info), "utf-8")
         return dst
 
-    def fake_run(self, name: str, step_id: str, data: Path, *, finished: bool = True,
-                 **changes) -> Path:  # fmt: skip
+    def fake_run(
+        self, name: str, step_id: str, data: Path, *, finished: bool = True, **changes
+    ) -> Path:
         """A run folder as the trainers leave it: config.yaml (with ``section.key`` changes),
         checkpoints/, metrics and, if ``finished``, the result file."""
         step = self.step(step_id)
@@ -90,21 +93,38 @@ class Study:
 
             cfg = _config(step, self.ctx, str(data)).replace({"model.vocab_size": 5, **changes})
             text = cfg.to_yaml()
-            result = {"run_dir": f"runs/{name}", "complete": True, "stopped": None, "steps": 5,
-                      "epochs": 2, "valid_ppl": 9.0, "test_ppl": 9.5, "num_parameters": 10,
-                      "cell": step.cell, "seed": step.seed}  # fmt: skip
+            result = {
+                "run_dir": f"runs/{name}",
+                "complete": True,
+                "stopped": None,
+                "steps": 5,
+                "epochs": 2,
+                "valid_ppl": 9.0,
+                "test_ppl": 9.5,
+                "num_parameters": 10,
+                "cell": step.cell,
+                "seed": step.seed,
+            }
             result_name = "results.json"
         else:
             from g2lstm.mt.config import apply_overrides
             from g2lstm.reproduce.steps_mt import mt_train_config as _config
 
-            cfg = apply_overrides(_config(step, self.ctx, str(data)),
-                                  [f"{k}={v}" for k, v in changes.items()])  # fmt: skip
+            cfg = apply_overrides(
+                _config(step, self.ctx, str(data)), [f"{k}={v}" for k, v in changes.items()]
+            )
             text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-            result = {"run_dir": f"runs/{name}", "step": 5, "epoch": 2, "stopped": "epochs",
-                      "train_seconds": 1.0, "best_valid_loss": 3.0,
-                      "best_checkpoint": f"runs/{name}/checkpoints/step-000000005",
-                      "num_parameters": 10, "valid_bleu": None}  # fmt: skip
+            result = {
+                "run_dir": f"runs/{name}",
+                "step": 5,
+                "epoch": 2,
+                "stopped": "epochs",
+                "train_seconds": 1.0,
+                "best_valid_loss": 3.0,
+                "best_checkpoint": f"runs/{name}/checkpoints/step-000000005",
+                "num_parameters": 10,
+                "valid_bleu": None,
+            }
             result_name = "result.json"
         (folder / "config.yaml").write_text(text, "utf-8")
         if finished:
@@ -116,8 +136,12 @@ class Study:
 def test_equal_run_is_reused_linked_recorded_and_released(tmp_path: Path) -> None:
     st = Study(tmp_path, "lm")
     # trained on a copy of the data elsewhere, with other threads/logging (ignored fields)
-    run = st.fake_run("lstm-seed1", "lm-train-lstm-s1", st.copy_of_data("copy"),
-                      **{"train.threads": 3, "train.log_interval": 7, "preset": None})  # fmt: skip
+    run = st.fake_run(
+        "lstm-seed1",
+        "lm-train-lstm-s1",
+        st.copy_of_data("copy"),
+        **{"train.threads": 3, "train.log_interval": 7, "preset": None},
+    )
     before = _files(run)
     train = st.step("lm-train-lstm-s1")
     summary = run_plan([st.steps[0], train], st.ctx, functions=_no_training)
@@ -151,8 +175,9 @@ def test_equal_run_is_reused_linked_recorded_and_released(tmp_path: Path) -> Non
 
         return fn
 
-    run_plan([st.steps[0], train], RunContext(SCALE, st.out, log=st.lines.append),
-             functions=trainer)  # fmt: skip
+    run_plan(
+        [st.steps[0], train], RunContext(SCALE, st.out, log=st.lines.append), functions=trainer
+    )
     assert seen == [False]
     assert not (train.out_dir / POINTER).exists()
     assert "reused_from" not in read_marker(train.out_dir)
@@ -175,8 +200,10 @@ def test_differing_run_is_named_and_the_step_trains(tmp_path: Path) -> None:
     run_plan([st.steps[0], train, g2], st.ctx, functions=trainer)
     assert calls == [train.id, g2.id]
     lines = [ln for ln in st.lines if "not reusing" in ln]
-    assert lines == [f"{train.id}: not reusing {run.resolve()}: differs in train.bptt=8 (needed "
-                     "20), data='" + str(other) + "' (other content: valid.txt)"]  # fmt: skip
+    assert lines == [
+        f"{train.id}: not reusing {run.resolve()}: differs in train.bptt=8 (needed "
+        "20), data='" + str(other) + "' (other content: valid.txt)"
+    ]
     assert "reused_from" not in read_marker(train.out_dir)
 
 
@@ -191,9 +218,11 @@ def test_unfinished_run_is_not_reused(tmp_path: Path, state: str) -> None:
         (run / ".g2lstm.pid").write_text(f"{os.getpid()}\n")
     decision = ReuseFinder(st.ctx.reuse, st.ctx).decide(st.step("lm-train-lstm-s1"))
     assert decision.run is None
-    expected = {"no result": "not finished (no results.json)",
-                "incomplete": "not finished (results.json: complete=False)",
-                "training now": "being trained now"}[state]  # fmt: skip
+    expected = {
+        "no result": "not finished (no results.json)",
+        "incomplete": "not finished (results.json: complete=False)",
+        "training now": "being trained now",
+    }[state]
     head = f"lm-train-lstm-s1: not reusing {run.resolve()}: same config"
     assert decision.message.startswith(head)
     assert expected in decision.message
@@ -214,8 +243,12 @@ def test_step_with_its_own_partial_training_keeps_it(tmp_path: Path) -> None:
 
 def test_mt_prepared_data_compared_by_settings_and_hashes(tmp_path: Path) -> None:
     st = Study(tmp_path, "mt")
-    same = st.fake_run("lstm", "mt-train-lstm-s1", st.copy_of_data("prep-copy"),
-                       **{"train.threads": 2, "train.valid_bleu": True})  # fmt: skip
+    same = st.fake_run(
+        "lstm",
+        "mt-train-lstm-s1",
+        st.copy_of_data("prep-copy"),
+        **{"train.threads": 2, "train.valid_bleu": True},
+    )
     st.fake_run("g2", "mt-train-g2-s1", st.copy_of_data("prep-other", **{"vocab.json": "v2"}))
     finder = ReuseFinder(st.ctx.reuse, st.ctx)
     assert finder.decide(st.step("mt-train-lstm-s1")).path == same.resolve()
@@ -231,8 +264,18 @@ def test_dry_run_shows_reuse_and_refusals(tmp_path: Path, capsys) -> None:
     st = Study(tmp_path, "lm")
     run = st.fake_run("lstm-seed1", "lm-train-lstm-s1", st.data)
     st.fake_run("g2-seed1", "lm-train-g2-s1", st.data, **{"train.epochs": 3})
-    args = ["reproduce", "--scale", "tiny", "--only", "lm", "-o", str(st.out), "--reuse",
-            str(st.runs), "--dry-run"]  # fmt: skip
+    args = [
+        "reproduce",
+        "--scale",
+        "tiny",
+        "--only",
+        "lm",
+        "-o",
+        str(st.out),
+        "--reuse",
+        str(st.runs),
+        "--dry-run",
+    ]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert re.search(rf"lm-train-lstm-s1 +lm/lstm-s1/train +\S+ +reuse {run.resolve()}\n", text)
@@ -240,8 +283,9 @@ def test_dry_run_shows_reuse_and_refusals(tmp_path: Path, capsys) -> None:
     assert "lm-train-g2-s1: not reusing" in text and "train.epochs=3 (needed 4)" in text
     assert "1 done, 1 to be reused" in text
     assert not (st.out / "lm").exists()  # a dry run links nothing
-    assert main(["reproduce", "--reuse", str(tmp_path / "nope"), "--dry-run",
-                 "-o", str(st.out)]) != 0  # fmt: skip
+    assert (
+        main(["reproduce", "--reuse", str(tmp_path / "nope"), "--dry-run", "-o", str(st.out)]) != 0
+    )
 
 
 def test_report_lists_reused_runs(tmp_path: Path) -> None:
@@ -266,22 +310,91 @@ def test_public_command_runs_are_reused(real_data: Path, tmp_path: Path) -> None
     lm_data = shutil.copytree(out / "data" / "lm" / "ptb", tmp_path / "mine" / "ptb")
     mt_data = shutil.copytree(out / "data" / "mt" / "prepared", tmp_path / "mine" / "prep")
     # the tiny scale's settings, as public commands
-    assert main(["lm", "train", "--preset", "small", "--cell", "lstm", "--seed", "1", "--data",
-                 str(lm_data), "--out", str(runs / "lm-lstm"), "--epochs", "4", "--threads",
-                 "1", "--no-progress", "--set", "model.emsize=64", "--set", "model.nhid=64",
-                 "--set", "optim.decay_after=2",
-                 "--set", "train.test_batch_size=10"]) == 0  # fmt: skip
-    assert main(["mt", "train", "--preset", "tiny", "--cell", "g2", "--seed", "1", "--data",
-                 str(mt_data), "--out", str(runs / "mt-g2"), "--epochs", "5", "--max-tokens",
-                 "800", "--threads", "1", "--no-progress", "--set", "model.emb=64", "--set",
-                 "model.hidden=64", "--set", "optim.lr=0.002", "--set",
-                 "optim.lr_decay=1.0", "--set", "train.valid_bleu=false"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "lm",
+                "train",
+                "--preset",
+                "small",
+                "--cell",
+                "lstm",
+                "--seed",
+                "1",
+                "--data",
+                str(lm_data),
+                "--out",
+                str(runs / "lm-lstm"),
+                "--epochs",
+                "4",
+                "--threads",
+                "1",
+                "--no-progress",
+                "--set",
+                "model.emsize=64",
+                "--set",
+                "model.nhid=64",
+                "--set",
+                "optim.decay_after=2",
+                "--set",
+                "train.test_batch_size=10",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "mt",
+                "train",
+                "--preset",
+                "tiny",
+                "--cell",
+                "g2",
+                "--seed",
+                "1",
+                "--data",
+                str(mt_data),
+                "--out",
+                str(runs / "mt-g2"),
+                "--epochs",
+                "5",
+                "--max-tokens",
+                "800",
+                "--threads",
+                "1",
+                "--no-progress",
+                "--set",
+                "model.emb=64",
+                "--set",
+                "model.hidden=64",
+                "--set",
+                "optim.lr=0.002",
+                "--set",
+                "optim.lr_decay=1.0",
+                "--set",
+                "train.valid_bleu=false",
+            ]
+        )
+        == 0
+    )
     before = {p: _files(runs / p) for p in ("lm-lstm", "mt-g2")}
-    chosen = [steps[k] for k in ("lm-data", "lm-train-lstm-s1", "lm-eval-lstm-s1", "mt-data",
-                                 "mt-train-g2-s1", "mt-eval-g2-s1")]  # fmt: skip
+    chosen = [
+        steps[k]
+        for k in (
+            "lm-data",
+            "lm-train-lstm-s1",
+            "lm-eval-lstm-s1",
+            "mt-data",
+            "mt-train-g2-s1",
+            "mt-eval-g2-s1",
+        )
+    ]
     summary = run_plan(chosen, ctx, functions=lambda kind: _guard(kind))
-    assert summary.reused == {"lm-train-lstm-s1": str((runs / "lm-lstm").resolve()),
-                              "mt-train-g2-s1": str((runs / "mt-g2").resolve())}  # fmt: skip
+    assert summary.reused == {
+        "lm-train-lstm-s1": str((runs / "lm-lstm").resolve()),
+        "mt-train-g2-s1": str((runs / "mt-g2").resolve()),
+    }
     lm_eval = read_marker(steps["lm-eval-lstm-s1"].out_dir)["result"]
     mt_eval = read_marker(steps["mt-eval-g2-s1"].out_dir)["result"]
     assert lm_eval["test_ppl"] > 1

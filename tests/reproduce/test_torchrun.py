@@ -112,8 +112,13 @@ def _plan(tmp_path: Path) -> list[Step]:
     return build_plan(SCALE, 1, tmp_path / "out", only=("lm",))
 
 
-def _job(steps: list[Step], tmp_path: Path, rec: Recorder, logs: dict[int, list[str]],
-         reuse: tuple[Path, ...] = ()):  # fmt: skip
+def _job(
+    steps: list[Step],
+    tmp_path: Path,
+    rec: Recorder,
+    logs: dict[int, list[str]],
+    reuse: tuple[Path, ...] = (),
+):
     def job(ranks: Ranks):
         lines = logs.setdefault(ranks.rank, [])
         ctx = RunContext(SCALE, tmp_path / "out", log=lines.append, reuse=reuse)
@@ -160,8 +165,11 @@ def test_rank0_failure_stops_the_others_with_its_step(tmp_path: Path) -> None:
     e0, e1 = _run_ranks(_job(steps, tmp_path, rec, {}))
     assert isinstance(e0, G2LSTMError) and str(e0) == "lm-eval-lstm-s1 broke"
     assert isinstance(e1, G2LSTMError)
-    assert re.search(r"rank 0 failed in lm-eval-lstm-s1 \(G2LSTMError: lm-eval-lstm-s1 broke\)"
-                     r"; rank 1 stops too", str(e1))  # fmt: skip
+    assert re.search(
+        r"rank 0 failed in lm-eval-lstm-s1 \(G2LSTMError: lm-eval-lstm-s1 broke\)"
+        r"; rank 1 stops too",
+        str(e1),
+    )
     assert rec.ids(1) == ["lm-train-lstm-s1"]
     assert read_marker(tmp_path / "out" / "lm" / "lstm-s1" / "train") is not None
     assert not (tmp_path / "out" / "lm" / "lstm-s1" / "eval" / DONE).exists()
@@ -172,8 +180,9 @@ def test_rank0_failure_stops_the_others_with_its_step(tmp_path: Path) -> None:
     assert rec2.ids(1) == ["lm-train-sharpened-s1", "lm-train-g2-s1"] and s0 == s1
 
 
-def test_reuse_is_decided_on_rank0_and_skips_training_everywhere(tmp_path: Path,
-                                                                 monkeypatch) -> None:  # fmt: skip
+def test_reuse_is_decided_on_rank0_and_skips_training_everywhere(
+    tmp_path: Path, monkeypatch
+) -> None:
     steps = _plan(tmp_path)
     finished = tmp_path / "runs" / "g2"
     finished.mkdir(parents=True)
@@ -247,8 +256,11 @@ def _tiny_study(tmp_path: Path, write_lm_corpus: Callable[..., Path]) -> Path:
     out = tmp_path / "out"
     steps = build_plan(SCALE, None, out, only=("lm",))
     result = {"data": str(data), "source": str(data), "slice": None}
-    run_plan(steps[:1], RunContext(SCALE, out, log=lambda _: None),
-             functions=lambda kind: lambda step, ctx: result)  # fmt: skip
+    run_plan(
+        steps[:1],
+        RunContext(SCALE, out, log=lambda _: None),
+        functions=lambda kind: lambda step, ctx: result,
+    )
     return out
 
 
@@ -256,9 +268,25 @@ def _torchrun(out: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for var in TORCHRUN_VARS:
         env.pop(var, None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "g2lstm.cli", "reproduce", "--scale", "tiny", "--only", "lm",
-           "--data-dir", str(out.parent / "no-data"), "-o", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "g2lstm.cli",
+        "reproduce",
+        "--scale",
+        "tiny",
+        "--only",
+        "lm",
+        "--data-dir",
+        str(out.parent / "no-data"),
+        "-o",
+        str(out),
+    ]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     return run

@@ -42,8 +42,15 @@ def test_log_lines_print_on_schedule_with_eta() -> None:
     from g2lstm.train.progress import LogLines
 
     now, out = [0.0], io.StringIO()
-    bar = LogLines(total=100, desc="main epoch 2", every=10, unit="batch", initial=20,
-                   stream=out, clock=lambda: now[0])  # fmt: skip
+    bar = LogLines(
+        total=100,
+        desc="main epoch 2",
+        every=10,
+        unit="batch",
+        initial=20,
+        stream=out,
+        clock=lambda: now[0],
+    )
     bar.set_postfix(step=120, loss="4.951", ppl="141.3", tok_s="10412")
     for _ in range(10):  # 1 s per batch: a line only once 10 s have passed
         now[0] += 1.0

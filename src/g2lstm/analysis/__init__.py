@@ -5,9 +5,10 @@ exact ``noise_p=0, tau=1`` G2LSTMs) through generic callables: ``forward_fn(mode
 ``tokens_fn(batch)``, ``evaluate_fn(model)`` (see :mod:`g2lstm.analysis.collect`). Figures need
 matplotlib (``pip install 'g2lstm[plots]'``), imported only when a figure is drawn.
 
-Entry point: :func:`analyze_models`; CLI: ``g2lstm analyze``. Model-family glue:
-:mod:`g2lstm.analysis.lm_adapter` (word LMs) and :mod:`g2lstm.analysis.mt_adapter` (translation
-models: encoder and decoder gates, hard gates in BLEU).
+Entry point: :func:`analyze_models`; CLI: ``g2lstm analyze``. The batches and callables of a
+trained model come from its task (:meth:`g2lstm.tasks.Task.eval_data`; word LMs:
+:mod:`g2lstm.tasks.lm_probe`, translation models, with encoder and decoder gates and hard gates
+in BLEU: :mod:`g2lstm.tasks.mt_probe`).
 """
 
 from __future__ import annotations

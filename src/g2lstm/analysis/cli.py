@@ -6,32 +6,35 @@ Examples::
         --max-batches 20 --sentences "the u.s. economy is still the world 's greatest economy"
     g2lstm analyze runs/mt-g2 runs/mt-lstm --split test --limit 500 -o analysis-mt/
 
-The checkpoint kind (LM or MT) is read from each checkpoint's ``meta.json`` with
-:func:`g2lstm.compress.loading.checkpoint_kind`; one analysis takes one kind. For MT, ``--data``
-defaults to the prepared folder recorded in the first run, hard gates are scored in tokenised
-BLEU (:func:`g2lstm.mt.translate.evaluate_split`), and token classes and heatmaps follow the
-first decoder layer unless ``--layer`` says otherwise (see :mod:`g2lstm.analysis.mt_adapter`).
+The task of each checkpoint (LM or MT) is read from its ``meta.json`` with
+:func:`g2lstm.tasks.kind_of`; one analysis takes one task, whose
+:meth:`~g2lstm.tasks.Task.eval_data` gives the batches, the metric of hard-gate inference and
+the heatmap sentences. For MT, ``--data`` defaults to the prepared folder recorded in the first
+run, hard gates are scored in tokenised BLEU, and token classes and heatmaps follow the first
+decoder layer unless ``--layer`` says otherwise (see :mod:`g2lstm.tasks.mt_probe`).
 
-Heavy imports (torch, numpy, matplotlib, :mod:`g2lstm.lm`, :mod:`g2lstm.mt`) happen inside the
-command.
+Heavy imports (torch, numpy, matplotlib, the task layer) happen inside the command, so that
+``g2lstm --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
+
+from g2lstm.errors import ConfigError
 
 __all__ = ["DEFAULT_SENTENCES", "analysis_kind", "register"]
 
-#: The paper's Fig. 4 sentences, in PTB's normalisation (numbers -> N, no final period).
+#: The paper's Fig. 4 sentences, in PTB's normalisation (numbers -> N, no final period); the
+#: same tuple as :data:`g2lstm.tasks.lm.DEFAULT_SENTENCES` (kept here so that ``g2lstm --help``
+#: does not import the task layer).
 DEFAULT_SENTENCES = (
     "the u.s. economy is still the world 's greatest economy",
     "the numbers have not moved since N and are going in the wrong direction",
 )
-_CELL_LABELS = {"g2": "G2-LSTM", "lstm": "LSTM", "sharpened": "Sharpened sigmoid"}
 
 
 def register(subparsers: Any) -> None:
@@ -44,46 +47,82 @@ def register(subparsers: Any) -> None:
         "sensitivity to perturbations and hard 0/1-gate inference (perplexity for LMs, "
         "tokenised BLEU for MT). Writes PNG figures, their numbers (CSV/JSON) and report.md.",
     )
-    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
-                   help="run directories (best checkpoint) or checkpoint directories, all LM "
-                   "or all MT")  # fmt: skip
+    p.add_argument(
+        "checkpoints",
+        nargs="+",
+        metavar="CKPT",
+        help="run directories (best checkpoint) or checkpoint directories, all LM or all MT",
+    )
     p.add_argument("-o", "--out", required=True, help="output directory")
     p.add_argument("--names", nargs="+", help="one label per checkpoint (default: the cell type)")
-    p.add_argument("--data", help="LM: dataset name (ptb) or folder; MT: prepared folder "
-                   "(default: the first run's)")  # fmt: skip
+    p.add_argument(
+        "--data",
+        help="LM: dataset name (ptb) or folder; MT: prepared folder (default: the first run's)",
+    )
     p.add_argument("--data-dir", help="LM: root of named datasets")
-    p.add_argument("--split", choices=["train", "valid", "test"], default="valid",
-                   help="split analysed (MT: valid or test; default valid)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, help="LM: parallel streams (default 10); "
-                   "MT: sentence pairs (default 32)")  # fmt: skip
+    p.add_argument(
+        "--split",
+        choices=["train", "valid", "test"],
+        default="valid",
+        help="split analysed (MT: valid or test; default valid)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        help="LM: parallel streams (default 10); MT: sentence pairs (default 32)",
+    )
     p.add_argument("--bptt", type=int, default=70, help="LM: segment length (default 70)")
-    p.add_argument("--max-batches", type=int, default=20,
-                   help="batches used for histograms and token classes (default 20)")  # fmt: skip
-    p.add_argument("--sentences", nargs="*",
-                   help="heatmap sentences (LM default: the paper's two, PTB-normalised; MT: "
-                   "'SOURCE ||| TARGET' or a source of the split, default: one pair of the "
-                   "split); give the flag alone for no heatmap")  # fmt: skip
-    p.add_argument("--input-format", choices=["raw", "tok", "bpe"], default="raw",
-                   help="MT: format of --sentences, as for 'g2lstm mt translate' "
-                   "(default raw)")  # fmt: skip
-    p.add_argument("--layer", type=int,
-                   help="recorded layer (in module order) for heatmaps and token classes "
-                   "(default: LM the first; MT the first decoder layer)")  # fmt: skip
-    p.add_argument("--sigmas", type=float, nargs="+", default=[0.01, 0.03, 0.1, 0.3],
-                   help="relative perturbation scales for the sensitivity analysis")  # fmt: skip
+    p.add_argument(
+        "--max-batches",
+        type=int,
+        default=20,
+        help="batches used for histograms and token classes (default 20)",
+    )
+    p.add_argument(
+        "--sentences",
+        nargs="*",
+        help="heatmap sentences (LM default: the paper's two, PTB-normalised; MT: "
+        "'SOURCE ||| TARGET' or a source of the split, default: one pair of the "
+        "split); give the flag alone for no heatmap",
+    )
+    p.add_argument(
+        "--input-format",
+        choices=["raw", "tok", "bpe"],
+        default="raw",
+        help="MT: format of --sentences, as for 'g2lstm mt translate' (default raw)",
+    )
+    p.add_argument(
+        "--layer",
+        type=int,
+        help="recorded layer (in module order) for heatmaps and token classes "
+        "(default: LM the first; MT the first decoder layer)",
+    )
+    p.add_argument(
+        "--sigmas",
+        type=float,
+        nargs="+",
+        default=[0.01, 0.03, 0.1, 0.3],
+        help="relative perturbation scales for the sensitivity analysis",
+    )
     p.add_argument("--draws", type=int, default=3, help="noise draws per sigma (default 3)")
     p.add_argument("--sensitivity-batches", type=int, default=2)
     p.add_argument("--no-sensitivity", action="store_true", help="skip the sensitivity analysis")
     p.add_argument("--no-hard-gates", action="store_true", help="skip hard-gate inference")
-    p.add_argument("--eval-tokens", type=int,
-                   help="LM: perplexity on the first N tokens of the split "
-                   "(default: all)")  # fmt: skip
+    p.add_argument(
+        "--eval-tokens",
+        type=int,
+        help="LM: perplexity on the first N tokens of the split (default: all)",
+    )
     p.add_argument("--limit", type=int, help="MT: BLEU on the first N sentences (default: all)")
-    p.add_argument("--beam", type=int, help="MT: beam size for BLEU (1 = greedy; default: the "
-                   "first run's)")  # fmt: skip
-    p.add_argument("--eval-temperature", choices=["divide", "drop"],
-                   help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
-                   "(drop, as the authors' code evaluates)")  # fmt: skip
+    p.add_argument(
+        "--beam", type=int, help="MT: beam size for BLEU (1 = greedy; default: the first run's)"
+    )
+    p.add_argument(
+        "--eval-temperature",
+        choices=["divide", "drop"],
+        help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
+        "(drop, as the authors' code evaluates)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -91,13 +130,13 @@ def register(subparsers: Any) -> None:
 
 
 def _labels(cells: list[str], names: list[str] | None, n: int) -> list[str]:
-    from g2lstm.errors import ConfigError
-
     if names is not None:
         if len(names) != n or len(set(names)) != n:
             raise ConfigError(f"--names: give {n} distinct labels, one per checkpoint")
         return list(names)
-    base = [_CELL_LABELS.get(c, c) for c in cells]
+    from g2lstm.tasks import cell_label  # here: `g2lstm --help` does not import the task layer
+
+    base = [cell_label(c) for c in cells]
     return [b if base.count(b) == 1 else f"{b} #{i + 1}" for i, b in enumerate(base)]
 
 
@@ -108,11 +147,10 @@ def analysis_kind(paths: Sequence[str | os.PathLike[str]]) -> str:
         CheckpointError: a path is not a checkpoint (from ``checkpoint_kind``).
         ConfigError: a compressed file, or language-model and translation checkpoints mixed.
     """
-    from g2lstm.compress.loading import checkpoint_kind
-    from g2lstm.errors import ConfigError
+    from g2lstm.tasks import COMPRESSED, kind_of
 
-    kinds = {str(p): checkpoint_kind(p) for p in paths}
-    packed = [p for p, k in kinds.items() if k == "compressed"]
+    kinds = {str(p): kind_of(p) for p in paths}
+    packed = [p for p, k in kinds.items() if k == COMPRESSED]
     if packed:
         raise ConfigError(
             f"{packed[0]} is a compressed file; g2lstm analyze reads run or checkpoint "
@@ -130,134 +168,27 @@ def analysis_kind(paths: Sequence[str | os.PathLike[str]]) -> str:
     return found[0]
 
 
-@dataclass
-class _Inputs:
-    """Everything :func:`analyze_models` needs, for one model kind."""
-
-    models: dict[str, Any]
-    batches: list[Any]
-    forward: Callable[[Any, Any], Any]
-    evaluate: Callable[[Any], float]
-    metric: str
-    higher_is_better: bool
-    layer: int
-    what: str
-    tokens_fn: Callable[[Any], Any] | None = None
-    itos: Sequence[str] | None = None
-    sentences: Sequence[str] = ()
-    encode_fn: Callable[[str], Any] | None = None
-    summary_layer: int | None = None
-    notes: list[str] = field(default_factory=list)
-    eval_what: str = ""  # the split and subset the hard-gate metric is computed on
-
-
-def _lm_inputs(args: argparse.Namespace) -> _Inputs:
-    from g2lstm.analysis.lm_adapter import LMAdapter, lm_batches, lm_forward, lm_tokens
-    from g2lstm.datasets import resolve_dataset
-    from g2lstm.errors import ConfigError
-
-    try:
-        from g2lstm.lm.data import Corpus
-        from g2lstm.lm.evaluate import check_vocab, load_model
-    except ImportError as e:  # pragma: no cover - depends on the installation
-        raise ConfigError(
-            f"'g2lstm analyze' needs the language-model package ({e}); "
-            "install it with: pip install 'g2lstm[all]'"
-        ) from e
-    loaded = [load_model(c, map_location=args.device) for c in args.checkpoints]
-    first = loaded[0].config
-    data = args.data or first.data
-    folder = resolve_dataset(data, args.data_dir or first.data_dir, kind="lm")
-    corpus = Corpus.load(folder)
-    for lm in loaded:
-        check_vocab(lm.vocab, corpus.vocab, str(lm.checkpoint.path), str(data))
-    labels = _labels([lm.config.model.cell for lm in loaded], args.names, len(loaded))
-    ids = corpus[args.split]
-    eval_ids = ids[: args.eval_tokens] if args.eval_tokens else ids
-    bs = args.batch_size or 10
-    adapter = LMAdapter.from_vocab(corpus.vocab, eval_ids, batch_size=bs, bptt=args.bptt,
-                                   device=args.device)  # fmt: skip
-    batches = lm_batches(ids, bs, args.bptt, args.max_batches, args.device)
-    subset = (f"first {len(eval_ids):,} of {len(ids):,} tokens" if len(eval_ids) < len(ids)
-              else f"all {len(ids):,} tokens")  # fmt: skip
-    inputs = _Inputs(
-        {label: lm.model for label, lm in zip(labels, loaded)}, batches, lm_forward,
-        adapter.evaluate, "perplexity", False, args.layer or 0,
-        f"{data}/{args.split}, {len(batches)} segments of {bs}x{args.bptt}", lm_tokens,
-        adapter.itos, DEFAULT_SENTENCES if args.sentences is None else args.sentences,
-        adapter.encode,
-    )  # fmt: skip
-    inputs.eval_what = f"{data}/{args.split}, {subset}"
-    return inputs
-
-
-def _mt_inputs(args: argparse.Namespace) -> _Inputs:
-    from dataclasses import replace
-    from functools import partial
-
-    from g2lstm.analysis import mt_adapter as mta
-    from g2lstm.errors import ConfigError
-    from g2lstm.mt.config import MTConfig
-    from g2lstm.mt.prepare import load_prepared
-    from g2lstm.mt.translate import load_translator
-
-    if args.split == "train":
-        raise ConfigError("--split: translation models are analysed on valid or test")
-    runs = [load_translator(p, device=args.device) for p in args.checkpoints]
-    data = args.data or runs[0].meta.get("data", {}).get("prepared_dir")
-    if not data:
-        raise ConfigError(f"{runs[0].checkpoint} records no prepared data folder; pass --data")
-    prepared = load_prepared(data)
-    for tr in runs:
-        mta.check_prepared(tr, prepared)
-    configs = [MTConfig.from_dict(tr.meta["config"]) for tr in runs]
-    labels = _labels([c.model.cell for c in configs], args.names, len(runs))
-    models = {label: tr.model for label, tr in zip(labels, runs)}
-    decoder = mta.side_layer_index(runs[0].model, "target")
-    layer = decoder if args.layer is None else args.layer
-    side = mta.layer_side(list(models.values()), layer)
-    decode = runs[0].decode if args.beam is None else replace(runs[0].decode, beam=args.beam)
-    adapter = mta.MTAdapter(
-        prepared, args.max_batches, args.batch_size or 32, args.device, split=args.split,
-        side=side, decode=decode, bleu_limit=args.limit, input_format=args.input_format,
-    )  # fmt: skip
-    what = (f"{prepared.root}/{adapter.split}, {len(adapter.batches)} batches of <= "
-            f"{args.batch_size or 32} sentence pairs")  # fmt: skip
-    if not args.no_hard_gates:
-        limit = f"first {args.limit} sentences" if args.limit else "all sentences"
-        what += f"; BLEU: beam {decode.beam}, {limit}"
-    inputs = _Inputs(models, adapter.batches, adapter.forward, adapter.bleu, "BLEU", True, layer,
-                     what, summary_layer=decoder)  # fmt: skip
-    inputs.eval_what = (f"{prepared.root}/{adapter.split}, "
-                        + (f"first {args.limit} sentences" if args.limit else "all sentences"))
-    if side == "target" and any(c.model.input_feeding for c in configs):
-        inputs.notes.append(
-            "input feeding runs the decoder one step per call, so token classes and heatmaps "
-            "of decoder layers are skipped (choose an encoder layer with --layer)"
-        )
-        return inputs
-    inputs.tokens_fn, inputs.itos, inputs.encode_fn = adapter.tokens, adapter.itos, adapter.encode
-    if args.sentences is None:
-        inputs.sentences = [adapter.default_sentence()]
-        inputs.encode_fn = partial(adapter.encode, input_format="bpe")
-    else:
-        inputs.sentences = args.sentences
-    return inputs
-
-
 def _cmd_analyze(args: argparse.Namespace) -> int:
     import torch
 
     from g2lstm.analysis.run import AnalysisConfig, analyze_models
     from g2lstm.analysis.sensitivity import SensitivityConfig
     from g2lstm.config_checks import check_int
-    from g2lstm.errors import ConfigError
     from g2lstm.safe_files import check_output_dir
+    from g2lstm.tasks import EvalDataOptions, get_task
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    for name in ("batch_size", "bptt", "max_batches", "draws", "sensitivity_batches", "limit",
-                 "beam", "eval_tokens"):  # fmt: skip
+    for name in (
+        "batch_size",
+        "bptt",
+        "max_batches",
+        "draws",
+        "sensitivity_batches",
+        "limit",
+        "beam",
+        "eval_tokens",
+    ):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
@@ -266,12 +197,33 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     check_int("--seed", args.seed, 0, 2**64 - 1)  # what torch.manual_seed accepts
     kind = analysis_kind(args.checkpoints)
     check_output_dir(args.out, "-o")  # before loading models and recording gates
-    inputs = _lm_inputs(args) if kind == "lm" else _mt_inputs(args)
+    task = get_task(kind)
+    runs = [task.load(c, device=args.device) for c in args.checkpoints]
+    labels = _labels([run.cell for run in runs], args.names, len(runs))
+    options = EvalDataOptions(
+        data=args.data,
+        data_dir=args.data_dir,
+        split=args.split,
+        batch_size=args.batch_size,
+        bptt=args.bptt,
+        max_batches=args.max_batches,
+        eval_tokens=args.eval_tokens,
+        limit=args.limit,
+        beam=args.beam,
+        input_format=args.input_format,
+        layer=args.layer,
+        sentences=args.sentences,
+        hard_gates=not args.no_hard_gates,
+        device=args.device,
+    )
+    inputs = task.eval_data(runs, options, labels)
     if args.eval_temperature:
         from g2lstm.nn import with_gate_options
 
-        inputs.models = {k: with_gate_options(m, eval_temperature=args.eval_temperature)
-                         for k, m in inputs.models.items()}  # fmt: skip
+        inputs.models = {
+            k: with_gate_options(m, eval_temperature=args.eval_temperature)
+            for k, m in inputs.models.items()
+        }
         inputs.what += f"; soft gates: eval temperature {args.eval_temperature}"
     sens = None
     if not args.no_sensitivity:
@@ -284,8 +236,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         sensitivity_batches=args.sensitivity_batches,
         summary_layer=inputs.summary_layer,
     )
-    print(f"g2lstm analyze: {kind.upper()} {', '.join(inputs.models)} on {inputs.what} "
-          f"-> {args.out}", flush=True)  # fmt: skip
+    print(
+        f"g2lstm analyze: {kind.upper()} {', '.join(inputs.models)} on {inputs.what} -> {args.out}",
+        flush=True,
+    )
     for note in inputs.notes:
         print(f"note: {note}", flush=True)
     result = analyze_models(
@@ -296,13 +250,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         evaluate_fn=None if args.no_hard_gates else inputs.evaluate,
         metric=inputs.metric,
         higher_is_better=inputs.higher_is_better,
-        tokens_fn=inputs.tokens_fn,
+        tokens_fn=inputs.tokens,
         itos=inputs.itos,
-        sentences=inputs.sentences if inputs.encode_fn is not None else (),
-        encode_fn=inputs.encode_fn,
+        sentences=inputs.sentences if inputs.encode is not None else (),
+        encode_fn=inputs.encode,
         config=config,
         gate_data=inputs.what,
-        metric_data=inputs.eval_what,
+        metric_data=inputs.metric_what,
     )
     print(f"wrote {result.report}")
     return 0

@@ -74,8 +74,12 @@ def hard_gate_eval(
     hard = float(evaluate_fn(hard_gate_model(model, gates)))
     rel = (hard - soft) / abs(soft) if soft != 0 and math.isfinite(soft) else float("nan")
     out: dict[str, Any] = {
-        "soft": soft, "hard": hard, "delta": hard - soft, "relative": rel, "gates": list(gates)
-    }  # fmt: skip
+        "soft": soft,
+        "hard": hard,
+        "delta": hard - soft,
+        "relative": rel,
+        "gates": list(gates),
+    }
     if higher_is_better is not None:
         out["higher_is_better"] = bool(higher_is_better)
         out["degradation"] = soft - hard if higher_is_better else hard - soft

@@ -132,8 +132,15 @@ def plot_heatmap(
             for t in range(n_tok):
                 v = heat.values[i, t]
                 if np.isfinite(v):
-                    ax.text(t, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                            color="black" if v > 0.55 else "white")  # fmt: skip
+                    ax.text(
+                        t,
+                        i,
+                        f"{v:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="black" if v > 0.55 else "white",
+                    )
     cbar = fig.colorbar(im, ax=ax, fraction=0.04)
     cbar.set_label("mean gate value")
     stem = Path(stem)

@@ -158,9 +158,16 @@ def plot_gate_histograms(
                 js.setdefault(row, {}).setdefault(model, {})[gate] = h.to_dict()
                 for b in range(h.bins):
                     csv_rows.append(
-                        {"row": row, "model": model, "gate": gate, "bin_lo": h.edges[b],
-                         "bin_hi": h.edges[b + 1], "fraction": fr[b], "count": h.counts[b]}
-                    )  # fmt: skip
+                        {
+                            "row": row,
+                            "model": model,
+                            "gate": gate,
+                            "bin_lo": h.edges[b],
+                            "bin_hi": h.edges[b + 1],
+                            "fraction": fr[b],
+                            "count": h.counts[b],
+                        }
+                    )
             ax.set_xticks(np.linspace(0.0, 1.0, bins + 1))
             ax.tick_params(axis="x", labelsize=7)
             ax.set_xlim(0, 1)
@@ -204,12 +211,19 @@ def plot_class_stats(
             st = data[model].get(gate, {})
             means = [st.get(c, {}).get("mean", float("nan")) for c in classes]
             stds = [st.get(c, {}).get("std", float("nan")) for c in classes]
-            ax.bar(np.arange(len(classes)) + offs[m], means, w, yerr=stds, capsize=2,
-                   label=model)  # fmt: skip
+            ax.bar(np.arange(len(classes)) + offs[m], means, w, yerr=stds, capsize=2, label=model)
             for c, mean, std in zip(classes, means, stds):
                 cnt = st.get(c, {}).get("count", 0.0)
-                rows.append({"model": model, "gate": gate, "class": c, "mean": mean,
-                             "std": std, "count": cnt})  # fmt: skip
+                rows.append(
+                    {
+                        "model": model,
+                        "gate": gate,
+                        "class": c,
+                        "mean": mean,
+                        "std": std,
+                        "count": cnt,
+                    }
+                )
         ax.set_xticks(range(len(classes)))
         ax.set_xticklabels(classes)
         ax.set_xlabel("token class")
@@ -249,8 +263,13 @@ def plot_sensitivity(
             rows += [{"model": model, **r} for r in mine]
             for gate in dict.fromkeys(r["gate"] for r in mine):
                 pts = sorted((r["sigma"], r["mean_abs_delta"]) for r in mine if r["gate"] == gate)
-                top.plot(*zip(*pts), _GATE_STYLE.get(gate, "-"), marker="o", color=color,
-                         label=f"{model} {gate}")  # fmt: skip
+                top.plot(
+                    *zip(*pts),
+                    _GATE_STYLE.get(gate, "-"),
+                    marker="o",
+                    color=color,
+                    label=f"{model} {gate}",
+                )
             loss = sorted(dict.fromkeys((r["sigma"], r["delta_loss"]) for r in mine))
             loss = [p for p in loss if p[1] is not None and math.isfinite(p[1])]
             if loss:

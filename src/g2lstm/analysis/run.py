@@ -254,9 +254,13 @@ def analyze_models(
             f"\non {metric_data}" if metric_data else ""
         )
         files["hard_gates"] = plot_hard_gates(
-            hard, out / "hard_gates", metric=metric, higher_is_better=higher_is_better,
-            dpi=cfg.dpi, title=title,
-        )  # fmt: skip
+            hard,
+            out / "hard_gates",
+            metric=metric,
+            higher_is_better=higher_is_better,
+            dpi=cfg.dpi,
+            title=title,
+        )
         results["hard_gates"] = hard
         results["metric"] = {"name": metric, "higher_is_better": higher_is_better}
         sections.append(
@@ -316,9 +320,11 @@ def _histogram_section(
                 row[m] = {g: s.merged(g, mod, k) for g in cfg.gates}
         where[f"layer {i}"] = " / ".join(dict.fromkeys(n[i] for n in names.values() if i < len(n)))
     files["gate_histograms"] = plot_gate_histograms(
-        data, out / "gate_histograms", dpi=cfg.dpi,
+        data,
+        out / "gate_histograms",
+        dpi=cfg.dpi,
         row_titles={r: f"{r}: {w}" for r, w in where.items()},
-    )  # fmt: skip
+    )
     all_rows = [{"model": m, **r} for m, s in stats.items() for r in s.rows()]
     write_csv(out / "gate_stats.csv", all_rows)
     write_json(out / "gate_stats.json", {m: s.to_dict() for m, s in stats.items()})

@@ -59,7 +59,7 @@ def _run_layer(args: argparse.Namespace) -> int:
         format_table,
         parse_shape,
         run_layer_benchmark,
-    )  # fmt: skip
+    )
     from g2lstm.safe_files import check_output_file
     from g2lstm.train.atomic import atomic_write_text
 
@@ -76,9 +76,14 @@ def _run_layer(args: argparse.Namespace) -> int:
         shapes = GPU_SHAPES if device == "cuda" else CPU_SHAPES
     repeats, warmup = (2, 0) if args.quick else (args.repeats, args.warmup)
     cfg = BenchConfig(
-        shapes=shapes, device=device, threads=args.threads, repeats=repeats, warmup=warmup,
-        reference=not args.no_reference, memory=not args.no_memory,
-    )  # fmt: skip
+        shapes=shapes,
+        device=device,
+        threads=args.threads,
+        repeats=repeats,
+        warmup=warmup,
+        reference=not args.no_reference,
+        memory=not args.no_memory,
+    )
     result = run_layer_benchmark(cfg, progress=lambda msg: print(msg, file=sys.stderr))
     print(format_table(result))
     if args.json is not None:

@@ -30,8 +30,13 @@ from g2lstm.safe_files import check_output_dir, check_output_file
 __all__ = ["register"]
 
 #: CLI method name -> library method
-_METHODS = {"svd": "low_rank", "low_rank": "low_rank", "round": "round", "quant": "quantize",
-            "quantize": "quantize"}  # fmt: skip
+_METHODS = {
+    "svd": "low_rank",
+    "low_rank": "low_rank",
+    "round": "round",
+    "quant": "quantize",
+    "quantize": "quantize",
+}
 #: library method -> (its CLI options, required ones)
 _PARAMS = {
     "low_rank": (("rank", "factor_dtype"), ("rank",)),
@@ -131,23 +136,39 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     # end, so of two runs writing the same -o at once only one succeeds
     out = check_output_file(args.output, "-o", overwrite=args.force)
     target = load_target(args.checkpoint)
-    print(f"g2lstm compress: {target.path} ({target.kind}, {target.cell}, H={target.hidden}) "
-          f"-> {out}, {method} {params}", file=sys.stderr if args.json else sys.stdout,
-          flush=True)  # fmt: skip
+    print(
+        f"g2lstm compress: {target.path} ({target.kind}, {target.cell}, H={target.hidden}) "
+        f"-> {out}, {method} {params}",
+        file=sys.stderr if args.json else sys.stdout,
+        flush=True,
+    )
     task = None
     if args.finetune_steps:  # read the training data before the (slower) compression
         task = finetune_task(target, data=args.finetune_data)
     model, report = compress(target.model, method, _blocks(args.blocks), **params)
     if task is not None:
         lr = task.lr if args.finetune_lr is None else args.finetune_lr
-        print(f"fine-tuning {args.finetune_steps} steps at lr {lr:g} on {task.description} "
-              "(structure kept)", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"fine-tuning {args.finetune_steps} steps at lr {lr:g} on {task.description} "
+            "(structure kept)",
+            file=sys.stderr,
+            flush=True,
+        )
         report = task.run(model, report, args.finetune_steps, lr)
     save_compressed(out, model, report, config=target.file_config, overwrite=args.force)
     size, dense = out.stat().st_size, _weights_bytes(target.path)
     if args.json:
-        print(json.dumps({"checkpoint": str(target.path), "output": str(out), "bytes": size,
-                          "checkpoint_weights_bytes": dense, **report.to_dict()}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "checkpoint": str(target.path),
+                    "output": str(out),
+                    "bytes": size,
+                    "checkpoint_weights_bytes": dense,
+                    **report.to_dict(),
+                }
+            )
+        )
         return 0
     print(report.to_markdown())
     against = f"; checkpoint weights {dense:,} bytes, {dense / size:.2f}x" if dense else ""
@@ -160,10 +181,17 @@ def _evaluator(kind: str, args: argparse.Namespace) -> Any:
 
     if args.beam is not None:
         check_limit(args.beam, args.max_beam, "--beam", "pass --max-beam N")
-    return evaluator_for(kind, data=args.data, data_dir=args.data_dir, split=args.split,
-                         batch_size=args.batch_size, bptt=args.bptt,
-                         max_batches=args.max_batches, limit=args.limit,
-                         beam=args.beam)  # fmt: skip
+    return evaluator_for(
+        kind,
+        data=args.data,
+        data_dir=args.data_dir,
+        split=args.split,
+        batch_size=args.batch_size,
+        bptt=args.bptt,
+        max_batches=args.max_batches,
+        limit=args.limit,
+        beam=args.beam,
+    )
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -173,8 +201,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     target = load_target(args.file)
     evaluator = _evaluator(target.kind, args)
     value = evaluator.score(target, target.model)
-    result = {"file": str(args.file), "kind": target.kind, "cell": target.cell,
-              "split": args.split, evaluator.metric: value}  # fmt: skip
+    result = {
+        "file": str(args.file),
+        "kind": target.kind,
+        "cell": target.cell,
+        "split": args.split,
+        evaluator.metric: value,
+    }
     if target.report:
         result["compression_ratio"] = target.report.get("totals", {}).get("compression_ratio")
     if args.json:
@@ -200,14 +233,24 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     evaluator = _evaluator(kind, args)
     check_output_dir(args.output, "-o")
     settings = "the paper's settings" if args.paper_only else "the paper's settings + a finer grid"
-    print(f"g2lstm compress sweep: {len(args.checkpoints)} {kind} checkpoint(s) over {settings} "
-          f"-> {args.output}", flush=True)  # fmt: skip
-    result = run_sweep(args.checkpoints, evaluator, None, args.output,
-                       blocks=_blocks(args.blocks), grid=not args.paper_only,
-                       finetune_steps=args.finetune_steps, finetune_lr=args.finetune_lr,
-                       finetune_data=args.finetune_data,
-                       plot=not args.no_plot,
-                       log=lambda line: print(line, flush=True))  # fmt: skip
+    print(
+        f"g2lstm compress sweep: {len(args.checkpoints)} {kind} checkpoint(s) over {settings} "
+        f"-> {args.output}",
+        flush=True,
+    )
+    result = run_sweep(
+        args.checkpoints,
+        evaluator,
+        None,
+        args.output,
+        blocks=_blocks(args.blocks),
+        grid=not args.paper_only,
+        finetune_steps=args.finetune_steps,
+        finetune_lr=args.finetune_lr,
+        finetune_data=args.finetune_data,
+        plot=not args.no_plot,
+        log=lambda line: print(line, flush=True),
+    )
     print(result.paths["table"].read_text(encoding="utf-8"))
     print("wrote " + ", ".join(str(p) for p in result.paths.values()))
     return 0
@@ -215,8 +258,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("evaluation")
-    g.add_argument("--data", help="LM: dataset name or folder (default: the run's); "
-                   "MT: prepared data folder (default: the one in the checkpoint)")  # fmt: skip
+    g.add_argument(
+        "--data",
+        help="LM: dataset name or folder (default: the run's); "
+        "MT: prepared data folder (default: the one in the checkpoint)",
+    )
     g.add_argument("--data-dir", help="root of named datasets (LM)")
     g.add_argument("--split", default="test", help="valid or test (default: test)")
     g.add_argument("--batch-size", type=int, help="LM: streams (default: the run's)")
@@ -224,22 +270,38 @@ def _add_eval_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-batches", type=int, help="LM: score only the first N segments")
     g.add_argument("--limit", type=int, help="MT: score only the first N sentences")
     g.add_argument("--beam", type=int, help="MT: beam size (default: the run's)")
-    g.add_argument("--max-beam", type=int, default=DEFAULT_MAX_BEAM,
-                   help=f"MT: refuse a beam above this (default {DEFAULT_MAX_BEAM})")  # fmt: skip
+    g.add_argument(
+        "--max-beam",
+        type=int,
+        default=DEFAULT_MAX_BEAM,
+        help=f"MT: refuse a beam above this (default {DEFAULT_MAX_BEAM})",
+    )
     g.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
 
 
 def _add_finetune_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("fine-tune after compression (LM and MT)")
-    g.add_argument("--finetune-steps", type=int, default=0, metavar="N",
-                   help="after compressing, train N steps on the training data with the run's "
-                   "optimizer, batches and loss (MT: label smoothing), re-projecting onto the "
-                   "compressed structure after each step (default: 0, no fine-tune)")  # fmt: skip
-    g.add_argument("--finetune-lr", type=float, metavar="LR",
-                   help="fine-tune learning rate (default: a tenth of the run's)")  # fmt: skip
-    g.add_argument("--finetune-data", metavar="DATA",
-                   help="training data of the fine-tune: LM dataset name or folder, MT prepared "
-                   "folder (default: the run's; sweep: --data if given)")  # fmt: skip
+    g.add_argument(
+        "--finetune-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after compressing, train N steps on the training data with the run's "
+        "optimizer, batches and loss (MT: label smoothing), re-projecting onto the "
+        "compressed structure after each step (default: 0, no fine-tune)",
+    )
+    g.add_argument(
+        "--finetune-lr",
+        type=float,
+        metavar="LR",
+        help="fine-tune learning rate (default: a tenth of the run's)",
+    )
+    g.add_argument(
+        "--finetune-data",
+        metavar="DATA",
+        help="training data of the fine-tune: LM dataset name or folder, MT prepared "
+        "folder (default: the run's; sweep: --data if given)",
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -255,13 +317,21 @@ def register(subparsers: Any) -> None:
         description="Compress the LSTM gate weights of a trained model without retraining "
         "(paper §4.3), evaluate the compact file, or sweep the paper's settings over seeds.",
     )
-    sub = top.add_subparsers(dest="compress_command", metavar="{CKPT,eval,sweep}",
-                             action=_DefaultCommand, prog="g2lstm compress")  # fmt: skip
+    sub = top.add_subparsers(
+        dest="compress_command",
+        metavar="{CKPT,eval,sweep}",
+        action=_DefaultCommand,
+        prog="g2lstm compress",
+    )
 
     a = sub.add_parser("apply", help="compress one checkpoint (also: g2lstm compress CKPT ...)")
     a.add_argument("checkpoint", help="run or checkpoint directory (LM or MT)")
-    a.add_argument("--method", required=True, choices=sorted(_METHODS),
-                   help="svd (low rank), round (Eq. 17-18) or quant (uniform bits)")  # fmt: skip
+    a.add_argument(
+        "--method",
+        required=True,
+        choices=sorted(_METHODS),
+        help="svd (low rank), round (Eq. 17-18) or quant (uniform bits)",
+    )
     a.add_argument("--rank", type=int, help="svd: rank of every block (1..min(shape))")
     a.add_argument("--factor-dtype", choices=["float32", "float16"], help="svd: factor dtype")
     a.add_argument("--step", type=float, help="round: grid step r (paper: 0.2 LM, 0.5 MT)")
@@ -281,20 +351,26 @@ def register(subparsers: Any) -> None:
     _add_finetune_flags(a)
     a.set_defaults(func=_cmd_apply)
 
-    e = sub.add_parser("eval", help="evaluate a compressed file (or a checkpoint)",
-                       description="Perplexity (LM) or tokenised BLEU (MT) of a compressed "
-                       "file written by g2lstm compress, or of a checkpoint.")  # fmt: skip
+    e = sub.add_parser(
+        "eval",
+        help="evaluate a compressed file (or a checkpoint)",
+        description="Perplexity (LM) or tokenised BLEU (MT) of a compressed "
+        "file written by g2lstm compress, or of a checkpoint.",
+    )
     e.add_argument("file", help="compressed file, or a run/checkpoint directory")
     _add_eval_flags(e)
     e.add_argument("--json", action="store_true", help="print one JSON line")
     e.set_defaults(func=_cmd_eval)
 
-    s = sub.add_parser("sweep", help="metric of checkpoints across compression settings",
-                       description="Evaluate each checkpoint before and after the paper's "
-                       "settings (LM: r=0.2, c=0.4, ranks 128/64 of 1150 scaled to H; MT: "
-                       "r=0.5, c=1.0, ranks 32/16 of 256) and a finer grid of ranks and bits; "
-                       "write sweep.csv, table.md (paper layout, mean ± std over seeds) and "
-                       "sweep.png.")  # fmt: skip
+    s = sub.add_parser(
+        "sweep",
+        help="metric of checkpoints across compression settings",
+        description="Evaluate each checkpoint before and after the paper's "
+        "settings (LM: r=0.2, c=0.4, ranks 128/64 of 1150 scaled to H; MT: "
+        "r=0.5, c=1.0, ranks 32/16 of 256) and a finer grid of ranks and bits; "
+        "write sweep.csv, table.md (paper layout, mean ± std over seeds) and "
+        "sweep.png.",
+    )
     s.add_argument("checkpoints", nargs="+", help="run or checkpoint directories")
     s.add_argument("-o", "--output", required=True, help="output directory")
     s.add_argument("--blocks", default="gates_if", help="as for compress (default: gates_if)")

@@ -29,11 +29,9 @@ parametrisations, so the returned report's payloads match it and
 the output of ``compress`` (already on the structure), or a dense copy of the original model to
 start the training from its uncompressed weights.
 
-The loop (:func:`finetune`) is generic; what depends on the model family is a
-:class:`FinetuneTask`: its training batches and loss, optimizer, default learning rate and
-gradient clipping. :func:`finetune_task` builds the task of a language model or translation
-model from its :class:`~g2lstm.compress.evaluators.Target` (see
-:mod:`g2lstm.compress.finetune_tasks`)::
+The loop (:func:`finetune`) is generic; what depends on the task is a :class:`FinetuneTask`:
+its training batches and loss, optimizer, default learning rate and gradient clipping.
+:func:`finetune_task` builds it from the task's :meth:`~g2lstm.tasks.Task.finetune_recipe`::
 
     target = load_target("runs/lm-g2")                     # or an MT run
     small, report = compress(target.model, "round", step=0.2, clip=0.4)
@@ -49,13 +47,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from g2lstm.errors import ConfigError, TrainingError
+from g2lstm.tasks import FinetuneRecipe, LoadedRun, OptimizerFactory, StepLoss
 
 from .methods import structure_projector
 from .report import CompressionReport
@@ -71,10 +70,6 @@ __all__ = [
     "sgd",
 ]
 
-#: ``step_loss(model, step)`` -> scalar training loss of one batch (graph attached).
-StepLoss = Callable[[nn.Module, int], Tensor]
-#: ``optimizer(model, lr)`` -> the optimizer of the fine-tune (over the trainable parameters).
-OptimizerFactory = Callable[[nn.Module, float], torch.optim.Optimizer]
 #: ``on_step(step, loss)``: called after each step with the loss of its batch (before the step).
 StepCallback = Callable[[int, float], None]
 
@@ -231,8 +226,9 @@ def _checked(loss: Tensor, step: int) -> Tensor:
         )
     if not torch.isfinite(loss):
         value = float(loss.detach())
-        raise TrainingError(f"fine-tune step {step}: loss is {value}; lower the "
-                            "learning rate (--finetune-lr)")  # fmt: skip
+        raise TrainingError(
+            f"fine-tune step {step}: loss is {value}; lower the learning rate (--finetune-lr)"
+        )
     return loss
 
 
@@ -242,28 +238,15 @@ def _rng_devices(model: nn.Module) -> list[Any]:
 
 
 @dataclass(frozen=True)
-class FinetuneTask:
-    """What one model family plugs into :func:`finetune`.
+class FinetuneTask(FinetuneRecipe):
+    """A task's :class:`~g2lstm.tasks.FinetuneRecipe` (step loss, lr, clip, seed, optimizer,
+    batches per pass, description) that runs :func:`finetune`.
 
     Attributes:
-        kind: ``"lm"`` or ``"mt"``.
-        step_loss: the training batches and loss (step ``k`` -> loss of batch ``k``).
-        lr: default learning rate (a tenth of the run's).
-        clip: gradient-norm clipping (the run's ``optim.clip``).
-        seed: seed of dropout and gate noise (the run's).
-        optimizer: the optimizer factory (the run's optimizer kind).
-        num_batches: batches in one pass over the training data (steps wrap around after it).
-        description: one line naming the data and batching (for logs).
+        kind: the task's name (``"lm"``, ``"mt"``).
     """
 
-    kind: str
-    step_loss: StepLoss
-    lr: float
-    clip: float
-    seed: int
-    optimizer: OptimizerFactory
-    num_batches: int
-    description: str = ""
+    kind: str = ""
 
     def run(
         self,
@@ -275,9 +258,17 @@ class FinetuneTask:
         on_step: StepCallback | None = None,
     ) -> CompressionReport:
         """:func:`finetune` ``model`` for ``steps`` steps at ``lr`` (default: :attr:`lr`)."""
-        return finetune(model, report, self.step_loss, steps, self.lr if lr is None else lr,
-                        clip=self.clip, seed=self.seed, optimizer=self.optimizer,
-                        on_step=on_step)  # fmt: skip
+        return finetune(
+            model,
+            report,
+            self.step_loss,
+            steps,
+            self.lr if lr is None else lr,
+            clip=self.clip,
+            seed=self.seed,
+            optimizer=self.optimizer,
+            on_step=on_step,
+        )
 
     @torch.no_grad()
     def mean_loss(self, model: nn.Module, steps: int) -> float:
@@ -295,27 +286,23 @@ class FinetuneTask:
 
 
 def finetune_task(
-    target: Any,
+    target: LoadedRun,
     *,
     data: str | os.PathLike[str] | None = None,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> FinetuneTask:
-    """The :class:`FinetuneTask` of a language model or translation model.
+    """The :class:`FinetuneTask` of a model of any task (its :meth:`Task.finetune_recipe`).
 
     Args:
-        target: a :class:`~g2lstm.compress.evaluators.Target` (from ``load_target``); its run
-            config gives the data, batching, loss, optimizer, learning rate, clip and seed.
+        target: a :class:`~g2lstm.tasks.LoadedRun` (from ``load_target``); its run config
+            gives the data, batching, loss, optimizer, learning rate, clip and seed.
         data: LM: dataset name or folder; MT: prepared data folder (default: the run's).
         data_dir: LM: root of named datasets (default: the run's); unused for MT.
 
     Raises:
-        ConfigError: an unknown model kind, or data whose vocabulary is not the model's.
+        ConfigError: data whose vocabulary is not the model's.
         DataError: the training data cannot be read.
     """
-    from .finetune_tasks import lm_task, mt_task
-
-    if target.kind == "lm":
-        return lm_task(target, data=data, data_dir=data_dir)
-    if target.kind == "mt":
-        return mt_task(target, data=data)
-    raise ConfigError(f"{target.path}: cannot fine-tune a {target.kind!r} model; expected lm/mt")
+    recipe = target.task.finetune_recipe(target, data=data, data_dir=data_dir)
+    values = {f.name: getattr(recipe, f.name) for f in fields(recipe)}
+    return FinetuneTask(**values, kind=target.kind)

@@ -265,8 +265,12 @@ def compressed_layout(
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _fail(path, f"inconsistent compressed file ({type(exc).__name__}: {exc})") from None
     total = sum(math.prod(s) for n, s in shapes.items() if n not in meta["aliases"])
-    check_limit(total, max_parameters(), f"the weight count of {path}",
-                f"set {ENV_MAX_PARAMETERS} to a larger count")  # fmt: skip
+    check_limit(
+        total,
+        max_parameters(),
+        f"the weight count of {path}",
+        f"set {ENV_MAX_PARAMETERS} to a larger count",
+    )
     return {name: shapes[name] for name in meta["order"]}, meta
 
 

@@ -13,7 +13,7 @@ and ``low_rank(model, 32)`` / ``low_rank(model, 16)`` on MT, all with ``blocks="
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -196,8 +196,6 @@ class StructureProjector:
         return self._report
 
 
-def structure_projector(
-    report: CompressionReport,
-) -> Callable[[nn.Module | Mapping[str, torch.Tensor]], CompressionReport]:
+def structure_projector(report: CompressionReport) -> StructureProjector:
     """A :class:`StructureProjector` for the blocks of ``report`` (for fine-tuning loops)."""
     return StructureProjector(report)

@@ -34,10 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError
+from g2lstm.tasks.cells import CELLS
 from g2lstm.train.atomic import atomic_write_text
 
 from .blocks import select_blocks
-from .evaluators import Evaluator
+from .evaluators import Evaluator, load_target
+from .finetune import finetune_task
 from .methods import compress
 from .sweep_report import CELL_LABELS, to_markdown, write_csv, write_plot
 from .sweep_report import verdicts as _verdicts
@@ -85,8 +87,9 @@ class Setting:
     tags: tuple[str, ...] = ()
 
 
-def default_settings(kind: str, hidden: int, max_rank: int | None = None,
-                     grid: bool = True) -> list[Setting]:  # fmt: skip
+def default_settings(
+    kind: str, hidden: int, max_rank: int | None = None, grid: bool = True
+) -> list[Setting]:
     """The paper's settings for ``kind`` (``"lm"``/``"mt"``) scaled to ``H=hidden``, then the grid.
 
     Ranks are clamped to ``[1, max_rank]`` (the smallest ``min(shape)`` of the blocks) and
@@ -121,11 +124,21 @@ def default_settings(kind: str, hidden: int, max_rank: int | None = None,
             if rank < cap or rank in ranks:  # a full-rank "compression" stores more, skip it
                 ranks.setdefault(min(cap, rank), []).append(f"H/{d}")
     for rank in sorted(ranks, reverse=True):
-        out.append(Setting(f"svd_{rank}", f"SVD (rank={rank})", "low_rank", {"rank": rank},
-                           rank in paper_ranks, tuple(ranks[rank])))  # fmt: skip
+        out.append(
+            Setting(
+                f"svd_{rank}",
+                f"SVD (rank={rank})",
+                "low_rank",
+                {"rank": rank},
+                rank in paper_ranks,
+                tuple(ranks[rank]),
+            )
+        )
     if grid:
-        out += [Setting(f"quant_{b}b", f"{b}-bit", "quantize", {"bits": b}, tags=(f"{b}-bit",))
-                for b in GRID_BITS]  # fmt: skip
+        out += [
+            Setting(f"quant_{b}b", f"{b}-bit", "quantize", {"bits": b}, tags=(f"{b}-bit",))
+            for b in GRID_BITS
+        ]
     return out
 
 
@@ -187,7 +200,7 @@ class SweepResult:
     def cells(self) -> list[str]:
         """The cell kinds present, in the paper's row order."""
         present = {r.cell for r in self.rows}
-        return [c for c in CELL_LABELS if c in present] + sorted(present - set(CELL_LABELS))
+        return [c for c in CELLS if c in present] + sorted(present - set(CELLS))
 
 
 def _max_rank(model: Any, blocks: Any) -> int:
@@ -237,8 +250,6 @@ def run_sweep(
     Raises:
         ConfigError: no checkpoints, mixed kinds or hidden sizes, invalid settings.
     """
-    from .finetune import finetune_task
-
     if not checkpoints:
         raise ConfigError("compress sweep needs at least one checkpoint")
     out = Path(out_dir)
@@ -248,7 +259,7 @@ def run_sweep(
     chosen: list[Setting] | None = list(settings) if settings is not None else None
     hidden = 0
     for path in checkpoints:
-        target = evaluator.load(path)
+        target = evaluator.check(load_target(path))
         if chosen is None:
             hidden = target.hidden
             chosen = default_settings(target.kind, hidden, _max_rank(target.model, blocks), grid)
@@ -263,39 +274,69 @@ def run_sweep(
             raise ConfigError(f"setting keys must be unique and not 'original', got {keys}")
         t0 = time.perf_counter()
         original = evaluator.score(target, target.model)
-        base = {"checkpoint": str(target.path), "cell": target.cell, "seed": target.seed,
-                "metric": evaluator.metric, "original": original}  # fmt: skip
-        rows.append(SweepRow(**base, setting="original", label="Original", method="none",
-                             params="{}", value=original, delta=0.0, degradation=0.0,
-                             compression_ratio=1.0, model_compression_ratio=1.0, rel_error=0.0,
-                             finetune_steps=0, seconds=time.perf_counter() - t0))  # fmt: skip
-        say(f"{target.path} ({target.cell}, seed {target.seed}): original "
-            f"{evaluator.metric} {original:.3f}")  # fmt: skip
+        base = {
+            "checkpoint": str(target.path),
+            "cell": target.cell,
+            "seed": target.seed,
+            "metric": evaluator.metric,
+            "original": original,
+        }
+        rows.append(
+            SweepRow(
+                **base,
+                setting="original",
+                label="Original",
+                method="none",
+                params="{}",
+                value=original,
+                delta=0.0,
+                degradation=0.0,
+                compression_ratio=1.0,
+                model_compression_ratio=1.0,
+                rel_error=0.0,
+                finetune_steps=0,
+                seconds=time.perf_counter() - t0,
+            )
+        )
+        say(
+            f"{target.path} ({target.cell}, seed {target.seed}): original "
+            f"{evaluator.metric} {original:.3f}"
+        )
         task = None
         if finetune_steps:
             data = finetune_data if finetune_data is not None else getattr(evaluator, "data", None)
-            task = finetune_task(target, data=data,
-                                 data_dir=getattr(evaluator, "data_dir", None))  # fmt: skip
+            task = finetune_task(target, data=data, data_dir=getattr(evaluator, "data_dir", None))
         for s in chosen:
             t0 = time.perf_counter()
             model, report = compress(target.model, s.method, blocks, **s.params)
             if task is not None:
                 report = task.run(model, report, finetune_steps, finetune_lr)
             value = evaluator.score(target, model)
-            rows.append(SweepRow(
-                **base, setting=s.key, label=s.label, method=s.method,
-                params=json.dumps(dict(s.params), sort_keys=True), value=value,
-                delta=value - original, degradation=evaluator.degradation(original, value),
-                compression_ratio=report.compression_ratio,
-                model_compression_ratio=report.model_compression_ratio,
-                rel_error=report.rel_error, finetune_steps=finetune_steps,
-                seconds=time.perf_counter() - t0,
-            ))  # fmt: skip
-            say(f"  {s.label}: {evaluator.metric} {value:.3f} ({value - original:+.3f}), "
-                f"blocks {report.compression_ratio:.1f}x smaller")  # fmt: skip
+            rows.append(
+                SweepRow(
+                    **base,
+                    setting=s.key,
+                    label=s.label,
+                    method=s.method,
+                    params=json.dumps(dict(s.params), sort_keys=True),
+                    value=value,
+                    delta=value - original,
+                    degradation=evaluator.degradation(original, value),
+                    compression_ratio=report.compression_ratio,
+                    model_compression_ratio=report.model_compression_ratio,
+                    rel_error=report.rel_error,
+                    finetune_steps=finetune_steps,
+                    seconds=time.perf_counter() - t0,
+                )
+            )
+            say(
+                f"  {s.label}: {evaluator.metric} {value:.3f} ({value - original:+.3f}), "
+                f"blocks {report.compression_ratio:.1f}x smaller"
+            )
     assert chosen is not None
-    result = SweepResult(evaluator.metric, hidden, chosen, rows, _summarise(rows), [],
-                         evaluator.describe())  # fmt: skip
+    result = SweepResult(
+        evaluator.metric, hidden, chosen, rows, _summarise(rows), [], evaluator.describe()
+    )
     result.verdicts = _verdicts(result)
     result.paths["csv"] = write_csv(out / "sweep.csv", rows)
     result.paths["table"] = out / "table.md"

@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from g2lstm.tasks.cells import CELL_LABELS, cell_label
 from g2lstm.train.atomic import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ __all__ = [
     "write_plot",
 ]
 
-#: Row labels of the paper's tables, in order.
-CELL_LABELS = {"lstm": "Baseline", "sharpened": "Sharpened Sigmoid", "g2": "G2-LSTM"}
 #: Settings whose verdict is reported (the headline is the first).
 VERDICT_TAGS = ("H/8", "H/4", "H/16", "round", "round & clip", "paper a", "paper b")
 #: Smallest baseline degradation that makes the "at most half" claim testable: below it the
@@ -109,8 +108,9 @@ def _cell_text(s: SummaryRow | None, original: bool) -> str:
     text = _num(s.mean) + (f" ± {_num(s.std)}" if s.std is not None else "")
     if original:
         return text
-    delta = _num(s.delta_mean, sign=True) + (f" ± {_num(s.delta_std)}" if s.delta_std is not None
-                                             else "")  # fmt: skip
+    delta = _num(s.delta_mean, sign=True) + (
+        f" ± {_num(s.delta_std)}" if s.delta_std is not None else ""
+    )
     return f"{text} ({delta})"
 
 
@@ -119,7 +119,7 @@ def _table(result: SweepResult, settings: list[Setting]) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for cell in result.cells():
         n = max((s.n for s in result.summary if s.cell == cell), default=0)
-        label = f"{CELL_LABELS.get(cell, cell)} (n={n})"
+        label = f"{cell_label(cell)} (n={n})"
         values = [_cell_text(result.cell(cell, "original"), True)]
         values += [_cell_text(result.cell(cell, s.key), False) for s in settings]
         lines.append("| " + " | ".join([label, *values]) + " |")
@@ -171,11 +171,14 @@ def write_plot(result: SweepResult, path: str | os.PathLike[str]) -> Path:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     methods = {s.key: s.method for s in result.settings}
-    styles = {"low_rank": ("-", "o", "SVD"), "quantize": ("--", "s", "bits"),
-              "round": ("", "^", "round")}  # fmt: skip
+    styles = {
+        "low_rank": ("-", "o", "SVD"),
+        "quantize": ("--", "s", "bits"),
+        "round": ("", "^", "round"),
+    }
     for k, cell in enumerate(result.cells()):
         color = f"C{k}"
-        name = CELL_LABELS.get(cell, cell)
+        name = cell_label(cell)
         orig = result.cell(cell, "original")
         if orig is not None and math.isfinite(orig.mean):
             ax.axhline(orig.mean, color=color, linestyle=":", linewidth=1)
@@ -187,8 +190,16 @@ def write_plot(result: SweepResult, path: str | os.PathLike[str]) -> Path:
             )
             if pts:
                 xs, ys, es = zip(*pts, strict=True)
-                ax.errorbar(xs, ys, yerr=es, color=color, linestyle=ls or "none", marker=marker,
-                            capsize=2, label=f"{name}, {what}")  # fmt: skip
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=es,
+                    color=color,
+                    linestyle=ls or "none",
+                    marker=marker,
+                    capsize=2,
+                    label=f"{name}, {what}",
+                )
     ax.set_xscale("log")
     ticks = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x")
     ax.xaxis.set_major_formatter(ticks)

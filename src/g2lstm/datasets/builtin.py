@@ -27,9 +27,14 @@ def _lm_archive(
     )
     remote = RemoteFile(url, None, members, archive)
     return DatasetSpec(
-        name, "lm", (remote,), tuple((sha256 or {}).items()), description=description, note=note,
+        name,
+        "lm",
+        (remote,),
+        tuple((sha256 or {}).items()),
+        description=description,
+        note=note,
         max_bytes=max_bytes,
-    )  # fmt: skip
+    )
 
 
 def _builtin_specs() -> Iterator[DatasetSpec]:

@@ -75,7 +75,13 @@ class _Budget:
 
 
 def _download(
-    url: str, dest: Path, sha256: str | None, *, progress: bool, timeout: float, hint: str,
+    url: str,
+    dest: Path,
+    sha256: str | None,
+    *,
+    progress: bool,
+    timeout: float,
+    hint: str,
     cap: int,
 ) -> str:
     """Stream ``url`` into ``dest`` (atomically) and return its sha256; no file is left

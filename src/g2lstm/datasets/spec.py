@@ -139,8 +139,10 @@ class DatasetSpec:
         if not layout:
             raise ConfigError(f"dataset {self.name}: give files or an explicit layout")
         object.__setattr__(self, "layout", tuple(_check_relpath(p, "layout path") for p in layout))
-        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or (
-            self.max_bytes < 1
+        if (
+            isinstance(self.max_bytes, bool)
+            or not isinstance(self.max_bytes, int)
+            or (self.max_bytes < 1)
         ):
             raise ConfigError(f"dataset {self.name}: max_bytes must be a positive integer")
         for rel, digest in self.sha256:

@@ -35,14 +35,16 @@ class AveragedSGD(torch.optim.Optimizer):
         weight_decay: L2 coefficient added to the gradient.
     """
 
-    def __init__(self, params: Iterable[Tensor] | Iterable[dict], lr: float,
-                 weight_decay: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self, params: Iterable[Tensor] | Iterable[dict], lr: float, weight_decay: float = 0.0
+    ) -> None:
         if lr <= 0:
             raise ConfigError(f"AveragedSGD: lr={lr!r} must be > 0")
         if weight_decay < 0:
             raise ConfigError(f"AveragedSGD: weight_decay={weight_decay!r} must be >= 0")
-        super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "averaging": False,
-                                  "n_averaged": 0})  # fmt: skip
+        super().__init__(
+            params, {"lr": lr, "weight_decay": weight_decay, "averaging": False, "n_averaged": 0}
+        )
 
     @property
     def averaging(self) -> bool:

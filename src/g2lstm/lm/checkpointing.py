@@ -26,10 +26,17 @@ __all__ = ["check_resumable", "load_lm_checkpoint", "save_lm_checkpoint"]
 
 
 def save_lm_checkpoint(
-    manager: CheckpointManager, module: RNNLanguageModel, optimizer: torch.optim.Optimizer,
-    hidden: Hidden | None, *, config: RunConfig, vocab: Any, state: dict[str, Any],
-    guard: NonFiniteGuard, metric: float | None = None,
-) -> None:  # fmt: skip
+    manager: CheckpointManager,
+    module: RNNLanguageModel,
+    optimizer: torch.optim.Optimizer,
+    hidden: Hidden | None,
+    *,
+    config: RunConfig,
+    vocab: Any,
+    state: dict[str, Any],
+    guard: NonFiniteGuard,
+    metric: float | None = None,
+) -> None:
     """Save a checkpoint at step ``state["step"]`` through ``manager``.
 
     ``hidden`` is the carried state, one ``(h, c)`` pair of ``(batch, hidden)`` tensors per
@@ -43,13 +50,22 @@ def save_lm_checkpoint(
                 eval_weights[name] = ax
     hidden_list = [] if hidden is None else [[h, c] for h, c in hidden]
     manager.save(
-        state["step"], model_state=module.state_dict(),
-        trainer_state={"optimizer": optimizer.state_dict(), "hidden": hidden_list,
-                       "eval_weights": eval_weights},
-        meta={"kind": "g2lstm-lm", "config": config.to_dict(), "vocab": vocab.to_dict(),
-              "state": dict(state), "guard": guard.state_dict()},
+        state["step"],
+        model_state=module.state_dict(),
+        trainer_state={
+            "optimizer": optimizer.state_dict(),
+            "hidden": hidden_list,
+            "eval_weights": eval_weights,
+        },
+        meta={
+            "kind": "g2lstm-lm",
+            "config": config.to_dict(),
+            "vocab": vocab.to_dict(),
+            "state": dict(state),
+            "guard": guard.state_dict(),
+        },
         metric=metric,
-    )  # fmt: skip
+    )
 
 
 def check_resumable(path: Path, config: RunConfig, vocab: Any, data: str) -> None:
@@ -69,9 +85,13 @@ def check_resumable(path: Path, config: RunConfig, vocab: Any, data: str) -> Non
 
 
 def load_lm_checkpoint(
-    manager: CheckpointManager, module: RNNLanguageModel, *, vocab: Any, data: str,
+    manager: CheckpointManager,
+    module: RNNLanguageModel,
+    *,
+    vocab: Any,
+    data: str,
     device: torch.device,
-) -> Checkpoint | None:  # fmt: skip
+) -> Checkpoint | None:
     """Load the latest checkpoint of ``manager`` into ``module``; None if there is none.
 
     The checkpoint's vocabulary must match ``vocab`` (the data ``data`` being trained on) and

@@ -23,14 +23,26 @@ __all__ = ["build_config", "register"]
 
 #: flag dest -> dotted config key
 _FLAG_KEYS = {
-    "cell": "model.cell", "tau": "model.tau", "noise_p": "model.noise_p",
-    "data": "data", "data_dir": "data_dir", "seed": "train.seed", "epochs": "train.epochs",
-    "finetune_epochs": "train.finetune_epochs", "lr": "optim.lr", "clip": "optim.clip",
-    "batch_size": "train.batch_size", "bptt": "train.bptt", "threads": "train.threads",
-    "max_steps": "train.max_steps", "on_nonfinite": "train.on_nonfinite",
-    "log_interval": "train.log_interval", "tensorboard": "train.tensorboard",
-    "progress": "train.progress", "checkpoint_every": "train.checkpoint_every",
-}  # fmt: skip
+    "cell": "model.cell",
+    "tau": "model.tau",
+    "noise_p": "model.noise_p",
+    "data": "data",
+    "data_dir": "data_dir",
+    "seed": "train.seed",
+    "epochs": "train.epochs",
+    "finetune_epochs": "train.finetune_epochs",
+    "lr": "optim.lr",
+    "clip": "optim.clip",
+    "batch_size": "train.batch_size",
+    "bptt": "train.bptt",
+    "threads": "train.threads",
+    "max_steps": "train.max_steps",
+    "on_nonfinite": "train.on_nonfinite",
+    "log_interval": "train.log_interval",
+    "tensorboard": "train.tensorboard",
+    "progress": "train.progress",
+    "checkpoint_every": "train.checkpoint_every",
+}
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
@@ -50,8 +62,11 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    out = {key: getattr(args, dest) for dest, key in _FLAG_KEYS.items()
-           if getattr(args, dest, None) is not None}  # fmt: skip
+    out = {
+        key: getattr(args, dest)
+        for dest, key in _FLAG_KEYS.items()
+        if getattr(args, dest, None) is not None
+    }
     if args.cell is not None:  # a new cell brings its own tau/noise_p unless given
         out.setdefault("model.tau", None)
         out.setdefault("model.noise_p", None)
@@ -69,8 +84,9 @@ def build_config(args: argparse.Namespace) -> Any:
     base = preset_dict(preset)
     for key, value in file_dict.items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    return RunConfig.from_dict(apply_overrides(base, _overrides(args)),
-                               source=args.config or "config")  # fmt: skip
+    return RunConfig.from_dict(
+        apply_overrides(base, _overrides(args)), source=args.config or "config"
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -105,13 +121,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         _check_cost(config)
     m, t = config.model, config.train
     what = "resuming" if saved is not None else "training"
-    print(f"g2lstm lm train: {what} {m.cell} (tau={m.tau}, noise_p={m.noise_p}) "
-          f"{m.nlayers}x{m.nhid} on {config.data}, preset {config.preset}, seed {t.seed}, "
-          f"{t.epochs} epochs (+{t.finetune_epochs} finetune) -> {out}", flush=True)  # fmt: skip
+    print(
+        f"g2lstm lm train: {what} {m.cell} (tau={m.tau}, noise_p={m.noise_p}) "
+        f"{m.nlayers}x{m.nhid} on {config.data}, preset {config.preset}, seed {t.seed}, "
+        f"{t.epochs} epochs (+{t.finetune_epochs} finetune) -> {out}",
+        flush=True,
+    )
     result = train(config, out, resume=args.resume)
     if not result.complete:
-        print(f"stopped ({result.stopped}) after step {result.steps}; continue with: "
-              f"g2lstm lm train --out {out} --resume", file=sys.stderr)  # fmt: skip
+        print(
+            f"stopped ({result.stopped}) after step {result.steps}; continue with: "
+            f"g2lstm lm train --out {out} --resume",
+            file=sys.stderr,
+        )
         if result.stopped == "interrupted":
             return EXIT_INTERRUPTED  # not finished: scripts must not go on as if it were
     return 0
@@ -141,9 +163,12 @@ def _check_cost(config: Any) -> None:
     corpus = Corpus.load(resolve_dataset(config.data, config.data_dir, kind="lm"))
     corpus = corpus.head(config.train.limit_tokens)
     config = config.replace({"model.vocab_size": len(corpus.vocab)})
-    print(f"g2lstm lm train: no --preset given, so this is the '{config.preset}' preset on a "
-          "machine without a GPU; timing a few training steps ...", file=sys.stderr,
-          flush=True)  # fmt: skip
+    print(
+        f"g2lstm lm train: no --preset given, so this is the '{config.preset}' preset on a "
+        "machine without a GPU; timing a few training steps ...",
+        file=sys.stderr,
+        flush=True,
+    )
     est = estimate_run(config, len(corpus.train))
     print(f"g2lstm lm train: {est.describe(config, len(corpus.train))}", file=sys.stderr)
     if est.seconds > COST_LIMIT_S:
@@ -200,16 +225,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     corpus = Corpus.load(folder).head(cfg.train.limit_tokens)
     check_vocab(loaded.vocab, corpus.vocab, str(loaded.checkpoint.path), str(data))
     if cfg.train.limit_tokens is not None:
-        print(f"g2lstm lm eval: the first {cfg.train.limit_tokens:,} tokens of each split, as "
-              "in training (train.limit_tokens)", file=sys.stderr)  # fmt: skip
+        print(
+            f"g2lstm lm eval: the first {cfg.train.limit_tokens:,} tokens of each split, as "
+            "in training (train.limit_tokens)",
+            file=sys.stderr,
+        )
     gates = {k: v for k in ("eval_gates", "eval_temperature") if (v := getattr(args, k))}
     for _, mod in g2_modules(loaded.model) if gates else ():
         mod.set_gate_options(**gates)
     mode = "cache pointer" if args.cache_pointer else "plain"
     temperature = args.eval_temperature or "divide"
-    print(f"g2lstm lm eval: {loaded.checkpoint.path} on {data}/{args.split} ({mode}, "
-          f"gates {args.eval_gates or cfg.model.eval_gates}, eval temperature {temperature})",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"g2lstm lm eval: {loaded.checkpoint.path} on {data}/{args.split} ({mode}, "
+        f"gates {args.eval_gates or cfg.model.eval_gates}, eval temperature {temperature})",
+        file=sys.stderr,
+    )
     default_bs = cfg.train.test_batch_size if args.split == "test" else cfg.train.eval_batch_size
     batch_size, warmup = args.batch_size or default_bs, 0
     if args.cache_pointer:
@@ -223,9 +253,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         batch_size = stream_batch_size(len(ids), TEST_STREAMS)
         warmup = WARMUP_TOKENS if batch_size > 1 else 0
         if warmup:
-            print(f"g2lstm lm eval: batch-1 perplexity from {batch_size} streams, each reading "
-                  f"the {warmup} tokens before it first (equal within rounding; --batch-size 1 "
-                  "runs the exact batch-1 loop)", file=sys.stderr)  # fmt: skip
+            print(
+                f"g2lstm lm eval: batch-1 perplexity from {batch_size} streams, each reading "
+                f"the {warmup} tokens before it first (equal within rounding; --batch-size 1 "
+                "runs the exact batch-1 loop)",
+                file=sys.stderr,
+            )
         loss = evaluate_stream(loaded.model, ids, bptt, batch_size)
     else:
         bptt = args.bptt or cfg.train.bptt
@@ -233,17 +266,26 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         loss = evaluate(loaded.model, source, bptt)
     kind = _checkpoint_kind(Path(args.checkpoint), Path(loaded.checkpoint.path))
     if kind != "best-valid":
-        print(f"g2lstm lm eval: note: {loaded.checkpoint.path} is not a best-validation "
-              f"checkpoint ({kind}); a finished run's best is what its results.json reports",
-              file=sys.stderr)  # fmt: skip
-    result = {"checkpoint": str(loaded.checkpoint.path), "checkpoint_kind": kind,
-              "best_valid": kind == "best-valid", "split": args.split, "loss": loss,
-              "ppl": perplexity(loss), "cache_pointer": bool(args.cache_pointer),
-              "eval_gates": args.eval_gates or cfg.model.eval_gates,
-              "eval_temperature": temperature,
-              "batch_size": 1 if args.cache_pointer else batch_size,
-              "warmup": warmup, "bptt": bptt,
-              "limit_tokens": cfg.train.limit_tokens}  # fmt: skip
+        print(
+            f"g2lstm lm eval: note: {loaded.checkpoint.path} is not a best-validation "
+            f"checkpoint ({kind}); a finished run's best is what its results.json reports",
+            file=sys.stderr,
+        )
+    result = {
+        "checkpoint": str(loaded.checkpoint.path),
+        "checkpoint_kind": kind,
+        "best_valid": kind == "best-valid",
+        "split": args.split,
+        "loss": loss,
+        "ppl": perplexity(loss),
+        "cache_pointer": bool(args.cache_pointer),
+        "eval_gates": args.eval_gates or cfg.model.eval_gates,
+        "eval_temperature": temperature,
+        "batch_size": 1 if args.cache_pointer else batch_size,
+        "warmup": warmup,
+        "bptt": bptt,
+        "limit_tokens": cfg.train.limit_tokens,
+    }
     print(
         json.dumps(result)
         if args.json
@@ -277,10 +319,20 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     check_limit(args.words, args.max_words, "--words", "pass --max-words N")
     loaded = load_model(args.checkpoint)
     prompt = args.prompt.split() if args.prompt else None
-    words = iter_generate(loaded.model, loaded.vocab, args.words, temperature=args.temperature,
-                          seed=args.seed, prompt=prompt)  # fmt: skip  (arguments checked here)
-    print(f"g2lstm lm generate: {args.words} words from {loaded.checkpoint.path} "
-          f"(temperature {args.temperature}, seed {args.seed})", file=sys.stderr)  # fmt: skip
+    # iter_generate checks its arguments at this call, before the first word is printed
+    words = iter_generate(
+        loaded.model,
+        loaded.vocab,
+        args.words,
+        temperature=args.temperature,
+        seed=args.seed,
+        prompt=prompt,
+    )
+    print(
+        f"g2lstm lm generate: {args.words} words from {loaded.checkpoint.path} "
+        f"(temperature {args.temperature}, seed {args.seed})",
+        file=sys.stderr,
+    )
     write_words(words, sys.stdout)  # streamed: each line appears as soon as it is sampled
     return 0
 
@@ -289,36 +341,67 @@ def _add_train(sub: Any) -> None:
     from g2lstm.lm.config import CELLS
     from g2lstm.lm.presets import PRESETS
 
-    p = sub.add_parser("train", help="train a language model (AWD-LSTM recipe)",
-                       description="Train a word language model. Config layers: --preset, "
-                       "--config FILE, then flags / --set. The resolved config is saved as "
-                       "OUT/config.yaml.")  # fmt: skip
-    p.add_argument("--preset", choices=sorted(PRESETS), help="starting configuration "
-                   "(default: the config file's, else 'paper')")  # fmt: skip
+    p = sub.add_parser(
+        "train",
+        help="train a language model (AWD-LSTM recipe)",
+        description="Train a word language model. Config layers: --preset, "
+        "--config FILE, then flags / --set. The resolved config is saved as "
+        "OUT/config.yaml.",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="starting configuration (default: the config file's, else 'paper')",
+    )
     p.add_argument("--config", metavar="FILE", help="YAML config (layout of config.yaml)")
-    p.add_argument("--cell", choices=sorted(CELLS), help="lstm (tau=1, p=0), sharpened "
-                   "(tau=0.2, p=0) or g2 (tau=0.9, p=0.2)")  # fmt: skip
+    p.add_argument(
+        "--cell",
+        choices=sorted(CELLS),
+        help="lstm (tau=1, p=0), sharpened (tau=0.2, p=0) or g2 (tau=0.9, p=0.2)",
+    )
     p.add_argument("--tau", type=float, help="override the cell's temperature")
     p.add_argument("--noise-p", type=float, help="override the cell's noise probability")
-    p.add_argument("--data", help="dataset name (ptb, wikitext-2, ...) or folder with "
-                   "train/valid/test.txt")  # fmt: skip
+    p.add_argument(
+        "--data", help="dataset name (ptb, wikitext-2, ...) or folder with train/valid/test.txt"
+    )
     p.add_argument("--data-dir", help="root of named datasets (default $G2LSTM_DATA or cache)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    for flag, typ in (("--seed", int), ("--epochs", int), ("--finetune-epochs", int),
-                      ("--lr", float), ("--clip", float), ("--batch-size", int),
-                      ("--bptt", int), ("--threads", int), ("--max-steps", int),
-                      ("--log-interval", int), ("--checkpoint-every", int)):  # fmt: skip
+    for flag, typ in (
+        ("--seed", int),
+        ("--epochs", int),
+        ("--finetune-epochs", int),
+        ("--lr", float),
+        ("--clip", float),
+        ("--batch-size", int),
+        ("--bptt", int),
+        ("--threads", int),
+        ("--max-steps", int),
+        ("--log-interval", int),
+        ("--checkpoint-every", int),
+    ):
         p.add_argument(flag, type=typ)
     p.add_argument("--on-nonfinite", choices=["raise", "skip"])
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="tqdm progress bars (shown only on a terminal)")  # fmt: skip
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="any config value, e.g. --set model.nhid=650 (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tqdm progress bars (shown only on a terminal)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any config value, e.g. --set model.nhid=650 (repeatable)",
+    )
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--yes", action="store_true", help="without --preset on a machine with "
-                   "no GPU, start even a run estimated at more than an hour")  # fmt: skip
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="without --preset on a machine with "
+        "no GPU, start even a run estimated at more than an hour",
+    )
     p.set_defaults(func=_cmd_train)
 
 
@@ -332,26 +415,36 @@ def register(subparsers: Any) -> None:
     sub = lm.add_subparsers(dest="lm_command", metavar="COMMAND")
     _add_train(sub)
 
-    e = sub.add_parser("eval", help="perplexity of a checkpoint on a split",
-                       description="Evaluate a run directory (its best checkpoint) or a "
-                       "checkpoint directory.")  # fmt: skip
+    e = sub.add_parser(
+        "eval",
+        help="perplexity of a checkpoint on a split",
+        description="Evaluate a run directory (its best checkpoint) or a checkpoint directory.",
+    )
     e.add_argument("checkpoint", help="run directory or checkpoint directory")
     e.add_argument("--data", help="dataset name or folder (default: the run's)")
     e.add_argument("--data-dir", help="root of named datasets")
     e.add_argument("--split", choices=["valid", "test"], default="test")
-    e.add_argument("--batch-size", type=int, help="default: the run's eval/test batch size; "
-                   "a test batch size of 1 runs as 10 warmed-up streams (the batch-1 number "
-                   "within 0.01), --batch-size 1 as the exact batch-1 loop")  # fmt: skip
-    e.add_argument("--bptt", type=int, help="segment length (default: the run's; 500 with "
-                   "--cache-pointer)")  # fmt: skip
+    e.add_argument(
+        "--batch-size",
+        type=int,
+        help="default: the run's eval/test batch size; a test batch size of 1 runs as 10 "
+        "warmed-up streams (the batch-1 number within 0.01), --batch-size 1 as the exact "
+        "batch-1 loop",
+    )
+    e.add_argument(
+        "--bptt", type=int, help="segment length (default: the run's; 500 with --cache-pointer)"
+    )
     e.add_argument("--cache-pointer", action="store_true", help="continuous cache pointer")
     e.add_argument("--window", type=int, default=500, help="cache size (PTB: 500)")
     e.add_argument("--theta", type=float, default=1.0, help="cache sharpness (PTB: 1.0)")
     e.add_argument("--lambdah", type=float, default=0.1, help="cache weight (PTB: 0.1)")
     e.add_argument("--eval-gates", choices=["soft", "hard", "sample"])
-    e.add_argument("--eval-temperature", choices=["divide", "drop"],
-                   help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
-                   "(drop: the authors' code without --divide-temp)")  # fmt: skip
+    e.add_argument(
+        "--eval-temperature",
+        choices=["divide", "drop"],
+        help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
+        "(drop: the authors' code without --divide-temp)",
+    )
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON line")
     e.set_defaults(func=_cmd_eval)
@@ -359,8 +452,12 @@ def register(subparsers: Any) -> None:
     g = sub.add_parser("generate", help="sample text from a checkpoint")
     g.add_argument("checkpoint", help="run directory or checkpoint directory")
     g.add_argument("--words", type=int, default=50)
-    g.add_argument("--max-words", type=int, default=DEFAULT_MAX_WORDS,
-                   help=f"refuse --words above this (default {DEFAULT_MAX_WORDS:,})")  # fmt: skip
+    g.add_argument(
+        "--max-words",
+        type=int,
+        default=DEFAULT_MAX_WORDS,
+        help=f"refuse --words above this (default {DEFAULT_MAX_WORDS:,})",
+    )
     g.add_argument("--temperature", type=float, default=1.0)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--prompt", help="words to start from")

@@ -110,8 +110,14 @@ class ModelConfig:
             )
             _set(self, "noisy_gates", tuple(gates))
         try:  # validates and normalises the G2 options, naming them
-            gate = GateConfig(self.tau, self.noise_p, self.noise_schedule, self.noisy_gates,
-                              self.eval_gates, self.estimator)  # fmt: skip
+            gate = GateConfig(
+                self.tau,
+                self.noise_p,
+                self.noise_schedule,
+                self.noisy_gates,
+                self.eval_gates,
+                self.estimator,
+            )
         except ConfigError as exc:
             raise ConfigError(f"model: {exc}") from None
         _set(self, "noisy_gates", gate.noisy_gates)
@@ -122,10 +128,13 @@ class ModelConfig:
     def gate_options(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~g2lstm.nn.G2LSTM` (without ``weight_dropout``)."""
         return {
-            "tau": self.tau, "noise_p": self.noise_p, "noise_schedule": self.noise_schedule,
-            "noisy_gates": self.noisy_gates, "eval_gates": self.eval_gates,
+            "tau": self.tau,
+            "noise_p": self.noise_p,
+            "noise_schedule": self.noise_schedule,
+            "noisy_gates": self.noisy_gates,
+            "eval_gates": self.eval_gates,
             "estimator": self.estimator,
-        }  # fmt: skip
+        }
 
 
 @dataclass(frozen=True)
@@ -204,8 +213,15 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "eval_batch_size", "test_batch_size", "bptt", "epochs",
-                     "log_interval", "keep_last"):  # fmt: skip
+        for name in (
+            "batch_size",
+            "eval_batch_size",
+            "test_batch_size",
+            "bptt",
+            "epochs",
+            "log_interval",
+            "keep_last",
+        ):
             _check_field(self, name, check_int, 1)
         for name in ("bptt_max_extra", "finetune_epochs", "threads", "checkpoint_every"):
             _check_field(self, name, check_int, 0)

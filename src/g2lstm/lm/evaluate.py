@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,9 +19,14 @@ from torch import Tensor
 from g2lstm.errors import CheckpointError, G2LSTMError
 from g2lstm.limits import build_checked
 from g2lstm.lm.config import RunConfig
+from g2lstm.lm.data import Vocabulary
 from g2lstm.lm.model import Hidden, RNNLanguageModel, detach_hidden
 from g2lstm.lm.pointer import PointerConfig, cache_pointer_log_probs, vocab_log_probs
-from g2lstm.train import Checkpoint, CheckpointManager, load_checkpoint
+from g2lstm.train import (
+    Checkpoint,
+    load_checkpoint,
+    resolve_checkpoint,
+)
 from g2lstm.train.progress import progress
 
 __all__ = [
@@ -48,9 +52,13 @@ def _segments(n_rows: int, bptt: int, desc: str | None) -> Any:
 
 @torch.no_grad()
 def evaluate(
-    model: RNNLanguageModel, source: Tensor, bptt: int, hidden: Hidden | None = None,
-    *, desc: str | None = "evaluating",
-) -> float:  # fmt: skip
+    model: RNNLanguageModel,
+    source: Tensor,
+    bptt: int,
+    hidden: Hidden | None = None,
+    *,
+    desc: str | None = "evaluating",
+) -> float:
     """Mean cross-entropy (nats per token) of ``model`` over a batchified ``source``.
 
     Args:
@@ -72,8 +80,9 @@ def evaluate(
             seq_len = min(bptt, source.size(0) - 1 - i)
             inp, target = source[i : i + seq_len], source[i + 1 : i + 1 + seq_len]
             out = model(inp, hidden)
-            loss = F.cross_entropy(out.logits.view(-1, out.logits.size(-1)), target.reshape(-1),
-                                   reduction="sum")  # fmt: skip
+            loss = F.cross_entropy(
+                out.logits.view(-1, out.logits.size(-1)), target.reshape(-1), reduction="sum"
+            )
             total += float(loss)
             count += target.numel()
             hidden = detach_hidden(out.hidden)
@@ -98,9 +107,14 @@ def stream_batch_size(n_tokens: int, batch_size: int, warmup: int = WARMUP_TOKEN
 
 @torch.no_grad()
 def evaluate_stream(
-    model: RNNLanguageModel, ids: Tensor, bptt: int, batch_size: int,
-    *, warmup: int = WARMUP_TOKENS, desc: str | None = "evaluating",
-) -> float:  # fmt: skip
+    model: RNNLanguageModel,
+    ids: Tensor,
+    bptt: int,
+    batch_size: int,
+    *,
+    warmup: int = WARMUP_TOKENS,
+    desc: str | None = "evaluating",
+) -> float:
     """The batch-1 cross-entropy of a token stream, computed ``batch_size`` streams at a time.
 
     ``ids`` ``(N,)`` is cut into ``batch_size`` contiguous pieces. The first starts from the
@@ -138,15 +152,22 @@ def evaluate_stream(
             starts = torch.arange(1, batch_size) * length
             warm = torch.stack([ids[s - w : s] for s in starts.tolist()], dim=1).to(device)
             out = model(warm, model.init_hidden(batch_size - 1))
-            hidden = [(torch.cat([h0[:, :1], h], 1), torch.cat([c0[:, :1], c], 1))
-                      for (h0, c0), (h, c) in zip(hidden, out.hidden)]  # fmt: skip
+            hidden = [
+                (torch.cat([h0[:, :1], h], 1), torch.cat([c0[:, :1], c], 1))
+                for (h0, c0), (h, c) in zip(hidden, out.hidden)
+            ]
         total = 0.0
         for i in _segments(length + 1, bptt, desc):
             seq = min(bptt, length - i)
             out = model(inp[i : i + seq], hidden)
-            total += float(F.cross_entropy(out.logits.reshape(-1, out.logits.size(-1)),
-                                           tgt[i : i + seq].reshape(-1), ignore_index=-100,
-                                           reduction="sum"))  # fmt: skip
+            total += float(
+                F.cross_entropy(
+                    out.logits.reshape(-1, out.logits.size(-1)),
+                    tgt[i : i + seq].reshape(-1),
+                    ignore_index=-100,
+                    reduction="sum",
+                )
+            )
             hidden = detach_hidden(out.hidden)
         return total / max(n_pred, 1)
     finally:
@@ -155,9 +176,12 @@ def evaluate_stream(
 
 @torch.no_grad()
 def evaluate_pointer(
-    model: RNNLanguageModel, ids: Tensor, config: PointerConfig,
-    *, desc: str | None = "evaluating (cache pointer)",
-) -> float:  # fmt: skip
+    model: RNNLanguageModel,
+    ids: Tensor,
+    config: PointerConfig,
+    *,
+    desc: str | None = "evaluating (cache pointer)",
+) -> float:
     """Mean cross-entropy with the continuous cache pointer over one stream ``ids`` ``(N,)``
     (``desc``: progress label, None for none)."""
     was_training = model.training
@@ -173,8 +197,9 @@ def evaluate_pointer(
             out = model(inp, hidden)
             log_pv = vocab_log_probs(out.logits.view(seq_len, -1), target)
             h_last = out.raw_outputs[-1].view(seq_len, -1)
-            log_p, history = cache_pointer_log_probs(log_pv, h_last, target, config, history,
-                                                     offset=i)  # fmt: skip
+            log_p, history = cache_pointer_log_probs(
+                log_pv, h_last, target, config, history, offset=i
+            )
             total -= float(log_p.sum())
             count += seq_len
             hidden = detach_hidden(out.hidden)
@@ -191,28 +216,12 @@ def perplexity(loss: float) -> float:
         return math.inf
 
 
-def resolve_checkpoint(path: str | os.PathLike[str], which: str = "best") -> Path:
-    """A checkpoint directory from a run directory (its ``best``, else ``latest``) or itself."""
-    p = Path(path)
-    if (p / "meta.json").is_file() or p.is_file():
-        return p
-    if (p / "checkpoints").is_dir():
-        manager = CheckpointManager(p, keep_last=None)
-        found = (manager.best() if which == "best" else None) or manager.latest()
-        if found is not None:
-            return found
-        raise CheckpointError(f"run directory {p} has no complete checkpoint yet")
-    raise CheckpointError(
-        f"no checkpoint at {p}: pass a run directory (with checkpoints/) or a checkpoint "
-        "directory (with meta.json)"
-    )
-
-
 class LoadedModel:
     """A model rebuilt from a checkpoint, with its run config, vocabulary and checkpoint."""
 
-    def __init__(self, model: RNNLanguageModel, config: RunConfig, vocab: Any,
-                 checkpoint: Checkpoint) -> None:  # fmt: skip
+    def __init__(
+        self, model: RNNLanguageModel, config: RunConfig, vocab: Any, checkpoint: Checkpoint
+    ) -> None:
         self.model, self.config, self.vocab, self.checkpoint = model, config, vocab, checkpoint
 
 
@@ -223,8 +232,6 @@ def load_model(path: str | os.PathLike[str], map_location: str = "cpu") -> Loade
         CheckpointError: not a language-model checkpoint, or its weights do not fit its
             config (the message lists the keys).
     """
-    from g2lstm.lm.data import Vocabulary
-
     ckpt = load_checkpoint(resolve_checkpoint(path), map_location=map_location)
     meta = ckpt.meta
     if meta.get("kind") != "g2lstm-lm" or "config" not in meta or "vocab" not in meta:

@@ -37,8 +37,9 @@ def generate(
     Returns:
         The sampled words (``<eos>`` marks line ends).
     """
-    return list(iter_generate(model, vocab, n_words, temperature=temperature, seed=seed,
-                              prompt=prompt))  # fmt: skip
+    return list(
+        iter_generate(model, vocab, n_words, temperature=temperature, seed=seed, prompt=prompt)
+    )
 
 
 def iter_generate(
@@ -65,8 +66,14 @@ def iter_generate(
 
 
 @torch.no_grad()
-def _sample(model: RNNLanguageModel, vocab: object, ids: list[int], n_words: int,
-            temperature: float, seed: int | None) -> Iterator[str]:  # fmt: skip
+def _sample(
+    model: RNNLanguageModel,
+    vocab: object,
+    ids: list[int],
+    n_words: int,
+    temperature: float,
+    seed: int | None,
+) -> Iterator[str]:
     gen = torch.Generator()
     if seed is None:
         gen.seed()

@@ -25,15 +25,27 @@ __all__ = ["PRESETS", "preset_dict"]
 
 _ZAREMBA: dict[str, Any] = {
     "model": {
-        "dropout": 0.0, "dropouth": 0.0, "dropouti": 0.0, "dropoute": 0.0, "wdrop": 0.0,
-        "locked_dropout": False, "tie_weights": False, "init": "uniform",
+        "dropout": 0.0,
+        "dropouth": 0.0,
+        "dropouti": 0.0,
+        "dropoute": 0.0,
+        "wdrop": 0.0,
+        "locked_dropout": False,
+        "tie_weights": False,
+        "init": "uniform",
     },
     "optim": {"optimizer": "sgd", "wdecay": 0.0, "asgd": False},
     "train": {
-        "batch_size": 20, "eval_batch_size": 10, "test_batch_size": 1, "bptt_random": False,
-        "finetune_epochs": 0, "alpha": 0.0, "beta": 0.0, "log_interval": 200,
+        "batch_size": 20,
+        "eval_batch_size": 10,
+        "test_batch_size": 1,
+        "bptt_random": False,
+        "finetune_epochs": 0,
+        "alpha": 0.0,
+        "beta": 0.0,
+        "log_interval": 200,
     },
-}  # fmt: skip
+}
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -46,43 +58,100 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "model": {
-            "emsize": 400, "nhid": 1150, "nlayers": 3, "dropout": 0.4, "dropouth": 0.3,
-            "dropouti": 0.65, "dropoute": 0.1, "wdrop": 0.5, "tie_weights": True,
-            "locked_dropout": True, "init": "awd", "init_range": 0.1,
+            "emsize": 400,
+            "nhid": 1150,
+            "nlayers": 3,
+            "dropout": 0.4,
+            "dropouth": 0.3,
+            "dropouti": 0.65,
+            "dropoute": 0.1,
+            "wdrop": 0.5,
+            "tie_weights": True,
+            "locked_dropout": True,
+            "init": "awd",
+            "init_range": 0.1,
         },
-        "optim": {"optimizer": "sgd", "lr": 30.0, "clip": 0.25, "wdecay": 1.2e-6,
-                  "asgd": True, "nonmono": 5},
+        "optim": {
+            "optimizer": "sgd",
+            "lr": 30.0,
+            "clip": 0.25,
+            "wdecay": 1.2e-6,
+            "asgd": True,
+            "nonmono": 5,
+        },
         "train": {
-            "batch_size": 80, "eval_batch_size": 10, "test_batch_size": 1, "bptt": 70,
-            "bptt_random": True, "epochs": 500, "finetune_epochs": 500, "seed": 1111,
-            "alpha": 2.0, "beta": 1.0, "log_interval": 200,
+            "batch_size": 80,
+            "eval_batch_size": 10,
+            "test_batch_size": 1,
+            "bptt": 70,
+            "bptt_random": True,
+            "epochs": 500,
+            "finetune_epochs": 500,
+            "seed": 1111,
+            "alpha": 2.0,
+            "beta": 1.0,
+            "log_interval": 200,
         },
     },
-    "small": _merge(_ZAREMBA, {
-        "model": {"emsize": 200, "nhid": 200, "nlayers": 2, "init_range": 0.1},
-        "optim": {"lr": 20.0, "clip": 0.25, "lr_decay": 0.5, "decay_after": 4},
-        "train": {"bptt": 20, "epochs": 13, "seed": 1},
-    }),
-    "medium": _merge(_ZAREMBA, {
-        "model": {"emsize": 650, "nhid": 650, "nlayers": 2, "init_range": 0.05,
-                  "dropout": 0.5, "dropouti": 0.5, "dropouth": 0.5},
-        "optim": {"lr": 35.0, "clip": 5.0 / 35.0, "lr_decay": 0.8, "decay_after": 6},
-        "train": {"bptt": 35, "epochs": 39, "seed": 1},
-    }),
+    "small": _merge(
+        _ZAREMBA,
+        {
+            "model": {"emsize": 200, "nhid": 200, "nlayers": 2, "init_range": 0.1},
+            "optim": {"lr": 20.0, "clip": 0.25, "lr_decay": 0.5, "decay_after": 4},
+            "train": {"bptt": 20, "epochs": 13, "seed": 1},
+        },
+    ),
+    "medium": _merge(
+        _ZAREMBA,
+        {
+            "model": {
+                "emsize": 650,
+                "nhid": 650,
+                "nlayers": 2,
+                "init_range": 0.05,
+                "dropout": 0.5,
+                "dropouti": 0.5,
+                "dropouth": 0.5,
+            },
+            "optim": {"lr": 35.0, "clip": 5.0 / 35.0, "lr_decay": 0.8, "decay_after": 6},
+            "train": {"bptt": 35, "epochs": 39, "seed": 1},
+        },
+    ),
     "tiny": {
         "model": {
-            "emsize": 16, "nhid": 24, "nlayers": 2, "dropout": 0.1, "dropouth": 0.1,
-            "dropouti": 0.1, "dropoute": 0.05, "wdrop": 0.2, "tie_weights": True,
+            "emsize": 16,
+            "nhid": 24,
+            "nlayers": 2,
+            "dropout": 0.1,
+            "dropouth": 0.1,
+            "dropouti": 0.1,
+            "dropoute": 0.05,
+            "wdrop": 0.2,
+            "tie_weights": True,
         },
-        "optim": {"optimizer": "sgd", "lr": 10.0, "clip": 0.25, "wdecay": 1.2e-6,
-                  "asgd": True, "nonmono": 1},
+        "optim": {
+            "optimizer": "sgd",
+            "lr": 10.0,
+            "clip": 0.25,
+            "wdecay": 1.2e-6,
+            "asgd": True,
+            "nonmono": 1,
+        },
         "train": {
-            "batch_size": 4, "eval_batch_size": 2, "test_batch_size": 1, "bptt": 8,
-            "bptt_random": True, "epochs": 2, "seed": 1, "log_interval": 10,
-            "alpha": 2.0, "beta": 1.0, "limit_tokens": 20000,
+            "batch_size": 4,
+            "eval_batch_size": 2,
+            "test_batch_size": 1,
+            "bptt": 8,
+            "bptt_random": True,
+            "epochs": 2,
+            "seed": 1,
+            "log_interval": 10,
+            "alpha": 2.0,
+            "beta": 1.0,
+            "limit_tokens": 20000,
         },
     },
-}  # fmt: skip
+}
 
 
 def preset_dict(name: str) -> dict[str, Any]:

@@ -52,10 +52,17 @@ class TrainResult:
 
 
 def finish_run(
-    out: Path, state: dict[str, Any], config: RunConfig, *, num_parameters: int,
-    stopped: str | None, valid_data: torch.Tensor, test_tokens: np.ndarray | torch.Tensor,
-    device: torch.device, is_main: bool,
-) -> TrainResult:  # fmt: skip
+    out: Path,
+    state: dict[str, Any],
+    config: RunConfig,
+    *,
+    num_parameters: int,
+    stopped: str | None,
+    valid_data: torch.Tensor,
+    test_tokens: np.ndarray | torch.Tensor,
+    device: torch.device,
+    is_main: bool,
+) -> TrainResult:
     """The :class:`TrainResult` of a run in ``out`` whose trainer state is ``state``.
 
     A complete run's best checkpoint is evaluated on ``valid_data`` (``(rows, eval_batch)``
@@ -67,11 +74,18 @@ def finish_run(
     """
     st = state
     result = TrainResult(
-        str(out), bool(st["complete"]), stopped, st["step"], st["epoch"] - 1,
-        train_time_s=st["train_time"], wall_time_s=st["wall_time"],
+        str(out),
+        bool(st["complete"]),
+        stopped,
+        st["step"],
+        st["epoch"] - 1,
+        train_time_s=st["train_time"],
+        wall_time_s=st["wall_time"],
         tokens_per_s=st["train_tokens"] / st["train_time"] if st["train_time"] else 0.0,
-        num_parameters=num_parameters, cell=config.model.cell, seed=config.train.seed,
-    )  # fmt: skip
+        num_parameters=num_parameters,
+        cell=config.model.cell,
+        seed=config.train.seed,
+    )
     if not st["complete"]:
         return result
     results_path = out / "results.json"
@@ -86,8 +100,9 @@ def finish_run(
     if config.train.test_batch_size == 1:
         ids = torch.as_tensor(np.asarray(test_tokens), dtype=torch.long)
         result.test_streams = stream_batch_size(len(ids), TEST_STREAMS)
-        result.test_loss = evaluate_stream(best, ids.to(device), config.train.bptt,
-                                           result.test_streams)  # fmt: skip
+        result.test_loss = evaluate_stream(
+            best, ids.to(device), config.train.bptt, result.test_streams
+        )
     else:
         test = batchify(test_tokens, config.train.test_batch_size, name="test", device=device)
         result.test_loss = evaluate(best, test, config.train.bptt)
@@ -97,7 +112,9 @@ def finish_run(
     )
     if is_main:
         atomic_write_json(results_path, asdict(result))
-        print(f"| end of training | valid ppl {result.valid_ppl:8.2f} | test ppl "
-              f"{result.test_ppl:8.2f} | {result.tokens_per_s:.0f} tokens/s",
-              flush=True)  # fmt: skip
+        print(
+            f"| end of training | valid ppl {result.valid_ppl:8.2f} | test ppl "
+            f"{result.test_ppl:8.2f} | {result.tokens_per_s:.0f} tokens/s",
+            flush=True,
+        )
     return result

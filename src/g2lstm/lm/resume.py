@@ -16,11 +16,21 @@ from g2lstm.lm.config import RunConfig
 __all__ = ["RESUMABLE_KEYS", "merge_resume_config"]
 
 #: Config keys that may change when a run is resumed; any other difference is refused.
-RESUMABLE_KEYS = frozenset({
-    "train.epochs", "train.finetune_epochs", "train.max_steps", "train.threads",
-    "train.log_interval", "train.progress", "train.tensorboard", "train.keep_last",
-    "train.checkpoint_every", "data", "data_dir",
-})  # fmt: skip
+RESUMABLE_KEYS = frozenset(
+    {
+        "train.epochs",
+        "train.finetune_epochs",
+        "train.max_steps",
+        "train.threads",
+        "train.log_interval",
+        "train.progress",
+        "train.tensorboard",
+        "train.keep_last",
+        "train.checkpoint_every",
+        "data",
+        "data_dir",
+    }
+)
 
 
 def merge_resume_config(saved: RunConfig, overrides: dict[str, Any]) -> RunConfig:

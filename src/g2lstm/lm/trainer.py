@@ -50,13 +50,17 @@ from g2lstm.train import (
     derive_seed,
     init_distributed,
     progress,
-)  # fmt: skip
+)
 
 __all__ = ["RESUMABLE_KEYS", "LMTrainer", "TrainResult", "merge_resume_config", "train"]
 
 #: The running sums of the current log interval (part of the checkpointed state).
-_NEW_INTERVAL = {"interval_loss": 0.0, "interval_n": 0, "interval_tokens": 0,
-                 "interval_seconds": 0.0}  # fmt: skip
+_NEW_INTERVAL = {
+    "interval_loss": 0.0,
+    "interval_n": 0,
+    "interval_tokens": 0,
+    "interval_seconds": 0.0,
+}
 
 
 class LMTrainer:
@@ -71,8 +75,14 @@ class LMTrainer:
             ``config.data``).
     """
 
-    def __init__(self, config: RunConfig, out_dir: str | os.PathLike[str], *,
-                 resume: bool = False, corpus: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: RunConfig,
+        out_dir: str | os.PathLike[str],
+        *,
+        resume: bool = False,
+        corpus: Any = None,
+    ) -> None:
         self.config, self.out_dir, self.resume, self.corpus = config, Path(out_dir), resume, corpus
 
     # ------------------------------------------------------------------ setup
@@ -83,8 +93,9 @@ class LMTrainer:
         if self.corpus is None:
             for turn in (0, 1):  # rank 0 builds the token cache first
                 if (turn == 0) == ctx.is_main:
-                    folder = resolve_dataset(self.config.data, self.config.data_dir, kind="lm",
-                                             progress=ctx.is_main)  # fmt: skip
+                    folder = resolve_dataset(
+                        self.config.data, self.config.data_dir, kind="lm", progress=ctx.is_main
+                    )
                     self.corpus = Corpus.load(folder)
                 ctx.barrier()
         self.corpus = self.corpus.head(self.config.train.limit_tokens)
@@ -109,8 +120,9 @@ class LMTrainer:
         torch.manual_seed(t.seed)  # initial weights depend on the seed only (same on all ranks)
         # an absurd size is refused before any allocation (a resumed run's sizes were checked
         # against its checkpoint by check_resumable)
-        self.module = build_checked(lambda: RNNLanguageModel(cfg.model), None,
-                                    "the run configuration").to(ctx.device)  # fmt: skip
+        self.module = build_checked(
+            lambda: RNNLanguageModel(cfg.model), None, "the run configuration"
+        ).to(ctx.device)
         self.model = ctx.wrap_ddp(self.module)
         self.noise_gen = torch.Generator(device=ctx.device)
         self.module.set_generator(self.noise_gen)
@@ -119,16 +131,26 @@ class LMTrainer:
 
         full = batchify(self.corpus.train, t.batch_size, name="train", device=ctx.device)
         self.train_data = full[:, ctx.rank * local : (ctx.rank + 1) * local].contiguous()
-        self.valid_data = batchify(self.corpus.valid, t.eval_batch_size, name="valid",
-                                   device=ctx.device)  # fmt: skip
+        self.valid_data = batchify(
+            self.corpus.valid, t.eval_batch_size, name="valid", device=ctx.device
+        )
         self.optimizer = self._make_optimizer(averaging=False)
         self.guard = NonFiniteGuard(NonFinitePolicy(t.on_nonfinite))
         self.state: dict[str, Any] = {
-            "stage": "main", "epoch": 1, "row": 0, "step": 0, "best_val": None,
-            "trigger": NTASGDTrigger(cfg.optim.nonmono).state_dict(), "epoch_loss": 0.0,
-            "epoch_tokens": 0, "train_time": 0.0, "train_tokens": 0, "wall_time": 0.0,
-            "complete": False, **_NEW_INTERVAL,
-        }  # fmt: skip
+            "stage": "main",
+            "epoch": 1,
+            "row": 0,
+            "step": 0,
+            "best_val": None,
+            "trigger": NTASGDTrigger(cfg.optim.nonmono).state_dict(),
+            "epoch_loss": 0.0,
+            "epoch_tokens": 0,
+            "train_time": 0.0,
+            "train_tokens": 0,
+            "wall_time": 0.0,
+            "complete": False,
+            **_NEW_INTERVAL,
+        }
         self.hidden: Hidden | None = None
 
     def _make_optimizer(self, averaging: bool) -> torch.optim.Optimizer:
@@ -144,19 +166,29 @@ class LMTrainer:
     def _averaging(self) -> bool:
         return isinstance(self.optimizer, AveragedSGD) and self.optimizer.averaging
 
-    def _save(self, manager: CheckpointManager, ctx: DistributedContext,
-              metric: float | None = None) -> None:  # fmt: skip
+    def _save(
+        self, manager: CheckpointManager, ctx: DistributedContext, metric: float | None = None
+    ) -> None:
         self.state["wall_time"] += time.perf_counter() - self._t_wall
         self._t_wall = time.perf_counter()
         if ctx.is_main:
-            save_lm_checkpoint(manager, self.module, self.optimizer, self.hidden,
-                               config=self.config, vocab=self.corpus.vocab, state=self.state,
-                               guard=self.guard, metric=metric)  # fmt: skip
+            save_lm_checkpoint(
+                manager,
+                self.module,
+                self.optimizer,
+                self.hidden,
+                config=self.config,
+                vocab=self.corpus.vocab,
+                state=self.state,
+                guard=self.guard,
+                metric=metric,
+            )
         ctx.barrier()
 
     def _restore(self, manager: CheckpointManager, ctx: DistributedContext) -> bool:
-        ckpt = load_lm_checkpoint(manager, self.module, vocab=self.corpus.vocab,
-                                  data=self.config.data, device=ctx.device)  # fmt: skip
+        ckpt = load_lm_checkpoint(
+            manager, self.module, vocab=self.corpus.vocab, data=self.config.data, device=ctx.device
+        )
         if ckpt is None:
             return False
         self.state = {**_NEW_INTERVAL, **ckpt.meta["state"]}  # older checkpoints lack it
@@ -169,8 +201,9 @@ class LMTrainer:
         return True
 
     # ------------------------------------------------------------------ one step
-    def _step(self, inp: torch.Tensor, target: torch.Tensor, lr: float,
-              ctx: DistributedContext) -> tuple[float, float, bool]:  # fmt: skip
+    def _step(
+        self, inp: torch.Tensor, target: torch.Tensor, lr: float, ctx: DistributedContext
+    ) -> tuple[float, float, bool]:
         t, step = self.config.train, self.state["step"]
         torch.manual_seed(derive_seed(t.seed, step, 1, ctx.rank))
         self.noise_gen.manual_seed(derive_seed(t.seed, step, 2, ctx.rank))
@@ -205,9 +238,12 @@ class LMTrainer:
 
     # ------------------------------------------------------------------ epochs
     def _train_epoch(
-        self, ctx: DistributedContext, stop: GracefulInterrupt, manager: CheckpointManager,
+        self,
+        ctx: DistributedContext,
+        stop: GracefulInterrupt,
+        manager: CheckpointManager,
         log: MetricsLogger | None,
-    ) -> str | None:  # fmt: skip
+    ) -> str | None:
         """Train from ``state["row"]`` to the end of the epoch; return why it stopped early."""
         from g2lstm.lm.data import BPTTIterator
 
@@ -218,12 +254,22 @@ class LMTrainer:
             derive_seed(t.seed, st["epoch"], 0 if st["stage"] == "main" else 1)
         )
         n_rows = self.train_data.size(0)
-        segments = BPTTIterator(n_rows, t.bptt, rng=rng, variable=t.bptt_random,
-                                max_extra=t.bptt_max_extra, start=st["row"])  # fmt: skip
-        bar = progress(total=math.ceil((n_rows - 1) / t.bptt), initial=st["row"] // t.bptt,
-                       desc=f"{st['stage']} epoch {st['epoch']}", unit="batch",
-                       disable=True if not (t.progress and ctx.is_main) else None,
-                       log=ctx.is_main)  # fmt: skip
+        segments = BPTTIterator(
+            n_rows,
+            t.bptt,
+            rng=rng,
+            variable=t.bptt_random,
+            max_extra=t.bptt_max_extra,
+            start=st["row"],
+        )
+        bar = progress(
+            total=math.ceil((n_rows - 1) / t.bptt),
+            initial=st["row"] // t.bptt,
+            desc=f"{st['stage']} epoch {st['epoch']}",
+            unit="batch",
+            disable=True if not (t.progress and ctx.is_main) else None,
+            log=ctx.is_main,
+        )
         # the log interval's running sums live in the checkpointed state, so the first row
         # after a resume is the one an uninterrupted run logs
         t0 = time.perf_counter() - st["interval_seconds"]
@@ -252,13 +298,22 @@ class LMTrainer:
                 if st["step"] % t.log_interval == 0 and st["interval_n"]:
                     elapsed, n = time.perf_counter() - t0, st["interval_n"]
                     mean = st["interval_loss"] / n
-                    row = {"stage": st["stage"], "epoch": st["epoch"], "lr": lr, "loss": mean,
-                           "ppl": perplexity(mean), "grad_norm": norm,
-                           "tokens_per_s": st["interval_tokens"] / elapsed,
-                           "ms_per_batch": 1000 * elapsed / n}  # fmt: skip
-                    bar.set_postfix(step=st["step"], loss=f"{row['loss']:.3f}",
-                                    ppl=f"{row['ppl']:.1f}",
-                                    tok_s=f"{row['tokens_per_s']:.0f}")  # fmt: skip
+                    row = {
+                        "stage": st["stage"],
+                        "epoch": st["epoch"],
+                        "lr": lr,
+                        "loss": mean,
+                        "ppl": perplexity(mean),
+                        "grad_norm": norm,
+                        "tokens_per_s": st["interval_tokens"] / elapsed,
+                        "ms_per_batch": 1000 * elapsed / n,
+                    }
+                    bar.set_postfix(
+                        step=st["step"],
+                        loss=f"{row['loss']:.3f}",
+                        ppl=f"{row['ppl']:.1f}",
+                        tok_s=f"{row['tokens_per_s']:.0f}",
+                    )
                     if log is not None:
                         log.log(row, step=st["step"])
                     st.update(_NEW_INTERVAL)
@@ -277,12 +332,16 @@ class LMTrainer:
             bar.close()
         return None
 
-    def _end_epoch(self, manager: CheckpointManager, ctx: DistributedContext,
-                   log: MetricsLogger | None) -> bool:  # fmt: skip
+    def _end_epoch(
+        self, manager: CheckpointManager, ctx: DistributedContext, log: MetricsLogger | None
+    ) -> bool:
         """Validate, apply NT-ASGD / finetune stop, save. Returns True to end the stage."""
         cfg, st = self.config, self.state
-        with (self.optimizer.averaged_parameters() if isinstance(self.optimizer, AveragedSGD)
-              else contextlib.nullcontext()):  # fmt: skip
+        with (
+            self.optimizer.averaged_parameters()
+            if isinstance(self.optimizer, AveragedSGD)
+            else contextlib.nullcontext()
+        ):
             val = evaluate(
                 self.module,
                 self.valid_data,
@@ -300,16 +359,25 @@ class LMTrainer:
                 self.optimizer.start_averaging()  # type: ignore[union-attr]
         st["trigger"] = trigger.state_dict()
         train_loss = st["epoch_loss"] / max(st["epoch_tokens"], 1)
-        row = {"stage": st["stage"], "epoch": st["epoch"], "train_loss": train_loss,
-               "train_ppl": perplexity(train_loss), "valid_loss": val,
-               "valid_ppl": perplexity(val), "asgd": self._averaging(),
-               "train_time_s": st["train_time"]}  # fmt: skip
+        row = {
+            "stage": st["stage"],
+            "epoch": st["epoch"],
+            "train_loss": train_loss,
+            "train_ppl": perplexity(train_loss),
+            "valid_loss": val,
+            "valid_ppl": perplexity(val),
+            "asgd": self._averaging(),
+            "train_time_s": st["train_time"],
+        }
         if log is not None:
             log.log(row, step=st["step"])
         if ctx.is_main:
             note = " (switching to ASGD)" if switched else ""
-            print(f"| {st['stage']} epoch {st['epoch']:3d} | train ppl {row['train_ppl']:8.2f} | "
-                  f"valid ppl {row['valid_ppl']:8.2f}{note}", flush=True)  # fmt: skip
+            print(
+                f"| {st['stage']} epoch {st['epoch']:3d} | train ppl {row['train_ppl']:8.2f} | "
+                f"valid ppl {row['valid_ppl']:8.2f}{note}",
+                flush=True,
+            )
         if st["best_val"] is None or val < st["best_val"]:
             st["best_val"] = val
         st["epoch"] += 1
@@ -365,16 +433,23 @@ class LMTrainer:
                 if log is not None:
                     log.close()
             return finish_run(
-                out, self.state, self.config, num_parameters=self.module.num_parameters(),
-                stopped=stopped, valid_data=self.valid_data, test_tokens=self.corpus.test,
-                device=ctx.device, is_main=ctx.is_main,
-            )  # fmt: skip
+                out,
+                self.state,
+                self.config,
+                num_parameters=self.module.num_parameters(),
+                stopped=stopped,
+                valid_data=self.valid_data,
+                test_tokens=self.corpus.test,
+                device=ctx.device,
+                is_main=ctx.is_main,
+            )
         finally:
             if lock is not None:
                 lock.release()
 
-    def _loop(self, manager: CheckpointManager, ctx: DistributedContext,
-              log: MetricsLogger | None) -> str | None:  # fmt: skip
+    def _loop(
+        self, manager: CheckpointManager, ctx: DistributedContext, log: MetricsLogger | None
+    ) -> str | None:
         st, t = self.state, self.config.train
         with GracefulInterrupt() as stop:
             while not st["complete"]:
@@ -403,8 +478,12 @@ class LMTrainer:
         self.module.load_state_dict(best.state_dict())
         self.optimizer = self._make_optimizer(averaging=True)
         st = self.state
-        st.update(stage="finetune", epoch=1, row=0,
-                  trigger=NTASGDTrigger(self.config.optim.nonmono).state_dict())  # fmt: skip
+        st.update(
+            stage="finetune",
+            epoch=1,
+            row=0,
+            trigger=NTASGDTrigger(self.config.optim.nonmono).state_dict(),
+        )
         self.hidden = None
         self._save(manager, ctx)
 
@@ -415,7 +494,8 @@ def _has_rows(path: Path) -> bool:
     return path.is_file() and path.stat().st_size > 2
 
 
-def train(config: RunConfig, out_dir: str | os.PathLike[str], *, resume: bool = False,
-          corpus: Any = None) -> TrainResult:  # fmt: skip
+def train(
+    config: RunConfig, out_dir: str | os.PathLike[str], *, resume: bool = False, corpus: Any = None
+) -> TrainResult:
     """Train a language model; see :class:`LMTrainer`."""
     return LMTrainer(config, out_dir, resume=resume, corpus=corpus).run()

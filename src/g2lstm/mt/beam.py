@@ -198,10 +198,12 @@ def beam_search(
         next_tok = top_tok.gather(1, order)
         next_val = next_val.masked_fill(is_eos.gather(1, order), float("-inf"))
         history = torch.cat(
-            [history.gather(1, next_beam.unsqueeze(-1).expand(-1, -1, history.shape[-1])),
-             next_tok.unsqueeze(-1)],
+            [
+                history.gather(1, next_beam.unsqueeze(-1).expand(-1, -1, history.shape[-1])),
+                next_tok.unsqueeze(-1),
+            ],
             dim=-1,
-        )  # fmt: skip
+        )
         reached = max_lens[alive] <= t
         done = torch.tensor([len(finished[int(s)]) >= k for s in alive]) | reached
         done |= ~torch.isfinite(next_val).any(dim=1)

@@ -22,13 +22,23 @@ __all__ = ["build_config", "register"]
 
 #: flag dest -> dotted config key (``train`` flags)
 _FLAG_KEYS = {
-    "cell": "model.cell", "tau": "model.tau", "noise_p": "model.noise_p",
-    "attention": "model.attention", "data": "train.data", "seed": "train.seed",
-    "epochs": "train.epochs", "max_updates": "train.max_updates",
-    "max_minutes": "train.max_minutes", "max_tokens": "train.max_tokens",
-    "threads": "train.threads", "eval_every": "train.eval_every", "optimizer": "optim.name",
-    "lr": "optim.lr", "clip": "optim.clip", "beam": "decode.beam",
-}  # fmt: skip
+    "cell": "model.cell",
+    "tau": "model.tau",
+    "noise_p": "model.noise_p",
+    "attention": "model.attention",
+    "data": "train.data",
+    "seed": "train.seed",
+    "epochs": "train.epochs",
+    "max_updates": "train.max_updates",
+    "max_minutes": "train.max_minutes",
+    "max_tokens": "train.max_tokens",
+    "threads": "train.threads",
+    "eval_every": "train.eval_every",
+    "optimizer": "optim.name",
+    "lr": "optim.lr",
+    "clip": "optim.clip",
+    "beam": "decode.beam",
+}
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
@@ -80,33 +90,50 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         settings["bpe_merges"] = args.bpe_merges
     if args.max_len is not None:
         settings["max_len"] = args.max_len
-    print(f"g2lstm mt prepare: {args.dataset} {args.src}->{args.tgt} "
-          f"(tokenise, BPE, vocabulary) -> {args.out}", flush=True)  # fmt: skip
+    print(
+        f"g2lstm mt prepare: {args.dataset} {args.src}->{args.tgt} "
+        f"(tokenise, BPE, vocabulary) -> {args.out}",
+        flush=True,
+    )
     if args.dataset == "multi30k":
         from g2lstm.datasets import resolve_dataset
 
         root = resolve_dataset("multi30k", args.data_dir, download=args.download, kind="mt")
         prepared = prepare_multi30k(
-            root.parent, args.out, src_lang=args.src, tgt_lang=args.tgt, variant=args.variant,
-            overwrite=args.overwrite, **settings,
-        )  # fmt: skip
+            root.parent,
+            args.out,
+            src_lang=args.src,
+            tgt_lang=args.tgt,
+            variant=args.variant,
+            overwrite=args.overwrite,
+            **settings,
+        )
     elif args.dataset == "iwslt14":
         if not args.raw:
             raise ConfigError("--dataset iwslt14 needs --raw DIR (the extracted de-en folder)")
         prepared = prepare_iwslt14(
-            args.raw, args.out, src_lang=args.src, tgt_lang=args.tgt, overwrite=args.overwrite,
+            args.raw,
+            args.out,
+            src_lang=args.src,
+            tgt_lang=args.tgt,
+            overwrite=args.overwrite,
             **settings,
-        )  # fmt: skip
+        )
     else:
         if not args.raw:
             raise ConfigError("--dataset folder needs --raw DIR with {train,valid,test}.{src,tgt}")
         prepared = prepare_dataset(
-            args.raw, args.out, args.src, args.tgt, overwrite=args.overwrite,
-            tokenize=not args.pretokenized, lowercase=args.lowercase, **settings,
-        )  # fmt: skip
+            args.raw,
+            args.out,
+            args.src,
+            args.tgt,
+            overwrite=args.overwrite,
+            tokenize=not args.pretokenized,
+            lowercase=args.lowercase,
+            **settings,
+        )
     counts = prepared.info["counts"]
-    print(f"prepared {prepared.root}: sizes {counts['sizes']}, vocabulary "
-          f"{counts['vocab_size']}")  # fmt: skip
+    print(f"prepared {prepared.root}: sizes {counts['sizes']}, vocabulary {counts['vocab_size']}")
     return 0
 
 
@@ -137,16 +164,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     budget += f", <= {t.max_updates} updates" if t.max_updates else ""
     budget += f", <= {t.max_minutes:g} min" if t.max_minutes else ""
     what = "resuming" if saved is not None else "training"
-    print(f"g2lstm mt train: {what} {m.cell} (tau={g.tau}, noise_p={g.noise_p}) {m.layers}x"
-          f"{m.hidden} {m.attention} attention on {t.data}, {config.optim.name}, seed {t.seed}, "
-          f"{budget} -> {out}", flush=True)  # fmt: skip
-    result = train(config, out, device=args.device, resume=args.resume,
-                   show_progress=args.progress)  # fmt: skip
+    print(
+        f"g2lstm mt train: {what} {m.cell} (tau={g.tau}, noise_p={g.noise_p}) {m.layers}x"
+        f"{m.hidden} {m.attention} attention on {t.data}, {config.optim.name}, seed {t.seed}, "
+        f"{budget} -> {out}",
+        flush=True,
+    )
+    result = train(config, out, device=args.device, resume=args.resume, show_progress=args.progress)
     summary = f"stopped ({result.stopped}) at step {result.step}, epoch {result.epoch}; best "
     summary += f"valid loss {result.best_valid_loss:.4f}"
     if result.valid_bleu:
-        summary += (f"; valid BLEU tok {result.valid_bleu['tok_bleu']:.2f} / sacreBLEU "
-                    f"{result.valid_bleu['detok_bleu']:.2f}")  # fmt: skip
+        summary += (
+            f"; valid BLEU tok {result.valid_bleu['tok_bleu']:.2f} / sacreBLEU "
+            f"{result.valid_bleu['detok_bleu']:.2f}"
+        )
     print(summary)
     if result.stopped == "interrupted":
         print(f"continue with: g2lstm mt train --out {out} --resume", file=sys.stderr)
@@ -174,8 +205,9 @@ def _load(args: argparse.Namespace) -> Any:
     _threads(args.threads)
     tr = load_translator(args.checkpoint, device=args.device, which=args.which)
     tr.decode = replace(tr.decode, **_decode_changes(args))
-    check_limit(tr.decode.beam, args.max_beam, f"the beam size of {tr.checkpoint}",
-                "pass --max-beam N")  # fmt: skip
+    check_limit(
+        tr.decode.beam, args.max_beam, f"the beam size of {tr.checkpoint}", "pass --max-beam N"
+    )
     gates = {k: v for k in ("eval_gates", "eval_temperature") if (v := getattr(args, k))}
     for _, mod in g2_modules(tr.model) if gates else ():
         mod.set_gate_options(**gates)
@@ -217,17 +249,24 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     output = check_output_file(args.output, "--output") if args.output else None
     lines = _read_input(args.input)
     tr = _load(args)
-    print(f"g2lstm mt translate: {len(lines)} sentences ({args.input_format}) with "
-          f"{tr.checkpoint}, beam {tr.decode.beam} -> {args.output or 'stdout'} "
-          f"({args.output_format})", file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"g2lstm mt translate: {len(lines)} sentences ({args.input_format}) with "
+        f"{tr.checkpoint}, beam {tr.decode.beam} -> {args.output or 'stdout'} "
+        f"({args.output_format})",
+        file=sys.stderr,
+        flush=True,
+    )
     out = tr.translate(lines, input_format=args.input_format)
     text = "".join(line + "\n" for line in getattr(out, args.output_format))
     if output is not None:
         atomic_write_text(output, text)
     else:
         sys.stdout.write(text)
-    print(f"{len(lines)} sentences in {out.seconds:.2f}s ({out.sentences_per_second:.1f} "
-          "sentences/s)", file=sys.stderr)  # fmt: skip
+    print(
+        f"{len(lines)} sentences in {out.seconds:.2f}s ({out.sentences_per_second:.1f} "
+        "sentences/s)",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -247,20 +286,30 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     json_path = Path(args.json) if args.json else run_dir / f"eval-{args.split}.json"
     check_output_file(json_path, "--json")
     temperature = _eval_temperature(tr).get("eval_temperature", "mixed")
-    print(f"g2lstm mt eval: {ckpt} on {args.data or 'its data'}/{args.split}, beam "
-          f"{tr.decode.beam}, alpha {tr.decode.alpha}, gates {args.eval_gates or 'soft'} "
-          f"(eval temperature {temperature}) -> {json_path}", flush=True)  # fmt: skip
+    print(
+        f"g2lstm mt eval: {ckpt} on {args.data or 'its data'}/{args.split}, beam "
+        f"{tr.decode.beam}, alpha {tr.decode.alpha}, gates {args.eval_gates or 'soft'} "
+        f"(eval temperature {temperature}) -> {json_path}",
+        flush=True,
+    )
     res = evaluate_split(tr, args.split, args.data, limit=args.limit, tok_case=args.tok_case)
     b = res.bleu
     case = "lowercased" if "case:lc" in b.tok_signature else "case-sensitive"
-    print(f"tokenised BLEU ({case}, multi-bleu.perl style) = {b.tok_bleu:.2f}  "
-          f"[{b.tok_signature}]")  # fmt: skip
+    print(f"tokenised BLEU ({case}, multi-bleu.perl style) = {b.tok_bleu:.2f}  [{b.tok_signature}]")
     print(f"sacreBLEU (detokenised) = {b.detok_bleu:.2f}  [{b.detok_signature}]")
-    print(f"{b.num_sentences} sentences in {res.output.seconds:.1f}s "
-          f"({res.output.sentences_per_second:.1f} sentences/s)")  # fmt: skip
-    record = {"checkpoint": str(ckpt), "beam": tr.decode.beam, "alpha": tr.decode.alpha,
-              "eval_gates": args.eval_gates or "soft", **_eval_temperature(tr),
-              "tok_case": args.tok_case, **res.to_dict()}  # fmt: skip
+    print(
+        f"{b.num_sentences} sentences in {res.output.seconds:.1f}s "
+        f"({res.output.sentences_per_second:.1f} sentences/s)"
+    )
+    record = {
+        "checkpoint": str(ckpt),
+        "beam": tr.decode.beam,
+        "alpha": tr.decode.alpha,
+        "eval_gates": args.eval_gates or "soft",
+        **_eval_temperature(tr),
+        "tok_case": args.tok_case,
+        **res.to_dict(),
+    }
     atomic_write_json(json_path, record)
     if args.hyps:
         atomic_write_text(args.hyps, "".join(h + "\n" for h in res.output.tok))
@@ -269,20 +318,34 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _add_decode_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="run folder (uses its best checkpoint) or checkpoint dir")
-    p.add_argument("--which", choices=["best", "last"], default="best",
-                   help="checkpoint of a run folder (default: best validation loss)")  # fmt: skip
+    p.add_argument(
+        "--which",
+        choices=["best", "last"],
+        default="best",
+        help="checkpoint of a run folder (default: best validation loss)",
+    )
     p.add_argument("--beam", type=int, help="beam size (1 = greedy; default: the run's, 5)")
-    p.add_argument("--max-beam", type=int, default=DEFAULT_MAX_BEAM,
-                   help=f"refuse a beam above this (default {DEFAULT_MAX_BEAM})")  # fmt: skip
+    p.add_argument(
+        "--max-beam",
+        type=int,
+        default=DEFAULT_MAX_BEAM,
+        help=f"refuse a beam above this (default {DEFAULT_MAX_BEAM})",
+    )
     p.add_argument("--alpha", type=float, help="length normalisation exponent (default 1.0)")
     p.add_argument("--batch-size", type=int, help="sentences decoded together")
     p.add_argument("--max-len-a", type=float, help="max output length = a * src_len + b")
     p.add_argument("--max-len-b", type=int)
-    p.add_argument("--eval-gates", choices=["soft", "hard", "sample"],
-                   help="G2 gates at inference (default soft)")  # fmt: skip
-    p.add_argument("--eval-temperature", choices=["divide", "drop"],
-                   help="soft gates at inference: sigmoid(a / tau) (divide, the default) or "
-                   "sigmoid(a) (drop, as the authors' code evaluates)")  # fmt: skip
+    p.add_argument(
+        "--eval-gates",
+        choices=["soft", "hard", "sample"],
+        help="G2 gates at inference (default soft)",
+    )
+    p.add_argument(
+        "--eval-temperature",
+        choices=["divide", "drop"],
+        help="soft gates at inference: sigmoid(a / tau) (divide, the default) or "
+        "sigmoid(a) (drop, as the authors' code evaluates)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
 
@@ -290,20 +353,29 @@ def _add_decode_flags(p: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     """Add the ``mt`` command group to the top-level ``g2lstm`` parser."""
     mt = subparsers.add_parser(
-        "mt", help="machine translation: prepare, train, translate, eval",
+        "mt",
+        help="machine translation: prepare, train, translate, eval",
         description="Attention encoder-decoder with G2-LSTM layers (paper §4.1.2).",
-    )  # fmt: skip
+    )
     sub = mt.add_subparsers(dest="mt_command", metavar="COMMAND")
 
-    p = sub.add_parser("prepare", help="tokenise, learn BPE, build vocabularies",
-                       description="Write a prepared folder for 'mt train'.")  # fmt: skip
+    p = sub.add_parser(
+        "prepare",
+        help="tokenise, learn BPE, build vocabularies",
+        description="Write a prepared folder for 'mt train'.",
+    )
     p.add_argument("--dataset", choices=["multi30k", "iwslt14", "folder"], default="multi30k")
-    p.add_argument("--raw", help="iwslt14: extracted de-en folder; folder: files "
-                   "{train,valid,test}.{src,tgt}")  # fmt: skip
+    p.add_argument(
+        "--raw", help="iwslt14: extracted de-en folder; folder: files {train,valid,test}.{src,tgt}"
+    )
     p.add_argument("--data-dir", help="root of named datasets (default $G2LSTM_DATA or cache)")
     p.add_argument("--download", action="store_true", help="download Multi30k if missing")
-    p.add_argument("--variant", choices=["tok", "raw"], default="tok",
-                   help="Multi30k: official lowercased tokenised files or raw text")  # fmt: skip
+    p.add_argument(
+        "--variant",
+        choices=["tok", "raw"],
+        default="tok",
+        help="Multi30k: official lowercased tokenised files or raw text",
+    )
     p.add_argument("--src", default="de")
     p.add_argument("--tgt", default="en")
     p.add_argument("--bpe-merges", type=int, help="joint BPE merges (0 = words)")
@@ -314,12 +386,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_prepare)
 
-    t = sub.add_parser("train", help="train an MT model",
-                       description="Train the encoder-decoder. Config layers: --preset, "
-                       "--config FILE, then flags / --set. Saved as OUT/config.yaml.")  # fmt: skip
-    t.add_argument("--preset", choices=sorted(PRESETS),
-                   help="default iwslt; multi30k: the iwslt model with the recipe that "
-                   "converges on Multi30k in 10 epochs")  # fmt: skip
+    t = sub.add_parser(
+        "train",
+        help="train an MT model",
+        description="Train the encoder-decoder. Config layers: --preset, "
+        "--config FILE, then flags / --set. Saved as OUT/config.yaml.",
+    )
+    t.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        help="default iwslt; multi30k: the iwslt model with the recipe that "
+        "converges on Multi30k in 10 epochs",
+    )
     t.add_argument("--config", metavar="FILE", help="YAML config (layout of config.yaml)")
     t.add_argument(
         "--cell",
@@ -333,14 +411,26 @@ def register(subparsers: Any) -> None:
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--optimizer", choices=["adam", "adadelta"])
-    for flag, typ in (("--seed", int), ("--epochs", int), ("--max-updates", int),
-                      ("--max-minutes", float), ("--max-tokens", int), ("--threads", int),
-                      ("--eval-every", int), ("--lr", float), ("--clip", float),
-                      ("--beam", int)):  # fmt: skip
+    for flag, typ in (
+        ("--seed", int),
+        ("--epochs", int),
+        ("--max-updates", int),
+        ("--max-minutes", float),
+        ("--max-tokens", int),
+        ("--threads", int),
+        ("--eval-every", int),
+        ("--lr", float),
+        ("--clip", float),
+        ("--beam", int),
+    ):
         t.add_argument(flag, type=typ)
     t.add_argument("--device", default="cpu")
-    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="tqdm progress bar (default: only on a terminal)")  # fmt: skip
+    t.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tqdm progress bar (default: only on a terminal)",
+    )
     t.add_argument(
         "--set",
         action="append",
@@ -365,10 +455,14 @@ def register(subparsers: Any) -> None:
     e.add_argument("--limit", type=int, help="only the first N sentences")
     e.add_argument("--json", help="write the result here (default RUN/eval-SPLIT.json)")
     e.add_argument("--hyps", help="also write the tokenised hypotheses here")
-    e.add_argument("--tok-case", choices=["auto", "lc", "mixed"], default="auto",
-                   help="case of the tokenised BLEU: auto (default) is case-sensitive for a "
-                   "German target (WMT En->De) and lowercased otherwise (IWSLT De->En); the "
-                   "choice is printed in the signature beside the score")  # fmt: skip
+    e.add_argument(
+        "--tok-case",
+        choices=["auto", "lc", "mixed"],
+        default="auto",
+        help="case of the tokenised BLEU: auto (default) is case-sensitive for a "
+        "German target (WMT En->De) and lowercased otherwise (IWSLT De->En); the "
+        "choice is printed in the signature beside the score",
+    )
     e.set_defaults(func=_cmd_eval)
 
     def _help(args: argparse.Namespace) -> int:

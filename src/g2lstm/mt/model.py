@@ -205,9 +205,14 @@ class Seq2Seq(nn.Module):
         out, (h, c) = self.dec_rnn(x.unsqueeze(0), (state.h, state.c))
         feat = self._attend(out, state)[0]
         new = DecoderState(
-            h, c, feat if state.feed is not None else None, state.memory, state.keys,
-            state.mask, state.src_lengths,
-        )  # fmt: skip
+            h,
+            c,
+            feat if state.feed is not None else None,
+            state.memory,
+            state.keys,
+            state.mask,
+            state.src_lengths,
+        )
         return feat, new
 
     def decode(self, tgt_in: Tensor, state: DecoderState) -> Tensor:

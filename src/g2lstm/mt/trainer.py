@@ -50,10 +50,20 @@ log = logging.getLogger(__name__)
 
 #: Config fields that may change when a run is resumed (budgets and bookkeeping).
 RESUMABLE_CHANGES = {
-    "train": {"epochs", "max_updates", "max_minutes", "eval_every", "log_every", "threads",
-              "keep_last", "valid_bleu", "on_nonfinite", "data"},
+    "train": {
+        "epochs",
+        "max_updates",
+        "max_minutes",
+        "eval_every",
+        "log_every",
+        "threads",
+        "keep_last",
+        "valid_bleu",
+        "on_nonfinite",
+        "data",
+    },
     "decode": {"beam", "alpha", "max_len_a", "max_len_b", "batch_size"},
-}  # fmt: skip
+}
 
 
 def label_smoothed_loss(
@@ -159,17 +169,26 @@ def _check_same_vocab(meta: dict[str, Any], prepared: PreparedData, path: Path) 
 class _Trainer:
     """State and steps of one training run (used by :func:`train`)."""
 
-    def __init__(self, config: MTConfig, prepared: PreparedData, device: torch.device,
-                 resume_from: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: MTConfig,
+        prepared: PreparedData,
+        device: torch.device,
+        resume_from: Path | None = None,
+    ) -> None:
         self.cfg, self.prepared, self.device = config, prepared, device
         self.pad = prepared.tgt_vocab.pad_id
         self.train_pairs = prepared.encoded("train")
         self.valid_pairs = prepared.encoded("valid")
         t = config.train
         self.sampler = TokenBatchSampler(
-            [len(s) + 1 for s, _ in self.train_pairs], [len(y) + 1 for _, y in self.train_pairs],
-            t.max_tokens, shuffle=True, seed=t.seed, bucket_width=t.bucket_width,
-        )  # fmt: skip
+            [len(s) + 1 for s, _ in self.train_pairs],
+            [len(y) + 1 for _, y in self.train_pairs],
+            t.max_tokens,
+            shuffle=True,
+            seed=t.seed,
+            bucket_width=t.bucket_width,
+        )
         from g2lstm.train import seed_everything
 
         seed_everything(t.seed)  # the initial weights depend on the seed only
@@ -177,11 +196,12 @@ class _Trainer:
         if resume_from is not None:
             _check_same_vocab(read_manifest(resume_from)["meta"], prepared, resume_from)
         self.model = build_checked(
-            lambda: Seq2Seq(config.model, len(prepared.src_vocab), len(prepared.tgt_vocab),
-                            pad_id=self.pad),
+            lambda: Seq2Seq(
+                config.model, len(prepared.src_vocab), len(prepared.tgt_vocab), pad_id=self.pad
+            ),
             None if resume_from is None else read_model_shapes(resume_from),
             str(resume_from or "the run configuration"),
-        ).to(device)  # fmt: skip
+        ).to(device)
         self.optimizer = build_optimizer(self.model, config)
         self.progress = _Progress(lr=config.optim.effective_lr)
 
@@ -217,8 +237,13 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         p.step += 1
         p.batches_done += 1
-        return {"loss": float(loss.detach()) / ntok, "nll": float(nll) / ntok, "tokens": ntok,
-                "grad_norm": float(norm), "lr": self.current_lr}  # fmt: skip
+        return {
+            "loss": float(loss.detach()) / ntok,
+            "nll": float(nll) / ntok,
+            "tokens": ntok,
+            "grad_norm": float(norm),
+            "lr": self.current_lr,
+        }
 
     @property
     def current_lr(self) -> float:
@@ -230,9 +255,11 @@ class _Trainer:
         self.model.eval()
         pairs = self.valid_pairs
         sampler = TokenBatchSampler(
-            [len(s) + 1 for s, _ in pairs], [len(y) + 1 for _, y in pairs],
-            self.cfg.train.max_tokens, shuffle=False,
-        )  # fmt: skip
+            [len(s) + 1 for s, _ in pairs],
+            [len(y) + 1 for _, y in pairs],
+            self.cfg.train.max_tokens,
+            shuffle=False,
+        )
         total_nll, total_tok = 0.0, 0
         for idx in sampler:
             _, nll, ntok = self.loss(self.batch(pairs, idx))
@@ -258,9 +285,12 @@ class _Trainer:
         }
         trainer_state = {"optimizer": self.optimizer.state_dict(), "guard": guard.state_dict()}
         return manager.save(
-            p.step, model_state=self.model.state_dict(), trainer_state=trainer_state,
-            meta=meta, metric=metric,
-        )  # fmt: skip
+            p.step,
+            model_state=self.model.state_dict(),
+            trainer_state=trainer_state,
+            meta=meta,
+            metric=metric,
+        )
 
     def restore(self, ckpt: Any, guard: Any) -> None:
         from g2lstm.train import check_state_dict_compat
@@ -344,9 +374,16 @@ def train(
         if stopped != "interrupted" and t.valid_bleu and best is not None:
             bleu = _valid_bleu(trainer, best, metrics)
         result = TrainResult(
-            str(out), p.step, p.epoch, stopped, p.train_seconds, p.best_valid_loss,
-            None if best is None else str(best), trainer.model.num_parameters, bleu,
-        )  # fmt: skip
+            str(out),
+            p.step,
+            p.epoch,
+            stopped,
+            p.train_seconds,
+            p.best_valid_loss,
+            None if best is None else str(best),
+            trainer.model.num_parameters,
+            bleu,
+        )
         atomic_write_json(out / "result.json", result.to_dict())
     return result
 
@@ -372,8 +409,16 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
                 p.best_epoch_loss = valid["valid_loss"]
             elif o.schedule == "plateau" and o.lr_decay < 1.0:
                 trainer.set_lr(max(p.lr * o.lr_decay, o.min_lr))
-        metrics.log({"kind": "valid", "epoch": p.epoch, **valid, "lr": trainer.current_lr,
-                     "train_seconds": p.train_seconds}, step=p.step)  # fmt: skip
+        metrics.log(
+            {
+                "kind": "valid",
+                "epoch": p.epoch,
+                **valid,
+                "lr": trainer.current_lr,
+                "train_seconds": p.train_seconds,
+            },
+            step=p.step,
+        )
         trainer.save(manager, guard, valid["valid_loss"])
 
     while True:
@@ -381,9 +426,12 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
             return "epochs"
         sampler.set_epoch(p.epoch, skip_batches=p.batches_done)
         bar = progress(
-            total=sampler.num_batches, initial=p.batches_done, desc=f"epoch {p.epoch + 1}",
-            unit="batch", disable=None if show is None else not show,
-        )  # fmt: skip
+            total=sampler.num_batches,
+            initial=p.batches_done,
+            desc=f"epoch {p.epoch + 1}",
+            unit="batch",
+            disable=None if show is None else not show,
+        )
         reason = None
         for idx in sampler:
             row = trainer.train_step(idx, guard)
@@ -395,13 +443,25 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
             if p.step % t.log_every == 0:
                 tok = p.window_tokens
                 tps = tok / max(time.perf_counter() - window_start, 1e-9)
-                metrics.log({"kind": "train", "epoch": p.epoch, "loss": p.window_loss / tok,
-                             "ppl": math.exp(min(p.window_nll / tok, 50.0)), "lr": row["lr"],
-                             "grad_norm": row["grad_norm"], "tokens_per_s": tps,
-                             "train_seconds": p.train_seconds}, step=p.step)  # fmt: skip
-                bar.set_postfix(step=p.step, loss=f"{p.window_loss / tok:.3f}",
-                                ppl=f"{math.exp(min(p.window_nll / tok, 50.0)):.1f}",
-                                tok_s=f"{tps:.0f}")  # fmt: skip
+                metrics.log(
+                    {
+                        "kind": "train",
+                        "epoch": p.epoch,
+                        "loss": p.window_loss / tok,
+                        "ppl": math.exp(min(p.window_nll / tok, 50.0)),
+                        "lr": row["lr"],
+                        "grad_norm": row["grad_norm"],
+                        "tokens_per_s": tps,
+                        "train_seconds": p.train_seconds,
+                    },
+                    step=p.step,
+                )
+                bar.set_postfix(
+                    step=p.step,
+                    loss=f"{p.window_loss / tok:.3f}",
+                    ppl=f"{math.exp(min(p.window_nll / tok, 50.0)):.1f}",
+                    tok_s=f"{tps:.0f}",
+                )
                 p.window_loss, p.window_nll, p.window_tokens = 0.0, 0.0, 0
                 window_start = time.perf_counter()
             if t.max_updates and p.step >= t.max_updates:
@@ -433,11 +493,17 @@ def _valid_bleu(trainer: _Trainer, best: Path, metrics: Any) -> dict[str, Any]:
     model.load_state_dict(load_checkpoint(best, map_location=trainer.device).model_state)
     prepared = trainer.prepared
     translator = Translator(
-        model, prepared.src_vocab, prepared.tgt_vocab, prepared.config, trainer.cfg.decode,
+        model,
+        prepared.src_vocab,
+        prepared.tgt_vocab,
+        prepared.config,
+        trainer.cfg.decode,
         prepared.bpe(),
-    )  # fmt: skip
+    )
     result = evaluate_split(translator, "valid", prepared).to_dict()
-    metrics.log({"kind": "valid_bleu", **{k: v for k, v in result.items() if k != "split"}},
-                step=trainer.progress.step)  # fmt: skip
+    metrics.log(
+        {"kind": "valid_bleu", **{k: v for k, v in result.items() if k != "split"}},
+        step=trainer.progress.step,
+    )
     log.info("valid BLEU: %s", result)
     return result

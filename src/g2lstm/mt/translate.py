@@ -36,6 +36,7 @@ from g2lstm.mt.data import Tokenizer, TokenizerConfig
 from g2lstm.mt.model import Seq2Seq
 from g2lstm.mt.prepare import MULTI30K_SPLITS, PrepareConfig, PreparedData, load_prepared
 from g2lstm.mt.vocab import Vocab
+from g2lstm.train import load_checkpoint, resolve_checkpoint
 from g2lstm.train.progress import progress
 
 __all__ = [
@@ -85,28 +86,6 @@ def bpe_from_meta(data: dict[str, Any]) -> BPE | None:
         codes = Path(tmp) / "bpe.codes"
         codes.write_text(data["bpe_codes"], encoding="utf-8")
         return BPE(codes)
-
-
-def resolve_checkpoint(path: str | os.PathLike[str], which: str = "best") -> Path:
-    """A checkpoint directory from a run folder (its ``best``/``last``), ``checkpoints/``
-    folder or a checkpoint directory itself."""
-    from g2lstm.train import CheckpointManager
-
-    p = Path(path)
-    if (p / "meta.json").is_file():
-        return p
-    run = p.parent if p.name == "checkpoints" else p
-    if not (run / "checkpoints").is_dir():
-        raise CheckpointError(
-            f"{p}: no MT checkpoint here; pass a run folder (with checkpoints/) or a "
-            "checkpoint directory (with meta.json)"
-        )
-    manager = CheckpointManager(run, keep_last=None)
-    found = manager.best() if which == "best" else None
-    found = found or manager.latest()
-    if found is None:
-        raise CheckpointError(f"{run}/checkpoints holds no complete checkpoint yet")
-    return found
 
 
 @dataclass(frozen=True)
@@ -212,8 +191,9 @@ class Translator:
             )
         order = sorted(range(len(sources)), key=lambda i: -len(sources[i]))
         results: list[list[int]] = [[] for _ in sources]
-        batches = progress(range(0, len(order), cfg.batch_size), desc="translating",
-                           unit="batch", leave=False)  # fmt: skip
+        batches = progress(
+            range(0, len(order), cfg.batch_size), desc="translating", unit="batch", leave=False
+        )
         for start in batches:
             idx = order[start : start + cfg.batch_size]
             lengths = torch.tensor([len(sources[i]) + 1 for i in idx])
@@ -228,9 +208,13 @@ class Translator:
                 return self.model.step(tokens.to(device), st)
 
             common = {
-                "batch_size": len(idx), "bos": vocab.bos_id, "eos": vocab.eos_id,
-                "max_lens": max_lens, "pad": vocab.pad_id, "alpha": cfg.alpha,
-            }  # fmt: skip
+                "batch_size": len(idx),
+                "bos": vocab.bos_id,
+                "eos": vocab.eos_id,
+                "max_lens": max_lens,
+                "pad": vocab.pad_id,
+                "alpha": cfg.alpha,
+            }
             if cfg.beam == 1:
                 with self.model.noise_scope():  # the same rows at every step
                     hyps = greedy_search(step, state, **common)
@@ -272,8 +256,6 @@ def load_translator(
         decode: decoding settings (default: those stored with the run).
         which: ``"best"`` (lowest validation loss) or ``"last"`` for a run folder.
     """
-    from g2lstm.train import load_checkpoint
-
     ckpt = load_checkpoint(resolve_checkpoint(path, which), map_location=device)
     meta = ckpt.meta
     if meta.get("kind") != META_KIND or "data" not in meta:
@@ -297,8 +279,9 @@ def load_translator(
     # sizes from meta.json are checked against the stored tensors before anything is built
     model = build_checked(
         lambda: Seq2Seq(cfg.model, len(src_vocab), len(tgt_vocab), pad_id=src_vocab.pad_id),
-        ckpt.model_state, str(ckpt.path),
-    )  # fmt: skip
+        ckpt.model_state,
+        str(ckpt.path),
+    )
     model.load_state_dict(ckpt.model_state)
     model.to(device)
     translator = Translator(model, src_vocab, tgt_vocab, prepare, decode or cfg.decode, bpe)
@@ -373,7 +356,11 @@ def evaluate_split(
         src_lines, refs_tok, refs_detok = src_lines[:limit], refs_tok[:limit], refs_detok[:limit]
     output = translator.translate(src_lines, input_format="bpe")
     bleu = score_bleu(
-        output.tok, refs_tok, output.detok, refs_detok,
-        tok_lowercase=lowercase, detok_lowercase=prepared.config.lowercase,
-    )  # fmt: skip
+        output.tok,
+        refs_tok,
+        output.detok,
+        refs_detok,
+        tok_lowercase=lowercase,
+        detok_lowercase=prepared.config.lowercase,
+    )
     return EvalResult(split, bleu, output)

@@ -45,24 +45,40 @@ def register(subparsers: Any) -> None:
         "with the paper's tables, figures and a verdict per claim. Re-running skips finished "
         "steps and resumes interrupted ones.",
     )
-    p.add_argument("--scale", choices=list(SCALES), default="tiny",
-                   help="tiny: minutes (smoke run); cpu: hours on 2 cores; paper: GPUs "
-                   "(default tiny)")  # fmt: skip
+    p.add_argument(
+        "--scale",
+        choices=list(SCALES),
+        default="tiny",
+        help="tiny: minutes (smoke run); cpu: hours on 2 cores; paper: GPUs (default tiny)",
+    )
     p.add_argument("--seeds", type=int, help="seeds per model (default: the scale's)")
     p.add_argument("-o", "--out", default=None, help="output folder (default: reproduce-SCALE)")
-    p.add_argument("--only", choices=list(PARTS), action="append",
-                   help="run only this part (repeatable); the report is always "
-                   "written")  # fmt: skip
-    p.add_argument("--data-dir", help="root of named datasets (ptb/, multi30k/); default: "
-                   "$G2LSTM_DATA, else the user cache")  # fmt: skip
-    p.add_argument("--device", default="cpu", help="device for translation and analysis "
-                   "(cpu, cuda); LM training picks its own")  # fmt: skip
-    p.add_argument("--reuse", metavar="DIR", action="append",
-                   help="folder searched (recursively) for finished training runs; a run "
-                   "whose resolved config and data equal a training step's satisfies it "
-                   "without training (repeatable; the report lists reused runs)")  # fmt: skip
-    p.add_argument("--dry-run", action="store_true",
-                   help="print the plan with estimated times and exit")  # fmt: skip
+    p.add_argument(
+        "--only",
+        choices=list(PARTS),
+        action="append",
+        help="run only this part (repeatable); the report is always written",
+    )
+    p.add_argument(
+        "--data-dir",
+        help="root of named datasets (ptb/, multi30k/); default: $G2LSTM_DATA, else the user cache",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="device for translation and analysis (cpu, cuda); LM training picks its own",
+    )
+    p.add_argument(
+        "--reuse",
+        metavar="DIR",
+        action="append",
+        help="folder searched (recursively) for finished training runs; a run "
+        "whose resolved config and data equal a training step's satisfies it "
+        "without training (repeatable; the report lists reused runs)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan with estimated times and exit"
+    )
     p.set_defaults(func=_cmd_reproduce)
 
 
@@ -96,9 +112,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if ranks.is_main:
         report = out / "report"
         reused = f" ({len(summary.reused)} reused)" if summary.reused else ""
-        print(f"\n{len(summary.ran)} step(s) run{reused}, {len(summary.skipped)} skipped. "
-              f"Report: {report / 'report.md'} and {report / 'report.html'}",
-              flush=True)  # fmt: skip
+        print(
+            f"\n{len(summary.ran)} step(s) run{reused}, {len(summary.skipped)} skipped. "
+            f"Report: {report / 'report.md'} and {report / 'report.html'}",
+            flush=True,
+        )
     return 0
 
 
@@ -125,13 +143,13 @@ def _check_world_size(scale: Scale, steps: Sequence[Step]) -> None:
     """Under torchrun, refuse at once (on every rank, before any work) a number of processes
     that does not divide the LM batch: the LM trainer splits the batch over the ranks."""
     from g2lstm.errors import ConfigError
-    from g2lstm.lm import preset_config
+    from g2lstm.tasks import get_task
     from g2lstm.train.distributed import DistributedContext
 
     world = DistributedContext.from_env().world_size
     if world == 1 or not any(s.kind == "lm-train" for s in steps):
         return
-    batch = preset_config(scale.lm_preset, dict(scale.lm_overrides)).train.batch_size
+    batch = get_task("lm").preset_config(scale.lm_preset, scale.lm_overrides).train.batch_size
     if batch % world:
         fits = [n for n in range(2, batch + 1) if batch % n == 0 and n <= 16]
         raise ConfigError(

@@ -41,9 +41,15 @@ def collect(folders: Iterable[Path]) -> dict[str, Any]:
     """Read the markers of ``folders`` (the report step's dependencies) into ``numbers``."""
     markers = [m for m in (read_marker(Path(f)) for f in folders) if m is not None]
     markers.sort(key=lambda m: (m.get("seed") or 0, str(m.get("id"))))
-    numbers: dict[str, Any] = {"lm": {}, "mt": {}, "curves": {"lm": {}, "mt": {}},
-                               "figures": {"lm": {}, "mt": {}}, "info": {"seconds": 0.0},
-                               "seeds": [], "reused": []}  # fmt: skip
+    numbers: dict[str, Any] = {
+        "lm": {},
+        "mt": {},
+        "curves": {"lm": {}, "mt": {}},
+        "figures": {"lm": {}, "mt": {}},
+        "info": {"seconds": 0.0},
+        "seeds": [],
+        "reused": [],
+    }
     seeds: set[int] = set()
     for m in markers:
         kind, res = str(m.get("kind", "")), m.get("result") or {}
@@ -54,8 +60,9 @@ def collect(folders: Iterable[Path]) -> dict[str, Any]:
         if m.get("seed") is not None:
             seeds.add(int(m["seed"]))
         if what == "train" and m.get("reused_from"):
-            numbers["reused"].append({"step": m.get("id"), "path": m["reused_from"],
-                                      "config_hash": m.get("config_hash")})  # fmt: skip
+            numbers["reused"].append(
+                {"step": m.get("id"), "path": m["reused_from"], "config_hash": m.get("config_hash")}
+            )
         if what == "train":
             numbers["curves"][part].setdefault(m["cell"], []).append(_curve(res.get("metrics")))
         elif what == "eval":

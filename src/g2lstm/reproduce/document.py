@@ -67,8 +67,12 @@ def _inline_html(text: str) -> str:
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
     out = re.sub(r"(?<![*\w])\*([^*]+)\*(?![*\w])", r"<em>\1</em>", out)
-    for word, cls in (("did not hold", "did-not-hold"), ("inconclusive at this scale",
-                      "inconclusive"), ("not run", "not-run"), ("held", "held")):  # fmt: skip
+    for word, cls in (
+        ("did not hold", "did-not-hold"),
+        ("inconclusive at this scale", "inconclusive"),
+        ("not run", "not-run"),
+        ("held", "held"),
+    ):
         out = re.sub(rf"\[\[{word}\]\]", f'<span class="{cls}">{word}</span>', out)
     return out
 
@@ -129,9 +133,12 @@ class Document:
 
     def html(self) -> str:
         """One self-contained HTML page (images embedded as base64 data URIs)."""
-        parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-                 f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>",
-                 f"<h1>{html.escape(self.title)}</h1>"]  # fmt: skip
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head><body>",
+            f"<h1>{html.escape(self.title)}</h1>",
+        ]
         for b in self.blocks:
             if isinstance(b, Heading):
                 n = min(b.level + 1, 6)
@@ -151,8 +158,10 @@ class Document:
             elif isinstance(b, Image):
                 data = base64.b64encode(b.path.read_bytes()).decode("ascii")
                 cap = _inline_html(b.caption)
-                parts.append(f'<figure><img alt="{html.escape(b.caption)}" '
-                             f'src="data:image/png;base64,{data}"><figcaption>{cap}'
-                             "</figcaption></figure>")  # fmt: skip
+                parts.append(
+                    f'<figure><img alt="{html.escape(b.caption)}" '
+                    f'src="data:image/png;base64,{data}"><figcaption>{cap}'
+                    "</figcaption></figure>"
+                )
         parts.append("</body></html>")
         return "\n".join(parts) + "\n"

@@ -16,8 +16,13 @@ from g2lstm.reproduce.verdicts import Stats
 __all__ = ["COLUMNS", "plot_compression", "plot_learning_curves", "plot_near_binary"]
 
 #: Compression columns in table order, with their labels.
-COLUMNS = {"original": "original", "round": "round", "round_clip": "round & clip",
-           "svd_high": "SVD (high rank)", "svd_low": "SVD (low rank)"}  # fmt: skip
+COLUMNS = {
+    "original": "original",
+    "round": "round",
+    "round_clip": "round & clip",
+    "svd_high": "SVD (high rank)",
+    "svd_low": "SVD (low rank)",
+}
 _COLORS = {"lstm": "#4477aa", "sharpened": "#ccbb44", "g2": "#ee6677"}
 DPI = 100
 
@@ -50,8 +55,9 @@ def plot_learning_curves(
     """
     plt = _pyplot()
     parts = [p for p in curves if curves[p]]
-    fig, axes = plt.subplots(1, max(len(parts), 1), figsize=(5.5 * max(len(parts), 1), 3.6),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        1, max(len(parts), 1), figsize=(5.5 * max(len(parts), 1), 3.6), squeeze=False
+    )
     for ax, part in zip(axes[0], parts):
         for cell, runs in curves[part].items():
             color = _COLORS.get(cell)
@@ -61,8 +67,14 @@ def plot_learning_curves(
                 if train:
                     ax.plot(*zip(*train), color=color, alpha=0.25, lw=0.8)
                 if valid:
-                    ax.plot(*zip(*valid), color=color, marker="o", ms=3, lw=1.5,
-                            label=CELL_LABELS.get(cell, cell) if k == 0 else None)  # fmt: skip
+                    ax.plot(
+                        *zip(*valid),
+                        color=color,
+                        marker="o",
+                        ms=3,
+                        lw=1.5,
+                        label=CELL_LABELS.get(cell, cell) if k == 0 else None,
+                    )
         ax.set_yscale("log")
         ax.set_title(part)
         ax.set_xlabel("update step")
@@ -88,8 +100,9 @@ def plot_compression(
     """
     plt = _pyplot()
     parts = [p for p in tables if tables[p]]
-    fig, axes = plt.subplots(1, max(len(parts), 1), figsize=(5.5 * max(len(parts), 1), 3.6),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        1, max(len(parts), 1), figsize=(5.5 * max(len(parts), 1), 3.6), squeeze=False
+    )
     for ax, part in zip(axes[0], parts):
         for cell, cols in tables[part].items():
             xs, ys, es = [], [], []
@@ -99,8 +112,15 @@ def plot_compression(
                     xs.append(i)
                     ys.append(st.mean)
                     es.append(0.0 if math.isnan(st.std) else st.std)
-            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, color=_COLORS.get(cell),
-                        label=CELL_LABELS.get(cell, cell))  # fmt: skip
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=es,
+                marker="o",
+                capsize=3,
+                color=_COLORS.get(cell),
+                label=CELL_LABELS.get(cell, cell),
+            )
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xticks(range(len(COLUMNS)), list(COLUMNS.values()), rotation=20, fontsize=8)
         ax.set_title(part)
@@ -123,8 +143,9 @@ def plot_near_binary(
     """
     plt = _pyplot()
     parts = [p for p in fractions if fractions[p]]
-    fig, axes = plt.subplots(1, max(len(parts), 1), figsize=(5.5 * max(len(parts), 1), 3.6),
-                             squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        1, max(len(parts), 1), figsize=(5.5 * max(len(parts), 1), 3.6), squeeze=False
+    )
     gates = ("input", "forget")
     for ax, part in zip(axes[0], parts):
         cells = [c for c in CELLS if c in fractions[part]]
@@ -133,15 +154,25 @@ def plot_near_binary(
             for g_i, gate in enumerate(gates):
                 st = Stats.of(fractions[part][cell].get(gate, []))
                 x = g_i + (2 * j) * width - 0.4 + width / 2
-                ax.bar(x, 100 * st.mean if st.n else 0, width,
-                       yerr=None if math.isnan(st.std) else 100 * st.std,
-                       color=_COLORS.get(cell),
-                       label=f"{CELL_LABELS[cell]} (ours)" if g_i == 0 else None)  # fmt: skip
+                ax.bar(
+                    x,
+                    100 * st.mean if st.n else 0,
+                    width,
+                    yerr=None if math.isnan(st.std) else 100 * st.std,
+                    color=_COLORS.get(cell),
+                    label=f"{CELL_LABELS[cell]} (ours)" if g_i == 0 else None,
+                )
                 paper = FIG_NEAR_BINARY.get(cell, {}).get(gate)
                 if paper is not None:
-                    ax.bar(x + width, 100 * paper, width, color="white",
-                           edgecolor=_COLORS.get(cell), hatch="//",
-                           label=f"{CELL_LABELS[cell]} (paper)" if g_i == 0 else None)  # fmt: skip
+                    ax.bar(
+                        x + width,
+                        100 * paper,
+                        width,
+                        color="white",
+                        edgecolor=_COLORS.get(cell),
+                        hatch="//",
+                        label=f"{CELL_LABELS[cell]} (paper)" if g_i == 0 else None,
+                    )
         ax.set_xticks(range(len(gates)), [f"{g} gate" for g in gates])
         ax.set_ylabel("% of values < 0.1 or ≥ 0.9")
         ax.set_ylim(0, 100)

@@ -113,10 +113,16 @@ class Step:
         return not reused or Path(reused).is_dir()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind, "part": self.part,
-                "out_dir": str(self.out_dir), "estimate_s": self.estimate_s,
-                "cell": self.cell, "seed": self.seed,
-                "deps": [str(d) for d in self.deps]}  # fmt: skip
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "part": self.part,
+            "out_dir": str(self.out_dir),
+            "estimate_s": self.estimate_s,
+            "cell": self.cell,
+            "seed": self.seed,
+            "deps": [str(d) for d in self.deps],
+        }
 
 
 def build_plan(
@@ -149,38 +155,69 @@ def build_plan(
     steps: list[Step] = []
     for part in PARTS:  # every part is planned: the report reads whatever has finished
         root = out / part
-        data = Step(f"{part}-data", f"{part}-data", part, out / "data" / part,
-                    scale.estimate(f"{part}-data"))  # fmt: skip
+        data = Step(
+            f"{part}-data",
+            f"{part}-data",
+            part,
+            out / "data" / part,
+            scale.estimate(f"{part}-data"),
+        )
         steps.append(data)
         for seed in range(1, n + 1):
             evals = []
             for cell in cells:
                 run = root / f"{cell}-s{seed}"
-                train = Step(f"{part}-train-{cell}-s{seed}", f"{part}-train", part,
-                             run / "train", scale.estimate(f"{part}-train"), cell, seed,
-                             (data.out_dir,))  # fmt: skip
-                ev = Step(f"{part}-eval-{cell}-s{seed}", f"{part}-eval", part, run / "eval",
-                          scale.estimate(f"{part}-eval"), cell, seed,
-                          (data.out_dir, train.out_dir))  # fmt: skip
+                train = Step(
+                    f"{part}-train-{cell}-s{seed}",
+                    f"{part}-train",
+                    part,
+                    run / "train",
+                    scale.estimate(f"{part}-train"),
+                    cell,
+                    seed,
+                    (data.out_dir,),
+                )
+                ev = Step(
+                    f"{part}-eval-{cell}-s{seed}",
+                    f"{part}-eval",
+                    part,
+                    run / "eval",
+                    scale.estimate(f"{part}-eval"),
+                    cell,
+                    seed,
+                    (data.out_dir, train.out_dir),
+                )
                 steps += [train, ev]
                 evals.append(ev.out_dir)
             trains = tuple(root / f"{c}-s{seed}" / "train" for c in cells)
-            steps.append(Step(f"{part}-analyze-s{seed}", f"{part}-analyze", part,
-                              root / f"analysis-s{seed}", scale.estimate(f"{part}-analyze"),
-                              None, seed, (data.out_dir, *trains)))  # fmt: skip
+            steps.append(
+                Step(
+                    f"{part}-analyze-s{seed}",
+                    f"{part}-analyze",
+                    part,
+                    root / f"analysis-s{seed}",
+                    scale.estimate(f"{part}-analyze"),
+                    None,
+                    seed,
+                    (data.out_dir, *trains),
+                )
+            )
     # The report depends on every part's results, also those of parts not run this time
     # (`--only`): a part finished by an earlier call is reported, a missing one is "not run".
     deps = tuple(s.out_dir for s in steps if s.kind.endswith(("-train", "-eval", "-analyze")))
     steps = [replace(s, settings=scale.settings_key(s.kind)) for s in steps if s.part in only]
-    steps.append(Step("report", "report", "report", out / "report", scale.estimate("report"),
-                      deps=deps))  # fmt: skip
+    steps.append(
+        Step("report", "report", "report", out / "report", scale.estimate("report"), deps=deps)
+    )
     return steps
 
 
 def format_plan(
-    steps: Sequence[Step], scale: Scale, out_dir: str | Path,
+    steps: Sequence[Step],
+    scale: Scale,
+    out_dir: str | Path,
     reuse: Mapping[str, str] | None = None,
-) -> str:  # fmt: skip
+) -> str:
     """The plan as a text table: step, folder, estimate, status; with the total.
 
     ``reuse``: ``step id -> status`` (``reuse <path>``) of training steps that a finished run
@@ -200,8 +237,15 @@ def format_plan(
             rel = s.out_dir.relative_to(out)
         except ValueError:
             rel = s.out_dir
-        rows.append((f"{k}/{len(steps)}", s.id, str(rel), format_duration(s.estimate_s),
-                     "done" if done else reuse.get(s.id, "todo")))  # fmt: skip
+        rows.append(
+            (
+                f"{k}/{len(steps)}",
+                s.id,
+                str(rel),
+                format_duration(s.estimate_s),
+                "done" if done else reuse.get(s.id, "todo"),
+            )
+        )
     head = ("#", "step", "folder", "estimate", "status")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     lines = [f"g2lstm reproduce --scale {scale.name}: {scale.description}", f"output: {out}", ""]
@@ -211,7 +255,9 @@ def format_plan(
     lines.append("")
     n_reuse = sum(1 for s in steps if s.id in reuse and not s.done())
     reused = f", {n_reuse} to be reused" if n_reuse else ""
-    lines.append(f"{len(steps)} steps, {n_done} done{reused}; estimated time left: "
-                 f"{format_duration(todo)} (estimates for the scale's intended "
-                 "hardware)")  # fmt: skip
+    lines.append(
+        f"{len(steps)} steps, {n_done} done{reused}; estimated time left: "
+        f"{format_duration(todo)} (estimates for the scale's intended "
+        "hardware)"
+    )
     return "\n".join(lines)

@@ -69,14 +69,17 @@ def _cells(part: Mapping[str, Any]) -> list[str]:
 
 def _verdict_section(doc: Document, verdicts: Sequence[Any]) -> None:
     doc.h(1, SECTIONS[0])
-    doc.table(("Claim", "Paper", "Verdict"),
-              [(v.claim, v.source, f"[[{v.status}]]") for v in verdicts])  # fmt: skip
+    doc.table(
+        ("Claim", "Paper", "Verdict"), [(v.claim, v.source, f"[[{v.status}]]") for v in verdicts]
+    )
     items = []
     for v in verdicts:
         for c in v.comparisons:
             better = "higher" if c.higher_is_better else "lower"
-            items.append(f"{c.label}: {c.a.format(3)} vs {c.b.format(3)} (n = {c.a.n} / "
-                         f"{c.b.n}; {better} is better) → [[{c.status}]]")  # fmt: skip
+            items.append(
+                f"{c.label}: {c.a.format(3)} vs {c.b.format(3)} (n = {c.a.n} / "
+                f"{c.b.n}; {better} is better) → [[{c.status}]]"
+            )
     doc.p("The comparisons behind each verdict (A vs B, mean ± std over seeds):")
     doc.ul(items)
 
@@ -88,18 +91,41 @@ def _table1(doc: Document, lm: Mapping[str, Any]) -> None:
         c = lm[cell]
         n = c.get("num_parameters")
         size = f"{n / 1e6:.2f}M" if isinstance(n, (int, float)) else "–"
-        rows.append((f"{paper.CELL_LABELS[cell]} (ours)", size, _fmt(c.get("valid_ppl")),
-                     _fmt(c.get("test_ppl")), str(len(c.get("test_ppl") or []))))  # fmt: skip
+        rows.append(
+            (
+                f"{paper.CELL_LABELS[cell]} (ours)",
+                size,
+                _fmt(c.get("valid_ppl")),
+                _fmt(c.get("test_ppl")),
+                str(len(c.get("test_ppl") or [])),
+            )
+        )
     for cell in paper.CELLS:
         t = paper.TABLE1_PTB[cell]
-        rows.append((f"{paper.CELL_LABELS[cell]} (paper, finetuned)", "24M",
-                     f"{t['finetune'][0]:.1f}", f"{t['finetune'][1]:.1f}", "1"))  # fmt: skip
-        rows.append((f"{paper.CELL_LABELS[cell]} (paper, + cache pointer)", "24M",
-                     f"{t['cache'][0]:.1f}", f"{t['cache'][1]:.1f}", "1"))  # fmt: skip
+        rows.append(
+            (
+                f"{paper.CELL_LABELS[cell]} (paper, finetuned)",
+                "24M",
+                f"{t['finetune'][0]:.1f}",
+                f"{t['finetune'][1]:.1f}",
+                "1",
+            )
+        )
+        rows.append(
+            (
+                f"{paper.CELL_LABELS[cell]} (paper, + cache pointer)",
+                "24M",
+                f"{t['cache'][0]:.1f}",
+                f"{t['cache'][1]:.1f}",
+                "1",
+            )
+        )
     doc.table(("Model", "Size", "Valid", "Test", "Seeds"), rows)
-    doc.p("Ours: best-validation weights, no cache pointer, mean ± std over seeds. The paper's "
-          "numbers are single runs of AWD-LSTM (Table 1); compare differences between models, "
-          "not absolute values, at reduced scales.")  # fmt: skip
+    doc.p(
+        "Ours: best-validation weights, no cache pointer, mean ± std over seeds. The paper's "
+        "numbers are single runs of AWD-LSTM (Table 1); compare differences between models, "
+        "not absolute values, at reduced scales."
+    )
 
 
 def _table2(doc: Document, mt: Mapping[str, Any], dataset: str) -> None:
@@ -108,33 +134,62 @@ def _table2(doc: Document, mt: Mapping[str, Any], dataset: str) -> None:
     for cell in paper.CELLS:
         c = mt.get(cell, {})
         t = paper.TABLE2_BLEU[cell]
-        rows.append((paper.CELL_LABELS[cell], _fmt(c.get("tok_bleu")), _fmt(c.get("detok_bleu")),
-                     f"{t['iwslt14_de_en']:.2f}", f"{t['wmt14_en_de']:.2f}"))  # fmt: skip
-    doc.table(("Model", f"Ours: tokenised BLEU ({dataset} De→En test)",
-               "Ours: sacreBLEU (detokenised)", "Paper: IWSLT'14 De→En",
-               "Paper: WMT'14 En→De"), rows)  # fmt: skip
+        rows.append(
+            (
+                paper.CELL_LABELS[cell],
+                _fmt(c.get("tok_bleu")),
+                _fmt(c.get("detok_bleu")),
+                f"{t['iwslt14_de_en']:.2f}",
+                f"{t['wmt14_en_de']:.2f}",
+            )
+        )
+    doc.table(
+        (
+            "Model",
+            f"Ours: tokenised BLEU ({dataset} De→En test)",
+            "Ours: sacreBLEU (detokenised)",
+            "Paper: IWSLT'14 De→En",
+            "Paper: WMT'14 En→De",
+        ),
+        rows,
+    )
     doc.p(
         "Tokenised BLEU is multi-bleu.perl style on lowercased text (the paper's De→En "
         "metric); sacreBLEU is the shareable detokenised score. Beam search as in the preset."
     )
 
 
-def _compression_table(doc: Document, part: Mapping[str, Any], metric: str,
-                       paper_rows: Mapping[str, Mapping[str, float]], paper_name: str,
-                       settings: Mapping[str, Any] | None) -> None:  # fmt: skip
+def _compression_table(
+    doc: Document,
+    part: Mapping[str, Any],
+    metric: str,
+    paper_rows: Mapping[str, Mapping[str, float]],
+    paper_name: str,
+    settings: Mapping[str, Any] | None,
+) -> None:
     header = ["Model", *COLUMNS.values()]
     rows = []
     for cell in paper.CELLS:
         c = part.get(cell, {})
         orig, comp = c.get(metric), c.get("compression") or {}
-        rows.append((f"{paper.CELL_LABELS[cell]} (ours)", _fmt(orig),
-                     *(_with_delta(orig, comp.get(k)) for k in list(COLUMNS)[1:])))  # fmt: skip
-        rows.append((f"{paper.CELL_LABELS[cell]} ({paper_name})",
-                     *(_paper_delta(paper_rows[cell], k) for k in COLUMNS)))  # fmt: skip
+        rows.append(
+            (
+                f"{paper.CELL_LABELS[cell]} (ours)",
+                _fmt(orig),
+                *(_with_delta(orig, comp.get(k)) for k in list(COLUMNS)[1:]),
+            )
+        )
+        rows.append(
+            (
+                f"{paper.CELL_LABELS[cell]} ({paper_name})",
+                *(_paper_delta(paper_rows[cell], k) for k in COLUMNS),
+            )
+        )
     doc.table(header, rows)
     if settings:
-        desc = "; ".join(f"{k}: " + ", ".join(f"{pk}={pv}" for pk, pv in v.items())
-                         for k, v in settings.items())  # fmt: skip
+        desc = "; ".join(
+            f"{k}: " + ", ".join(f"{pk}={pv}" for pk, pv in v.items()) for k, v in settings.items()
+        )
         doc.p(
             f"Our settings (input and forget gate blocks of every LSTM matrix, no "
             f"retraining): {desc}. Change from the original in parentheses (mean over seeds)."
@@ -151,15 +206,28 @@ def _polarisation(doc: Document, numbers: Mapping[str, Any], figures: Mapping[st
         for part in (lm, mt):
             nb = part.get(cell, {}).get("near_binary", {})
             cells += [_fmt(nb.get("input"), 1, 100.0), _fmt(nb.get("forget"), 1, 100.0)]
-        cells += [f"{100 * ref['input']:.1f}" if ref else "–",
-                  f"{100 * ref['forget']:.1f}" if ref else "–"]  # fmt: skip
+        cells += [
+            f"{100 * ref['input']:.1f}" if ref else "–",
+            f"{100 * ref['forget']:.1f}" if ref else "–",
+        ]
         rows.append(tuple(cells))
-    doc.table(("Model", "PTB LM layer 1: input %", "PTB LM layer 1: forget %",
-               "MT decoder layer 1: input %", "MT decoder layer 1: forget %",
-               "Paper input %", "Paper forget %"), rows)  # fmt: skip
-    doc.p("Percentage of gate values below 0.1 or at least 0.9 on validation data (mean ± std "
-          "over seeds). Paper: IWSLT'14 De→En, first decoder layer, 10,000 training pairs "
-          "(Figs. 1/3; no Sharpened Sigmoid histogram is shown there).")  # fmt: skip
+    doc.table(
+        (
+            "Model",
+            "PTB LM layer 1: input %",
+            "PTB LM layer 1: forget %",
+            "MT decoder layer 1: input %",
+            "MT decoder layer 1: forget %",
+            "Paper input %",
+            "Paper forget %",
+        ),
+        rows,
+    )
+    doc.p(
+        "Percentage of gate values below 0.1 or at least 0.9 on validation data (mean ± std "
+        "over seeds). Paper: IWSLT'14 De→En, first decoder layer, 10,000 training pairs "
+        "(Figs. 1/3; no Sharpened Sigmoid histogram is shown there)."
+    )
     for key, caption in (
         ("near_binary", "Near-0/1 gate fractions: ours (solid) beside the paper's (hatched)."),
         ("lm_gate_histograms", "PTB LM: gate value histograms per layer (first seed)."),
@@ -178,15 +246,30 @@ def _hard_gates(doc: Document, numbers: Mapping[str, Any], figures: Mapping[str,
         for part in ("lm", "mt"):
             h = numbers.get(part, {}).get(cell, {}).get("hard", {})
             soft, hard = h.get("soft") or [], h.get("hard") or []
-            rel = [100 * (b - a) / a for a, b in zip(soft, hard)
-                   if a is not None and b is not None and a > 0]  # fmt: skip
+            rel = [
+                100 * (b - a) / a
+                for a, b in zip(soft, hard)
+                if a is not None and b is not None and a > 0
+            ]
             cells += [_fmt(soft), _fmt(hard), _fmt(rel, 1)]
         rows.append(tuple(cells))
-    doc.table(("Model", "LM valid ppl (soft)", "LM ppl (hard i/f)", "LM change %",
-               "MT valid ppl (soft)", "MT ppl (hard i/f)", "MT change %"), rows)  # fmt: skip
-    doc.p("Input and forget gates replaced by the step 1[a ≥ 0] at test time (an extension: "
-          "the paper does not test it, digest §6 claim 10). Near-binary gates should make this "
-          "cheap.")  # fmt: skip
+    doc.table(
+        (
+            "Model",
+            "LM valid ppl (soft)",
+            "LM ppl (hard i/f)",
+            "LM change %",
+            "MT valid ppl (soft)",
+            "MT ppl (hard i/f)",
+            "MT change %",
+        ),
+        rows,
+    )
+    doc.p(
+        "Input and forget gates replaced by the step 1[a ≥ 0] at test time (an extension: "
+        "the paper does not test it, digest §6 claim 10). Near-binary gates should make this "
+        "cheap."
+    )
     if "lm_hard_gates" in figures:
         doc.img(figures["lm_hard_gates"], "PTB LM: perplexity with soft and hard gates.")
 
@@ -204,9 +287,10 @@ def _gather_figures(numbers: Mapping[str, Any], fig_dir: Path) -> dict[str, Path
                 shutil.copyfile(p, dst)
                 figs[f"{part}_{name}"] = dst
     titled = (("PTB LM, layer 1", lm), ("MT, decoder layer 1", mt))
-    fractions = {title: {c: part[c]["near_binary"] for c in _cells(part)
-                         if part[c].get("near_binary")}
-                 for title, part in titled}  # fmt: skip
+    fractions = {
+        title: {c: part[c]["near_binary"] for c in _cells(part) if part[c].get("near_binary")}
+        for title, part in titled
+    }
     figs["near_binary"] = plot_near_binary(fractions, fig_dir / "near_binary.png")
     curves = numbers.get("curves") or {}
     figs["learning_curves"] = plot_learning_curves(
@@ -214,19 +298,29 @@ def _gather_figures(numbers: Mapping[str, Any], fig_dir: Path) -> dict[str, Path
         fig_dir / "learning_curves.png",
     )
     tables = {}
-    for title, part, metric, sign in (("PTB: test perplexity change", lm, "test_ppl", 1.0),
-                                      ("MT: test BLEU change", mt, "tok_bleu", 1.0)):  # fmt: skip
+    for title, part, metric, sign in (
+        ("PTB: test perplexity change", lm, "test_ppl", 1.0),
+        ("MT: test BLEU change", mt, "tok_bleu", 1.0),
+    ):
         tables[title] = {
-            c: {"original": [0.0] * len(part[c].get(metric) or []),
-                **{k: [sign * d for d in _delta(part[c].get(metric), v)]
-                   for k, v in (part[c].get("compression") or {}).items()}}
-            for c in _cells(part) if part[c].get(metric)
-        }  # fmt: skip
+            c: {
+                "original": [0.0] * len(part[c].get(metric) or []),
+                **{
+                    k: [sign * d for d in _delta(part[c].get(metric), v)]
+                    for k, v in (part[c].get("compression") or {}).items()
+                },
+            }
+            for c in _cells(part)
+            if part[c].get(metric)
+        }
     figs["compression"] = plot_compression(
-        tables, fig_dir / "compression.png",
-        ylabels={"PTB: test perplexity change": "Δ perplexity (lower is better)",
-                 "MT: test BLEU change": "Δ BLEU (higher is better)"},
-    )  # fmt: skip
+        tables,
+        fig_dir / "compression.png",
+        ylabels={
+            "PTB: test perplexity change": "Δ perplexity (lower is better)",
+            "MT: test BLEU change": "Δ BLEU (higher is better)",
+        },
+    )
     return figs
 
 
@@ -245,53 +339,85 @@ def write_report(
     lm, mt = numbers.get("lm", {}), numbers.get("mt", {})
     seeds = numbers.get("seeds") or []
     doc = Document("G2-LSTM: reproduction report")
-    doc.p(f"Scale **{info.get('scale', '?')}**, {len(seeds)} seed(s) per model "
-          f"({', '.join(map(str, seeds)) or 'none'}); compute time "
-          f"{numbers.get('info', {}).get('seconds', 0.0) / 60:.1f} min. "
-          f"{info.get('description', '')}")  # fmt: skip
+    doc.p(
+        f"Scale **{info.get('scale', '?')}**, {len(seeds)} seed(s) per model "
+        f"({', '.join(map(str, seeds)) or 'none'}); compute time "
+        f"{numbers.get('info', {}).get('seconds', 0.0) / 60:.1f} min. "
+        f"{info.get('description', '')}"
+    )
     reused = numbers.get("reused") or []
     if reused:
-        doc.p(f"**{len(reused)} training run(s) were reused**, not trained by this "
-              "reproduction: finished runs whose resolved configuration and data equal the "
-              "step's (`--reuse`); they are listed under Setup, and the compute time does not "
-              "include them.")  # fmt: skip
+        doc.p(
+            f"**{len(reused)} training run(s) were reused**, not trained by this "
+            "reproduction: finished runs whose resolved configuration and data equal the "
+            "step's (`--reuse`); they are listed under Setup, and the compute time does not "
+            "include them."
+        )
     _verdict_section(doc, verdicts)
     _table1(doc, lm)
     _table2(doc, mt, info.get("mt_dataset", "Multi30k"))
     doc.h(1, SECTIONS[3])
     lm_settings = numbers.get("info", {}).get("lm", {}).get("compression")
-    _compression_table(doc, lm, "test_ppl", paper.TABLE3_PTB_COMPRESSION,
-                       "paper, with cache, ranks 128/64", lm_settings)  # fmt: skip
+    _compression_table(
+        doc,
+        lm,
+        "test_ppl",
+        paper.TABLE3_PTB_COMPRESSION,
+        "paper, with cache, ranks 128/64",
+        lm_settings,
+    )
     doc.h(1, SECTIONS[4])
     mt_settings = numbers.get("info", {}).get("mt", {}).get("compression")
-    _compression_table(doc, mt, "tok_bleu", paper.TABLE4_IWSLT_COMPRESSION,
-                       "paper Table 4, IWSLT'14, ranks 32/16", mt_settings)  # fmt: skip
-    doc.p("Paper Table 5 (WMT'14 En→De, same settings): " + "; ".join(
-        f"{paper.CELL_LABELS[c]} " + ", ".join(_paper_delta(paper.TABLE5_WMT_COMPRESSION[c], k)
-                                                for k in COLUMNS)
-        for c in paper.CELLS) + ". Changes are recomputed from the paper's values; the paper "
+    _compression_table(
+        doc,
+        mt,
+        "tok_bleu",
+        paper.TABLE4_IWSLT_COMPRESSION,
+        "paper Table 4, IWSLT'14, ranks 32/16",
+        mt_settings,
+    )
+    doc.p(
+        "Paper Table 5 (WMT'14 En→De, same settings): "
+        + "; ".join(
+            f"{paper.CELL_LABELS[c]} "
+            + ", ".join(_paper_delta(paper.TABLE5_WMT_COMPRESSION[c], k) for k in COLUMNS)
+            for c in paper.CELLS
+        )
+        + ". Changes are recomputed from the paper's values; the paper "
         "prints -0.53 for Table 4's Sharpened Sigmoid SVD (rank 32) and -0.51 for Table 5's "
-        "G2-LSTM SVD (rank 16).")  # fmt: skip
-    doc.img(figs["compression"], "Change of the metric under each compression "
-            "(mean ± std over seeds).")  # fmt: skip
+        "G2-LSTM SVD (rank 16)."
+    )
+    doc.img(
+        figs["compression"], "Change of the metric under each compression (mean ± std over seeds)."
+    )
     _polarisation(doc, numbers, figs)
     _hard_gates(doc, numbers, figs)
     doc.h(1, SECTIONS[7])
-    doc.img(figs["learning_curves"], "Training (faint) and validation (dots) perplexity; one "
-            "line per seed.")  # fmt: skip
+    doc.img(
+        figs["learning_curves"],
+        "Training (faint) and validation (dots) perplexity; one line per seed.",
+    )
     doc.h(1, SECTIONS[8])
     doc.p(RULE)
     doc.h(1, SECTIONS[9])
     doc.ul([f"{k}: {v}" for k, v in info.items()] or ["(no details recorded)"])
     if reused:
-        doc.p("Reused training runs (step: run folder, hash of the compared configuration "
-              "and data; also recorded in each step's `DONE.json`):")  # fmt: skip
-        doc.ul([f"`{r.get('step')}`: `{r.get('path')}` (config {r.get('config_hash')})"
-                for r in reused])  # fmt: skip
-    doc.p("Caveats: our PTB numbers have no continuous cache pointer (the paper's Table 3 has "
-          "it); compression touches the input- and forget-gate rows of every LSTM weight "
-          "matrix (input and recurrent) with no fine-tuning; the paper's numbers are single "
-          "runs.")  # fmt: skip
+        doc.p(
+            "Reused training runs (step: run folder, hash of the compared configuration "
+            "and data; also recorded in each step's `DONE.json`):"
+        )
+        doc.ul(
+            [
+                f"`{r.get('step')}`: `{r.get('path')}` (config {r.get('config_hash')})"
+                for r in reused
+            ]
+        )
+    doc.p(
+        "Caveats: our PTB numbers have no continuous cache pointer (the paper's Table 3 has "
+        "it); compression touches the input- and forget-gate rows of every LSTM weight "
+        "matrix (input and recurrent) with no fine-tuning; the paper's numbers are single "
+        "runs."
+    )
     paths = {
         "md": atomic_write_text(out / "report.md", doc.markdown(out)),
         "html": atomic_write_text(out / "report.html", doc.html()),
@@ -321,15 +447,20 @@ def report_step(step: Any, ctx: Any) -> dict[str, Any]:
     sc = ctx.scale
     numbers = collect(step.deps)
     info = {
-        "scale": sc.name, "description": sc.description,
+        "scale": sc.name,
+        "description": sc.description,
         "LM": f"preset {sc.lm_preset} with {dict(sc.lm_overrides)}; PTB "
-              + (f"slice {sc.lm_slice} lines" if sc.lm_slice else "(full)")
-              + (f", its {sc.lm_vocab} most frequent words" if sc.lm_vocab else ""),
+        + (f"slice {sc.lm_slice} lines" if sc.lm_slice else "(full)")
+        + (f", its {sc.lm_vocab} most frequent words" if sc.lm_vocab else ""),
         "MT": f"preset {sc.mt_preset} with {overrides_text(sc.mt_overrides)}; {sc.mt_dataset} "
-              + (f"slice {sc.mt_slice} pairs" if sc.mt_slice else "(full)")
-              + f", {sc.mt_bpe_merges} joint BPE merges",
-        "mt_dataset": sc.mt_dataset, "output": str(ctx.out_dir),
-    }  # fmt: skip
+        + (f"slice {sc.mt_slice} pairs" if sc.mt_slice else "(full)")
+        + f", {sc.mt_bpe_merges} joint BPE merges",
+        "mt_dataset": sc.mt_dataset,
+        "output": str(ctx.out_dir),
+    }
     paths = write_report(numbers, step.out_dir, info=info)
-    return {"report_md": str(paths["md"]), "report_html": str(paths["html"]),
-            "verdicts": {v.claim: v.status for v in evaluate_claims(numbers)}}  # fmt: skip
+    return {
+        "report_md": str(paths["md"]),
+        "report_html": str(paths["html"]),
+        "verdicts": {v.claim: v.status for v in evaluate_claims(numbers)},
+    }

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.config_checks import flatten
+from g2lstm.datasets import resolve_dataset
 from g2lstm.errors import G2LSTMError
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.plan import DONE, Step, read_marker
@@ -44,12 +45,20 @@ from g2lstm.reproduce.reuse_scan import (
     resolve_near,
     scan_runs,
 )
+from g2lstm.reproduce.steps_lm import lm_train_config
+from g2lstm.reproduce.steps_mt import SPLIT_PREFIXES, mt_train_config
+from g2lstm.train import atomic_write_json
 
 __all__ = ["IGNORED", "POINTER", "Decision", "ReuseFinder", "adopt", "release"]
 
 #: Written into a step folder that reuses a run: what it points to and which entries were
 #: linked (so that :func:`release` removes exactly those).
 POINTER = "REUSED.json"
+
+#: The config a training step of each part of the study trains (``step.part`` -> builder).
+TRAIN_CONFIGS = {"lm": lm_train_config, "mt": mt_train_config}
+#: Fields a step leaves at 0 to take them from the data (compared by content instead).
+FROM_DATA: dict[str, set[str]] = {"lm": {"model.vocab_size"}, "mt": set()}
 
 #: Resolved-config fields that may differ between a reused run and the step, per task: only
 #: fields that cannot change the trained weights, nor the numbers later steps read from the
@@ -147,54 +156,51 @@ class ReuseFinder:
     # ------------------------------------------------------------------ expected
     def _expected(self, step: Step) -> dict[str, Any]:
         """The flattened resolved config the step would train (data left as a placeholder)."""
-        if step.part == "lm":
-            from g2lstm.reproduce.steps_lm import lm_train_config as lm_config
-
-            return flatten(lm_config(step, self.ctx, "<data>").to_dict())
-        from g2lstm.reproduce.steps_mt import mt_train_config as mt_config
-
-        return flatten(mt_config(step, self.ctx, "<data>").to_dict())
+        return flatten(TRAIN_CONFIGS[step.part](step, self.ctx, "<data>").to_dict())
 
     def _data(self, step: Step) -> _Data:
         """The data the step trains on: from its data step, or (dry run) from the sources."""
-        from g2lstm.datasets import resolve_dataset
-
         marker = read_marker(step.deps[0]) if step.deps else None
         result = (marker or {}).get("result") or {}
-        sc = self.ctx.scale
         try:
-            if step.part == "lm":
-                if "data" in result:
-                    return _Data(lm_fingerprint(Path(result["data"])))
-                source = resolve_dataset("ptb", self.ctx.data_dir, download=False,
-                                         progress=False, verify="none", kind="lm")  # fmt: skip
-                return _Data(lm_fingerprint(source, sc.lm_slice))
-            if "prepared" in result:
-                fp = prepared_fingerprint(Path(result["prepared"]))
-                if fp is None:
-                    return _Data(error=f"no prepare.json in {result['prepared']}")
-                return _Data(fp)
-            return self._mt_sources()
+            return {"lm": self._lm_data, "mt": self._mt_data}[step.part](result)
         except (G2LSTMError, OSError, ValueError) as exc:
             return _Data(error=f"cannot read the data to compare ({exc})")
+
+    def _lm_data(self, result: dict[str, Any]) -> _Data:
+        if "data" in result:
+            return _Data(lm_fingerprint(Path(result["data"])))
+        source = resolve_dataset(
+            "ptb", self.ctx.data_dir, download=False, progress=False, verify="none", kind="lm"
+        )
+        return _Data(lm_fingerprint(source, self.ctx.scale.lm_slice))
+
+    def _mt_data(self, result: dict[str, Any]) -> _Data:
+        if "prepared" in result:
+            fp = prepared_fingerprint(Path(result["prepared"]))
+            if fp is None:
+                return _Data(error=f"no prepare.json in {result['prepared']}")
+            return _Data(fp)
+        return self._mt_sources()
 
     def _mt_sources(self) -> _Data:
         """Before ``mt-data`` ran: the sha256 of the files it will prepare (sliced as the
         scale says) and the BPE merges; the prepared outputs are compared when it has run."""
-        from g2lstm.datasets import resolve_dataset
-        from g2lstm.reproduce.steps_mt import SPLIT_PREFIXES
-
         sc = self.ctx.scale
-        source = resolve_dataset(sc.mt_dataset, self.ctx.data_dir, download=False,
-                                 progress=False, kind="mt")  # fmt: skip
+        source = resolve_dataset(
+            sc.mt_dataset, self.ctx.data_dir, download=False, progress=False, kind="mt"
+        )
         folder = source / "tok" if sc.mt_dataset == "multi30k" else source
         counts = sc.mt_slice or (None, None, None)
         inputs = {}
         for (split, prefix), n in zip(SPLIT_PREFIXES[sc.mt_dataset].items(), counts):
             for lang in ("de", "en"):
                 inputs[f"{split}.{lang}"] = file_sha256(folder / f"{prefix}.{lang}", n)
-        return _Data(inputs=inputs, bpe_merges=sc.mt_bpe_merges,
-                     pending="prepared data compared after mt-data")  # fmt: skip
+        return _Data(
+            inputs=inputs,
+            bpe_merges=sc.mt_bpe_merges,
+            pending="prepared data compared after mt-data",
+        )
 
     # ------------------------------------------------------------------ comparison
     def _config_diffs(self, task: str, expected: dict[str, Any], run: RunFolder) -> list[str]:
@@ -202,7 +208,7 @@ class ReuseFinder:
         for key in sorted(set(expected) | set(run.config)):
             if key in IGNORED[task]:
                 continue
-            if task == "lm" and key == "model.vocab_size" and expected.get(key) == 0:
+            if key in FROM_DATA[task] and expected.get(key) == 0:
                 continue  # taken from the data, which is compared by content
             want, got = expected.get(key), run.config.get(key)
             if want != got:
@@ -212,21 +218,28 @@ class ReuseFinder:
     def _data_diffs(self, task: str, run: RunFolder, data: _Data) -> list[str]:
         if data.error:
             return [f"data ({data.error})"]
-        if task == "lm":
-            value = str(run.config.get("data"))
-            folder = resolve_near(value, run.path, "train.txt")
-            if folder is None:  # a dataset name stands for its checksummed files
-                from g2lstm.datasets import resolve_dataset
+        return {"lm": self._lm_data_diffs, "mt": self._mt_data_diffs}[task](run, data)
 
-                try:
-                    folder = resolve_dataset(value, run.config.get("data_dir") or self.ctx.data_dir,
-                                             download=False, progress=False, verify="none",
-                                             kind="lm")  # fmt: skip
-                except (G2LSTMError, OSError):
-                    return [f"data={value!r} (not found, cannot compare its content)"]
-            got = lm_fingerprint(folder)
-            bad = [k for k in got if got[k] != data.fingerprint.get(k)]
-            return [f"data={value!r} (other content: {', '.join(bad)})"] if bad else []
+    def _lm_data_diffs(self, run: RunFolder, data: _Data) -> list[str]:
+        value = str(run.config.get("data"))
+        folder = resolve_near(value, run.path, "train.txt")
+        if folder is None:  # a dataset name stands for its checksummed files
+            try:
+                folder = resolve_dataset(
+                    value,
+                    run.config.get("data_dir") or self.ctx.data_dir,
+                    download=False,
+                    progress=False,
+                    verify="none",
+                    kind="lm",
+                )
+            except (G2LSTMError, OSError):
+                return [f"data={value!r} (not found, cannot compare its content)"]
+        got = lm_fingerprint(folder)
+        bad = [k for k in got if got[k] != data.fingerprint.get(k)]
+        return [f"data={value!r} (other content: {', '.join(bad)})"] if bad else []
+
+    def _mt_data_diffs(self, run: RunFolder, data: _Data) -> list[str]:
         value = str(run.config.get("train.data"))
         folder = resolve_near(value, run.path, "prepare.json")
         if folder is None:
@@ -257,27 +270,37 @@ class ReuseFinder:
         if not step.kind.endswith("-train"):
             return Decision(step.id)
         own = step.out_dir.resolve() if step.out_dir.exists() else step.out_dir
-        runs = [r for r in scan_runs(self.dirs, skip_marker=POINTER)
-                if r.task == step.part and r.path != own
-                and r.config.get("model.cell") == step.cell
-                and r.config.get("train.seed") == step.seed]  # fmt: skip
+        runs = [
+            r
+            for r in scan_runs(self.dirs, skip_marker=POINTER)
+            if r.task == step.part
+            and r.path != own
+            and r.config.get("model.cell") == step.cell
+            and r.config.get("train.seed") == step.seed
+        ]
         if not runs:
             return Decision(step.id)
         expected = self._expected(step)
         data = self._data(step)
         ignored = IGNORED[step.part]
         compared = {k: v for k, v in expected.items() if k not in ignored}
-        digest = _hash({"task": step.part, "data": data.fingerprint or data.inputs,
-                        "config": compared})  # fmt: skip
-        scored = [(self._config_diffs(step.part, expected, r)
-                   + self._data_diffs(step.part, r, data), r) for r in runs]  # fmt: skip
+        digest = _hash(
+            {"task": step.part, "data": data.fingerprint or data.inputs, "config": compared}
+        )
+        scored = [
+            (self._config_diffs(step.part, expected, r) + self._data_diffs(step.part, r, data), r)
+            for r in runs
+        ]
         same = [r for diffs, r in scored if not diffs and r.finished]
         if same:
             if _own_files(step.out_dir):
-                why = (f"{step.out_dir} holds files of an earlier training of this step, which "
-                       "goes on there (delete that folder to reuse the run instead)")  # fmt: skip
-                return Decision(step.id, None, digest,
-                                f"{step.id}: not reusing {same[0].path}: {why}")  # fmt: skip
+                why = (
+                    f"{step.out_dir} holds files of an earlier training of this step, which "
+                    "goes on there (delete that folder to reuse the run instead)"
+                )
+                return Decision(
+                    step.id, None, digest, f"{step.id}: not reusing {same[0].path}: {why}"
+                )
             return Decision(step.id, same[0], digest, pending=data.pending)
         diffs, run = min(scored, key=lambda x: (len(x[0]) + (not x[1].finished), str(x[1].path)))
         why = f"differs in {', '.join(diffs)}" if diffs else "same config"
@@ -287,8 +310,7 @@ class ReuseFinder:
 
     def preview(self, steps: Sequence[Step]) -> dict[str, Decision]:
         """Decisions for the training steps of ``steps`` that are not done (for the plan)."""
-        return {s.id: self.decide(s) for s in steps
-                if s.kind.endswith("-train") and not s.done()}  # fmt: skip
+        return {s.id: self.decide(s) for s in steps if s.kind.endswith("-train") and not s.done()}
 
 
 def _own_files(folder: Path) -> list[str]:
@@ -329,8 +351,6 @@ def adopt(step: Step, decision: Decision) -> dict[str, Any]:
     supported). The result is the trainer's own result file with ``run_dir`` (and the best
     checkpoint, ``metrics``) pointing to the step folder, plus ``reused_from``.
     """
-    from g2lstm.train import atomic_write_json
-
     run = decision.run
     if run is None:
         raise G2LSTMError(f"step {step.id}: no run to reuse")
@@ -343,12 +363,15 @@ def adopt(step: Step, decision: Decision) -> dict[str, Any]:
             continue
         target = folder / entry.name
         if target.exists() or target.is_symlink():
-            raise G2LSTMError(f"cannot reuse {run.path} for {step.id}: {target} already exists; "
-                              "delete the step folder and run again")  # fmt: skip
+            raise G2LSTMError(
+                f"cannot reuse {run.path} for {step.id}: {target} already exists; "
+                "delete the step folder and run again"
+            )
         linked.append(entry.name)
-        atomic_write_json(folder / POINTER, {"reused_from": str(run.path),
-                                             "config_hash": decision.config_hash,
-                                             "linked": linked})  # fmt: skip
+        atomic_write_json(
+            folder / POINTER,
+            {"reused_from": str(run.path), "config_hash": decision.config_hash, "linked": linked},
+        )
         try:
             target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
         except OSError:  # no symlinks here (some Windows setups): copy instead

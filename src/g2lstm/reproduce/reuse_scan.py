@@ -25,8 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from g2lstm.config_checks import flatten
 from g2lstm.datasets.verify import sha256_file
+from g2lstm.errors import ConfigError
+from g2lstm.tasks import TASKS
 
 __all__ = [
     "RESULT_FILES",
@@ -40,7 +44,7 @@ __all__ = [
 ]
 
 #: Task -> the file its trainer writes when a run ends.
-RESULT_FILES = {"lm": "results.json", "mt": "result.json"}
+RESULT_FILES = {name: task.result_file for name, task in TASKS.items()}
 #: Folders never descended into while scanning (checkpoint trees, analysis outputs).
 _NO_DESCEND = {"checkpoints", "figures", "tensorboard", "__pycache__"}
 _LM_SPLITS = ("train.txt", "valid.txt", "test.txt")
@@ -77,20 +81,13 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _normalised(raw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
-    """``(task, flattened config)`` of a saved ``config.yaml``, or None if it is neither."""
-    from g2lstm.errors import ConfigError
-
-    try:
-        if "decode" in raw or (isinstance(raw.get("train"), dict) and "data" in raw["train"]):
-            from g2lstm.mt.config import MTConfig
-
-            return "mt", flatten(MTConfig.from_dict(raw).to_dict())
-        if "data" in raw:
-            from g2lstm.lm.config import RunConfig
-
-            return "lm", flatten(RunConfig.from_dict(raw).to_dict())
-    except (ConfigError, TypeError, ValueError):
-        return None
+    """``(task, flattened config)`` of a saved ``config.yaml``, or None if it is no task's."""
+    for task in TASKS.values():
+        if task.recognizes_config(raw):
+            try:
+                return task.name, flatten(task.config_from_dict(raw).to_dict())
+            except (ConfigError, TypeError, ValueError):
+                return None
     return None
 
 
@@ -111,10 +108,9 @@ def _status(folder: Path, task: str) -> tuple[bool, str, dict[str, Any]]:
     result = _read_json(folder / name)
     if result is None:
         return False, f"not finished (no {name})", {}
-    if task == "lm" and result.get("complete") is not True:
-        return False, f"not finished ({name}: complete={result.get('complete')!r})", {}
-    if task == "mt" and result.get("stopped") in (None, "interrupted"):
-        return False, f"not finished ({name}: stopped={result.get('stopped')!r})", {}
+    why = TASKS[task].unfinished(result)
+    if why is not None:
+        return False, f"not finished ({name}: {why})", {}
     if not (folder / "checkpoints").is_dir():
         return False, "has no checkpoints/ folder", {}
     return True, "finished", result
@@ -136,15 +132,14 @@ def _config_folders(root: Path, max_depth: int) -> Iterable[Path]:
             stack += [(e, depth + 1) for e in reversed(subs) if e.name not in _NO_DESCEND]
 
 
-def scan_runs(dirs: Sequence[str | Path], *, max_depth: int = 4,
-              skip_marker: str | None = None) -> list[RunFolder]:  # fmt: skip
+def scan_runs(
+    dirs: Sequence[str | Path], *, max_depth: int = 4, skip_marker: str | None = None
+) -> list[RunFolder]:
     """Every LM/MT run folder under ``dirs`` (in path order, each once).
 
     ``skip_marker``: folders holding a file of this name are left out (the links that an
     earlier ``--reuse`` made inside a reproduction's own output).
     """
-    import yaml
-
     seen: set[Path] = set()
     runs = []
     for d in dirs:
@@ -211,12 +206,16 @@ def prepared_fingerprint(folder: Path) -> dict[str, Any] | None:
     info = _read_json(folder / "prepare.json")
     if info is None:
         return None
-    return {"format_version": info.get("format_version"), "settings": info.get("settings"),
-            "outputs": info.get("outputs")}  # fmt: skip
+    return {
+        "format_version": info.get("format_version"),
+        "settings": info.get("settings"),
+        "outputs": info.get("outputs"),
+    }
 
 
 def prepared_inputs(folder: Path) -> dict[str, str]:
     """``train.de -> sha256`` of the files a prepared folder was made from."""
     info = _read_json(folder / "prepare.json") or {}
-    return {k: v.get("sha256") for k, v in (info.get("inputs") or {}).items()
-            if isinstance(v, dict)}  # fmt: skip
+    return {
+        k: v.get("sha256") for k, v in (info.get("inputs") or {}).items() if isinstance(v, dict)
+    }

@@ -50,12 +50,16 @@ def step_function(kind: str) -> StepFn:
     from g2lstm.reproduce import report, steps_lm, steps_mt
 
     table: dict[str, StepFn] = {
-        "lm-data": steps_lm.lm_data, "lm-train": steps_lm.lm_train,
-        "lm-eval": steps_lm.lm_eval, "lm-analyze": steps_lm.lm_analyze,
-        "mt-data": steps_mt.mt_data, "mt-train": steps_mt.mt_train,
-        "mt-eval": steps_mt.mt_eval, "mt-analyze": steps_mt.mt_analyze,
+        "lm-data": steps_lm.lm_data,
+        "lm-train": steps_lm.lm_train,
+        "lm-eval": steps_lm.lm_eval,
+        "lm-analyze": steps_lm.lm_analyze,
+        "mt-data": steps_mt.mt_data,
+        "mt-train": steps_mt.mt_train,
+        "mt-eval": steps_mt.mt_eval,
+        "mt-analyze": steps_mt.mt_analyze,
         "report": report.report_step,
-    }  # fmt: skip
+    }
     return table[kind]
 
 
@@ -100,8 +104,13 @@ def run_plan(
 class _Runner:
     """State of one :func:`run_plan` call; the ``_main_*`` methods run on rank 0 only."""
 
-    def __init__(self, steps: Sequence[Step], ctx: RunContext,
-                 functions: Callable[[str], StepFn], ranks: Ranks) -> None:  # fmt: skip
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        ctx: RunContext,
+        functions: Callable[[str], StepFn],
+        ranks: Ranks,
+    ) -> None:
         self.steps, self.ctx, self.functions, self.ranks = steps, ctx, functions, ranks
         self.finder: Any = None
         self.spent = self.estimated = 0.0
@@ -116,8 +125,16 @@ class _Runner:
                 result = self.functions(step.kind)(step, self.ctx)
                 seconds = time.perf_counter() - t0
                 world = len(self.ranks.all_gather(self.ranks.rank))
-                outcome = on_main(self.ranks, step.id, self._main_finish, k, step, result,
-                                  seconds, {"world_size": world})  # fmt: skip
+                outcome = on_main(
+                    self.ranks,
+                    step.id,
+                    self._main_finish,
+                    k,
+                    step,
+                    result,
+                    seconds,
+                    {"world_size": world},
+                )
             if outcome["action"] == "skipped":
                 summary.skipped.append(step.id)
                 continue
@@ -134,9 +151,10 @@ class _Runner:
         ctx = self.ctx
         self.finder = ReuseFinder(ctx.reuse, ctx) if ctx.reuse else None
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(ctx.out_dir / "plan.json",
-                          {"scale": ctx.scale.name,
-                           "steps": [s.to_dict() for s in self.steps]})  # fmt: skip
+        atomic_write_json(
+            ctx.out_dir / "plan.json",
+            {"scale": ctx.scale.name, "steps": [s.to_dict() for s in self.steps]},
+        )
         return {}
 
     def _main_prepare(self, k: int, step: Step) -> dict[str, Any]:
@@ -150,8 +168,10 @@ class _Runner:
             ctx.log(f"[{k}/{n}] {step.id} ... already done, skipped")
             return {"action": "skipped"}
         left = _eta(self.steps[k - 1 :], self.spent, self.estimated)
-        ctx.log(f"[{k}/{n}] {step.id} ... (estimate {format_duration(step.estimate_s)}; "
-                f"about {format_duration(left)} left in all)")  # fmt: skip
+        ctx.log(
+            f"[{k}/{n}] {step.id} ... (estimate {format_duration(step.estimate_s)}; "
+            f"about {format_duration(left)} left in all)"
+        )
         step.out_dir.mkdir(parents=True, exist_ok=True)
         decision = None
         if step.kind.endswith("-train"):
@@ -170,24 +190,32 @@ class _Runner:
         result = self.functions(step.kind)(step, ctx)
         return self._main_finish(k, step, result, time.perf_counter() - t0, {})
 
-    def _main_finish(self, k: int, step: Step, result: dict[str, Any], seconds: float,
-                     extra: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    def _main_finish(
+        self, k: int, step: Step, result: dict[str, Any], seconds: float, extra: dict[str, Any]
+    ) -> dict[str, Any]:
         """Write the step's marker and its progress line (rank 0)."""
         from g2lstm.train import atomic_write_json
         from g2lstm.train.progress import format_duration
 
         n = len(self.steps)
         marker = {
-            "id": step.id, "kind": step.kind, "cell": step.cell, "seed": step.seed,
-            "inputs": step.inputs(), "seconds": seconds,
+            "id": step.id,
+            "kind": step.kind,
+            "cell": step.cell,
+            "seed": step.seed,
+            "inputs": step.inputs(),
+            "seconds": seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            **extra, "result": result,
-        }  # fmt: skip
+            **extra,
+            "result": result,
+        }
         atomic_write_json(step.out_dir / DONE, marker)
         reused = extra.get("reused_from")
         if reused:
-            self.ctx.log(f"[{k}/{n}] {step.id} reused {reused} (finished run with the same "
-                         f"config, hash {extra['config_hash']})")  # fmt: skip
+            self.ctx.log(
+                f"[{k}/{n}] {step.id} reused {reused} (finished run with the same "
+                f"config, hash {extra['config_hash']})"
+            )
         else:
             self.spent += seconds
             self.estimated += step.estimate_s

@@ -24,9 +24,16 @@ from g2lstm.errors import ConfigError
 __all__ = ["SCALES", "STEP_KINDS", "CompressionSettings", "Scale", "get_scale"]
 
 STEP_KINDS = (
-    "lm-data", "lm-train", "lm-eval", "lm-analyze",
-    "mt-data", "mt-train", "mt-eval", "mt-analyze", "report",
-)  # fmt: skip
+    "lm-data",
+    "lm-train",
+    "lm-eval",
+    "lm-analyze",
+    "mt-data",
+    "mt-train",
+    "mt-eval",
+    "mt-analyze",
+    "report",
+)
 
 
 @dataclass(frozen=True)

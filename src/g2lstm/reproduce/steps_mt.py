@@ -1,24 +1,31 @@
 """Translation steps of the plan: data preparation, training, BLEU + compression, gates.
 
-The gate analysis drives :func:`g2lstm.analysis.analyze_models` through
-:class:`g2lstm.analysis.mt_adapter.MTAdapter` (re-exported here as ``MTAdapter``).
+Every step reaches the translation model through its task (:class:`g2lstm.tasks.Task`); the
+gate analysis drives :func:`g2lstm.analysis.analyze_models` with the task's
+:meth:`~g2lstm.tasks.Task.eval_data`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from g2lstm.analysis.mt_adapter import MTAdapter
+from g2lstm.analysis import AnalysisConfig, GateStats, analyze_models
+from g2lstm.compress import compress
+from g2lstm.config_checks import flatten
+from g2lstm.datasets import resolve_dataset
 from g2lstm.errors import TrainingError
 from g2lstm.reproduce.context import RunContext, dep_marker, lines_head
-from g2lstm.reproduce.paper import CELL_LABELS
 from g2lstm.reproduce.plan import Step
+from g2lstm.reproduce.steps_lm import summarize_analysis, trained_runs
+from g2lstm.tasks import EvalDataOptions, get_task
+
+MT = get_task("mt")
 
 __all__ = [
     "SPLIT_PREFIXES",
-    "MTAdapter",
     "mt_analyze",
     "mt_data",
     "mt_eval",
@@ -27,16 +34,15 @@ __all__ = [
 ]
 
 #: Multi30k/IWSLT split -> file prefix in the source folder.
-SPLIT_PREFIXES = {"multi30k": {"train": "train", "valid": "val", "test": "test2016"},
-                  "iwslt14": {"train": "train", "valid": "valid", "test": "test"}}  # fmt: skip
+SPLIT_PREFIXES = {
+    "multi30k": {"train": "train", "valid": "val", "test": "test2016"},
+    "iwslt14": {"train": "train", "valid": "valid", "test": "test"},
+}
 
 
 def mt_data(step: Step, ctx: RunContext) -> dict[str, Any]:
     """Resolve the MT corpus, optionally slice it, and prepare it (tokenised lowercase text,
     joint BPE, train pairs over 64 subwords dropped, as in the paper)."""
-    from g2lstm.datasets import resolve_dataset
-    from g2lstm.mt.prepare import prepare_dataset
-
     sc = ctx.scale
     source = resolve_dataset(sc.mt_dataset, ctx.data_dir, kind="mt", progress=False)
     src_dir = source / "tok" if sc.mt_dataset == "multi30k" else source
@@ -54,91 +60,98 @@ def mt_data(step: Step, ctx: RunContext) -> dict[str, Any]:
             lines_head(en, dst / f"{split}.en", n)
             sliced[split] = (dst / f"{split}.de", dst / f"{split}.en")
         files = sliced
-    prepared = prepare_dataset(
-        files, step.out_dir / "prepared", "de", "en", overwrite=True, tokenize=False,
-        lowercase=True, escape=True, max_len=64, bpe_merges=sc.mt_bpe_merges,
-    )  # fmt: skip
-    return {"prepared": str(prepared.root), "source": str(source), "slice": counts,
-            "dataset": sc.mt_dataset}  # fmt: skip
+    prepared = MT.prepare_data(
+        files,
+        step.out_dir / "prepared",
+        src_lang="de",
+        tgt_lang="en",
+        overwrite=True,
+        tokenize=False,
+        lowercase=True,
+        escape=True,
+        max_len=64,
+        bpe_merges=sc.mt_bpe_merges,
+    )
+    return {
+        "prepared": str(prepared),
+        "source": str(source),
+        "slice": counts,
+        "dataset": sc.mt_dataset,
+    }
 
 
 def mt_train_config(step: Step, ctx: RunContext, prepared: str) -> Any:
     """The resolved config a ``mt-train`` step trains (also what ``--reuse`` compares)."""
-    from g2lstm.mt.config import MTConfig
-
-    data: dict[str, dict[str, Any]] = {k: dict(v) for k, v in ctx.scale.mt_overrides.items()}
-    data.setdefault("model", {})["cell"] = step.cell
-    data.setdefault("train", {}).update(seed=step.seed, data=prepared)
-    return MTConfig.preset(ctx.scale.mt_preset).merged(data)
+    overrides = flatten(ctx.scale.mt_overrides)
+    overrides.update({"model.cell": step.cell, "train.seed": step.seed, "train.data": prepared})
+    return MT.preset_config(ctx.scale.mt_preset, overrides)
 
 
 def mt_train(step: Step, ctx: RunContext) -> dict[str, Any]:
     """Train one translation model (resuming from its checkpoints if there are any)."""
-    from g2lstm.mt.trainer import train
-
     prepared = dep_marker(step, "data/mt")["prepared"]
     config = mt_train_config(step, ctx, prepared)
-    result = train(config, step.out_dir, device=ctx.device, resume=True, show_progress=None)
-    if result.stopped == "interrupted":
-        raise TrainingError(f"{step.id} was interrupted at update {result.step}; run the same "
-                            "command again to resume it")  # fmt: skip
-    return {**result.to_dict(), "metrics": str(step.out_dir / "metrics.jsonl")}
+    result = MT.train(config, step.out_dir, device=ctx.device, resume=True)
+    if MT.unfinished(result) is not None:
+        raise TrainingError(
+            f"{step.id} was interrupted at update {result['step']}; run the same command "
+            "again to resume it"
+        )
+    return {**result, "metrics": str(step.out_dir / "metrics.jsonl")}
 
 
 def mt_eval(step: Step, ctx: RunContext) -> dict[str, Any]:
     """Test BLEU (tokenised and sacreBLEU) of the best checkpoint, then after each of the
     paper's compressions of the i/f gate blocks (Tables 4/5 settings, no retraining)."""
-    from g2lstm.compress import compress
-    from g2lstm.mt.prepare import load_prepared
-    from g2lstm.mt.translate import evaluate_split, load_translator
-
     trained = dep_marker(step, "train")
-    prepared = load_prepared(dep_marker(step, "data/mt")["prepared"])
-    translator = load_translator(trained["run_dir"], device=ctx.device)
-    base = evaluate_split(translator, "test", prepared).bleu
+    run = MT.load(trained["run_dir"], device=ctx.device)
+    evaluator = MT.evaluator(data=dep_marker(step, "data/mt")["prepared"], split="test")
+    base = evaluator.scores(run, run.model)
     out: dict[str, Any] = {
-        "cell": step.cell, "seed": step.seed, "tok_bleu": base.tok_bleu,
-        "detok_bleu": base.detok_bleu, "tok_signature": base.tok_signature,
-        "detok_signature": base.detok_signature, "num_sentences": base.num_sentences,
-        "valid_loss": trained["best_valid_loss"], "num_parameters": trained["num_parameters"],
-        "compression": {}, "compression_detok": {},
-    }  # fmt: skip
-    original = translator.model
-    try:
-        for column, (method, params) in ctx.scale.mt_compression.settings().items():
-            translator.model, _ = compress(original, method, "gates_if", **params)
-            bleu = evaluate_split(translator, "test", prepared).bleu
-            out["compression"][column] = bleu.tok_bleu
-            out["compression_detok"][column] = bleu.detok_bleu
-    finally:
-        translator.model = original
+        "cell": step.cell,
+        "seed": step.seed,
+        "tok_bleu": base["BLEU"],
+        "detok_bleu": base["detok_bleu"],
+        "tok_signature": base["tok_signature"],
+        "detok_signature": base["detok_signature"],
+        "num_sentences": base["num_sentences"],
+        "valid_loss": trained["best_valid_loss"],
+        "num_parameters": trained["num_parameters"],
+        "compression": {},
+        "compression_detok": {},
+    }
+    for column, (method, params) in ctx.scale.mt_compression.settings().items():
+        model, _ = compress(run.model, method, "gates_if", **params)
+        bleu = evaluator.scores(run, model)
+        out["compression"][column] = bleu["BLEU"]
+        out["compression_detok"][column] = bleu["detok_bleu"]
     return out
 
 
 def mt_analyze(step: Step, ctx: RunContext) -> dict[str, Any]:
     """Gate histograms (paper Figs. 1/3 use the first decoder layer) and hard-gate
     validation perplexity of the translation models of one seed."""
-    from g2lstm.analysis import AnalysisConfig, GateStats, analyze_models
-    from g2lstm.mt.prepare import load_prepared
-    from g2lstm.mt.translate import load_translator
-    from g2lstm.reproduce.steps_lm import summarize_analysis
-
-    prepared = load_prepared(dep_marker(step, "data/mt")["prepared"])
-    labels: dict[str, str] = {}
-    models = {}
-    for dep in step.deps:
-        if dep.name == "train":
-            cell = dep.parent.name.rsplit("-s", 1)[0]
-            labels[CELL_LABELS[cell]] = cell
-            models[CELL_LABELS[cell]] = load_translator(dep, device=ctx.device).model
-    adapter = MTAdapter(prepared, ctx.scale.analysis_batches, device=ctx.device)
-    config = AnalysisConfig(seed=step.seed or 0, max_batches=ctx.scale.analysis_batches,
-                            sensitivity=None)  # fmt: skip
-    result = analyze_models(models, adapter.batches, adapter.forward, step.out_dir,
-                            evaluate_fn=adapter.evaluate, metric="perplexity",
-                            config=config)  # fmt: skip
-    import json
-
+    labels, runs = trained_runs(step, ctx.device)
+    options = EvalDataOptions(
+        data=dep_marker(step, "data/mt")["prepared"],
+        split="valid",
+        max_batches=ctx.scale.analysis_batches,
+        metric="perplexity",
+        device=ctx.device,
+    )
+    inputs = MT.eval_data(runs, options, list(labels))
+    config = AnalysisConfig(
+        seed=step.seed or 0, max_batches=ctx.scale.analysis_batches, sensitivity=None
+    )
+    result = analyze_models(
+        inputs.models,
+        inputs.batches,
+        inputs.forward,
+        step.out_dir,
+        evaluate_fn=inputs.evaluate,
+        metric=inputs.metric,
+        config=config,
+    )
     stats = json.loads((step.out_dir / "gate_stats.json").read_text(encoding="utf-8"))
     decoder: dict[str, dict[str, float]] = {}
     for label, d in stats.items():

@@ -86,9 +86,13 @@ class Comparison:
     status: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "status": self.status,
-                "a": vars(self.a), "b": vars(self.b),
-                "higher_is_better": self.higher_is_better}  # fmt: skip
+        return {
+            "label": self.label,
+            "status": self.status,
+            "a": vars(self.a),
+            "b": vars(self.b),
+            "higher_is_better": self.higher_is_better,
+        }
 
 
 def compare(
@@ -102,8 +106,9 @@ def compare(
         status = INCONCLUSIVE
     else:
         gap = sa.mean - sb.mean if higher_is_better else sb.mean - sa.mean
-        status = INCONCLUSIVE if abs(gap) <= max(sa.std, sb.std) else (
-            HELD if gap > 0 else DID_NOT_HOLD)  # fmt: skip
+        status = (
+            INCONCLUSIVE if abs(gap) <= max(sa.std, sb.std) else (HELD if gap > 0 else DID_NOT_HOLD)
+        )
     return Comparison(label, sa, sb, higher_is_better, status)
 
 
@@ -127,8 +132,12 @@ class Verdict:
         return INCONCLUSIVE
 
     def to_dict(self) -> dict[str, Any]:
-        return {"claim": self.claim, "source": self.source, "status": self.status,
-                "comparisons": [c.to_dict() for c in self.comparisons]}  # fmt: skip
+        return {
+            "claim": self.claim,
+            "source": self.source,
+            "status": self.status,
+            "comparisons": [c.to_dict() for c in self.comparisons],
+        }
 
 
 def _get(numbers: Mapping[str, Any], *path: str) -> list[float] | None:
@@ -140,8 +149,14 @@ def _get(numbers: Mapping[str, Any], *path: str) -> list[float] | None:
     return list(node) if isinstance(node, Sequence) else None
 
 
-def _drop(numbers: Mapping[str, Any], part: str, cell: str, setting: str, metric: str,
-          lower_is_better: bool) -> list[float] | None:  # fmt: skip
+def _drop(
+    numbers: Mapping[str, Any],
+    part: str,
+    cell: str,
+    setting: str,
+    metric: str,
+    lower_is_better: bool,
+) -> list[float] | None:
     """Per-seed loss of quality under compression ``setting`` (positive = worse)."""
     orig = _get(numbers, part, cell, metric)
     comp = _get(numbers, part, cell, "compression", setting)
@@ -172,61 +187,124 @@ def evaluate_claims(numbers: Mapping[str, Any]) -> list[Verdict]:
     lower, higher = {"higher_is_better": False}, {"higher_is_better": True}
     v: list[Verdict] = []
     for part, where in (("lm", "PTB LM, first layer"), ("mt", "MT, first decoder layer")):
-        v.append(Verdict(
-            f"G2-LSTM gates are closer to 0/1 than the baseline's ({where})",
-            "Figs. 1/3; §6 claim 1",
-            tuple(compare(f"{g} gates near 0/1, G2 vs LSTM",
-                          _get(n, part, "g2", "near_binary", g),
-                          _get(n, part, "lstm", "near_binary", g), **higher)
-                  for g in ("input", "forget")),
-        ))  # fmt: skip
-    v.append(Verdict(
-        "G2-LSTM reaches a lower test perplexity than the baseline LSTM",
-        "Table 1; §6 claim 2",
-        (compare("test ppl, G2 vs LSTM", _get(n, "lm", "g2", "test_ppl"),
-                 _get(n, "lm", "lstm", "test_ppl"), **lower),),
-    ))  # fmt: skip
-    v.append(Verdict(
-        "Sharpened Sigmoid is no substitute: G2-LSTM beats it, with more polarised gates",
-        "Tables 1/2; §6 claim 4",
-        (compare("test ppl, G2 vs Sharpened", _get(n, "lm", "g2", "test_ppl"),
-                 _get(n, "lm", "sharpened", "test_ppl"), **lower),
-         compare("forget gates near 0/1, G2 vs Sharpened",
-                 _get(n, "lm", "g2", "near_binary", "forget"),
-                 _get(n, "lm", "sharpened", "near_binary", "forget"), **higher)),
-    ))  # fmt: skip
-    v.append(Verdict(
-        "G2-LSTM loses less perplexity than the baseline under low-rank compression",
-        "Table 3 (lower SVD rank); §6 claim 5",
-        (compare("ppl increase at the low rank, G2 vs LSTM",
-                 _drop(n, "lm", "g2", "svd_low", "test_ppl", True),
-                 _drop(n, "lm", "lstm", "svd_low", "test_ppl", True), **lower),),
-    ))  # fmt: skip
-    v.append(Verdict(
-        "G2-LSTM loses less perplexity than the baseline under round & clip",
-        "Table 3 (round & clip); §6 claim 6",
-        (compare("ppl increase under round & clip, G2 vs LSTM",
-                 _drop(n, "lm", "g2", "round_clip", "test_ppl", True),
-                 _drop(n, "lm", "lstm", "round_clip", "test_ppl", True), **lower),),
-    ))  # fmt: skip
-    v.append(Verdict(
-        "Hard 0/1 gates at test time cost G2-LSTM less than the baseline (extension)",
-        "§6 claim 10 (not tested in the paper)",
-        (compare("relative ppl increase with hard i/f gates, G2 vs LSTM",
-                 _hard_cost(n, "lm", "g2"), _hard_cost(n, "lm", "lstm"), **lower),),
-    ))  # fmt: skip
-    v.append(Verdict(
-        "G2-LSTM translates better than the baseline (tokenised BLEU)",
-        "Table 2; §6 claim 11",
-        (compare("test BLEU, G2 vs LSTM", _get(n, "mt", "g2", "tok_bleu"),
-                 _get(n, "mt", "lstm", "tok_bleu"), **higher),),
-    ))  # fmt: skip
-    v.append(Verdict(
-        "G2-LSTM loses less BLEU than the baseline under round & clip and low rank",
-        "Tables 4/5; §6 claim 11",
-        tuple(compare(f"BLEU drop under {label}, G2 vs LSTM",
-                      _drop(n, "mt", "g2", s, "tok_bleu", False),
-                      _drop(n, "mt", "lstm", s, "tok_bleu", False), **lower)
-              for s, label in (("round_clip", "round & clip"), ("svd_low", "the low rank"))),
-    ))  # fmt: skip
+        v.append(
+            Verdict(
+                f"G2-LSTM gates are closer to 0/1 than the baseline's ({where})",
+                "Figs. 1/3; §6 claim 1",
+                tuple(
+                    compare(
+                        f"{g} gates near 0/1, G2 vs LSTM",
+                        _get(n, part, "g2", "near_binary", g),
+                        _get(n, part, "lstm", "near_binary", g),
+                        **higher,
+                    )
+                    for g in ("input", "forget")
+                ),
+            )
+        )
+    v.append(
+        Verdict(
+            "G2-LSTM reaches a lower test perplexity than the baseline LSTM",
+            "Table 1; §6 claim 2",
+            (
+                compare(
+                    "test ppl, G2 vs LSTM",
+                    _get(n, "lm", "g2", "test_ppl"),
+                    _get(n, "lm", "lstm", "test_ppl"),
+                    **lower,
+                ),
+            ),
+        )
+    )
+    v.append(
+        Verdict(
+            "Sharpened Sigmoid is no substitute: G2-LSTM beats it, with more polarised gates",
+            "Tables 1/2; §6 claim 4",
+            (
+                compare(
+                    "test ppl, G2 vs Sharpened",
+                    _get(n, "lm", "g2", "test_ppl"),
+                    _get(n, "lm", "sharpened", "test_ppl"),
+                    **lower,
+                ),
+                compare(
+                    "forget gates near 0/1, G2 vs Sharpened",
+                    _get(n, "lm", "g2", "near_binary", "forget"),
+                    _get(n, "lm", "sharpened", "near_binary", "forget"),
+                    **higher,
+                ),
+            ),
+        )
+    )
+    v.append(
+        Verdict(
+            "G2-LSTM loses less perplexity than the baseline under low-rank compression",
+            "Table 3 (lower SVD rank); §6 claim 5",
+            (
+                compare(
+                    "ppl increase at the low rank, G2 vs LSTM",
+                    _drop(n, "lm", "g2", "svd_low", "test_ppl", True),
+                    _drop(n, "lm", "lstm", "svd_low", "test_ppl", True),
+                    **lower,
+                ),
+            ),
+        )
+    )
+    v.append(
+        Verdict(
+            "G2-LSTM loses less perplexity than the baseline under round & clip",
+            "Table 3 (round & clip); §6 claim 6",
+            (
+                compare(
+                    "ppl increase under round & clip, G2 vs LSTM",
+                    _drop(n, "lm", "g2", "round_clip", "test_ppl", True),
+                    _drop(n, "lm", "lstm", "round_clip", "test_ppl", True),
+                    **lower,
+                ),
+            ),
+        )
+    )
+    v.append(
+        Verdict(
+            "Hard 0/1 gates at test time cost G2-LSTM less than the baseline (extension)",
+            "§6 claim 10 (not tested in the paper)",
+            (
+                compare(
+                    "relative ppl increase with hard i/f gates, G2 vs LSTM",
+                    _hard_cost(n, "lm", "g2"),
+                    _hard_cost(n, "lm", "lstm"),
+                    **lower,
+                ),
+            ),
+        )
+    )
+    v.append(
+        Verdict(
+            "G2-LSTM translates better than the baseline (tokenised BLEU)",
+            "Table 2; §6 claim 11",
+            (
+                compare(
+                    "test BLEU, G2 vs LSTM",
+                    _get(n, "mt", "g2", "tok_bleu"),
+                    _get(n, "mt", "lstm", "tok_bleu"),
+                    **higher,
+                ),
+            ),
+        )
+    )
+    v.append(
+        Verdict(
+            "G2-LSTM loses less BLEU than the baseline under round & clip and low rank",
+            "Tables 4/5; §6 claim 11",
+            tuple(
+                compare(
+                    f"BLEU drop under {label}, G2 vs LSTM",
+                    _drop(n, "mt", "g2", s, "tok_bleu", False),
+                    _drop(n, "mt", "lstm", s, "tok_bleu", False),
+                    **lower,
+                )
+                for s, label in (("round_clip", "round & clip"), ("svd_low", "the low rank"))
+            ),
+        )
+    )
     return v

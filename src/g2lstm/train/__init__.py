@@ -50,7 +50,7 @@ from g2lstm.train.checkpoint import (
 )
 from g2lstm.train.distributed import DistributedContext, init_distributed
 from g2lstm.train.lock import RunLock, ensure_writable_dir
-from g2lstm.train.manager import CheckpointManager
+from g2lstm.train.manager import CheckpointManager, resolve_checkpoint
 from g2lstm.train.metrics import MetricsLogger, read_metrics
 from g2lstm.train.nonfinite import NonFiniteGuard, NonFinitePolicy, first_nonfinite_grad
 from g2lstm.train.progress import Throughput, format_duration, progress
@@ -93,6 +93,7 @@ __all__ = [
     "load_checkpoint",
     "progress",
     "read_metrics",
+    "resolve_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
     "seed_everything",

@@ -26,12 +26,12 @@ from typing import Any
 
 import torch
 
-from g2lstm.errors import ConfigError
+from g2lstm.errors import CheckpointError, ConfigError
 from g2lstm.safe_files import refuse_symlink
 from g2lstm.train.atomic import atomic_write_json
 from g2lstm.train.checkpoint import META_FILE, Checkpoint, load_checkpoint, save_checkpoint
 
-__all__ = ["CheckpointManager"]
+__all__ = ["CheckpointManager", "resolve_checkpoint"]
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 _TMP_DIR = re.compile(r"^step-\d+\.(tmp|old)-")
@@ -200,3 +200,29 @@ class CheckpointManager:
 
     def __repr__(self) -> str:
         return f"CheckpointManager({str(self.run_dir)!r}, keep_last={self.keep_last})"
+
+
+def resolve_checkpoint(path: str | os.PathLike[str], which: str = "best") -> Path:
+    """The checkpoint directory that ``path`` names, for any task's runs.
+
+    ``path`` is a checkpoint directory (with ``meta.json``) or a file (returned as is), a run
+    directory (its ``best`` checkpoint, else the latest; ``which="last"``: the latest) or a run's
+    ``checkpoints/`` folder.
+
+    Raises:
+        CheckpointError: nothing that holds a checkpoint, or a run without a complete one.
+    """
+    p = Path(path)
+    if p.is_file() or (p / META_FILE).is_file():
+        return p
+    run = p.parent if p.name == "checkpoints" and not (p / "checkpoints").is_dir() else p
+    if not (run / "checkpoints").is_dir():
+        raise CheckpointError(
+            f"no checkpoint at {p}: pass a run directory (with checkpoints/) or a checkpoint "
+            "directory (with meta.json)"
+        )
+    manager = CheckpointManager(run, keep_last=None)
+    found = (manager.best() if which == "best" else None) or manager.latest()
+    if found is None:
+        raise CheckpointError(f"run directory {run} has no complete checkpoint yet")
+    return found

@@ -118,8 +118,9 @@ class LogLines:
     def set_description(self, desc: str | None = None, refresh: bool = True) -> None:
         self.desc = desc
 
-    def set_postfix(self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True,
-                    **kwargs: Any) -> None:  # fmt: skip
+    def set_postfix(
+        self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kwargs: Any
+    ) -> None:
         items = {**(ordered_dict or {}), **kwargs}
         self._postfix = " ".join(f"{k}={v}" for k, v in items.items())
 
@@ -186,8 +187,14 @@ def progress(
     from tqdm.auto import tqdm
 
     if log and not _is_terminal(sys.stderr) and (every := progress_every()) > 0:
-        return LogLines(iterable, total, desc, every=every, unit=kwargs.get("unit", "it"),
-                        initial=kwargs.get("initial", 0))  # fmt: skip
+        return LogLines(
+            iterable,
+            total,
+            desc,
+            every=every,
+            unit=kwargs.get("unit", "it"),
+            initial=kwargs.get("initial", 0),
+        )
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, total=total, desc=desc, disable=disable, **kwargs)
 

@@ -24,9 +24,18 @@ __all__ = ["RUN_FILES", "RUN_MARKER", "claim_run_dir", "is_run_dir"]
 RUN_MARKER = ".g2lstm-run"
 #: Names a training run writes directly in its folder (a symlink at any of them is refused).
 RUN_FILES = (
-    RUN_MARKER, LOCK_NAME, PID_NAME, "config.yaml", "vocab.json", "metrics.jsonl", "metrics.csv",
-    "results.json", "result.json", "checkpoints", "tensorboard",
-)  # fmt: skip
+    RUN_MARKER,
+    LOCK_NAME,
+    PID_NAME,
+    "config.yaml",
+    "vocab.json",
+    "metrics.jsonl",
+    "metrics.csv",
+    "results.json",
+    "result.json",
+    "checkpoints",
+    "tensorboard",
+)
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:

@@ -1,4 +1,5 @@
-"""MTAdapter: length-grouped batches, side tokens with BPE pieces, heatmap pairs, metrics."""
+"""The translation task's analysis probe (MTAdapter): length-grouped batches, side tokens
+with BPE pieces, heatmap pairs, metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import pytest
 import torch
 
 from g2lstm.analysis import record_traces
-from g2lstm.analysis.mt_adapter import (
+from g2lstm.analysis.tokens import token_class
+from g2lstm.errors import ConfigError, DataError
+from g2lstm.mt.prepare import load_prepared
+from g2lstm.mt.translate import evaluate_split, load_translator
+from g2lstm.tasks.mt_probe import (
     MTAdapter,
     check_prepared,
     layer_side,
@@ -17,10 +22,6 @@ from g2lstm.analysis.mt_adapter import (
     mt_batches,
     side_layer_index,
 )
-from g2lstm.analysis.tokens import token_class
-from g2lstm.errors import ConfigError, DataError
-from g2lstm.mt.prepare import load_prepared
-from g2lstm.mt.translate import evaluate_split, load_translator
 
 pytestmark = pytest.mark.slow  # the session fixture trains two tiny MT runs (~5 s)
 

@@ -1,4 +1,6 @@
-"""Glue between :mod:`g2lstm.mt` translation models and :func:`analyze_models`.
+"""The translation model's evaluation data for the gate analysis (:meth:`MTTask.eval_data`).
+
+The callables :func:`g2lstm.analysis.analyze_models` needs for a translation model.
 
 Batches are ``(src (S, B), src_lengths (B,), tgt_in (T, B), tgt_out (T, B))`` tuples from
 :func:`g2lstm.mt.batching.collate`, built from one prepared split. Pairs are grouped by target
@@ -26,13 +28,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from g2lstm.errors import ConfigError, DataError
+from g2lstm.mt.batching import collate
+from g2lstm.mt.config import DecodeConfig
+from g2lstm.mt.model import Seq2Seq
+from g2lstm.mt.prepared import PreparedData, load_prepared
+from g2lstm.mt.translate import Translator, evaluate_split, resolve_split
+from g2lstm.mt.vocab import Vocab
+from g2lstm.nn import g2_modules
 
 __all__ = [
     "INPUT_FORMATS",
@@ -65,11 +74,15 @@ def module_side(name: str) -> str:
     raise ConfigError(f"module {name!r} is neither an encoder (enc_*) nor a decoder (dec_*) LSTM")
 
 
-def side_layer_index(model: nn.Module, side: str = "target") -> int:
-    """Index into :func:`~g2lstm.analysis.run.recorded_layers` of the first layer of ``side``
-    (``"target"``: the first decoder layer, the paper's Figs. 1/3)."""
-    from g2lstm.analysis.run import recorded_layers
+def recorded_layers(model: nn.Module) -> list[tuple[str, int]]:
+    """``(module name, layer)`` of every layer the gate analysis records, in module order
+    (as :func:`g2lstm.analysis.recorded_layers`)."""
+    return [(n, k) for n, m in g2_modules(model) for k in range(getattr(m, "num_layers", 1))]
 
+
+def side_layer_index(model: nn.Module, side: str = "target") -> int:
+    """Index into :func:`recorded_layers` of the first layer of ``side`` (``"target"``: the
+    first decoder layer, the paper's Figs. 1/3)."""
     for i, (name, _) in enumerate(recorded_layers(model)):
         if module_side(name) == side:
             return i
@@ -78,8 +91,6 @@ def side_layer_index(model: nn.Module, side: str = "target") -> int:
 
 def layer_side(models: Sequence[nn.Module], index: int) -> str:
     """The side of layer ``index`` (see :func:`side_layer_index`), the same in every model."""
-    from g2lstm.analysis.run import recorded_layers
-
     sides = set()
     for model in models:
         layers = recorded_layers(model)
@@ -107,9 +118,6 @@ def mt_batches(
         batch_size: at most this many pairs per batch.
         max_batches: keep the first ``max_batches`` batches (by first corpus index).
     """
-    from g2lstm.mt.batching import collate
-    from g2lstm.mt.vocab import Vocab
-
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size={batch_size!r} must be an int >= 1")
     groups: dict[int, list[int]] = {}
@@ -168,10 +176,6 @@ class MTAdapter:
         bleu_limit: int | None = None,
         input_format: str = "raw",
     ) -> None:
-        from g2lstm.mt.config import DecodeConfig
-        from g2lstm.mt.prepare import PreparedData, load_prepared
-        from g2lstm.mt.translate import resolve_split
-
         if side not in SIDES:
             raise ConfigError(f"side={side!r}: expected one of {SIDES}")
         if input_format not in INPUT_FORMATS:
@@ -201,8 +205,9 @@ class MTAdapter:
         """Mean teacher-forced cross-entropy of ``batch`` (padding excluded)."""
         src, src_len, tgt_in, tgt_out = batch
         logits = model(src, src_len, tgt_in)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1),
-                               ignore_index=self.pad)  # fmt: skip
+        return F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1), ignore_index=self.pad
+        )
 
     def tokens(self, batch: Batch) -> Tensor:
         """``(T, B)`` ids into :attr:`itos` of the followed side: ``src`` (S, B) for the
@@ -233,10 +238,8 @@ class MTAdapter:
 
     def bleu(self, model: nn.Module) -> float:
         """Tokenised BLEU of ``model`` on the split (``g2lstm mt eval``'s number)."""
-        from g2lstm.mt.translate import Translator, evaluate_split
-
         p, was = self.prepared, model.training
-        tr = Translator(model, p.src_vocab, p.tgt_vocab, p.config, self.decode)  # eval mode
+        tr = Translator(cast(Seq2Seq, model), p.src_vocab, p.tgt_vocab, p.config, self.decode)
         try:
             res = evaluate_split(tr, self.split, p, limit=self.bleu_limit)
         finally:

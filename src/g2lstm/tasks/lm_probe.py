@@ -1,4 +1,6 @@
-"""Glue between :mod:`g2lstm.lm` word language models and :func:`analyze_models`.
+"""The language model's evaluation data for the gate analysis (:meth:`LMTask.eval_data`).
+
+The callables :func:`g2lstm.analysis.analyze_models` needs for a word language model.
 
 Batches are ``(input, target)`` pairs of ``(T, B)`` ids cut from a batchified split
 (:func:`g2lstm.lm.data.batchify` / :func:`~g2lstm.lm.data.get_batch`). Each batch starts from
@@ -18,6 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from g2lstm.errors import ConfigError, DataError
+from g2lstm.lm.data import batchify, get_batch
+from g2lstm.lm.evaluate import evaluate
 
 __all__ = ["LMAdapter", "lm_batches", "lm_forward", "lm_tokens"]
 
@@ -48,12 +52,10 @@ def lm_batches(
         bptt: segment length ``T``.
         max_batches: keep at most this many segments (from the start).
     """
-    from g2lstm.lm.data import batchify, get_batch
-
     if bptt < 1:
         raise ConfigError(f"bptt={bptt} must be >= 1")
     source = batchify(ids, batch_size, device=device)
-    out = []
+    out: list[Batch] = []
     for i in range(0, source.size(0) - 1, bptt):
         if max_batches is not None and len(out) >= max_batches:
             break
@@ -88,8 +90,9 @@ class LMAdapter:
         if vocab.eos_id is None:
             raise DataError("the vocabulary has no <eos>; it is not a word-LM vocabulary")
         itos = list(vocab)
-        return cls(itos, {t: i for i, t in enumerate(itos)}, vocab.unk_id, vocab.eos_id,
-                   eval_ids, **kw)  # fmt: skip
+        return cls(
+            itos, {t: i for i, t in enumerate(itos)}, vocab.unk_id, vocab.eos_id, eval_ids, **kw
+        )
 
     def encode(self, sentence: str) -> tuple[list[str], Batch]:
         """``(tokens, (input (T, 1), target (T, 1)))`` for one whitespace-split sentence.
@@ -112,9 +115,6 @@ class LMAdapter:
 
     def evaluate(self, model: nn.Module) -> float:
         """Perplexity of ``model`` on ``eval_ids`` (state carried across segments)."""
-        from g2lstm.lm.data import batchify
-        from g2lstm.lm.evaluate import evaluate
-
         source = batchify(self.eval_ids, self.batch_size, device=self.device)
         loss = evaluate(model, source, self.bptt)  # type: ignore[arg-type]
         try:

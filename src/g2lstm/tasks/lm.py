@@ -1,0 +1,305 @@
+"""The word language model (paper §4.1.1, PTB) behind the :class:`~g2lstm.tasks.base.Task`
+interface.
+
+- loading: run/checkpoint directories of ``g2lstm lm train`` (:func:`g2lstm.lm.evaluate.load_model`,
+  best weights, averaged ones after NT-ASGD) and the ``{"kind", "config", "vocab"}`` metadata of
+  compressed files;
+- metric: perplexity (lower is better), as ``g2lstm lm eval`` (:class:`LMEvaluator`);
+- fine-tune (:class:`LMStepLoss`): the ``train`` split batchified into ``train.batch_size``
+  streams, segments of ``train.bptt`` tokens read in order with the hidden state carried across
+  segments (as ``g2lstm lm train``), mean cross-entropy per token (no AR/TAR); the run's
+  optimizer kind (SGD or Adam), ``optim.wdecay`` and ``optim.clip``, a tenth of its lr;
+- gate analysis: segments of a split (:mod:`g2lstm.tasks.lm_probe`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from g2lstm.datasets import resolve_dataset
+from g2lstm.errors import ConfigError
+from g2lstm.lm import preset_config, train
+from g2lstm.lm.config import RunConfig
+from g2lstm.lm.data import Corpus, Vocabulary, batchify
+from g2lstm.lm.evaluate import check_vocab, evaluate, load_model, perplexity
+from g2lstm.lm.model import RNNLanguageModel, detach_hidden
+from g2lstm.tasks.base import (
+    EvalData,
+    EvalDataOptions,
+    Evaluator,
+    FinetuneRecipe,
+    LoadedRun,
+    Task,
+    positive_int,
+)
+from g2lstm.tasks.lm_probe import LMAdapter, lm_batches, lm_forward, lm_tokens
+
+__all__ = ["DEFAULT_SENTENCES", "LMEvaluator", "LMStepLoss", "LMTask"]
+
+#: The paper's Fig. 4 sentences, in PTB's normalisation (numbers -> N, no final period).
+DEFAULT_SENTENCES = (
+    "the u.s. economy is still the world 's greatest economy",
+    "the numbers have not moved since N and are going in the wrong direction",
+)
+
+
+class LMEvaluator(Evaluator):
+    """Perplexity on a split of the LM corpus (as ``g2lstm lm eval``, plain mode).
+
+    Args:
+        data: dataset name or folder (default: each run's own).
+        data_dir: root of named datasets.
+        split: ``"valid"`` or ``"test"``.
+        batch_size: evaluation streams (default: the run's ``test_batch_size`` for test,
+            ``eval_batch_size`` for valid, as ``lm eval``).
+        bptt: segment length (default: the run's).
+        max_batches: score only the first ``max_batches`` segments (a cheap estimate).
+    """
+
+    task, metric, higher_is_better = "lm", "ppl", False
+
+    def __init__(
+        self,
+        data: str | None = None,
+        data_dir: str | None = None,
+        split: str = "test",
+        batch_size: int | None = None,
+        bptt: int | None = None,
+        max_batches: int | None = None,
+    ) -> None:
+        if split not in ("valid", "test"):
+            raise ConfigError(f"split must be 'valid' or 'test', got {split!r}")
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.bptt = positive_int("bptt", bptt)
+        self.max_batches = positive_int("max_batches", max_batches)
+        self.data, self.data_dir, self.split = data, data_dir, split
+        self._corpora: dict[str, Corpus] = {}
+        self._sources: dict[tuple[str, int, str], Tensor] = {}
+
+    def corpus(self, run: LoadedRun) -> Corpus:
+        """The corpus of ``run`` (cached per folder), checked against its vocabulary."""
+        cfg = run.config
+        data = self.data or cfg.data
+        folder = str(resolve_dataset(data, self.data_dir or cfg.data_dir, kind="lm"))
+        if folder not in self._corpora:
+            self._corpora[folder] = Corpus.load(folder)
+        corpus = self._corpora[folder]
+        check_vocab(run.vocab, corpus.vocab, str(run.path), str(data))
+        return corpus
+
+    def _source(self, run: LoadedRun) -> tuple[Tensor, int]:
+        cfg = run.config
+        full = self.corpus(run)  # cached per folder
+        corpus = full.head(cfg.train.limit_tokens)  # as the run was evaluated
+        default_bs = (
+            cfg.train.test_batch_size if self.split == "test" else cfg.train.eval_batch_size
+        )
+        bs, bptt = self.batch_size or default_bs, self.bptt or cfg.train.bptt
+        key = (f"{id(full)}:{cfg.train.limit_tokens}", bs, self.split)
+        if key not in self._sources:
+            self._sources[key] = batchify(corpus[self.split], bs, name=self.split)
+        source = self._sources[key]
+        if self.max_batches is not None:
+            source = source[: self.max_batches * bptt + 1]
+        return source, bptt
+
+    def score(self, run: LoadedRun, model: nn.Module) -> float:
+        """Perplexity of ``model`` on the split."""
+        source, bptt = self._source(run)
+        return perplexity(evaluate(model, source, bptt))  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        limit = f", first {self.max_batches} segments" if self.max_batches else ""
+        data = self.data or "each run's data"
+        return f"perplexity on {data}/{self.split}{limit}"
+
+
+class LMStepLoss:
+    """Training segments of a language model's corpus, as a ``step_loss(model, step)``.
+
+    Step ``k`` reads segment ``k mod num_batches`` of the batchified ``train`` split, ``(bptt,
+    batch_size)`` token ids, and returns the mean cross-entropy per token; the hidden state is
+    carried from segment to segment and reset at the start of each pass.
+    """
+
+    def __init__(
+        self,
+        run: LoadedRun,
+        batch_size: int | None = None,
+        bptt: int | None = None,
+        *,
+        data: str | os.PathLike[str] | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        cfg = run.config
+        evaluator = LMEvaluator(
+            data=None if data is None else str(data),
+            data_dir=None if data_dir is None else str(data_dir),
+            split="valid",
+        )
+        corpus = evaluator.corpus(run)  # checks the vocabulary against the model's
+        self.batch_size = positive_int("batch_size", batch_size) or cfg.train.batch_size
+        self.bptt = positive_int("bptt", bptt) or cfg.train.bptt
+        self.source = batchify(corpus["train"], self.batch_size, name="train")
+        self.num_batches = max(1, (self.source.size(0) - 1) // self.bptt)
+        self.description = (
+            f"{data or cfg.data}/train, {self.batch_size} streams x {self.bptt} tokens"
+        )
+        self._hidden: Any = None
+
+    def __call__(self, model: nn.Module, step: int) -> Tensor:
+        """Mean cross-entropy per token of segment ``step mod num_batches`` (scalar)."""
+        i = (step % self.num_batches) * self.bptt
+        if i == 0:
+            self._hidden = None
+        length = min(self.bptt, self.source.size(0) - 1 - i)
+        device = next(model.parameters()).device
+        inp = self.source[i : i + length].to(device)
+        tgt = self.source[i + 1 : i + 1 + length].to(device)
+        out = model(inp, self._hidden)
+        self._hidden = detach_hidden(out.hidden)
+        return F.cross_entropy(out.logits.reshape(-1, out.logits.size(-1)), tgt.reshape(-1))
+
+
+class LMTask(Task):
+    """The word language model (see the module docstring)."""
+
+    name, title = "lm", "language model"
+    checkpoint_kind = "g2lstm-lm"
+    evaluator_class = LMEvaluator
+    metric, higher_is_better = "ppl", False
+    result_file = "results.json"
+
+    def config_from_dict(self, data: Mapping[str, Any], source: str = "config") -> RunConfig:
+        return RunConfig.from_dict(data, source=source)
+
+    def recognizes_config(self, data: Mapping[str, Any]) -> bool:
+        train = data.get("train")
+        return (
+            "data" in data
+            and "decode" not in data
+            and not (isinstance(train, Mapping) and "data" in train)
+        )
+
+    def preset_config(self, preset: str, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+        return preset_config(preset, dict(overrides or {}))
+
+    def train(
+        self, config: Any, out_dir: Path, *, device: str = "cpu", resume: bool = False
+    ) -> dict[str, Any]:
+        return asdict(train(config, out_dir, resume=resume))
+
+    def unfinished(self, result: Mapping[str, Any]) -> str | None:
+        if result.get("complete") is True:
+            return None
+        return f"complete={result.get('complete')!r}"
+
+    def build_model(self, config: Any, file_config: Mapping[str, Any]) -> nn.Module:
+        return RNNLanguageModel(config.model)
+
+    def loaded(
+        self,
+        path: Path,
+        model: nn.Module,
+        config: Any,
+        file_config: dict[str, Any],
+        report: dict[str, Any] | None = None,
+    ) -> LoadedRun:
+        vocab = Vocabulary.from_dict(file_config["vocab"])
+        return LoadedRun(
+            path,
+            self,
+            model,
+            config,
+            config.model.cell,
+            config.train.seed,
+            config.model.nhid,
+            file_config,
+            vocab,
+            vocab,
+            report,
+        )
+
+    def load(self, path: str | os.PathLike[str], device: str = "cpu") -> LoadedRun:
+        lm = load_model(path, map_location=device)
+        ckpt = Path(lm.checkpoint.path)
+        file_config = {
+            "kind": self.checkpoint_kind,
+            "config": lm.config.to_dict(),
+            "vocab": lm.vocab.to_dict(),
+            "source": str(ckpt),
+        }
+        return self.loaded(ckpt, lm.model, lm.config, file_config)
+
+    def finetune_recipe(
+        self,
+        run: LoadedRun,
+        *,
+        data: str | os.PathLike[str] | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+    ) -> FinetuneRecipe:
+        step_loss = LMStepLoss(run, data=data, data_dir=data_dir)
+        o = run.config.optim
+
+        def optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+            params = [p for p in model.parameters() if p.requires_grad]
+            if o.optimizer == "adam":
+                return torch.optim.Adam(params, lr=lr, weight_decay=o.wdecay)
+            return torch.optim.SGD(params, lr=lr, weight_decay=o.wdecay)
+
+        return FinetuneRecipe(
+            step_loss,
+            o.lr / 10,
+            o.clip,
+            run.config.train.seed,
+            optimizer,
+            step_loss.num_batches,
+            step_loss.description,
+        )
+
+    def eval_data(
+        self, runs: Sequence[LoadedRun], options: EvalDataOptions, labels: Sequence[str]
+    ) -> EvalData:
+        first = runs[0].config
+        data = options.data or first.data
+        folder = resolve_dataset(data, options.data_dir or first.data_dir, kind="lm")
+        corpus = Corpus.load(folder)
+        for run in runs:
+            check_vocab(run.vocab, corpus.vocab, str(run.path), str(data))
+        ids = corpus[options.split]
+        eval_ids = ids[: options.eval_tokens] if options.eval_tokens else ids
+        bs, bptt = options.batch_size or 10, options.bptt
+        adapter = LMAdapter.from_vocab(
+            corpus.vocab, eval_ids, batch_size=bs, bptt=bptt, device=options.device
+        )
+        batches = lm_batches(ids, bs, bptt, options.max_batches, options.device)
+        sentences = DEFAULT_SENTENCES if options.sentences is None else options.sentences
+        subset = (
+            f"first {len(eval_ids):,} of {len(ids):,} tokens"
+            if len(eval_ids) < len(ids)
+            else f"all {len(ids):,} tokens"
+        )
+        out = EvalData(
+            {label: run.model for label, run in zip(labels, runs)},
+            batches,
+            lm_forward,
+            adapter.evaluate,
+            "perplexity",
+            False,
+            options.layer or 0,
+            f"{data}/{options.split}, {len(batches)} segments of {bs}x{bptt}",
+            lm_tokens,
+            adapter.itos,
+            sentences,
+            adapter.encode,
+        )
+        out.metric_what = f"{data}/{options.split}, {subset}"
+        return out
