@@ -3,7 +3,8 @@
 - ``cli.md``: the ``<!-- g2lstm-cli -->`` marker becomes the ``--help`` of every ``g2lstm``
   command and sub-command, rendered from the argparse parser itself.
 - ``<!-- readme:SLUG -->``: the README section with that heading (e.g. ``works-with``), so a
-  page and the README cannot drift apart.
+  page and the README cannot drift apart; ``<!-- file:NAME.md -->``: a whole top-level file
+  (``ARCHITECTURE.md``).
 - ``results/*.md``: one page per ``##`` section of ``benchmarks/RESULTS.md`` (each table
   with its command and machine), plus the figures and reports under ``benchmarks/`` that those
   sections link to, copied under ``results/``.
@@ -25,6 +26,7 @@ RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 BENCH_DIRS = ("figures", "reproduce-cpu-2seeds")
 CLI_MARKER = "<!-- g2lstm-cli -->"
 README_MARKER = re.compile(r"<!-- readme:([a-z-]+) -->")
+FILE_MARKER = re.compile(r"<!-- file:([A-Za-z0-9_.-]+\.md) -->")
 
 
 # ----------------------------------------------------------------------------- CLI reference
@@ -137,4 +139,5 @@ def readme_section(slug: str) -> str:
 def on_page_markdown(markdown: str, page: object, config: object, files: Files) -> str:
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_markdown())
+    markdown = FILE_MARKER.sub(lambda m: (ROOT / m.group(1)).read_text(encoding="utf-8"), markdown)
     return README_MARKER.sub(lambda m: readme_section(m.group(1)), markdown)
