@@ -58,9 +58,11 @@ FAST_TORCH = {"onednn": FAST_ONEDNN["torch"], "torch": FAST_ONEDNN["onednn"]}
 def test_the_faster_route_is_chosen(monkeypatch, times, want):
     calls = _fake_timer(monkeypatch, times)
     assert gemm.resolve_route(LIKE, shape=SHAPE) == want
-    rounds = len(calls) // 6  # 2 routes x 3 roles per round
-    assert autotune.MIN_ROUNDS <= rounds <= autotune.MAX_ROUNDS and len(calls) == 6 * rounds
+    rounds = 2 + (len(calls) - 12) // 4  # 2 routes x 3 roles twice, then without "pack"
+    assert autotune.MIN_ROUNDS <= rounds <= autotune.MAX_ROUNDS
+    assert len(calls) == 12 + 4 * (rounds - 2)
     assert {route for route, _ in calls} == {"onednn", "torch"}
+    assert [role for _, role in calls].count("pack") == 4  # packing: twice per route
     n = len(calls)
     assert gemm.resolve_route(LIKE, shape=SHAPE) == want  # cached: not measured again
     assert gemm.resolve_route(LIKE, shape=(50, 6, 5, 4)) == want  # same bucket (5 and 6)

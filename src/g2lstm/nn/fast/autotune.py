@@ -4,10 +4,11 @@ Which library multiplies faster (oneDNN or MKL through ``torch.mm``) depends on 
 runs its AVX2 code on AMD, oneDNN its AVX-512 code), the shape and the thread count; a CPU's
 vendor name does not say. So the first time the fast recurrence meets a shape on CPU float32,
 :func:`choose_route` times what each route would run (:func:`g2lstm.nn.fast.gemm.route_workloads`:
-one per-step product ``h W_hh^T`` with the weight packed as that route packs it, the packing,
-and an input projection of :data:`PROJ_ROWS` rows) a few times, interleaved, best of each,
-within ~:data:`BUDGET_S` seconds, and keeps the route with the smaller estimated cost of a
-forward pass::
+the packing of the per-step weight as that route packs it, one per-step product ``h W_hh^T``
+and an input projection of :data:`PROJ_ROWS` rows) a few times, interleaved, best of each
+(~10 ms per shape bucket at batch 20, hidden 650; ~100 ms at batch 80, hidden 1150, where
+one of MKL's packings alone takes ~25 ms), and keeps the route with the smaller estimated
+cost of a forward pass::
 
     cost(route) = T * step + T * N * proj / PROJ_ROWS + pack
 
@@ -64,19 +65,19 @@ __all__ = [
 ]
 
 #: rows of the input projection that is timed (its cost is taken as linear in the rows)
-PROJ_ROWS = 256
-#: seconds of timed repetitions per shape bucket after one warm-up call of each workload
+PROJ_ROWS = 128
+#: seconds of timed rounds per shape bucket beyond the first :data:`MIN_ROUNDS`
 BUDGET_S = 0.03
 #: timed rounds per shape bucket: at least / at most (each round times every workload once)
-MIN_ROUNDS, MAX_ROUNDS = 2, 6
+MIN_ROUNDS, MAX_ROUNDS = 2, 8
 FILE_NAME = "gemm_routes.json"
 _FORMAT = 1
-_ROLES = ("step", "pack", "proj")
+_ROLES = ("pack", "step", "proj")  # in this order: "pack" builds what "step" runs
 
 #: ``Costs`` of one bucket: ``{route: {"step": s, "pack": s, "proj": s}}`` (best seconds)
 Costs = dict[str, dict[str, float]]
-#: what :func:`choose_route` times: ``(route, batch) -> {role: callable}``
-Workloads = Callable[[str, int], Mapping[str, Callable[[], object]]]
+#: what :func:`choose_route` times: ``(routes, batch) -> {route: {role: callable}}``
+Workloads = Callable[[Sequence[str], int], Mapping[str, Mapping[str, Callable[[], object]]]]
 
 _lock = threading.Lock()
 _memory: dict[str, Costs] = {}
@@ -160,7 +161,7 @@ def choose_route(
     """The route of ``routes`` with the smallest :func:`estimate` for this shape.
 
     The timings of the shape's bucket come from memory, the disk cache or, the first time,
-    from timing ``workloads(route, batch)`` (see the module doc). ``None`` when measuring is
+    from timing ``workloads(routes, batch)`` (see the module doc). ``None`` when measuring is
     off (``$G2LSTM_AUTOTUNE=0``) or not allowed now (tracing) and nothing is cached: the
     caller then takes its fixed default.
     """
@@ -190,20 +191,23 @@ def _time(label: tuple[str, str], fn: Callable[[], object]) -> float:
 
 
 def _measure(routes: Sequence[str], batch: int, workloads: Workloads) -> Costs:
-    """Best seconds per route and role: one warm-up call each, then interleaved rounds."""
+    """Best seconds per route and role over interleaved rounds.
+
+    Every round times each route's per-step product and projection; the first two also its
+    packing (once per call of the recurrence, so it weighs little). No separate warm-up: the
+    first call of a workload also builds oneDNN's kernels or MKL's buffers, and the best of
+    the rounds leaves that out.
+    """
     with torch.no_grad():
-        fns = {route: dict(workloads(route, batch)) for route in routes}
-        for per_route in fns.values():
-            for fn in per_route.values():
-                fn()  # first call: oneDNN builds its kernels, MKL its buffers
+        fns = workloads(routes, batch)
         best = {route: dict.fromkeys(_ROLES, math.inf) for route in routes}
         start, rounds = time.perf_counter(), 0
         while rounds < MIN_ROUNDS or (
             rounds < MAX_ROUNDS and time.perf_counter() - start < BUDGET_S
         ):
-            for route, per_route in fns.items():
-                for role in _ROLES:
-                    seconds = _time((route, role), per_route[role])
+            for route in routes:
+                for role in _ROLES if rounds < 2 else _ROLES[1:]:
+                    seconds = _time((route, role), fns[route][role])
                     best[route][role] = min(best[route][role], seconds)
             rounds += 1
     return best

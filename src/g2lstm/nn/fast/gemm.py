@@ -28,7 +28,7 @@ import functools
 import os
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -287,7 +287,7 @@ def resolve_route(
     steps, batch, input_size, hidden = (int(n) for n in shape)
     measured = autotune.choose_route(
         ROUTES, steps, batch, input_size, hidden, like.dtype,
-        lambda route, b: route_workloads(route, b, input_size, hidden),
+        lambda routes, b: route_workloads(routes, b, input_size, hidden),
     )  # fmt: skip
     return measured or preferred_cpu_route()
 
@@ -315,27 +315,35 @@ def preferred_cpu_route() -> str:
 
 
 def route_workloads(
-    route: str, batch: int, input_size: int, hidden: int
-) -> dict[str, Callable[[], object]]:
-    """What :mod:`~g2lstm.nn.fast.autotune` times for ``route`` (CPU float32, no autograd).
+    routes: Sequence[str], batch: int, input_size: int, hidden: int
+) -> dict[str, dict[str, Callable[[], object]]]:
+    """What :mod:`~g2lstm.nn.fast.autotune` times, ``{route: {role: callable}}`` (CPU float32).
 
-    ``"step"``: one per-step product ``h W_hh^T + b`` (``(batch, H) x (4H, H)``) with the
-    weight packed as :class:`StepGemm` packs it; ``"pack"``: that packing; ``"proj"``: the
-    input projection of :data:`autotune.PROJ_ROWS` rows (``(rows, I) x (4H, I)``). The
-    tensors hold constants (the speed of a float32 product does not depend on the values, and
-    no random number generator is touched).
+    ``"pack"``: packing ``W_hh (4H, H)`` for ``batch`` rows as :class:`StepGemm` packs it
+    (it keeps the packed weight for ``"step"``, so it runs first); ``"step"``: one per-step
+    product ``h W_hh^T + b``, ``(batch, H) x (4H, H)``; ``"proj"``: the input projection of
+    :data:`autotune.PROJ_ROWS` rows, ``(rows, I) x (4H, I)``. All routes share one set of
+    tensors holding constants (the speed of a float32 product does not depend on the values;
+    no random generator is used).
     """
-    rows = autotune.PROJ_ROWS
     w_hh = torch.full((4 * hidden, hidden), 0.5 / hidden)
     w_ih = torch.full((4 * hidden, input_size), 0.5 / input_size)
     bias = torch.full((4 * hidden,), 0.1)
-    h, x = torch.full((batch, hidden), 0.3), torch.full((rows, input_size), 0.3)
-    step = StepGemm(w_hh, batch, route, bias)
-    return {
-        "step": lambda: step(h),
-        "pack": lambda: StepGemm(w_hh, batch, route, bias),
-        "proj": lambda: linear(x, w_ih, None, route),
-    }
+    h, x = torch.full((batch, hidden), 0.3), torch.full((autotune.PROJ_ROWS, input_size), 0.3)
+
+    def one(route: str) -> dict[str, Callable[[], object]]:
+        built: list[StepGemm] = []
+
+        def pack() -> None:
+            built[:] = [StepGemm(w_hh, batch, route, bias)]
+
+        return {
+            "pack": pack,
+            "step": lambda: built[0](h),
+            "proj": lambda: linear(x, w_ih, None, route),
+        }
+
+    return {route: one(route) for route in routes}
 
 
 def linear(x: Tensor, w: Tensor, bias: Tensor | None, route: str) -> Tensor:
