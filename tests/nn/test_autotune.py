@@ -58,9 +58,10 @@ FAST_TORCH = {"onednn": FAST_ONEDNN["torch"], "torch": FAST_ONEDNN["onednn"]}
 def test_the_faster_route_is_chosen(monkeypatch, times, want):
     calls = _fake_timer(monkeypatch, times)
     assert gemm.resolve_route(LIKE, shape=SHAPE) == want
-    rounds = 2 + (len(calls) - 12) // 4  # 2 routes x 3 roles twice, then without "pack"
+    per_round = 2 * (1 + autotune.STEP_CALLS)  # 2 routes x (steps + projection)
+    rounds = 2 + (len(calls) - 2 * (per_round + 2)) // per_round  # "pack" in the first two
     assert autotune.MIN_ROUNDS <= rounds <= autotune.MAX_ROUNDS
-    assert len(calls) == 12 + 4 * (rounds - 2)
+    assert len(calls) == 2 * (per_round + 2) + per_round * (rounds - 2)
     assert {route for route, _ in calls} == {"onednn", "torch"}
     assert [role for _, role in calls].count("pack") == 4  # packing: twice per route
     n = len(calls)
@@ -87,6 +88,29 @@ def test_the_choice_weighs_packing_against_the_steps(monkeypatch):
     assert gemm.resolve_route(LIKE, shape=(200, 5, 5, 4)) == "onednn"  # 25 ms < 40 ms
     costs = {"step": 1e-3, "pack": 2e-3, "proj": 4e-3}
     assert autotune.estimate(costs, 10, autotune.PROJ_ROWS) == pytest.approx(1e-2 + 4e-2 + 2e-3)
+
+
+def test_near_ties_keep_the_first_route(monkeypatch):
+    """Within the margin the first route (oneDNN) stays: noise must not flip near-ties."""
+    near = {
+        "onednn": FAST_ONEDNN["onednn"],
+        "torch": {k: v * 0.97 for k, v in FAST_ONEDNN["onednn"].items()},
+    }
+    _fake_timer(monkeypatch, near)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "onednn"
+    autotune.clear()
+    clear = {"onednn": near["onednn"], "torch": {k: v * 0.9 for k, v in near["onednn"].items()}}
+    _fake_timer(monkeypatch, clear)
+    assert gemm.resolve_route(LIKE, shape=(7, 7, 5, 4)) == "torch"
+
+
+def test_one_thread_is_timed_in_thread_cpu_time(monkeypatch):
+    """With one thread, time another process takes from this one does not count."""
+    seen = []
+    monkeypatch.setattr(autotune.time, "thread_time", lambda: seen.append("cpu") or 0.0)
+    torch.set_num_threads(1)
+    assert autotune._time(("onednn", "step"), lambda: None) == 0.0
+    assert seen == ["cpu", "cpu"]
 
 
 def test_batch_buckets():

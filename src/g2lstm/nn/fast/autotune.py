@@ -68,8 +68,13 @@ __all__ = [
 PROJ_ROWS = 128
 #: seconds of timed rounds per shape bucket beyond the first :data:`MIN_ROUNDS`
 BUDGET_S = 0.03
-#: timed rounds per shape bucket: at least / at most (each round times every workload once)
+#: timed rounds per shape bucket: at least / at most
 MIN_ROUNDS, MAX_ROUNDS = 2, 8
+#: per-step products timed per route and round (the cheapest and most important workload)
+STEP_CALLS = 3
+#: a route other than the first of ``routes`` must be estimated this much faster to be
+#: chosen, so that timing noise between near-equal routes does not flip the choice
+MARGIN = 0.05
 FILE_NAME = "gemm_routes.json"
 _FORMAT = 1
 _ROLES = ("pack", "step", "proj")  # in this order: "pack" builds what "step" runs
@@ -180,23 +185,31 @@ def choose_route(
             _memory[key] = costs
             if mode == "on":
                 _save_disk(key, costs)
-    return min(routes, key=lambda r: estimate(costs[r], steps, batch))
+    cost = {r: estimate(costs[r], steps, batch) for r in routes}
+    best = min(routes, key=cost.__getitem__)
+    return best if cost[best] < (1.0 - MARGIN) * cost[routes[0]] else routes[0]
 
 
 def _time(label: tuple[str, str], fn: Callable[[], object]) -> float:
-    """Seconds of one call of ``fn`` (``label = (route, role)``; tests replace this)."""
-    t0 = time.perf_counter()
+    """Seconds of one call of ``fn`` (``label = (route, role)``; tests replace this).
+
+    With one torch thread the calling thread's CPU time, which a busy machine's other
+    processes do not inflate; with more, wall-clock time.
+    """
+    clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def _measure(routes: Sequence[str], batch: int, workloads: Workloads) -> Costs:
     """Best seconds per route and role over interleaved rounds.
 
-    Every round times each route's per-step product and projection; the first two also its
-    packing (once per call of the recurrence, so it weighs little). No separate warm-up: the
-    first call of a workload also builds oneDNN's kernels or MKL's buffers, and the best of
-    the rounds leaves that out.
+    Every round times each route's per-step product (:data:`STEP_CALLS` times) and
+    projection; the first two rounds also its packing (once per call of the recurrence, so it
+    weighs little). No separate warm-up: the first call of a workload also builds oneDNN's
+    kernels or MKL's buffers, and the best of the samples leaves that out, as it leaves out
+    a sample that another process interrupted.
     """
     with torch.no_grad():
         fns = workloads(routes, batch)
@@ -207,8 +220,9 @@ def _measure(routes: Sequence[str], batch: int, workloads: Workloads) -> Costs:
         ):
             for route in routes:
                 for role in _ROLES if rounds < 2 else _ROLES[1:]:
-                    seconds = _time((route, role), fns[route][role])
-                    best[route][role] = min(best[route][role], seconds)
+                    for _ in range(STEP_CALLS if role == "step" else 1):
+                        seconds = _time((route, role), fns[route][role])
+                        best[route][role] = min(best[route][role], seconds)
             rounds += 1
     return best
 
