@@ -215,9 +215,14 @@ def test_fused_hard_backend_matches_exact_hard_gates(bidir):
 def test_unpacked_torch_route_and_mkl_probe_failure(monkeypatch, capsys):
     """Without MKL's packed GEMM (probe failed) the fast path still equals the reference."""
     _break_probe(monkeypatch, capsys, "_mkl_ops", "mkl_packed_available")
+    _assert_training_matches_reference("fast-mm")
+
+
+def _assert_training_matches_reference(backend: str) -> None:
+    """A 2-layer packed-sequence training pass on ``backend`` equals the reference loop."""
     model = G2LSTM(IN, H, num_layers=2, noise_p=0.5)
     want = _run(model, "reference", True, True, torch.float32)
-    got = _run(model, "fast-mm", True, True, torch.float32)
+    got = _run(model, backend, True, True, torch.float32)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, atol=2e-5, rtol=1e-4)
 
@@ -251,11 +256,7 @@ def test_onednn_packing_probe_failure_keeps_the_plain_onednn_route(monkeypatch, 
     step = gemm.StepGemm(w, 3, "onednn")
     assert step.packed is None
     torch.testing.assert_close(step(x), x @ w.t())
-    model = G2LSTM(IN, H, num_layers=2, noise_p=0.5)
-    want = _run(model, "reference", True, True, torch.float32)
-    got = _run(model, "fast-onednn", True, True, torch.float32)
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, atol=2e-5, rtol=1e-4)
+    _assert_training_matches_reference("fast-onednn")
 
 
 def test_weight_grad_reads_the_transposed_gradient_in_place():

@@ -5,10 +5,9 @@ runs its AVX2 code on AMD, oneDNN its AVX-512 code), the shape and the thread co
 vendor name does not say. So the first time the fast recurrence meets a shape on CPU float32,
 :func:`choose_route` times what each route would run (:func:`g2lstm.nn.fast.gemm.route_workloads`:
 the packing of the per-step weight as that route packs it, one per-step product ``h W_hh^T``
-and an input projection of :data:`PROJ_ROWS` rows) a few times, interleaved, best of each
-(~10 ms per shape bucket at batch 20, hidden 650; ~100 ms at batch 80, hidden 1150, where
-one of MKL's packings alone takes ~25 ms), and keeps the route with the smaller estimated
-cost of a forward pass::
+and an input projection of :data:`PROJ_ROWS` rows) a few times, interleaved, best of each,
+and keeps the route with the smaller estimated cost of a forward pass (a route other than
+the first must win by :data:`MARGIN`)::
 
     cost(route) = T * step + T * N * proj / PROJ_ROWS + pack
 
@@ -16,7 +15,10 @@ The timings (not the choice: it depends on ``T``) are kept per *shape bucket* ``
 input size, hidden size)``, dtype and thread count, so that a run whose batches vary in
 length or size (translation) measures a handful of buckets, not every batch: the batch is
 rounded up to the next of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and their 1.5x),
-and the first batch seen in a bucket is the one timed.
+and the first batch seen in a bucket is the one timed. Cost, once per bucket and process
+(then from the disk cache): ~60 ms of CPU time at batch 20, hidden 650 and ~190 ms at
+batch 80, hidden 1150 with one thread on a 2-vCPU AMD EPYC VM (allocating the constant
+operands and MKL's packing are a good part of it).
 
 Cache: in memory for the process, and (unless ``$G2LSTM_AUTOTUNE=memory``) in the JSON file
 ``$G2LSTM_CACHE/gemm_routes.json`` (default ``~/.cache/g2lstm/``), keyed by the CPU model name
@@ -71,7 +73,7 @@ BUDGET_S = 0.03
 #: timed rounds per shape bucket: at least / at most
 MIN_ROUNDS, MAX_ROUNDS = 2, 8
 #: per-step products timed per route and round (the cheapest and most important workload)
-STEP_CALLS = 3
+STEP_CALLS = 2
 #: a route other than the first of ``routes`` must be estimated this much faster to be
 #: chosen, so that timing noise between near-equal routes does not flip the choice
 MARGIN = 0.05
