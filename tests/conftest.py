@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,15 @@ def real_data() -> Path:
     if d is None:
         pytest.skip("real corpora not found: set G2LSTM_DATA or put shared/data beside the repo")
     return d
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The GEMM-route measurements of the tests go to a folder of the session, never to the
+    user's ``~/.cache/g2lstm``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("G2LSTM_CACHE", str(tmp_path_factory.mktemp("g2lstm-cache")))
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

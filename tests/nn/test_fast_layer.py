@@ -154,7 +154,7 @@ def _break_probe(monkeypatch, capsys, loader: str, probe: str) -> None:
 
     monkeypatch.setattr(gemm, loader, broken)
     assert getattr(gemm, probe).__wrapped__() is False
-    assert "using torch.mm" in capsys.readouterr().err
+    assert "unavailable (RuntimeError); using " in capsys.readouterr().err
     monkeypatch.setattr(gemm, probe, lambda: False)
 
 
@@ -167,15 +167,17 @@ def test_onednn_probe_failure_falls_back_with_notice(monkeypatch, capsys):
 
 
 def test_preferred_cpu_route_env_override(monkeypatch):
-    gemm.preferred_cpu_route.cache_clear()
-    try:
-        monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "onednn")
-        assert gemm.preferred_cpu_route() == "onednn"
-        gemm.preferred_cpu_route.cache_clear()
-        monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "torch")
-        assert gemm.preferred_cpu_route() == "torch"
-    finally:
-        gemm.preferred_cpu_route.cache_clear()
+    monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "onednn")
+    assert gemm.preferred_cpu_route() == "onednn"
+    monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "torch")
+    assert gemm.preferred_cpu_route() == "torch"
+    monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "mkl")  # alias of torch (MKL on CPU)
+    assert gemm.preferred_cpu_route() == "torch"
+    monkeypatch.delenv("G2LSTM_GEMM_ROUTE")
+    assert gemm.preferred_cpu_route() == gemm.DEFAULT_ROUTE  # never a vendor name
+    monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "cublas")
+    with pytest.raises(ConfigError, match="G2LSTM_GEMM_ROUTE"):
+        gemm.preferred_cpu_route()
 
 
 def test_vendor_spec_choices():
@@ -213,9 +215,14 @@ def test_fused_hard_backend_matches_exact_hard_gates(bidir):
 def test_unpacked_torch_route_and_mkl_probe_failure(monkeypatch, capsys):
     """Without MKL's packed GEMM (probe failed) the fast path still equals the reference."""
     _break_probe(monkeypatch, capsys, "_mkl_ops", "mkl_packed_available")
+    _assert_training_matches_reference("fast-mm")
+
+
+def _assert_training_matches_reference(backend: str) -> None:
+    """A 2-layer packed-sequence training pass on ``backend`` equals the reference loop."""
     model = G2LSTM(IN, H, num_layers=2, noise_p=0.5)
     want = _run(model, "reference", True, True, torch.float32)
-    got = _run(model, "fast-mm", True, True, torch.float32)
+    got = _run(model, backend, True, True, torch.float32)
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, atol=2e-5, rtol=1e-4)
 
@@ -225,6 +232,7 @@ def test_step_gemm_matches_matmul():
     x, add = torch.randn(3, 5), torch.randn(3, 12)
     routes = ["torch"] + (["onednn"] if gemm.onednn_available() else [])
     b = torch.randn(12)
+    w_t = torch.randn(5, 12)  # a transposed view as the weight (the backward's W_hh^T)
     for route in routes:
         step = gemm.StepGemm(w, 3, route)
         torch.testing.assert_close(step(x), x @ w.t())
@@ -232,27 +240,58 @@ def test_step_gemm_matches_matmul():
         with_bias = gemm.StepGemm(w, 3, route, b)
         torch.testing.assert_close(with_bias(x), x @ w.t() + b)
         torch.testing.assert_close(with_bias(x, add=add), add + x @ w.t() + b)
+        torch.testing.assert_close(gemm.StepGemm(w_t.t(), 3, route)(x), x @ w_t)
     assert (gemm.StepGemm(w, 3, "torch").packed is not None) == gemm.mkl_packed_available()
+    packed = gemm.StepGemm(w, 3, "onednn").packed
+    assert (packed is not None) == gemm.onednn_packed_available()
     assert gemm.StepGemm(w.double(), 3, "torch").packed is None
+    assert gemm.StepGemm(w.double(), 3, "onednn").packed is None
 
 
-@pytest.mark.skipif(not gemm.mkl_packed_available(), reason="MKL packed GEMM not available")
-def test_inference_reuses_the_packed_weight_until_it_changes():
+def test_onednn_packing_probe_failure_keeps_the_plain_onednn_route(monkeypatch, capsys):
+    if not gemm.onednn_available():
+        pytest.skip("oneDNN GEMM not available")
+    _break_probe(monkeypatch, capsys, "_onednn_pack", "onednn_packed_available")
+    w, x = torch.randn(12, 5), torch.randn(3, 5)
+    step = gemm.StepGemm(w, 3, "onednn")
+    assert step.packed is None
+    torch.testing.assert_close(step(x), x @ w.t())
+    _assert_training_matches_reference("fast-onednn")
+
+
+def test_weight_grad_reads_the_transposed_gradient_in_place():
+    grad, inp = torch.randn(40, 12), torch.randn(40, 5)
+    for route in ["torch"] + (["onednn"] if gemm.onednn_available() else []):
+        want = grad.t() @ inp
+        torch.testing.assert_close(gemm.weight_grad(grad, inp, route), want)
+        got = gemm.weight_grad(grad, None, route, inp_t=inp.t().contiguous())
+        torch.testing.assert_close(got, want)
+        got = gemm.weight_grad(grad, inp, route, grad_t=grad.t().contiguous())
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("backend", ["fast-mm", "fast-onednn"])
+def test_inference_reuses_the_packed_weight_until_it_changes(backend):
     """Hard-gate inference packs ``weight_hh`` once; every in-place change re-packs it."""
     import gc
 
+    library = "mkl" if backend == "fast-mm" else "onednn"
+    available = gemm.mkl_packed_available if library == "mkl" else gemm.onednn_packed_available
+    if not available():
+        pytest.skip(f"{library} packed GEMM not available")
     model = G2LSTM(IN, H, eval_gates="hard").eval()
-    model.backend = "fast-mm"  # the torch.mm route, which packs with MKL on CPU float32
+    model.backend = backend  # this route packs with ``library`` on CPU float32
     x = torch.randn(6, 3, IN)
     w = model.weight_hh_l0
+    slot = (library, 3)
     with torch.no_grad():
         want = model(x)[0]
-        packed = gemm._PACKED[id(w)][1][3][2]
+        packed = gemm._PACKED[id(w)][1][slot][2]
         torch.testing.assert_close(model(x)[0], want, atol=0, rtol=0)
-        assert gemm._PACKED[id(w)][1][3][2] is packed  # reused, not re-packed
+        assert gemm._PACKED[id(w)][1][slot][2] is packed  # reused, not re-packed
         model.weight_hh_l0.mul_(-1.0)  # in place: the version counter moves
         flipped = model(x)[0]
-        assert gemm._PACKED[id(w)][1][3][2] is not packed
+        assert gemm._PACKED[id(w)][1][slot][2] is not packed
         model.load_state_dict({**model.state_dict(), "weight_hh_l0": torch.zeros(4 * H, H)})
         zeroed = model(x)[0]
     ref = G2LSTM(IN, H, eval_gates="hard").eval()

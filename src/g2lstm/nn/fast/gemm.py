@@ -1,17 +1,23 @@
 """Matrix products of the fast recurrence, on oneDNN (CPU float32) or ``torch.mm`` (elsewhere).
 
 On CPU, float32 ``torch.mm`` calls MKL sgemm, which at the LSTM's shapes is 1.3-2x slower
-than oneDNN, the library ``torch.nn.LSTM`` itself uses (``shared/docs/perf.md`` §2.5). The
-``"onednn"`` route sends the products through ``torch.ops.mkldnn._linear_pointwise``, a
-*private* PyTorch op: it is probed once (present, callable, correct) before first use, and
-every function here falls back to the ``"torch"`` route (``torch.mm``/``addmm``: MKL on CPU,
-cuBLAS on GPU) when the probe fails or the tensors are not CPU float32.
+than oneDNN on AMD CPUs (MKL runs its AVX2 code there), the library ``torch.nn.LSTM`` itself
+uses (``shared/docs/perf.md`` §2.5). The ``"onednn"`` route sends the products through
+``torch.ops.mkldnn._linear_pointwise``, a *private* PyTorch op: it is probed once (present,
+callable, correct) before first use, and every function here falls back to the ``"torch"``
+route (``torch.mm``/``addmm``: MKL on CPU, cuBLAS on GPU) when the probe fails or the tensors
+are not CPU float32.
 
 The per-step products ``h W^T`` (forward) and ``dG_t W`` (backward) reuse one weight ``T``
-times: :class:`StepGemm` packs it once per call with MKL's packed-GEMM API
-(``torch.ops.mkl._mkl_reorder_linear_weight`` / ``_mkl_linear``, also private, also probed
-once) on the ``"torch"`` route for CPU float32, which halves the per-step GEMM time at
-batch 20 on this project's Intel Xeon; elsewhere it calls ``torch.mm`` or oneDNN.
+times: :class:`StepGemm` packs it once per call into the blocked layout of the library that
+runs it, ``torch.ops.mkldnn._reorder_linear_weight`` on the ``"onednn"`` route (what
+oneDNN's own LSTM primitive does; 1.2-1.6x faster per step than the plain layout on AMD EPYC)
+and MKL's packed-GEMM API (``torch.ops.mkl._mkl_reorder_linear_weight`` / ``_mkl_linear``) on
+the ``"torch"`` route; both are private ops, probed once like the first.
+
+Which route is faster depends on the CPU, the shape and the thread count, so
+:func:`resolve_route` *measures* it, once per shape, with :mod:`g2lstm.nn.fast.autotune`
+(``$G2LSTM_GEMM_ROUTE`` forces one, ``$G2LSTM_AUTOTUNE=0`` takes :data:`DEFAULT_ROUTE`).
 
 Every function computes a plain matrix product; the routes differ only in rounding.
 """
@@ -20,28 +26,60 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
 import sys
 import weakref
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
+from g2lstm.errors import ConfigError
+from g2lstm.nn.fast import autotune
+
 __all__ = [
+    "DEFAULT_ROUTE",
     "ROUTES",
     "StepGemm",
     "linear",
     "linear_add",
     "mkl_packed_available",
     "onednn_available",
+    "onednn_packed_available",
     "preferred_cpu_route",
     "resolve_route",
+    "route_workloads",
     "transpose",
     "weight_grad",
 ]
 
 #: ``"onednn"``: private oneDNN inner product (CPU float32); ``"torch"``: ``torch.mm``.
 ROUTES = ("onednn", "torch")
+
+#: the CPU float32 route when none is measured (``$G2LSTM_AUTOTUNE=0``, no shape given):
+#: oneDNN, the library of ``torch.nn.LSTM``, which picks its code by the CPU's vector ISA
+#: (MKL picks it by vendor and runs AVX2 code on AMD)
+DEFAULT_ROUTE = "onednn"
+
+
+def _probe(what: str, check: Callable[[], bool], instead: str = "torch.mm") -> bool:
+    """``check()``, where any exception or a ``False`` means "unavailable" (one notice)."""
+    try:
+        ok = bool(check())
+    except Exception as e:  # any failure of a private op means "do not use it"
+        print(f"g2lstm: {what} unavailable ({type(e).__name__}); using {instead}", file=sys.stderr)
+        return False
+    if not ok:
+        print(f"g2lstm: {what} gave wrong results in its probe; using {instead}", file=sys.stderr)
+    return ok
+
+
+def _tiny(*shapes: tuple[int, ...]) -> list[Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return [torch.randn(*shape, generator=gen) for shape in shapes]
+
+
+def _close(a: Tensor, b: Tensor) -> bool:
+    return torch.allclose(a, b, atol=1e-5)
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,34 +89,43 @@ def onednn_available() -> bool:
     Checked once per process on tiny tensors. A failure prints a one-line notice on stderr and
     the fast path then uses ``torch.mm`` (slower on CPU, same results up to rounding).
     """
-    try:
+
+    def check() -> bool:
         if not torch.backends.mkldnn.is_available():
             return False
         op = _op()
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(3, 5, generator=gen)
-        w = torch.randn(4, 5, generator=gen)
-        b = torch.randn(4, generator=gen)
-        other = torch.randn(3, 4, generator=gen)
-        want = torch.addmm(b, x, w.t())
-        ok = torch.allclose(op(x, w, b, "none", [], ""), want, atol=1e-5)
-        ok = ok and torch.allclose(
-            op.binary(x, other, w, None, "add"), other + x @ w.t(), atol=1e-5
+        x, w, b, other = _tiny((3, 5), (4, 5), (4,), (3, 4))
+        return (
+            _close(op(x, w, b, "none", [], ""), torch.addmm(b, x, w.t()))
+            and _close(op.binary(x, other, w, None, "add"), other + x @ w.t())
+            # weight-gradient layout: transposed (non-contiguous) operands
+            and _close(op(x.t().contiguous(), other.t(), None, "none", [], ""), x.t() @ other)
         )
-        # weight-gradient layout: transposed (non-contiguous) operands
-        ok = ok and torch.allclose(
-            op(x.t().contiguous(), other.t(), None, "none", [], ""), x.t() @ other, atol=1e-5
+
+    return _probe("oneDNN GEMM", check)
+
+
+@functools.lru_cache(maxsize=1)
+def onednn_packed_available() -> bool:
+    """Whether oneDNN's weight packing (``torch.ops.mkldnn._reorder_linear_weight``) works.
+
+    The packed weight must give ``x W^T + b`` through ``_linear_pointwise`` (plain and with
+    an added tensor) for any number of rows, also when packed from a transposed view.
+    """
+
+    def check() -> bool:
+        if not onednn_available():
+            return False
+        op = _op()
+        x, w, b, other = _tiny((3, 5), (4, 5), (4,), (3, 4))
+        packed, packed_t = _onednn_pack()(w, 3), _onednn_pack()(w.t().contiguous().t(), 3)
+        return (
+            _close(op(x, packed, b, "none", [], ""), torch.addmm(b, x, w.t()))
+            and _close(op(x[:2], packed_t, None, "none", [], ""), x[:2] @ w.t())
+            and _close(op.binary(x, other, packed, b, "add"), torch.addmm(b, x, w.t()) + other)
         )
-    except Exception as e:  # any failure of a private op means "do not use it"
-        print(
-            f"g2lstm: oneDNN GEMM unavailable ({type(e).__name__}); using torch.mm", file=sys.stderr
-        )
-        return False
-    if not ok:
-        print(
-            "g2lstm: oneDNN GEMM gave wrong results in its probe; using torch.mm", file=sys.stderr
-        )
-    return bool(ok)
+
+    return _probe("oneDNN weight packing", check, "oneDNN with unpacked weights")
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,40 +134,40 @@ def mkl_packed_available() -> bool:
 
     Checked once per process; a failure prints a one-line notice and ``torch.mm`` is used.
     """
-    try:
+
+    def check() -> bool:
         reorder, mkl_linear = _mkl_ops()
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(3, 5, generator=gen)
-        w = torch.randn(4, 5, generator=gen)
+        x, w = _tiny((3, 5), (4, 5))
         packed = reorder(w, 3)
-        ok = torch.allclose(mkl_linear(x, packed, w, None, 3), x @ w.t(), atol=1e-5)
-        ok = ok and torch.allclose(mkl_linear(x[:2], packed, w, None, 3), x[:2] @ w.t(), atol=1e-5)
-    except Exception as e:  # any failure of a private op means "do not use it"
-        print(
-            f"g2lstm: MKL packed GEMM unavailable ({type(e).__name__}); using torch.mm",
-            file=sys.stderr,
+        return _close(mkl_linear(x, packed, w, None, 3), x @ w.t()) and _close(
+            mkl_linear(x[:2], packed, w, None, 3), x[:2] @ w.t()
         )
-        return False
-    if not ok:
-        print(
-            "g2lstm: MKL packed GEMM gave wrong results in its probe; using torch.mm",
-            file=sys.stderr,
-        )
-    return bool(ok)
+
+    return _probe("MKL packed GEMM", check, "torch.mm with unpacked weights")
 
 
 def _mkl_ops():  # the private MKL ops, looked up at call time (a test replaces this function)
     return torch.ops.mkl._mkl_reorder_linear_weight, torch.ops.mkl._mkl_linear
 
 
-#: packed copies of weights for inference, ``id(w) -> (weakref to w, {batch: (version,
-#: data_ptr, packed)})``; an entry is dropped when its weight tensor is freed
-_PACKED: dict[int, tuple[weakref.ref[Tensor], dict[int, tuple[int, int, Tensor]]]] = {}
-_PACKED_PER_WEIGHT = 4  # batch sizes kept per weight (beam search shrinks its batch)
+def _onednn_pack():  # the private oneDNN packing op (a test replaces this function)
+    return torch.ops.mkldnn._reorder_linear_weight
 
 
-def _packed(w: Tensor, batch: int) -> Tensor:
-    """MKL-packed ``w`` for ``batch`` rows, reused while ``w`` is unchanged.
+#: packed copies of weights for inference, ``id(w) -> (weakref to w, {(library, batch):
+#: (version, data_ptr, packed)})``; an entry is dropped when its weight tensor is freed
+_PACKED: dict[int, tuple[weakref.ref[Tensor], dict[tuple[str, int], tuple[int, int, Tensor]]]]
+_PACKED = {}
+_PACKED_PER_WEIGHT = 4  # (library, batch) pairs kept per weight (beam search shrinks its batch)
+
+
+def _pack(w: Tensor, batch: int, library: str) -> Tensor:
+    """``w`` packed for ``batch`` rows by ``library`` (``"mkl"`` or ``"onednn"``)."""
+    return _mkl_ops()[0](w, batch) if library == "mkl" else _onednn_pack()(w, batch)
+
+
+def _packed(w: Tensor, batch: int, library: str) -> Tensor:
+    """:func:`_pack` of ``w``, reused while ``w`` is unchanged.
 
     A cached copy is used only if ``w`` is the same tensor object, its in-place version
     counter (bumped by every in-place write: optimiser steps, ``copy_``, ``load_state_dict``)
@@ -133,14 +180,14 @@ def _packed(w: Tensor, batch: int) -> Tensor:
         slot = (weakref.ref(w, lambda _ref: _PACKED.pop(ident, None)), {})
         _PACKED[ident] = slot
     entries = slot[1]
-    hit = entries.get(batch)
+    hit = entries.get((library, batch))
     if hit is not None and hit[:2] == key:
         return hit[2]
-    packed = _mkl_ops()[0](w, batch)
-    entries.pop(batch, None)
+    packed = _pack(w, batch, library)
+    entries.pop((library, batch), None)
     while len(entries) >= _PACKED_PER_WEIGHT:
         entries.pop(next(iter(entries)))
-    entries[batch] = (*key, packed)
+    entries[(library, batch)] = (*key, packed)
     return packed
 
 
@@ -148,11 +195,11 @@ class StepGemm:
     """``x @ w.T + bias`` (optionally ``+ add``) for many ``x`` of ``batch`` rows, one ``w``.
 
     Args:
-        w: ``(N, K)`` weight, used as it is for the whole time loop (not copied on the plain
-            ``torch.mm`` route, so it must not change meanwhile).
+        w: ``(N, K)`` weight (a transposed view is fine), used as it is for the whole time
+            loop (not copied on the plain ``torch.mm`` route, so it must not change meanwhile).
         batch: rows of every ``x``.
-        route: ``"onednn"`` or ``"torch"``; on ``"torch"`` with CPU float32 the weight is
-            packed once with MKL (:func:`mkl_packed_available`).
+        route: ``"onednn"`` or ``"torch"``; for CPU float32 the weight is packed once, by
+            oneDNN (:func:`onednn_packed_available`) or MKL (:func:`mkl_packed_available`).
         bias: ``(N,)`` or ``None``; adding it here instead of to the time-batched input
             projection saves a full pass over the ``(T, N, 4H)`` pre-activations.
         cache: keep the packed weight for later calls with the same ``w`` and ``batch``
@@ -171,20 +218,29 @@ class StepGemm:
     ) -> None:
         self.w, self.batch, self.route, self.bias = w, batch, route, bias
         self.packed: Tensor | None = None
-        cpu32 = w.device.type == "cpu" and w.dtype == torch.float32
-        if route == "torch" and cpu32 and batch > 0 and mkl_packed_available():
-            self.packed = _packed(w, batch) if cache else _mkl_ops()[0](w, batch)
+        self.library = ""  # who packed ``self.packed``: "mkl" or "onednn"
+        if w.device.type != "cpu" or w.dtype != torch.float32 or batch <= 0:
+            return
+        if route == "onednn" and onednn_packed_available():
+            self.library = "onednn"
+        elif route == "torch" and mkl_packed_available():
+            self.library = "mkl"
+            self.w = w = w.contiguous()  # ``_mkl_linear`` takes the original weight too
+        else:
+            return
+        self.packed = _packed(w, batch, self.library) if cache else _pack(w, batch, self.library)
 
     def __call__(self, x: Tensor, add: Tensor | None = None) -> Tensor:
         """``x (batch, K) @ w.T + bias`` (+ ``add (batch, N)``) as a new tensor."""
-        if self.packed is not None:
+        if self.library == "mkl":
             out = _mkl_ops()[1](x, self.packed, self.w, self.bias, self.batch)
             return out if add is None else out.add_(add)
+        w = self.w if self.packed is None else self.packed
         if add is None:
-            return linear(x, self.w, self.bias, self.route)
+            return linear(x, w, self.bias, self.route)
         if self.route == "onednn":
-            return _op().binary(x, add, self.w, self.bias, "add")
-        out = torch.addmm(add, x, self.w.t())
+            return _op().binary(x, add, w, self.bias, "add")
+        out = torch.addmm(add, x, w.t())
         return out if self.bias is None else out.add_(self.bias)
 
 
@@ -206,48 +262,96 @@ def _op():  # the private op, looked up at call time (a test replaces this funct
     return torch.ops.mkldnn._linear_pointwise
 
 
-def resolve_route(like: Tensor, route: str = "auto") -> str:
+def resolve_route(
+    like: Tensor, route: str = "auto", *, shape: tuple[int, int, int, int] | None = None
+) -> str:
     """The GEMM route for tensors like ``like``: ``"onednn"`` only for CPU float32.
 
-    ``route="auto"`` picks oneDNN for CPU float32 when it is available and the faster
-    library here (:func:`preferred_cpu_route`); ``"torch"`` forces ``torch.mm``;
-    ``"onednn"`` asks for oneDNN and still falls back where it cannot run.
+    ``route="auto"`` picks, for CPU float32 where oneDNN is available, the route measured
+    fastest on this machine for ``shape = (steps, batch, input_size, hidden)``
+    (:func:`g2lstm.nn.fast.autotune.choose_route`, once per shape bucket, dtype and thread
+    count, cached), or :func:`preferred_cpu_route` without a shape; ``"torch"`` forces
+    ``torch.mm``; ``"onednn"`` asks for oneDNN and still falls back where it cannot run.
+    ``$G2LSTM_GEMM_ROUTE`` overrides ``"auto"`` (see :func:`preferred_cpu_route`).
     """
     if route not in ("auto", *ROUTES):
         raise ValueError(f"route={route!r} is not valid; expected 'auto', 'onednn' or 'torch'")
     if route == "torch":
         return "torch"
-    usable = like.device.type == "cpu" and like.dtype == torch.float32
-    if route == "auto" and usable:
-        usable = preferred_cpu_route() == "onednn"
-    return "onednn" if usable and onednn_available() else "torch"
+    usable = like.device.type == "cpu" and like.dtype == torch.float32 and onednn_available()
+    if route == "onednn" or not usable:
+        return "onednn" if usable else "torch"
+    forced = _forced_route()
+    if forced is not None or shape is None:
+        return forced or preferred_cpu_route()
+    steps, batch, input_size, hidden = (int(n) for n in shape)
+    measured = autotune.choose_route(
+        ROUTES, steps, batch, input_size, hidden, like.dtype,
+        lambda routes, b: route_workloads(routes, b, input_size, hidden),
+    )  # fmt: skip
+    return measured or preferred_cpu_route()
 
 
-@functools.lru_cache(maxsize=1)
-def preferred_cpu_route() -> str:
-    """The faster fp32 GEMM library on this CPU for the LSTM's shapes.
-
-    ``$G2LSTM_GEMM_ROUTE`` (``onednn`` or ``torch``) decides if set. Otherwise: oneDNN on
-    AMD CPUs, where MKL sgemm measured 1.3-2x slower than oneDNN (``shared/docs/perf.md``
-    §2.5, AMD EPYC Zen 4), and MKL (``torch.mm``) elsewhere: on the Intel Xeon of this
-    project's machines MKL was as fast or faster than oneDNN for every GEMM of the step
-    (``benchmarks/RESULTS.md``).
-    """
+def _forced_route() -> str | None:
+    """``$G2LSTM_GEMM_ROUTE`` as a route (``mkl`` = ``torch``), ``None`` if unset/``auto``."""
     env = os.environ.get("G2LSTM_GEMM_ROUTE", "").strip().lower()
-    if env in ROUTES:
-        return env
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("vendor_id"):
-                    return "onednn" if "AMD" in line else "torch"
-    except OSError:
-        pass
-    return "onednn" if "AMD" in platform.processor().upper() else "torch"
+    if env in ("", "auto"):
+        return None
+    if env in ROUTES or env == "mkl":
+        return "torch" if env == "mkl" else env
+    raise ConfigError(
+        f"G2LSTM_GEMM_ROUTE={env!r} is not valid; expected onednn, torch (or mkl), or auto"
+    )
+
+
+def preferred_cpu_route() -> str:
+    """The CPU float32 route when none is measured: ``$G2LSTM_GEMM_ROUTE`` or the default.
+
+    ``$G2LSTM_GEMM_ROUTE`` (``onednn``, ``torch`` or its alias ``mkl``) decides if set;
+    otherwise :data:`DEFAULT_ROUTE`. :func:`resolve_route` uses this when it is given no shape
+    or measuring is off (``$G2LSTM_AUTOTUNE=0``).
+    """
+    return _forced_route() or DEFAULT_ROUTE
+
+
+def route_workloads(
+    routes: Sequence[str], batch: int, input_size: int, hidden: int
+) -> dict[str, dict[str, Callable[[], object]]]:
+    """What :mod:`~g2lstm.nn.fast.autotune` times, ``{route: {role: callable}}`` (CPU float32).
+
+    ``"pack"``: packing ``W_hh (4H, H)`` for ``batch`` rows as :class:`StepGemm` packs it
+    (it keeps the packed weight for ``"step"``, so it runs first); ``"step"``: one per-step
+    product ``h W_hh^T + b``, ``(batch, H) x (4H, H)``; ``"proj"``: the input projection of
+    :data:`autotune.PROJ_ROWS` rows, ``(rows, I) x (4H, I)``. All routes share one set of
+    tensors holding constants (the speed of a float32 product does not depend on the values;
+    no random generator is used).
+    """
+    w_hh = torch.full((4 * hidden, hidden), 0.5 / hidden)
+    w_ih = torch.full((4 * hidden, input_size), 0.5 / input_size)
+    bias = torch.full((4 * hidden,), 0.1)
+    h, x = torch.full((batch, hidden), 0.3), torch.full((autotune.PROJ_ROWS, input_size), 0.3)
+
+    def one(route: str) -> dict[str, Callable[[], object]]:
+        built: list[StepGemm] = []
+
+        def pack() -> None:
+            built[:] = [StepGemm(w_hh, batch, route, bias)]
+
+        return {
+            "pack": pack,
+            "step": lambda: built[0](h),
+            "proj": lambda: linear(x, w_ih, None, route),
+        }
+
+    return {route: one(route) for route in routes}
 
 
 def linear(x: Tensor, w: Tensor, bias: Tensor | None, route: str) -> Tensor:
-    """``x @ w.T + bias``: ``x (M, K)``, ``w (N, K)``, ``bias (N,)`` or ``None`` -> ``(M, N)``."""
+    """``x @ w.T + bias``: ``x (M, K)``, ``w (N, K)``, ``bias (N,)`` or ``None`` -> ``(M, N)``.
+
+    ``w`` may be a transposed view (``B.T`` of a contiguous ``B (K, N)``): both routes read
+    it in place, so ``a @ B`` is ``linear(a, B.t(), None, route)`` without copying ``B``.
+    """
     if route == "onednn":
         return _op()(x, w, bias, "none", [], "")
     if bias is None:
@@ -264,21 +368,23 @@ def linear_add(x: Tensor, w: Tensor, other: Tensor, route: str) -> Tensor:
 
 def weight_grad(
     grad: Tensor,
-    inp: Tensor,
+    inp: Tensor | None,
     route: str,
     grad_t: Tensor | None = None,
     inp_t: Tensor | None = None,
 ) -> Tensor:
     """``grad.T @ inp`` for ``grad (M, N)`` and ``inp (M, K)`` -> ``(N, K)``, a weight gradient.
 
-    ``grad_t`` / ``inp_t``, if given, are ``grad.T`` / ``inp.T`` already contiguous (``(N, M)``
-    / ``(K, M)``); the oneDNN route needs them (it reduces over the contiguous dimension) and
-    the caller can share one transpose between several gradients. ``inp`` may then be
-    ``None``. The result may be a non-contiguous view.
+    ``grad_t`` / ``inp_t``, if given, are ``grad.T`` / ``inp.T`` (``(N, M)`` / ``(K, M)``);
+    ``inp`` may then be ``None``. The oneDNN route reduces over the contiguous dimension of
+    its first operand, so it needs ``inp.T`` contiguous (copied here if ``inp_t`` is not
+    given); the second operand is read through the transposed view ``grad.T`` without a copy
+    (no need to pass ``grad_t``: copying the ``(T N, 4H)`` gradients costs more than it
+    saves). The result may be a non-contiguous view.
     """
     if route == "onednn":
-        gt = transpose(grad) if grad_t is None else grad_t
-        it = transpose(inp) if inp_t is None else inp_t
+        gt = grad.t() if grad_t is None else grad_t
+        it = transpose(inp) if inp_t is None else inp_t  # type: ignore[arg-type]
         # inner product reducing over M: (K, M) x (N, M)^T = (K, N) = result^T
         return _op()(it, gt, None, "none", [], "").t()
-    return torch.mm(grad.t(), inp)
+    return torch.mm(grad.t(), inp if inp is not None else inp_t.t())  # type: ignore[union-attr]

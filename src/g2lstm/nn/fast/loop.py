@@ -168,24 +168,20 @@ def backward(
         dh_prev = gemm(dgates[t])
         dh = dh_prev if m is None else torch.where(m, dh_prev, dh)
     dg2 = dgates.view(steps * batch, 4 * hid)
-    dg_t = transpose(dg2) if route == "onednn" and (needs[1] or needs[3]) else None
     dx = dw_ih = db = dw_hh = None
-    if needs[0]:
-        if route == "onednn":
-            dx = linear(dg2, transpose(w_ih), None, route).view(steps, batch, feat)
-        else:
-            dx = torch.mm(dg2, w_ih).view(steps, batch, feat)
-    if needs[1]:
-        dw_ih = weight_grad(dg2, x.reshape(steps * batch, feat), route, grad_t=dg_t)
+    if needs[0]:  # dx = dG W_ih = linear(dG, (W_ih^T)^T): both routes read the view W_ih^T
+        dx = linear(dg2, w_ih.t(), None, route).view(steps, batch, feat)
+    if needs[1]:  # dG^T x: weight_grad reads dG^T as a view (no (T N, 4H) copy)
+        dw_ih = weight_grad(dg2, x.reshape(steps * batch, feat), route)
     if needs[2]:
         db = dg2.sum(0)
     if needs[3]:
-        dw_hh = _recurrent_weight_grad(dgates, dg_t, h0, hbuf, mask is None, route)
+        dw_hh = _recurrent_weight_grad(dgates, h0, hbuf, mask is None, route)
     return dx, dw_ih, db, dw_hh, dh if needs[4] else None, dc if needs[5] else None
 
 
 def _recurrent_weight_grad(
-    dgates: Tensor, dg_t: Tensor | None, h0: Tensor, hbuf: Tensor, is_output: bool, route: str
+    dgates: Tensor, h0: Tensor, hbuf: Tensor, is_output: bool, route: str
 ) -> Tensor:
     """``sum_t dG_t^T h_{t-1}``: ``(4H, H)``.
 
@@ -201,7 +197,7 @@ def _recurrent_weight_grad(
             hp_t[:, batch:] = hbuf[: steps - 1].reshape(-1, hid).t()
         else:
             hp_t.copy_(hbuf[:steps].reshape(rows, hid).t())
-        return weight_grad(dgates.view(rows, four_h), None, route, grad_t=dg_t, inp_t=hp_t)
+        return weight_grad(dgates.view(rows, four_h), None, route, inp_t=hp_t)
     if not is_output:
         return torch.mm(dgates.view(rows, four_h).t(), hbuf[:steps].reshape(rows, hid))
     out = torch.mm(dgates[0].t(), h0)

@@ -47,8 +47,10 @@ def _plan(rows: list[int], tau: float, mode: str, hidden: int) -> GatePlan:
 
 
 def _machine(x: Tensor, plan: GatePlan, route: str, step: str):
-    """GEMM route and step implementation for tensors like ``x`` (eager, cached)."""
-    return resolve_route(x, route), select_step(x, plan, step)
+    """GEMM route and step implementation for tensors like ``x`` (eager, cached; the route
+    measured once per shape bucket on CPU float32, :mod:`g2lstm.nn.fast.autotune`)."""
+    shape = (x.shape[0], x.shape[1], x.shape[2], plan.hidden)
+    return resolve_route(x, route, shape=shape), select_step(x, plan, step)
 
 
 # ---------------------------------------------------------------------- training forward

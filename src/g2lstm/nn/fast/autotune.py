@@ -1,0 +1,301 @@
+"""Measured choice of the CPU GEMM route, once per shape, cached in memory and on disk.
+
+Which library multiplies faster (oneDNN or MKL through ``torch.mm``) depends on the CPU (MKL
+runs its AVX2 code on AMD, oneDNN its AVX-512 code), the shape and the thread count; a CPU's
+vendor name does not say. So the first time the fast recurrence meets a shape on CPU float32,
+:func:`choose_route` times what each route would run (:func:`g2lstm.nn.fast.gemm.route_workloads`:
+the packing of the per-step weight as that route packs it, one per-step product ``h W_hh^T``
+and an input projection of :data:`PROJ_ROWS` rows) a few times, interleaved, best of each,
+and keeps the route with the smaller estimated cost of a forward pass (a route other than
+the first must win by :data:`MARGIN`)::
+
+    cost(route) = T * step + T * N * proj / PROJ_ROWS + pack
+
+The timings (not the choice: it depends on ``T``) are kept per *shape bucket* ``(N bucket,
+input size, hidden size)``, dtype and thread count, so that a run whose batches vary in
+length or size (translation) measures a handful of buckets, not every batch: the batch is
+rounded up to the next of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and their 1.5x),
+and the first batch seen in a bucket is the one timed. Cost, once per bucket and process
+(then from the disk cache): ~60 ms of CPU time at batch 20, hidden 650 and ~190 ms at
+batch 80, hidden 1150 with one thread on a 2-vCPU AMD EPYC VM (allocating the constant
+operands and MKL's packing are a good part of it).
+
+Cache: in memory for the process, and (unless ``$G2LSTM_AUTOTUNE=memory``) in the JSON file
+``$G2LSTM_CACHE/gemm_routes.json`` (default ``~/.cache/g2lstm/``), keyed by the CPU model name
+(``/proc/cpuinfo``), the torch version, the thread count, dtype and shape bucket, so that a
+later process on the same machine reuses them and picks the same route. The file is replaced
+atomically (temporary file + rename in its folder; a symlink there is replaced, never written
+through); an unreadable or malformed file is ignored with one notice on stderr and rewritten.
+
+Environment: ``$G2LSTM_AUTOTUNE`` = ``1``/``on`` (default: measure, memory and disk),
+``memory`` (measure, memory only), ``0``/``off`` (never measure: the caller's fixed default);
+``$G2LSTM_GEMM_ROUTE`` forces a route before any of this (:mod:`g2lstm.nn.fast.gemm`).
+
+Nothing is measured while ``torch.compile`` or the JIT traces (the cached timings, else the
+default, are used), and the timed work runs under ``torch.no_grad()`` on tensors of its own,
+so it never enters an autograd graph or touches a random number generator.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from g2lstm.errors import ConfigError
+
+__all__ = [
+    "BUDGET_S",
+    "FILE_NAME",
+    "PROJ_ROWS",
+    "autotune_mode",
+    "batch_bucket",
+    "cache_path",
+    "choose_route",
+    "clear",
+    "cpu_model",
+    "estimate",
+]
+
+#: rows of the input projection that is timed (its cost is taken as linear in the rows)
+PROJ_ROWS = 128
+#: seconds of timed rounds per shape bucket beyond the first :data:`MIN_ROUNDS`
+BUDGET_S = 0.03
+#: timed rounds per shape bucket: at least / at most
+MIN_ROUNDS, MAX_ROUNDS = 2, 8
+#: per-step products timed per route and round (the cheapest and most important workload)
+STEP_CALLS = 2
+#: a route other than the first of ``routes`` must be estimated this much faster to be
+#: chosen, so that timing noise between near-equal routes does not flip the choice
+MARGIN = 0.05
+FILE_NAME = "gemm_routes.json"
+_FORMAT = 1
+_ROLES = ("pack", "step", "proj")  # in this order: "pack" builds what "step" runs
+
+#: ``Costs`` of one bucket: ``{route: {"step": s, "pack": s, "proj": s}}`` (best seconds)
+Costs = dict[str, dict[str, float]]
+#: what :func:`choose_route` times: ``(routes, batch) -> {route: {role: callable}}``
+Workloads = Callable[[Sequence[str], int], Mapping[str, Mapping[str, Callable[[], object]]]]
+
+_lock = threading.Lock()
+_memory: dict[str, Costs] = {}
+_disk: dict[str, object] = {"loaded": False, "noticed": False, "failed_write": False}
+
+
+def autotune_mode() -> str:
+    """``"on"``, ``"memory"`` or ``"off"`` from ``$G2LSTM_AUTOTUNE`` (see the module doc)."""
+    raw = os.environ.get("G2LSTM_AUTOTUNE", "").strip().lower()
+    if raw in ("", "1", "on", "true", "yes", "auto"):
+        return "on"
+    if raw in ("0", "off", "false", "no"):
+        return "off"
+    if raw == "memory":
+        return "memory"
+    raise ConfigError(f"G2LSTM_AUTOTUNE={raw!r} is not valid; expected 1 (on), memory or 0 (off)")
+
+
+def cache_path() -> Path:
+    """``$G2LSTM_CACHE/gemm_routes.json``, or under ``~/.cache/g2lstm/`` when that is unset."""
+    root = os.environ.get("G2LSTM_CACHE", "").strip()
+    folder = Path(root).expanduser() if root else Path.home() / ".cache" / "g2lstm"
+    return folder / FILE_NAME
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (else ``platform.processor()``)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name") and ":" in line:
+                    return " ".join(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def batch_bucket(batch: int) -> int:
+    """``batch`` rounded up to the next of 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, ..."""
+    if batch <= 2:
+        return max(batch, 1)
+    power = 1 << (batch - 1).bit_length()  # next power of two >= batch
+    return power * 3 // 4 if batch <= power * 3 // 4 else power
+
+
+def estimate(costs: Mapping[str, float], steps: int, batch: int) -> float:
+    """Seconds of a forward pass's products on one route: ``T step + T N proj/rows + pack``."""
+    proj = costs["proj"] * steps * batch / PROJ_ROWS
+    return steps * costs["step"] + proj + costs["pack"]
+
+
+def clear() -> None:
+    """Forget the timings kept in memory (the disk file is read again on next use)."""
+    with _lock:
+        _memory.clear()
+        _disk.update(loaded=False, noticed=False, failed_write=False)
+
+
+def _key(dtype: torch.dtype, bucket: int, input_size: int, hidden: int) -> str:
+    threads = torch.get_num_threads()
+    return (
+        f"{cpu_model()} | torch {torch.__version__} | {threads} threads | {dtype} "
+        f"| N{bucket} I{input_size} H{hidden}"
+    )
+
+
+def _tracing() -> bool:
+    """Whether ``torch.compile`` / the JIT is tracing the caller (nothing may be timed)."""
+    return bool(torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
+def choose_route(
+    routes: Sequence[str],
+    steps: int,
+    batch: int,
+    input_size: int,
+    hidden: int,
+    dtype: torch.dtype,
+    workloads: Workloads,
+) -> str | None:
+    """The route of ``routes`` with the smallest :func:`estimate` for this shape.
+
+    The timings of the shape's bucket come from memory, the disk cache or, the first time,
+    from timing ``workloads(routes, batch)`` (see the module doc). ``None`` when measuring is
+    off (``$G2LSTM_AUTOTUNE=0``) or not allowed now (tracing) and nothing is cached: the
+    caller then takes its fixed default.
+    """
+    mode = autotune_mode()
+    if mode == "off":
+        return None
+    key = _key(dtype, batch_bucket(batch), input_size, hidden)
+    with _lock:
+        if mode == "on" and not _disk["loaded"]:
+            _load_disk()
+        costs = _memory.get(key)
+        if costs is None or any(r not in costs for r in routes):
+            if _tracing():
+                return None
+            costs = _measure(routes, batch, workloads)
+            _memory[key] = costs
+            if mode == "on":
+                _save_disk(key, costs)
+    cost = {r: estimate(costs[r], steps, batch) for r in routes}
+    best = min(routes, key=cost.__getitem__)
+    return best if cost[best] < (1.0 - MARGIN) * cost[routes[0]] else routes[0]
+
+
+def _time(label: tuple[str, str], fn: Callable[[], object]) -> float:
+    """Seconds of one call of ``fn`` (``label = (route, role)``; tests replace this).
+
+    With one torch thread the calling thread's CPU time, which a busy machine's other
+    processes do not inflate; with more, wall-clock time.
+    """
+    clock = time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+    t0 = clock()
+    fn()
+    return clock() - t0
+
+
+def _measure(routes: Sequence[str], batch: int, workloads: Workloads) -> Costs:
+    """Best seconds per route and role over interleaved rounds.
+
+    Every round times each route's per-step product (:data:`STEP_CALLS` times) and
+    projection; the first two rounds also its packing (once per call of the recurrence, so it
+    weighs little). No separate warm-up: the first call of a workload also builds oneDNN's
+    kernels or MKL's buffers, and the best of the samples leaves that out, as it leaves out
+    a sample that another process interrupted.
+    """
+    with torch.no_grad():
+        fns = workloads(routes, batch)
+        best = {route: dict.fromkeys(_ROLES, math.inf) for route in routes}
+        start, rounds = time.perf_counter(), 0
+        while rounds < MIN_ROUNDS or (
+            rounds < MAX_ROUNDS and time.perf_counter() - start < BUDGET_S
+        ):
+            for route in routes:
+                for role in _ROLES if rounds < 2 else _ROLES[1:]:
+                    for _ in range(STEP_CALLS if role == "step" else 1):
+                        seconds = _time((route, role), fns[route][role])
+                        best[route][role] = min(best[route][role], seconds)
+            rounds += 1
+    return best
+
+
+def _valid(costs: object) -> bool:
+    return isinstance(costs, dict) and all(
+        isinstance(c, dict)
+        and all(isinstance(c.get(r), (int, float)) and c[r] >= 0 for r in _ROLES)
+        for c in costs.values()
+    )
+
+
+def _read_disk(path: Path) -> dict[str, Costs]:
+    """The entries of the cache file; ``{}`` (and one notice) if it is unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        return _corrupt(path, f"cannot be read ({type(e).__name__})")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _corrupt(path, "is not valid JSON")
+    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+        return _corrupt(path, f"is not a format-{_FORMAT} route cache")
+    entries = data.get("entries")
+    if not isinstance(entries, dict) or not all(_valid(c) for c in entries.values()):
+        return _corrupt(path, "has malformed entries")
+    return entries
+
+
+def _corrupt(path: Path, why: str) -> dict[str, Costs]:
+    if not _disk["noticed"]:
+        _disk["noticed"] = True
+        print(
+            f"g2lstm: ignoring the GEMM route cache {path}: it {why}; "
+            "routes are measured again and the file rewritten",
+            file=sys.stderr,
+        )
+    return {}
+
+
+def _load_disk() -> None:
+    _disk["loaded"] = True
+    for key, costs in _read_disk(cache_path()).items():
+        _memory.setdefault(key, costs)
+
+
+def _save_disk(key: str, costs: Costs) -> None:
+    """Merge ``key`` into the cache file and replace it atomically (failures: one notice)."""
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entries = _read_disk(path)
+        entries[key] = costs
+        text = json.dumps({"format": _FORMAT, "entries": entries}, indent=1, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        if not _disk["failed_write"]:
+            _disk["failed_write"] = True
+            print(
+                f"g2lstm: cannot write the GEMM route cache {path} ({type(e).__name__}: {e}); "
+                "keeping the measured routes in memory only (set G2LSTM_CACHE to a writable "
+                "folder or G2LSTM_AUTOTUNE=memory)",
+                file=sys.stderr,
+            )

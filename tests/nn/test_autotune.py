@@ -1,0 +1,243 @@
+"""The measured GEMM-route choice: timer-driven choice, caches, environment, where it may run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from g2lstm.errors import ConfigError
+from g2lstm.nn.fast import autotune, gemm
+
+pytestmark = pytest.mark.skipif(not gemm.onednn_available(), reason="oneDNN GEMM not available")
+
+LIKE = torch.zeros(2, 2)
+SHAPE = (7, 5, 5, 4)  # steps, batch, input size, hidden: tiny, so the real workloads are cheap
+
+
+@pytest.fixture(autouse=True)
+def _fresh(tmp_path, monkeypatch):
+    """Each test: its own cache folder, nothing in memory, no route forced."""
+    monkeypatch.setenv("G2LSTM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("G2LSTM_GEMM_ROUTE", raising=False)
+    monkeypatch.delenv("G2LSTM_AUTOTUNE", raising=False)
+    autotune.clear()
+    yield
+    autotune.clear()
+
+
+def _fake_timer(monkeypatch, seconds: dict[str, dict[str, float]]) -> list[tuple[str, str]]:
+    """Replace the timer: ``(route, role)`` takes ``seconds[route][role]``; returns the calls."""
+    calls: list[tuple[str, str]] = []
+
+    def fake(label, fn):
+        fn()  # the real workload still runs (it must work), its time is ignored
+        calls.append(label)
+        return seconds[label[0]][label[1]]
+
+    monkeypatch.setattr(autotune, "_time", fake)
+    return calls
+
+
+def _no_timer(monkeypatch) -> None:
+    def refuse(label, fn):
+        raise AssertionError(f"measured {label} although it must not")
+
+    monkeypatch.setattr(autotune, "_time", refuse)
+
+
+FAST_ONEDNN = {
+    "onednn": {"step": 1e-4, "pack": 1e-4, "proj": 1e-4},
+    "torch": {"step": 2e-4, "pack": 2e-4, "proj": 2e-4},
+}
+FAST_TORCH = {"onednn": FAST_ONEDNN["torch"], "torch": FAST_ONEDNN["onednn"]}
+
+
+@pytest.mark.parametrize(("times", "want"), [(FAST_ONEDNN, "onednn"), (FAST_TORCH, "torch")])
+def test_the_faster_route_is_chosen(monkeypatch, times, want):
+    calls = _fake_timer(monkeypatch, times)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == want
+    per_round = 2 * (1 + autotune.STEP_CALLS)  # 2 routes x (steps + projection)
+    rounds = 2 + (len(calls) - 2 * (per_round + 2)) // per_round  # "pack" in the first two
+    assert autotune.MIN_ROUNDS <= rounds <= autotune.MAX_ROUNDS
+    assert len(calls) == 2 * (per_round + 2) + per_round * (rounds - 2)
+    assert {route for route, _ in calls} == {"onednn", "torch"}
+    assert [role for _, role in calls].count("pack") == 4  # packing: twice per route
+    n = len(calls)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == want  # cached: not measured again
+    assert gemm.resolve_route(LIKE, shape=(50, 6, 5, 4)) == want  # same bucket (5 and 6)
+    assert len(calls) == n
+    assert gemm.resolve_route(LIKE, shape=(7, 7, 5, 4)) == want  # batch 7: bucket 8, measured
+    assert len(calls) > n
+    # forcing a route or a non-CPU-float32 tensor never measures
+    assert gemm.resolve_route(LIKE, "torch", shape=SHAPE) == "torch"
+    assert gemm.resolve_route(LIKE, "onednn", shape=(1, 1, 2, 2)) == "onednn"
+    assert gemm.resolve_route(LIKE.double(), shape=(1, 1, 2, 2)) == "torch"
+    assert gemm.resolve_route(LIKE, shape=None) == gemm.DEFAULT_ROUTE
+
+
+def test_the_choice_weighs_packing_against_the_steps(monkeypatch):
+    """oneDNN: slow to pack, fast per step; it pays off only over enough steps."""
+    times = {
+        "onednn": {"step": 1e-4, "pack": 5e-3, "proj": 1e-4},
+        "torch": {"step": 2e-4, "pack": 0.0, "proj": 1e-4},
+    }
+    _fake_timer(monkeypatch, times)
+    assert gemm.resolve_route(LIKE, shape=(10, 5, 5, 4)) == "torch"  # 1 ms < 5 ms + 1 ms
+    assert gemm.resolve_route(LIKE, shape=(200, 5, 5, 4)) == "onednn"  # 25 ms < 40 ms
+    costs = {"step": 1e-3, "pack": 2e-3, "proj": 4e-3}
+    assert autotune.estimate(costs, 10, autotune.PROJ_ROWS) == pytest.approx(1e-2 + 4e-2 + 2e-3)
+
+
+def test_near_ties_keep_the_first_route(monkeypatch):
+    """Within the margin the first route (oneDNN) stays: noise must not flip near-ties."""
+    near = {
+        "onednn": FAST_ONEDNN["onednn"],
+        "torch": {k: v * 0.97 for k, v in FAST_ONEDNN["onednn"].items()},
+    }
+    _fake_timer(monkeypatch, near)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "onednn"
+    autotune.clear()
+    clear = {"onednn": near["onednn"], "torch": {k: v * 0.9 for k, v in near["onednn"].items()}}
+    _fake_timer(monkeypatch, clear)
+    assert gemm.resolve_route(LIKE, shape=(7, 7, 5, 4)) == "torch"
+
+
+def test_one_thread_is_timed_in_thread_cpu_time(monkeypatch):
+    """With one thread, time another process takes from this one does not count."""
+    seen = []
+    monkeypatch.setattr(autotune.time, "thread_time", lambda: seen.append("cpu") or 0.0)
+    torch.set_num_threads(1)
+    assert autotune._time(("onednn", "step"), lambda: None) == 0.0
+    assert seen == ["cpu", "cpu"]
+
+
+def test_batch_buckets():
+    got = [autotune.batch_bucket(b) for b in (0, 1, 2, 3, 4, 5, 6, 7, 20, 24, 25, 80, 96, 97)]
+    assert got == [1, 1, 2, 3, 4, 6, 6, 8, 24, 24, 32, 96, 96, 128]
+
+
+def test_disk_cache_round_trip_keyed_by_cpu_model(monkeypatch, tmp_path):
+    _fake_timer(monkeypatch, FAST_TORCH)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "torch"
+    path = tmp_path / "cache" / autotune.FILE_NAME
+    data = json.loads(path.read_text())
+    (key,) = data["entries"]
+    assert data["format"] == 1 and autotune.cpu_model() in key and torch.__version__ in key
+    assert f"{torch.get_num_threads()} threads" in key and "float32" in key and "N6 I5 H4" in key
+    assert not list(path.parent.glob(".*"))  # no temporary file left
+    # a new process (memory cleared) reads the file and measures nothing
+    autotune.clear()
+    _no_timer(monkeypatch)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "torch"
+    # another CPU model, torch version or thread count is another key: measured again
+    autotune.clear()
+    monkeypatch.setattr(autotune, "cpu_model", lambda: "Some Other CPU 9000")
+    calls = _fake_timer(monkeypatch, FAST_ONEDNN)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "onednn"
+    assert calls
+    assert len(json.loads(path.read_text())["entries"]) == 2  # merged, not overwritten
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", json.dumps([1, 2]), json.dumps({"format": 1, "entries": {"k": 3}})]
+)
+def test_corrupt_cache_is_ignored_with_one_notice(monkeypatch, tmp_path, capsys, content):
+    path = tmp_path / "cache" / autotune.FILE_NAME
+    path.parent.mkdir()
+    path.write_text(content)
+    _fake_timer(monkeypatch, FAST_TORCH)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "torch"
+    assert gemm.resolve_route(LIKE, shape=(7, 7, 5, 4)) == "torch"  # another bucket
+    err = capsys.readouterr().err
+    assert err.count("ignoring the GEMM route cache") == 1 and str(path) in err
+    assert len(json.loads(path.read_text())["entries"]) == 2  # rewritten, valid
+
+
+def test_cache_write_never_follows_a_symlink(monkeypatch, tmp_path):
+    outside = tmp_path / "outside.json"
+    outside.write_text("precious")
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    (folder / autotune.FILE_NAME).symlink_to(outside)
+    _fake_timer(monkeypatch, FAST_ONEDNN)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "onednn"
+    assert outside.read_text() == "precious"
+    assert not (folder / autotune.FILE_NAME).is_symlink()
+
+
+def test_unwritable_cache_keeps_memory_with_one_notice(monkeypatch, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("G2LSTM_CACHE", str(blocker / "sub"))  # a folder under a file
+    calls = _fake_timer(monkeypatch, FAST_TORCH)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "torch"
+    assert gemm.resolve_route(LIKE, shape=(7, 7, 5, 4)) == "torch"
+    assert capsys.readouterr().err.count("cannot write the GEMM route cache") == 1
+    n = len(calls)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "torch" and len(calls) == n
+
+
+def test_environment_overrides(monkeypatch, tmp_path):
+    _no_timer(monkeypatch)
+    for value, want in [("onednn", "onednn"), ("torch", "torch"), ("MKL", "torch")]:
+        monkeypatch.setenv("G2LSTM_GEMM_ROUTE", value)
+        assert gemm.resolve_route(LIKE, shape=SHAPE) == want
+    monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "fastest")
+    with pytest.raises(ConfigError, match="G2LSTM_GEMM_ROUTE='fastest'"):
+        gemm.resolve_route(LIKE, shape=SHAPE)
+    monkeypatch.delenv("G2LSTM_GEMM_ROUTE")
+    monkeypatch.setenv("G2LSTM_AUTOTUNE", "0")
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == gemm.DEFAULT_ROUTE
+    monkeypatch.setenv("G2LSTM_AUTOTUNE", "sometimes")
+    with pytest.raises(ConfigError, match="G2LSTM_AUTOTUNE"):
+        gemm.resolve_route(LIKE, shape=SHAPE)
+    monkeypatch.setenv("G2LSTM_AUTOTUNE", "memory")  # measures, writes nothing
+    calls = _fake_timer(monkeypatch, FAST_TORCH)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "torch" and calls
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("tracer", ["compiler.is_compiling", "jit.is_tracing"])
+def test_never_measures_while_compiling_or_tracing(monkeypatch, tracer):
+    _no_timer(monkeypatch)
+    module, name = tracer.split(".")
+    monkeypatch.setattr(getattr(torch, module), name, lambda: True)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == gemm.DEFAULT_ROUTE
+
+
+def test_cached_timings_are_used_while_compiling(monkeypatch):
+    _fake_timer(monkeypatch, FAST_TORCH)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "torch"
+    _no_timer(monkeypatch)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert gemm.resolve_route(LIKE, shape=SHAPE) == "torch"
+
+
+def test_measuring_records_no_autograd_graph_and_draws_no_random_numbers(monkeypatch):
+    seen: list[tuple[bool, bool]] = []
+
+    def spy(label, fn):
+        out = fn()
+        seen.append((torch.is_grad_enabled(), isinstance(out, torch.Tensor) and out.requires_grad))
+        return FAST_ONEDNN[label[0]][label[1]]
+
+    monkeypatch.setattr(autotune, "_time", spy)
+    x = torch.randn(7, 3, 5, requires_grad=True)
+    state = torch.get_rng_state()
+    with torch.enable_grad():
+        assert gemm.resolve_route(x, shape=SHAPE) == "onednn"
+    assert seen and not any(grad or req for grad, req in seen)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.is_grad_enabled() and x.grad_fn is None
+
+
+def test_measurement_is_cheap_at_the_benchmark_shapes():
+    """The real timer at the issue's two shapes: a choice, within a modest time."""
+    import time
+
+    for shape in [(35, 20, 650, 650), (70, 80, 400, 1150)]:
+        t0 = time.perf_counter()
+        assert gemm.resolve_route(LIKE, shape=shape) in gemm.ROUTES
+        assert time.perf_counter() - t0 < 5.0  # ~50-100 ms idle; loose for shared CI cores
