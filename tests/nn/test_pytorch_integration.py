@@ -155,22 +155,18 @@ def test_torch_export_eval(gates):
     torch.testing.assert_close(c2, c, atol=1e-6, rtol=1e-5)
 
 
-def test_onnx_export_hard_gates_runs_in_onnxruntime():
+def test_onnx_export_hard_gates_runs_in_onnxruntime(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     model = _WithGates(_model().eval().set_gate_options(eval_gates="hard")).eval()
     x = _x()
     with torch.no_grad():
         want, i_want, f_want = model(x)
-    path = os.path.join(os.environ.get("PYTEST_TMP", "/tmp"), f"g2lstm-hard-{os.getpid()}.onnx")
-    try:
-        torch.onnx.export(model, (x,), path, dynamo=True, opset_version=18)
-        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-        out, i_gate, f_gate = sess.run(None, {name: x.numpy()})
-    finally:
-        if os.path.exists(path):
-            os.remove(path)
+    path = str(tmp_path / "g2lstm-hard.onnx")  # (and its external-data file beside it)
+    torch.onnx.export(model, (x,), path, dynamo=True, opset_version=18)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    out, i_gate, f_gate = sess.run(None, {name: x.numpy()})
     for g in (i_gate, f_gate):
         assert set(torch.from_numpy(g).unique().tolist()) <= {0.0, 1.0}  # exactly binary
     torch.testing.assert_close(torch.from_numpy(i_gate), i_want)
