@@ -57,8 +57,9 @@ class G2LSTMCell(G2Options, nn.LSTMCell):
         gate_config = GateConfig(
             tau, noise_p, noise_schedule, noisy_gates, eval_gates, estimator, eval_temperature
         )
-        check_weight_dropout(weight_dropout)  # bad G2 options fail before any allocation
-        check_forget_bias(forget_bias)
+        # bad G2 options fail before any allocation
+        weight_dropout = check_weight_dropout(weight_dropout)
+        forget_bias = check_forget_bias(forget_bias)
         nn.LSTMCell.__init__(self, input_size, hidden_size, bias, device=device, dtype=dtype)
         self._init_g2(gate_config, weight_dropout, forget_bias)
         self.reset_parameters()

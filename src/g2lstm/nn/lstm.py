@@ -105,8 +105,9 @@ class G2LSTM(G2Options, nn.LSTM):
         gate_config = GateConfig(
             tau, noise_p, noise_schedule, noisy_gates, eval_gates, estimator, eval_temperature
         )
-        check_weight_dropout(weight_dropout)  # bad G2 options fail before any allocation
-        check_forget_bias(forget_bias)
+        # bad G2 options fail before any allocation
+        weight_dropout = check_weight_dropout(weight_dropout)
+        forget_bias = check_forget_bias(forget_bias)
         nn.LSTM.__init__(
             self,
             input_size,

@@ -56,10 +56,14 @@ class G2Options:
     weight_dropout: float
     forget_bias: float | None
 
-    def _init_g2(self, gate_config: GateConfig, weight_dropout: float, forget_bias: Any) -> None:
+    def _init_g2(
+        self, gate_config: GateConfig, weight_dropout: float, forget_bias: float | None
+    ) -> None:
+        """Set the G2 state; the values come validated (the constructors check them before
+        allocating any parameter, with :func:`check_weight_dropout` / :func:`check_forget_bias`)."""
         self.gate_config = gate_config
-        self.weight_dropout = check_weight_dropout(weight_dropout)
-        self.forget_bias = check_forget_bias(forget_bias)
+        self.weight_dropout = weight_dropout
+        self.forget_bias = forget_bias
         self.generator = None
         self._gate_hooks: OrderedDict[int, GateHook] = OrderedDict()
         self._noise_hold: NoiseHold | None = None
