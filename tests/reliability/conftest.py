@@ -93,6 +93,28 @@ def _write_parallel(raw: Path, sizes: dict[str, int]) -> Path:
     return raw
 
 
+def mt_prepare_argv(raw: Path, out: Path, *extra: str) -> list[str]:
+    """``g2lstm mt prepare`` of a pre-tokenised ``{split}.src``/``.tgt`` folder, no BPE."""
+    return [
+        "mt",
+        "prepare",
+        "--dataset",
+        "folder",
+        "--raw",
+        str(raw),
+        "--src",
+        "src",
+        "--tgt",
+        "tgt",
+        "--pretokenized",
+        "--bpe-merges",
+        "0",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
 def mt_train_argv(prep: Path, out: Path, *extra: str) -> list[str]:
     """``g2lstm mt train`` on the tiny preset, no BLEU at the end, no progress bar."""
     return [
@@ -119,27 +141,6 @@ def trained_mt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("trained_mt")
     raw = _write_parallel(root / "raw", {"train": 120, "valid": 12, "test": 12})
     prep, run = root / "prep", root / "run"
-    assert (
-        main(
-            [
-                "mt",
-                "prepare",
-                "--dataset",
-                "folder",
-                "--raw",
-                str(raw),
-                "--src",
-                "src",
-                "--tgt",
-                "tgt",
-                "--pretokenized",
-                "--bpe-merges",
-                "0",
-                "--out",
-                str(prep),
-            ]
-        )
-        == 0
-    )
+    assert main(mt_prepare_argv(raw, prep)) == 0
     assert main(mt_train_argv(prep, run, "--max-updates", "4")) == 0
     return prep, run

@@ -192,10 +192,11 @@ def test_sweep_analyze_and_reproduce_announce_where_they_write(
 
 
 def test_mt_train_announces_what_it_does(tmp_path: Path, capsys) -> None:
-    from .test_data_inputs import _prepare_argv, _write_parallel
+    from .conftest import mt_prepare_argv
+    from .test_data_inputs import _write_parallel
 
     raw = _write_parallel(tmp_path / "raw")
-    assert main(_prepare_argv(raw, tmp_path / "prep")) == 0
+    assert main(mt_prepare_argv(raw, tmp_path / "prep")) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("g2lstm mt prepare: ") and str(tmp_path / "prep") in first
     out = tmp_path / "mt"

@@ -14,7 +14,7 @@ import pytest
 
 from g2lstm.cli import main
 
-from .conftest import lm_train_argv
+from .conftest import lm_train_argv, mt_prepare_argv
 
 
 def test_missing_data_directory(tmp_path: Path, cli_error) -> None:
@@ -103,32 +103,12 @@ def _write_parallel(raw: Path, n: int = 40, seed: int = 0) -> Path:
     return raw
 
 
-def _prepare_argv(raw: Path, out: Path) -> list[str]:
-    return [
-        "mt",
-        "prepare",
-        "--dataset",
-        "folder",
-        "--raw",
-        str(raw),
-        "--src",
-        "src",
-        "--tgt",
-        "tgt",
-        "--pretokenized",
-        "--bpe-merges",
-        "0",
-        "--out",
-        str(out),
-    ]
-
-
 def test_mt_misaligned_parallel_files(tmp_path: Path, cli_error) -> None:
     raw = _write_parallel(tmp_path / "raw")
     with (raw / "train.tgt").open("a", encoding="utf-8") as f:
         f.write("t1 t2\n")
     cli_error(
-        _prepare_argv(raw, tmp_path / "prep"),
+        mt_prepare_argv(raw, tmp_path / "prep"),
         str(raw / "train.src"),
         str(raw / "train.tgt"),
         "40",
@@ -142,13 +122,13 @@ def test_mt_non_utf8_names_file_and_line(tmp_path: Path, cli_error) -> None:
     lines = (raw / "valid.src").read_bytes().split(b"\n")
     lines[2] = b"s1 \xff\xfe s2"
     (raw / "valid.src").write_bytes(b"\n".join(lines))
-    cli_error(_prepare_argv(raw, tmp_path / "prep"), str(raw / "valid.src"), "3")
+    cli_error(mt_prepare_argv(raw, tmp_path / "prep"), str(raw / "valid.src"), "3")
 
 
 def test_mt_missing_file(tmp_path: Path, cli_error) -> None:
     raw = _write_parallel(tmp_path / "raw")
     (raw / "test.tgt").unlink()
-    cli_error(_prepare_argv(raw, tmp_path / "prep"), "test.tgt")
+    cli_error(mt_prepare_argv(raw, tmp_path / "prep"), "test.tgt")
 
 
 def test_mt_empty_lines_dropped_and_counted(tmp_path: Path, capsys) -> None:
@@ -158,7 +138,7 @@ def test_mt_empty_lines_dropped_and_counted(tmp_path: Path, capsys) -> None:
     src[4], tgt[9] = "", "   "  # lines 5 and 10
     (raw / "train.src").write_text("\r\n".join(src) + "\r\n", encoding="utf-8")  # CRLF too
     (raw / "train.tgt").write_text("\n".join(tgt) + "\n", encoding="utf-8")
-    assert main(_prepare_argv(raw, tmp_path / "prep")) == 0
+    assert main(mt_prepare_argv(raw, tmp_path / "prep")) == 0
     assert "Traceback" not in capsys.readouterr().err
     info = json.loads((tmp_path / "prep" / "prepare.json").read_text(encoding="utf-8"))
     read = info["counts"]["read"]["train"]

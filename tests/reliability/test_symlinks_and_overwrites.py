@@ -19,7 +19,7 @@ from g2lstm.errors import OutputError
 from g2lstm.lm.evaluate import load_model
 from g2lstm.train import CheckpointManager, MetricsLogger, RunLock, claim_run_dir
 
-from .conftest import lm_train_argv, mt_train_argv, snapshot
+from .conftest import lm_train_argv, mt_prepare_argv, mt_train_argv, snapshot
 
 SECRET = b"KEY=do-not-touch\n"
 #: every name ``lm train`` writes or appends to in its run folder (files and folders)
@@ -227,28 +227,6 @@ def test_mt_prepare_never_writes_through_a_planted_temporary_name(tmp_path: Path
     prep.mkdir()
     for name in ("train.src.tmp", "train.src", "prepare.json.tmp", "vocab.json.tmp"):
         (prep / name).symlink_to(victim)
-    assert (
-        main(
-            [
-                "mt",
-                "prepare",
-                "--dataset",
-                "folder",
-                "--raw",
-                str(raw),
-                "--src",
-                "src",
-                "--tgt",
-                "tgt",
-                "--pretokenized",
-                "--bpe-merges",
-                "0",
-                "--out",
-                str(prep),
-                "--overwrite",
-            ]
-        )
-        == 0
-    )
+    assert main(mt_prepare_argv(raw, prep, "--overwrite")) == 0
     assert victim.read_bytes() == SECRET
     assert not (prep / "train.src").is_symlink()
