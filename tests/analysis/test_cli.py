@@ -56,44 +56,11 @@ def test_analyze_two_trained_lm_checkpoints(
     monkeypatch.setattr(run, "plot_hard_gates", spy)
     g2, lstm, out = str(lm_runs["g2"]), str(lm_runs["lstm"]), tmp_path / "out"
     assert analysis_kind([g2, lstm]) == "lm"
-    rc = main(
-        [
-            "analyze",
-            g2,
-            lstm,
-            "-o",
-            str(out),
-            "--batch-size",
-            "2",
-            "--bptt",
-            "8",
-            "--max-batches",
-            "2",
-            "--no-sensitivity",
-            "--sentences",
-            "the economy is w1 .",
-            "w2 zzz",
-        ]
-    )
+    argv = ["analyze", g2, lstm, "-o", str(out), "--batch-size", "2", "--bptt", "8"]
+    argv += ["--max-batches", "2", "--no-sensitivity", "--sentences", "the economy is w1 ."]
+    rc = main([*argv, "w2 zzz"])
     assert rc == 2  # 'zzz' is not in the vocabulary and the corpus has no <unk>
-    rc = main(
-        [
-            "analyze",
-            g2,
-            lstm,
-            "-o",
-            str(out),
-            "--batch-size",
-            "2",
-            "--bptt",
-            "8",
-            "--max-batches",
-            "2",
-            "--no-sensitivity",
-            "--sentences",
-            "the economy is w1 .",
-        ]
-    )
+    rc = main(argv)
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     assert list(results["models"]) == ["G2-LSTM", "Baseline LSTM"]
