@@ -3,6 +3,8 @@ resuming under them: ``test_train.py``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from g2lstm.errors import ConfigError
@@ -58,9 +60,10 @@ def test_bad_schedule_settings_are_refused(changes: dict, match: str) -> None:
         MTConfig().merged({"optim": changes})
 
 
-def test_multi30k_preset_is_the_iwslt_model_with_the_converging_recipe() -> None:
+def test_multi30k_preset_is_the_iwslt_model_with_additive_attention_and_its_recipe() -> None:
     iwslt, m30k = MTConfig.preset("iwslt"), MTConfig.preset("multi30k")
-    assert m30k.model == iwslt.model
+    assert m30k.model.attention == "bahdanau" and iwslt.model.attention == "luong"
+    assert replace(m30k.model, attention="luong") == iwslt.model
     assert m30k.optim.schedule == "step" and m30k.optim.decay_start < m30k.train.epochs
     assert m30k.optim.name == "adam" and m30k.optim.effective_lr == pytest.approx(2e-3)
     assert (m30k.optim.clip, m30k.train.max_tokens) == (1.0, 1000)
