@@ -78,6 +78,13 @@ def _read(path: Path) -> dict | None:
         return None
 
 
+def _bench_file(run: Path) -> Path:
+    """The benchmark's own record of a run (recipe, wall time), beside the run folder: `mt
+    train` refuses to start in a folder that holds anything but a run. (Runs of earlier
+    versions kept it inside, as ``RUN/bench.json``; the report still reads those.)"""
+    return run.parent / f"{run.name}.bench.json"
+
+
 def _finished(run: Path) -> bool:
     result = _read(run / "result.json")
     return (
@@ -116,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                 continue
             if args.continue_from and not (run / "checkpoints").is_dir():
                 _start_from(Path(args.continue_from) / run.name, run)
-            bench_file = run / "bench.json"
+            bench_file = _bench_file(run)
             bench = _read(bench_file) or {"recipe": args.preset, "wall_seconds": 0.0}
             if bench["recipe"] != args.preset:
                 was = bench["recipe"]
@@ -172,7 +179,7 @@ def _row(run: Path) -> dict | None:
     result, test = _read(run / "result.json"), _read(run / "eval-test2016.json")
     if not result or not test or result["stopped"] == "interrupted":
         return None
-    bench = _read(run / "bench.json") or {}
+    bench = _read(_bench_file(run)) or _read(run / "bench.json") or {}
     wall = bench.get("wall_seconds") or _read(run / "wall.json") or None
     if isinstance(wall, dict):  # runs of the earlier script: wall.json
         wall = wall["wall_seconds"]
