@@ -41,7 +41,6 @@ __all__ = [
     "ROUTES",
     "StepGemm",
     "linear",
-    "linear_add",
     "mkl_packed_available",
     "onednn_available",
     "onednn_packed_available",
@@ -357,13 +356,6 @@ def linear(x: Tensor, w: Tensor, bias: Tensor | None, route: str) -> Tensor:
     if bias is None:
         return torch.mm(x, w.t())
     return torch.addmm(bias, x, w.t())
-
-
-def linear_add(x: Tensor, w: Tensor, other: Tensor, route: str) -> Tensor:
-    """``other + x @ w.T`` as a new tensor; ``x (M, K)``, ``w (N, K)``, ``other (M, N)``."""
-    if route == "onednn":
-        return _op().binary(x, other, w, None, "add")
-    return torch.addmm(other, x, w.t())
 
 
 def weight_grad(
