@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from g2lstm.cli import main
-
-
-def write_toy_corpus(root: Path, sizes: dict[str, int], seed: int = 0) -> Path:
-    """``{split}.src``/``.tgt``: ``s3 s7`` -> ``t7 t3`` (word mapping, reversed order)."""
-    rng = random.Random(seed)
-    raw = root / "raw"
-    raw.mkdir(parents=True)
-    for split, n in sizes.items():
-        ids = [[rng.randrange(12) for _ in range(rng.randint(2, 6))] for _ in range(n)]
-        (raw / f"{split}.src").write_text("".join(" ".join(f"s{i}" for i in x) + "\n" for x in ids))
-        (raw / f"{split}.tgt").write_text(
-            "".join(" ".join(f"t{i}" for i in reversed(x)) + "\n" for x in ids)
-        )
-    return raw
 
 
 @pytest.mark.parametrize("command", [[], ["prepare"], ["train"], ["translate"], ["eval"]])
@@ -78,39 +64,29 @@ def test_bad_values_exit_2_with_one_line(
     assert "--data" in capsys.readouterr().err
 
 
-def _prepare_toy(tmp_path: Path, sizes: dict[str, int], seed: int) -> tuple[Path, Path]:
-    """Write a toy parallel corpus, ``mt prepare`` it; return (prepared folder, run folder)."""
-    raw = write_toy_corpus(tmp_path, sizes, seed=seed)
-    prep = tmp_path / "prep"
-    assert (
-        main(
-            [
-                "mt",
-                "prepare",
-                "--dataset",
-                "folder",
-                "--raw",
-                str(raw),
-                "--src",
-                "src",
-                "--tgt",
-                "tgt",
-                "--pretokenized",
-                "--bpe-merges",
-                "0",
-                "--out",
-                str(prep),
-            ]
-        )
-        == 0
-    )
-    return prep, tmp_path / "run"
+@pytest.fixture
+def prepare_toy(tmp_path: Path, write_parallel_corpus) -> Callable[..., tuple[Path, Path]]:
+    """``prepare_toy(sizes, seed)``: write a toy parallel corpus (``s3 s7`` -> ``t7 t3``) into
+    ``tmp_path/raw``, ``mt prepare`` it; return (prepared folder, run folder)."""
+
+    def prepare(sizes: dict[str, int], seed: int) -> tuple[Path, Path]:
+        raw = write_parallel_corpus(tmp_path / "raw", sizes, seed=seed)
+        prep = tmp_path / "prep"
+        argv = ["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src"]
+        argv += ["--tgt", "tgt", "--pretokenized", "--bpe-merges", "0", "--out", str(prep)]
+        assert main(argv) == 0
+        return prep, tmp_path / "run"
+
+    return prepare
 
 
 def test_prepare_train_translate_eval(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    prepare_toy,
 ) -> None:
-    prep, run = _prepare_toy(tmp_path, {"train": 200, "valid": 20, "test": 20}, seed=1)
+    prep, run = prepare_toy({"train": 200, "valid": 20, "test": 20}, seed=1)
     assert "sizes" in capsys.readouterr().out
     monkeypatch.setenv("G2LSTM_PROGRESS_EVERY", "1e-9")  # a progress line at every batch
     train_argv = [
@@ -239,7 +215,10 @@ def test_prepare_train_translate_eval(
 
 
 def test_interrupted_training_exits_130_and_resumes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    prepare_toy,
 ) -> None:
     """SIGTERM mid-run: a resumable checkpoint, exit status 130 (not 0: the run is unfinished)."""
     import os
@@ -247,7 +226,7 @@ def test_interrupted_training_exits_130_and_resumes(
 
     from g2lstm.mt import trainer as trainer_mod
 
-    prep, run = _prepare_toy(tmp_path, {"train": 120, "valid": 10, "test": 10}, seed=2)
+    prep, run = prepare_toy({"train": 120, "valid": 10, "test": 10}, seed=2)
     original = trainer_mod._Trainer.train_step
     calls = []
 

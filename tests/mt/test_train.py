@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from pathlib import Path
 
 import pytest
@@ -17,30 +16,12 @@ from g2lstm.mt.prepare import prepare_dataset, prepare_multi30k
 from g2lstm.mt.trainer import label_smoothed_loss, train
 from g2lstm.mt.translate import evaluate_split, load_translator
 
-N_WORDS = 12
-
-
-def toy_pair(rng: random.Random) -> tuple[str, str]:
-    """Source ``s3 s7 s1`` -> target ``t1 t7 t3``: word-by-word, in reverse order."""
-    ids = [rng.randrange(N_WORDS) for _ in range(rng.randint(2, 6))]
-    return " ".join(f"s{i}" for i in ids), " ".join(f"t{i}" for i in reversed(ids))
-
-
-def write_toy_corpus(root: Path, sizes: dict[str, int], seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    raw = root / "raw"
-    raw.mkdir(parents=True)
-    for split, n in sizes.items():
-        pairs = [toy_pair(rng) for _ in range(n)]
-        (raw / f"{split}.src").write_text("".join(s + "\n" for s, _ in pairs))
-        (raw / f"{split}.tgt").write_text("".join(t + "\n" for _, t in pairs))
-    return raw
-
 
 @pytest.fixture(scope="module")
-def toy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def toy_data(tmp_path_factory: pytest.TempPathFactory, write_parallel_corpus) -> Path:
+    """The toy task (``s3 s7`` -> ``t7 t3``), 400/40/40 pairs, prepared without BPE."""
     root = tmp_path_factory.mktemp("toy")
-    raw = write_toy_corpus(root, {"train": 400, "valid": 40, "test": 40})
+    raw = write_parallel_corpus(root / "raw", {"train": 400, "valid": 40, "test": 40})
     prepare_dataset(raw, root / "prep", "src", "tgt", tokenize=False, bpe_merges=0)
     return root / "prep"
 

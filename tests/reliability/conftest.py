@@ -1,6 +1,7 @@
 """Shared helpers for the reliability tests: CLI runs, file snapshots, a trained tiny LM.
 
-The tiny corpora come from the ``write_lm_corpus`` fixture of ``tests/conftest.py``.
+The tiny corpora come from the ``write_lm_corpus`` / ``write_parallel_corpus`` fixtures of
+``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -78,21 +79,6 @@ def lm_run(trained_lm: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     return data, copy
 
 
-def _write_parallel(raw: Path, sizes: dict[str, int]) -> Path:
-    """``{split}.src``/``.tgt`` toy pairs: ``s3 s7`` -> ``t7 t3``."""
-    import random
-
-    rng = random.Random(0)
-    raw.mkdir(parents=True)
-    for split, n in sizes.items():
-        ids = [[rng.randrange(12) for _ in range(rng.randint(2, 6))] for _ in range(n)]
-        (raw / f"{split}.src").write_text("".join(" ".join(f"s{i}" for i in x) + "\n" for x in ids))
-        (raw / f"{split}.tgt").write_text(
-            "".join(" ".join(f"t{i}" for i in reversed(x)) + "\n" for x in ids)
-        )
-    return raw
-
-
 def mt_prepare_argv(raw: Path, out: Path, *extra: str) -> list[str]:
     """``g2lstm mt prepare`` of a pre-tokenised ``{split}.src``/``.tgt`` folder, no BPE."""
     return [
@@ -136,10 +122,12 @@ def mt_train_argv(prep: Path, out: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def trained_mt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def trained_mt(
+    tmp_path_factory: pytest.TempPathFactory, write_parallel_corpus
+) -> tuple[Path, Path]:
     """(prepared folder, run folder) of a 4-update tiny MT run, trained once per session."""
     root = tmp_path_factory.mktemp("trained_mt")
-    raw = _write_parallel(root / "raw", {"train": 120, "valid": 12, "test": 12})
+    raw = write_parallel_corpus(root / "raw", {"train": 120, "valid": 12, "test": 12})
     prep, run = root / "prep", root / "run"
     assert main(mt_prepare_argv(raw, prep)) == 0
     assert main(mt_train_argv(prep, run, "--max-updates", "4")) == 0

@@ -191,11 +191,10 @@ def test_sweep_analyze_and_reproduce_announce_where_they_write(
     assert not rep.exists()
 
 
-def test_mt_train_announces_what_it_does(tmp_path: Path, capsys) -> None:
+def test_mt_train_announces_what_it_does(tmp_path: Path, capsys, write_parallel_corpus) -> None:
     from .conftest import mt_prepare_argv
-    from .test_data_inputs import _write_parallel
 
-    raw = _write_parallel(tmp_path / "raw")
+    raw = write_parallel_corpus(tmp_path / "raw", {"train": 40, "valid": 8, "test": 8})
     assert main(mt_prepare_argv(raw, tmp_path / "prep")) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("g2lstm mt prepare: ") and str(tmp_path / "prep") in first

@@ -7,7 +7,6 @@ do; CRLF line endings and very long lines are accepted; empty MT lines are dropp
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -89,22 +88,12 @@ def test_ten_megabyte_line_is_read(tmp_path: Path, capsys, write_lm_corpus) -> N
 # ---------------------------------------------------------------- machine translation
 
 
-def _write_parallel(raw: Path, n: int = 40, seed: int = 0) -> Path:
-    rng = random.Random(seed)
-    raw.mkdir(parents=True, exist_ok=True)
-    for split, count in (("train", n), ("valid", 8), ("test", 8)):
-        pairs = [[rng.randrange(12) for _ in range(rng.randint(2, 6))] for _ in range(count)]
-        (raw / f"{split}.src").write_text(
-            "".join(" ".join(f"s{i}" for i in p) + "\n" for p in pairs), encoding="utf-8"
-        )
-        (raw / f"{split}.tgt").write_text(
-            "".join(" ".join(f"t{i}" for i in p) + "\n" for p in pairs), encoding="utf-8"
-        )
-    return raw
+#: the toy corpus of these tests: 40 training pairs, 8 valid, 8 test
+SIZES = {"train": 40, "valid": 8, "test": 8}
 
 
-def test_mt_misaligned_parallel_files(tmp_path: Path, cli_error) -> None:
-    raw = _write_parallel(tmp_path / "raw")
+def test_mt_misaligned_parallel_files(tmp_path: Path, cli_error, write_parallel_corpus) -> None:
+    raw = write_parallel_corpus(tmp_path / "raw", SIZES)
     with (raw / "train.tgt").open("a", encoding="utf-8") as f:
         f.write("t1 t2\n")
     cli_error(
@@ -117,22 +106,22 @@ def test_mt_misaligned_parallel_files(tmp_path: Path, cli_error) -> None:
     assert not (tmp_path / "prep" / "prepare.json").exists()
 
 
-def test_mt_non_utf8_names_file_and_line(tmp_path: Path, cli_error) -> None:
-    raw = _write_parallel(tmp_path / "raw")
+def test_mt_non_utf8_names_file_and_line(tmp_path: Path, cli_error, write_parallel_corpus) -> None:
+    raw = write_parallel_corpus(tmp_path / "raw", SIZES)
     lines = (raw / "valid.src").read_bytes().split(b"\n")
     lines[2] = b"s1 \xff\xfe s2"
     (raw / "valid.src").write_bytes(b"\n".join(lines))
     cli_error(mt_prepare_argv(raw, tmp_path / "prep"), str(raw / "valid.src"), "3")
 
 
-def test_mt_missing_file(tmp_path: Path, cli_error) -> None:
-    raw = _write_parallel(tmp_path / "raw")
+def test_mt_missing_file(tmp_path: Path, cli_error, write_parallel_corpus) -> None:
+    raw = write_parallel_corpus(tmp_path / "raw", SIZES)
     (raw / "test.tgt").unlink()
     cli_error(mt_prepare_argv(raw, tmp_path / "prep"), "test.tgt")
 
 
-def test_mt_empty_lines_dropped_and_counted(tmp_path: Path, capsys) -> None:
-    raw = _write_parallel(tmp_path / "raw")
+def test_mt_empty_lines_dropped_and_counted(tmp_path: Path, capsys, write_parallel_corpus) -> None:
+    raw = write_parallel_corpus(tmp_path / "raw", SIZES)
     src = (raw / "train.src").read_text(encoding="utf-8").splitlines()
     tgt = (raw / "train.tgt").read_text(encoding="utf-8").splitlines()
     src[4], tgt[9] = "", "   "  # lines 5 and 10

@@ -218,10 +218,10 @@ def test_two_concurrent_exclusive_saves_one_wins(lm_run, tmp_path: Path) -> None
     load_compressed(out)
 
 
-def test_mt_prepare_never_writes_through_a_planted_temporary_name(tmp_path: Path) -> None:
-    from .conftest import _write_parallel
-
-    raw = _write_parallel(tmp_path / "raw", {"train": 30, "valid": 5, "test": 5})
+def test_mt_prepare_never_writes_through_a_planted_temporary_name(
+    tmp_path: Path, write_parallel_corpus
+) -> None:
+    raw = write_parallel_corpus(tmp_path / "raw", {"train": 30, "valid": 5, "test": 5})
     victim = _victim(tmp_path)
     prep = tmp_path / "prep"
     prep.mkdir()
