@@ -139,10 +139,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-#: A run without --preset that would take longer than this on a CPU-only machine needs --yes.
-COST_LIMIT_S = 3600.0
-
-
 def _preset_named(args: argparse.Namespace) -> bool:
     from g2lstm.lm.config import load_yaml
 
@@ -150,34 +146,29 @@ def _preset_named(args: argparse.Namespace) -> bool:
 
 
 def _check_cost(config: Any) -> None:
-    """No --preset on a machine without a GPU: say what is about to run and how long it will
-    take (from a short measurement); refuse a run of more than an hour without --yes."""
-    import torch
-
+    """No --preset: on a machine without a GPU, say what is about to run and how long it
+    will take (from a short measurement); refuse a run of more than an hour without --yes."""
     from g2lstm.datasets import resolve_dataset
     from g2lstm.lm.data import Corpus
-    from g2lstm.lm.estimate import estimate_run
+    from g2lstm.lm.estimate import describe_run, estimate_run
+    from g2lstm.train.estimate import RunEstimate, check_run_cost
 
-    if torch.cuda.is_available():
-        return
-    corpus = Corpus.load(resolve_dataset(config.data, config.data_dir, kind="lm"))
-    corpus = corpus.head(config.train.limit_tokens)
-    config = config.replace({"model.vocab_size": len(corpus.vocab)})
-    print(
-        f"g2lstm lm train: no --preset given, so this is the '{config.preset}' preset on a "
-        "machine without a GPU; timing a few training steps ...",
-        file=sys.stderr,
-        flush=True,
+    def load() -> Corpus:
+        corpus = Corpus.load(resolve_dataset(config.data, config.data_dir, kind="lm"))
+        return corpus.head(config.train.limit_tokens)
+
+    def estimate(corpus: Corpus) -> tuple[RunEstimate, str]:
+        sized = config.replace({"model.vocab_size": len(corpus.vocab)})
+        est = estimate_run(sized, len(corpus.train))
+        return est, describe_run(est, sized, len(corpus.train))
+
+    check_run_cost(
+        "lm train",
+        config.preset,
+        load,
+        estimate,
+        hint="--preset tiny: seconds; --preset small: about an hour on PTB with 2 cores",
     )
-    est = estimate_run(config, len(corpus.train))
-    print(f"g2lstm lm train: {est.describe(config, len(corpus.train))}", file=sys.stderr)
-    if est.seconds > COST_LIMIT_S:
-        raise ConfigError(
-            f"lm train without --preset would run the '{config.preset}' preset for about "
-            f"{est.seconds / 3600:,.0f} h on this machine; pick a preset (--preset tiny: "
-            "seconds; --preset small: about an hour on PTB with 2 cores) or pass "
-            "--yes to run it anyway"
-        )
 
 
 class _FileRef:
