@@ -18,7 +18,10 @@ from g2lstm.errors import EXIT_INTERRUPTED, ConfigError, DataError
 from g2lstm.limits import DEFAULT_MAX_BEAM, check_limit
 from g2lstm.mt.presets import PRESETS
 
-__all__ = ["build_config", "register"]
+__all__ = ["DEFAULT_PRESET", "build_config", "register"]
+
+#: The preset of ``mt train`` without ``--preset``: the paper's IWSLT'14 model.
+DEFAULT_PRESET = "iwslt"
 
 #: flag dest -> dotted config key (``train`` flags)
 _FLAG_KEYS = {
@@ -59,7 +62,7 @@ def build_config(args: argparse.Namespace) -> Any:
     """The :class:`~g2lstm.mt.config.MTConfig` described by ``mt train`` arguments."""
     from g2lstm.mt.config import load_config
 
-    return load_config(args.preset or "iwslt", args.config, _overrides(args))
+    return load_config(args.preset or DEFAULT_PRESET, args.config, _overrides(args))
 
 
 def _saved_config(out: Path) -> Any:
@@ -159,10 +162,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     if not config.train.data:
         raise ConfigError("no data: pass --data FOLDER written by 'g2lstm mt prepare'")
+    if saved is None and not (args.yes or args.preset):
+        _check_cost(config)
     m, t, g = config.model, config.train, config.model.gate_config()
     budget = f"{t.epochs} epochs"
     budget += f", <= {t.max_updates} updates" if t.max_updates else ""
     budget += f", <= {t.max_minutes:g} min" if t.max_minutes else ""
+    if t.limit_sentences is not None:
+        budget += f", first {t.limit_sentences:,} sentence pairs of train/valid"
     what = "resuming" if saved is not None else "training"
     print(
         f"g2lstm mt train: {what} {m.cell} (tau={g.tau}, noise_p={g.noise_p}) {m.layers}x"
@@ -183,6 +190,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"continue with: g2lstm mt train --out {out} --resume", file=sys.stderr)
         return EXIT_INTERRUPTED  # not finished: scripts must not go on as if it were
     return 0
+
+
+def _check_cost(config: Any) -> None:
+    """No --preset: on a machine without a GPU, say what is about to run and how long it
+    will take (a few timed updates); refuse a run of more than an hour without --yes."""
+    from g2lstm.mt.estimate import describe_run, estimate_run
+    from g2lstm.mt.prepare import load_prepared
+    from g2lstm.train.estimate import RunEstimate, check_run_cost
+
+    def estimate(prepared: Any) -> tuple[RunEstimate, str]:
+        est = estimate_run(config, prepared)
+        return est, describe_run(est, config, prepared)
+
+    check_run_cost(
+        "mt train",
+        DEFAULT_PRESET,
+        lambda: load_prepared(config.train.data),
+        estimate,
+        hint="--preset tiny: seconds on any data; or bound the run with --max-minutes or "
+        "--max-updates",
+    )
 
 
 def _decode_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -436,6 +464,12 @@ def register(subparsers: Any) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="any config value, e.g. --set model.dropout=0.3 (repeatable)",
+    )
+    t.add_argument(
+        "--yes",
+        action="store_true",
+        help="without --preset on a machine with no GPU, start even a run estimated at more "
+        "than an hour",
     )
     t.add_argument("--print-config", action="store_true", help="print the config and exit")
     t.set_defaults(func=_cmd_train)

@@ -12,7 +12,8 @@ Presets (paper §4.1.2, ``../shared/docs/paper.md`` §2.2):
 
 - ``iwslt``: 2 layers, embedding = hidden = 256 (paper's IWSLT'14 De->En model).
 - ``wmt``: 3 layers, embedding 512, hidden 1024 (paper's WMT'14 En->De model).
-- ``tiny``: 1 layer, 32/32, for tests and smoke runs.
+- ``tiny``: 1 layer, 32/32, 2 epochs of the first 500 sentence pairs
+  (``train.limit_sentences``): seconds on any dataset; for tests and smoke runs.
 
 Cells (``model.cell``, the CLI's ``--cell``): ``lstm`` -> ``noise_p=0, tau=1`` (exactly an
 LSTM); ``sharpened`` -> ``noise_p=0, tau=0.2`` (paper's "Sharpened Sigmoid"); ``g2`` ->
@@ -209,6 +210,9 @@ class TrainConfig:
         valid_bleu: decode the validation set with the best model at the end and report BLEU.
         on_nonfinite: ``"raise"`` or ``"skip"`` an update with a NaN/inf loss or gradient.
         bucket_width: length granularity of batching (larger = more varied batches).
+        limit_sentences: use only the first that many sentence pairs of the train and valid
+            splits (validation loss and BLEU too), so that a preset such as ``tiny`` takes
+            seconds on any dataset (``None``: all).
     """
 
     data: str = ""
@@ -224,6 +228,7 @@ class TrainConfig:
     valid_bleu: bool = True
     on_nonfinite: str = "raise"
     bucket_width: int = 1
+    limit_sentences: int | None = None
 
     def __post_init__(self) -> None:
         check_int("train.max_tokens", self.max_tokens, 1)
@@ -236,6 +241,8 @@ class TrainConfig:
         check_int("train.threads", self.threads, 0)
         check_int("train.keep_last", self.keep_last, 1)
         check_int("train.bucket_width", self.bucket_width, 1)
+        if self.limit_sentences is not None:
+            check_int("train.limit_sentences", self.limit_sentences, 1)
         check_choice("train.on_nonfinite", self.on_nonfinite, ("raise", "skip"))
 
 

@@ -147,11 +147,11 @@ class PreparedData:
 
         return read_lines(self.path(split, lang, kind))
 
-    def encoded(self, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
-        """``(src_ids, tgt_ids)`` int32 arrays of every pair, without ``<s>``/``</s>``
-        (:func:`g2lstm.mt.batching.collate` adds them)."""
-        src = self.lines(split, self.src_lang)
-        tgt = self.lines(split, self.tgt_lang)
+    def encoded(self, split: str, limit: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(src_ids, tgt_ids)`` int32 arrays of every pair (of the first ``limit`` pairs
+        when given), without ``<s>``/``</s>`` (:func:`g2lstm.mt.batching.collate` adds them)."""
+        src = self.lines(split, self.src_lang)[:limit]
+        tgt = self.lines(split, self.tgt_lang)[:limit]
         return [
             (
                 np.asarray(self.src_vocab.encode(s), np.int32),

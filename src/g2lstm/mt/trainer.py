@@ -178,9 +178,9 @@ class _Trainer:
     ) -> None:
         self.cfg, self.prepared, self.device = config, prepared, device
         self.pad = prepared.tgt_vocab.pad_id
-        self.train_pairs = prepared.encoded("train")
-        self.valid_pairs = prepared.encoded("valid")
         t = config.train
+        self.train_pairs = prepared.encoded("train", t.limit_sentences)
+        self.valid_pairs = prepared.encoded("valid", t.limit_sentences)
         self.sampler = TokenBatchSampler(
             [len(s) + 1 for s, _ in self.train_pairs],
             [len(y) + 1 for _, y in self.train_pairs],
@@ -500,7 +500,8 @@ def _valid_bleu(trainer: _Trainer, best: Path, metrics: Any) -> dict[str, Any]:
         trainer.cfg.decode,
         prepared.bpe(),
     )
-    result = evaluate_split(translator, "valid", prepared).to_dict()
+    limit = trainer.cfg.train.limit_sentences
+    result = evaluate_split(translator, "valid", prepared, limit=limit).to_dict()
     metrics.log(
         {"kind": "valid_bleu", **{k: v for k, v in result.items() if k != "split"}},
         step=trainer.progress.step,
