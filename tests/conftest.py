@@ -26,9 +26,10 @@ def shared_data_dir() -> Path | None:
     return None
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_data() -> Path:
-    """The folder with the real corpora (``ptb/``, ``multi30k/``); skips the test if absent."""
+    """The folder with the real corpora (``ptb/``, ``multi30k/``); skips the test if absent.
+    Session scoped, so that session fixtures (trained runs) can use it too."""
     d = shared_data_dir()
     if d is None:
         pytest.skip("real corpora not found: set G2LSTM_DATA or put shared/data beside the repo")

@@ -299,85 +299,14 @@ def test_report_lists_reused_runs(tmp_path: Path) -> None:
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_public_command_runs_are_reused(real_data: Path, tmp_path: Path) -> None:
+def test_public_command_runs_are_reused(
+    real_data: Path, tmp_path: Path, public_tiny_runs: Path
+) -> None:
     """Tiny LM and MT runs trained with ``g2lstm lm/mt train`` on copies of the data satisfy
     the steps; evaluation then reads their checkpoints through the step folders."""
-    out, runs = tmp_path / "out", tmp_path / "runs"
-    runs.mkdir()
+    out, runs = tmp_path / "out", public_tiny_runs
     steps = {s.id: s for s in build_plan(SCALE, 1, out)}
     ctx = RunContext(SCALE, out, str(real_data), log=lambda _: None, reuse=(runs,))
-    run_plan([steps["lm-data"], steps["mt-data"]], ctx)
-    lm_data = shutil.copytree(out / "data" / "lm" / "ptb", tmp_path / "mine" / "ptb")
-    mt_data = shutil.copytree(out / "data" / "mt" / "prepared", tmp_path / "mine" / "prep")
-    # the tiny scale's settings, as public commands
-    assert (
-        main(
-            [
-                "lm",
-                "train",
-                "--preset",
-                "small",
-                "--cell",
-                "lstm",
-                "--seed",
-                "1",
-                "--data",
-                str(lm_data),
-                "--out",
-                str(runs / "lm-lstm"),
-                "--epochs",
-                "4",
-                "--threads",
-                "1",
-                "--no-progress",
-                "--set",
-                "model.emsize=64",
-                "--set",
-                "model.nhid=64",
-                "--set",
-                "optim.decay_after=2",
-                "--set",
-                "train.test_batch_size=10",
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "mt",
-                "train",
-                "--preset",
-                "tiny",
-                "--cell",
-                "g2",
-                "--seed",
-                "1",
-                "--data",
-                str(mt_data),
-                "--out",
-                str(runs / "mt-g2"),
-                "--epochs",
-                "5",
-                "--max-tokens",
-                "800",
-                "--threads",
-                "1",
-                "--no-progress",
-                "--set",
-                "model.emb=64",
-                "--set",
-                "model.hidden=64",
-                "--set",
-                "optim.lr=0.002",
-                "--set",
-                "optim.lr_decay=1.0",
-                "--set",
-                "train.valid_bleu=false",
-            ]
-        )
-        == 0
-    )
     before = {p: _files(runs / p) for p in ("lm-lstm", "mt-g2")}
     chosen = [
         steps[k]

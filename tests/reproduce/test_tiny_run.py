@@ -1,4 +1,5 @@
-"""The ``tiny`` scale end to end on the real corpora (PTB and Multi30k slices)."""
+"""The ``tiny`` scale end to end on the real corpora (PTB and Multi30k slices), reusing the
+LSTM LM and G2 MT runs that the public commands trained (``public_tiny_runs``)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,23 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.mark.data
 @pytest.mark.slow
 def test_tiny_reproduction_and_resume(
-    real_data: Path, tmp_path: Path, capsys, request: pytest.FixtureRequest
+    real_data: Path,
+    tmp_path: Path,
+    capsys,
+    request: pytest.FixtureRequest,
+    public_tiny_runs: Path,
 ) -> None:
     out = tmp_path / "repro"
     args = ["reproduce", "--scale", "tiny", "--data-dir", str(real_data), "-o", str(out)]
-    assert main(args) == 0
+    # two of the six trainings come from the public commands' runs (trained once per session
+    # for test_reuse too); the other four run here
+    assert main([*args, "--reuse", str(public_tiny_runs)]) == 0
     text = capsys.readouterr().out
     assert re.search(r"\[1/17\] lm-data \.\.\.", text)
     assert "[17/17] report done" in text
-    assert "17 step(s) run, 0 skipped" in text
+    assert "17 step(s) run (2 reused), 0 skipped" in text
+    for step, run in (("lm-train-lstm-s1", "lm-lstm"), ("mt-train-g2-s1", "mt-g2")):
+        assert f"] {step} reused {(public_tiny_runs / run).resolve()} " in text
 
     report = out / "report"
     md = (report / "report.md").read_text(encoding="utf-8")
@@ -39,6 +48,7 @@ def test_tiny_reproduction_and_resume(
         assert all(re.match(r"^-?\d+\.\d+", c) for c in cells[2:4]), line
     table2 = md.split("## Table 2")[1].split("##")[0]
     assert len(re.findall(r"\| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", table2)) == 3
+    assert "**2 training run(s) were reused**" in md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(links) >= 6
     for link in links:
