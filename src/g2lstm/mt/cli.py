@@ -208,7 +208,7 @@ def _check_cost(config: Any) -> None:
         DEFAULT_PRESET,
         lambda: load_prepared(config.train.data),
         estimate,
-        hint="--preset tiny: seconds on any data; or bound the run with --max-minutes or "
+        hint="--preset tiny: seconds on any data, or keep this one within --max-minutes / "
         "--max-updates",
     )
 
