@@ -82,15 +82,17 @@ def write_lm_corpus() -> Callable[..., Path]:
     return _write_lm_corpus
 
 
-#: words of the toy translation task: source ``s0..s11``, target ``t0..t11``
+#: words of the toy translation task (default): source ``s0..s11``, target ``t0..t11``
 TOY_WORDS = 12
 
 
-def _write_parallel_corpus(raw: Path, sizes: Mapping[str, int], seed: int = 0) -> Path:
+def _write_parallel_corpus(
+    raw: Path, sizes: Mapping[str, int], seed: int = 0, words: int = TOY_WORDS
+) -> Path:
     rng = random.Random(seed)
     raw.mkdir(parents=True, exist_ok=True)
     for split, n in sizes.items():
-        ids = [[rng.randrange(TOY_WORDS) for _ in range(rng.randint(2, 6))] for _ in range(n)]
+        ids = [[rng.randrange(words) for _ in range(rng.randint(2, 6))] for _ in range(n)]
         src = "".join(" ".join(f"s{i}" for i in x) + "\n" for x in ids)
         tgt = "".join(" ".join(f"t{i}" for i in reversed(x)) + "\n" for x in ids)
         (raw / f"{split}.src").write_text(src, encoding="utf-8")
@@ -100,10 +102,10 @@ def _write_parallel_corpus(raw: Path, sizes: Mapping[str, int], seed: int = 0) -
 
 @pytest.fixture(scope="session")
 def write_parallel_corpus() -> Callable[..., Path]:
-    """``write_parallel_corpus(raw, sizes, seed=0) -> raw``: a toy parallel corpus.
+    """``write_parallel_corpus(raw, sizes, seed=0, words=12) -> raw``: a toy parallel corpus.
 
     Writes ``{split}.src`` / ``{split}.tgt`` for each ``split: pairs`` of ``sizes`` into
-    ``raw`` (created if needed): 2-6 random words ``s0..s11`` per source line, the target is
+    ``raw`` (created if needed): 2-6 random words ``s0..s{words-1}`` per source line, the target is
     the word-by-word translation in reverse order (``s3 s7 s1`` -> ``t1 t7 t3``), a task a
     small attention model learns in a few hundred updates. Deterministic in ``seed``;
     session scoped, like :func:`write_lm_corpus`.

@@ -4,7 +4,6 @@ of those files, fine-tuning that keeps the structure, and one-line errors (exit 
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,22 +149,14 @@ def test_file_errors_exit_2(run: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert "no such checkpoint" in capsys.readouterr().err
 
 
-def test_translation_model_compresses_to_a_file_that_translates_alike(tmp_path: Path) -> None:
+def test_translation_model_compresses_to_a_file_that_translates_alike(
+    tmp_path: Path, write_parallel_corpus
+) -> None:
     from g2lstm.mt.config import load_config
     from g2lstm.mt.prepare import prepare_dataset
     from g2lstm.mt.trainer import train as train_mt
 
-    rng = random.Random(0)
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for split, n in (("train", 200), ("valid", 20), ("test", 20)):
-        pairs = [[rng.randrange(12) for _ in range(rng.randint(2, 6))] for _ in range(n)]
-        (raw / f"{split}.src").write_text(
-            "".join(" ".join(f"s{i}" for i in p) + "\n" for p in pairs)
-        )
-        (raw / f"{split}.tgt").write_text(
-            "".join(" ".join(f"t{i}" for i in p[::-1]) + "\n" for p in pairs)
-        )
+    raw = write_parallel_corpus(tmp_path / "raw", {"train": 200, "valid": 20, "test": 20})
     prepare_dataset(raw, tmp_path / "prep", "src", "tgt", tokenize=False, bpe_merges=0)
     overrides = [f"train.data={tmp_path / 'prep'}", "train.valid_bleu=false", "train.epochs=1"]
     config = load_config("tiny", overrides=overrides)

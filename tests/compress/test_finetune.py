@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,30 +28,15 @@ from g2lstm.tasks.lm import LMEvaluator
 # ------------------------------------------------------------------ tiny models
 
 
-def _toy_mt_raw(raw: Path, n_words: int, sizes: dict[str, int], seed: int = 0) -> Path:
-    """Source ``s3 s7 s1`` -> target ``t1 t7 t3`` (reversed, word by word)."""
-    rng = random.Random(seed)
-    raw.mkdir(parents=True)
-    for split, n in sizes.items():
-        pairs = [[rng.randrange(n_words) for _ in range(rng.randint(2, 6))] for _ in range(n)]
-        (raw / f"{split}.src").write_text(
-            "".join(" ".join(f"s{i}" for i in p) + "\n" for p in pairs)
-        )
-        (raw / f"{split}.tgt").write_text(
-            "".join(" ".join(f"t{i}" for i in p[::-1]) + "\n" for p in pairs)
-        )
-    return raw
-
-
 @pytest.fixture(scope="module")
-def mt_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mt_run(tmp_path_factory: pytest.TempPathFactory, write_parallel_corpus) -> Path:
     """A tiny MT model (G2-LSTM, H=32) trained for one epoch on a toy reversal task."""
     from g2lstm.mt.config import load_config
     from g2lstm.mt.prepare import prepare_dataset
     from g2lstm.mt.trainer import train as train_mt
 
     root = tmp_path_factory.mktemp("finetune-mt")
-    raw = _toy_mt_raw(root / "raw", 12, {"train": 200, "valid": 20, "test": 20})
+    raw = write_parallel_corpus(root / "raw", {"train": 200, "valid": 20, "test": 20})
     prepare_dataset(raw, root / "prep", "src", "tgt", tokenize=False, bpe_merges=0)
     config = load_config(
         "tiny",
@@ -378,11 +362,12 @@ def test_cli_sweep_finetunes_translation_models(mt_run: Path, tmp_path: Path) ->
 
 
 def test_cli_refuses_training_data_that_is_missing_or_of_another_vocabulary(
-    mt_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    mt_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], write_parallel_corpus
 ) -> None:
     from g2lstm.mt.prepare import prepare_dataset
 
-    other = _toy_mt_raw(tmp_path / "raw", 7, {"train": 20, "valid": 5, "test": 5}, seed=1)
+    sizes = {"train": 20, "valid": 5, "test": 5}
+    other = write_parallel_corpus(tmp_path / "raw", sizes, seed=1, words=7)
     prepare_dataset(other, tmp_path / "prep", "src", "tgt", tokenize=False, bpe_merges=0)
     out = tmp_path / "x.safetensors"
     base = [
