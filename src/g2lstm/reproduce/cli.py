@@ -6,6 +6,7 @@ Examples::
     g2lstm reproduce --scale cpu --seeds 3 -o repro-cpu    # a few hours on 2 cores
     g2lstm reproduce --scale paper --dry-run               # the plan and its estimated time
     g2lstm reproduce --scale cpu --reuse runs/ -o repro    # reuse finished runs under runs/
+    g2lstm reproduce --scale cpu --seeds 3 --only lm --ablations -o repro  # + the sweeps
     torchrun --nproc-per-node 4 -m g2lstm.cli reproduce --scale paper --device cuda -o repro
 
 Running the same command again skips finished steps and resumes an interrupted training run.
@@ -77,6 +78,27 @@ def register(subparsers: Any) -> None:
         "without training (repeatable; the report lists reused runs)",
     )
     p.add_argument(
+        "--ablations",
+        action="store_true",
+        help="add the sweeps of claims 3, 7, 8, 9 on PTB (noise probability, temperature, "
+        "output-gate noise) and a probe of every LM run (cache pointer, hard gates, "
+        "compression); see g2lstm.reproduce.ablations",
+    )
+    p.add_argument(
+        "--ablation-seeds",
+        type=int,
+        default=None,
+        help="seeds per sweep variant (default 2; the paper's cells use --seeds)",
+    )
+    p.add_argument(
+        "--ablation-epochs",
+        type=int,
+        default=None,
+        help="train the sweeps (and their baselines) for this many epochs instead of the "
+        "preset's; the plan first checks on its full-budget runs that the cells rank the same "
+        "after this many epochs, and stops if not",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="print the plan with estimated times and exit"
     )
     p.set_defaults(func=_cmd_reproduce)
@@ -92,6 +114,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     scale = get_scale(args.scale)
     out = Path(args.out or f"reproduce-{scale.name}").resolve()
     steps = build_plan(scale, args.seeds, out, only=tuple(args.only or PARTS))
+    steps = _with_ablations(args, steps, scale, out)
     reuse = tuple(Path(d).resolve() for d in args.reuse or ())
     if args.dry_run:
         if env_rank() == 0:
@@ -118,6 +141,22 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             flush=True,
         )
     return 0
+
+
+def _with_ablations(
+    args: argparse.Namespace, steps: list[Step], scale: Scale, out: Any
+) -> list[Step]:
+    """The plan with the sweeps of ``--ablations`` (unchanged without it)."""
+    from g2lstm.errors import ConfigError
+    from g2lstm.reproduce.ablations import AblationSettings, add_ablations
+
+    if not args.ablations:
+        if args.ablation_seeds is not None or args.ablation_epochs is not None:
+            raise ConfigError("--ablation-seeds and --ablation-epochs need --ablations")
+        return steps
+    seeds = AblationSettings().seeds if args.ablation_seeds is None else args.ablation_seeds
+    settings = AblationSettings(seeds=seeds, epochs=args.ablation_epochs)
+    return add_ablations(steps, scale, out, args.seeds or scale.seeds, settings)
 
 
 def _show_plan(steps: Sequence[Step], ctx: RunContext, *, dry_run: bool = False) -> dict[str, Any]:

@@ -55,8 +55,8 @@ def collect(folders: Iterable[Path]) -> dict[str, Any]:
         kind, res = str(m.get("kind", "")), m.get("result") or {}
         numbers["info"]["seconds"] += float(m.get("seconds") or 0.0)
         part, _, what = kind.partition("-")
-        if part not in ("lm", "mt"):
-            continue
+        if part not in ("lm", "mt") or m.get("variant"):
+            continue  # ablation variants: :mod:`g2lstm.reproduce.ablation_collect`
         if m.get("seed") is not None:
             seeds.add(int(m["seed"]))
         if what == "train" and m.get("reused_from"):

@@ -77,6 +77,11 @@ class Step:
         estimate_s: estimated seconds.
         cell, seed: the model and seed (None where not applicable).
         deps: folders of the steps whose results this step reads.
+        settings: hash of the scale settings the step reads (part of its inputs).
+        variant: name of an ablation variant of ``cell`` (``g2-p0.05``;
+            :mod:`~g2lstm.reproduce.ablations`), None for the paper's own cells.
+        overrides: dotted config overrides a training step applies on top of the scale's
+            (the variant's noise probability, temperature, noisy gates or epochs).
     """
 
     id: str
@@ -88,6 +93,8 @@ class Step:
     seed: int | None = None
     deps: tuple[Path, ...] = ()
     settings: str = ""
+    variant: str | None = None
+    overrides: tuple[tuple[str, Any], ...] = ()
 
     def inputs(self) -> str:
         """Hash of the scale settings the step reads (``settings``) and of the markers of its
@@ -122,6 +129,8 @@ class Step:
             "cell": self.cell,
             "seed": self.seed,
             "deps": [str(d) for d in self.deps],
+            **({"variant": self.variant} if self.variant else {}),
+            **({"overrides": dict(self.overrides)} if self.overrides else {}),
         }
 
 

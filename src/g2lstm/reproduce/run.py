@@ -47,13 +47,15 @@ ALL_RANKS = frozenset({"lm-train"})
 
 def step_function(kind: str) -> StepFn:
     """The function that runs steps of ``kind`` (imported lazily)."""
-    from g2lstm.reproduce import report, steps_lm, steps_mt
+    from g2lstm.reproduce import report, steps_lm, steps_mt, steps_probe
 
     table: dict[str, StepFn] = {
         "lm-data": steps_lm.lm_data,
         "lm-train": steps_lm.lm_train,
         "lm-eval": steps_lm.lm_eval,
         "lm-analyze": steps_lm.lm_analyze,
+        "lm-probe": steps_probe.lm_probe,
+        "lm-ranking": steps_probe.lm_ranking,
         "mt-data": steps_mt.mt_data,
         "mt-train": steps_mt.mt_train,
         "mt-eval": steps_mt.mt_eval,
@@ -203,6 +205,7 @@ class _Runner:
             "kind": step.kind,
             "cell": step.cell,
             "seed": step.seed,
+            **({"variant": step.variant} if step.variant else {}),
             "inputs": step.inputs(),
             "seconds": seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -74,8 +74,10 @@ def _cap_vocabulary(folder: Path, size: int) -> None:
 
 
 def lm_train_config(step: Step, ctx: RunContext, data: str) -> Any:
-    """The resolved config a ``lm-train`` step trains (also what ``--reuse`` compares)."""
+    """The resolved config a ``lm-train`` step trains (also what ``--reuse`` compares): the
+    scale's preset and overrides, then the step's own (an ablation variant's), cell and seed."""
     overrides = dict(ctx.scale.lm_overrides)
+    overrides.update(dict(step.overrides))
     overrides.update({"model.cell": step.cell, "train.seed": step.seed, "data": data})
     return LM.preset_config(ctx.scale.lm_preset, overrides)
 

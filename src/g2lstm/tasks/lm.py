@@ -29,8 +29,9 @@ from g2lstm.errors import ConfigError
 from g2lstm.lm import preset_config, train
 from g2lstm.lm.config import RunConfig
 from g2lstm.lm.data import Corpus, Vocabulary, batchify
-from g2lstm.lm.evaluate import check_vocab, evaluate, load_model, perplexity
+from g2lstm.lm.evaluate import check_vocab, evaluate, evaluate_pointer, load_model, perplexity
 from g2lstm.lm.model import RNNLanguageModel, detach_hidden
+from g2lstm.lm.pointer import PointerConfig
 from g2lstm.tasks.base import (
     EvalData,
     EvalDataOptions,
@@ -52,16 +53,22 @@ DEFAULT_SENTENCES = (
 
 
 class LMEvaluator(Evaluator):
-    """Perplexity on a split of the LM corpus (as ``g2lstm lm eval``, plain mode).
+    """Perplexity on a split of the LM corpus (as ``g2lstm lm eval``, plain or cache pointer).
 
     Args:
         data: dataset name or folder (default: each run's own).
         data_dir: root of named datasets.
-        split: ``"valid"`` or ``"test"``.
+        split: ``"valid"``, ``"test"`` or ``"train"`` (the training text read in eval mode:
+            no dropout, no gate noise).
         batch_size: evaluation streams (default: the run's ``test_batch_size`` for test,
-            ``eval_batch_size`` for valid, as ``lm eval``).
+            ``eval_batch_size`` otherwise, as ``lm eval``).
         bptt: segment length (default: the run's).
         max_batches: score only the first ``max_batches`` segments (a cheap estimate).
+        pointer: with the continuous cache pointer (``g2lstm lm eval --cache-pointer``):
+            ``{"window", "theta", "lambdah", "bptt"}`` (missing keys: AWD-LSTM's PTB recipe,
+            :class:`~g2lstm.lm.pointer.PointerConfig`); one stream, ``batch_size`` and
+            ``bptt`` are not used; ``max_batches`` caps the stream at that many pointer
+            segments.
     """
 
     task, metric, higher_is_better = "lm", "ppl", False
@@ -74,12 +81,14 @@ class LMEvaluator(Evaluator):
         batch_size: int | None = None,
         bptt: int | None = None,
         max_batches: int | None = None,
+        pointer: Mapping[str, Any] | None = None,
     ) -> None:
-        if split not in ("valid", "test"):
-            raise ConfigError(f"split must be 'valid' or 'test', got {split!r}")
+        if split not in ("valid", "test", "train"):
+            raise ConfigError(f"split must be 'valid', 'test' or 'train', got {split!r}")
         self.batch_size = positive_int("batch_size", batch_size)
         self.bptt = positive_int("bptt", bptt)
         self.max_batches = positive_int("max_batches", max_batches)
+        self.pointer = None if pointer is None else PointerConfig(**pointer)
         self.data, self.data_dir, self.split = data, data_dir, split
         self._corpora: dict[str, Corpus] = {}
         self._sources: dict[tuple[str, int, str], Tensor] = {}
@@ -113,13 +122,26 @@ class LMEvaluator(Evaluator):
 
     def score(self, run: LoadedRun, model: nn.Module) -> float:
         """Perplexity of ``model`` on the split."""
+        if self.pointer is not None:
+            ids = self.corpus(run).head(run.config.train.limit_tokens).tensor(self.split)
+            if self.max_batches is not None:
+                ids = ids[: self.max_batches * self.pointer.bptt + 1]
+            device = next(model.parameters()).device
+            loss = evaluate_pointer(model, ids.to(device), self.pointer)  # type: ignore[arg-type]
+            return perplexity(loss)
         source, bptt = self._source(run)
         return perplexity(evaluate(model, source, bptt))  # type: ignore[arg-type]
 
     def describe(self) -> str:
         limit = f", first {self.max_batches} segments" if self.max_batches else ""
         data = self.data or "each run's data"
-        return f"perplexity on {data}/{self.split}{limit}"
+        p = self.pointer
+        cache = (
+            f", cache pointer (window {p.window}, theta {p.theta}, lambda {p.lambdah})"
+            if p is not None
+            else ""
+        )
+        return f"perplexity on {data}/{self.split}{limit}{cache}"
 
 
 class LMStepLoss:

@@ -1,0 +1,235 @@
+"""Is a reduced training budget good enough? The ranking check of ``--ablation-epochs``.
+
+A sweep at a reduced budget (fewer epochs of the same schedule) is only worth running if it
+ranks models as the full budget does. The check compares, on runs trained at the full budget:
+
+- the ranking of the cells by their **final test perplexity** (the full budget's result), with
+- their ranking by the **best validation perplexity of the first E epochs** (read from each
+  run's ``metrics.jsonl``): what a run stopped after E epochs of the same schedule keeps as its
+  best checkpoint, since the first E epochs of a longer run are those of the shorter one;
+  when the reduced runs themselves have finished, their own test perplexity
+  (:func:`ranking_check`'s ``reduced``) replaces it.
+
+It **passes** when the order of the cells is the same on every seed the cells share and for
+the seed means. The result also gives Kendall's tau per seed and the smallest budget whose
+check passes at that budget and every longer one (:func:`smallest_budget`). With only the
+paper's three cells at hand (far apart at the full budget) a pass is necessary, not
+sufficient: variants closer together may still swap places.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from g2lstm.errors import DataError, G2LSTMError
+from g2lstm.train.metrics import read_metrics
+
+__all__ = ["RankingCheck", "RunRecord", "kendall_tau", "ranking_check", "records_from_runs"]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One full-budget run: its cell, seed, final numbers and per-epoch validation curve.
+
+    Attributes:
+        valid_curve: best-so-far is not applied; ``valid_curve[e - 1]`` is the validation
+            perplexity after epoch ``e`` of the main stage.
+    """
+
+    cell: str
+    seed: int
+    valid_ppl: float
+    test_ppl: float
+    valid_curve: tuple[float, ...]
+
+    def at_budget(self, epochs: int) -> float:
+        """The best validation perplexity of the first ``epochs`` epochs."""
+        if len(self.valid_curve) < epochs:
+            raise DataError(
+                f"{self.cell} seed {self.seed}: the log has {len(self.valid_curve)} epochs, "
+                f"fewer than the budget {epochs}"
+            )
+        return min(self.valid_curve[:epochs])
+
+
+def records_from_runs(folders: Iterable[Path]) -> list[RunRecord]:
+    """The :class:`RunRecord` of every finished LM run folder (``results.json`` with its
+    ``cell``/``seed``/``valid_ppl``/``test_ppl``, and ``metrics.jsonl``); others are skipped."""
+    out = []
+    for folder in folders:
+        try:
+            result = json.loads((Path(folder) / "results.json").read_text(encoding="utf-8"))
+            rows = read_metrics(Path(folder) / "metrics.jsonl")
+        except (OSError, ValueError, DataError):
+            continue
+        curve = [
+            float(r["valid_ppl"])  # type: ignore[arg-type]
+            for r in rows
+            if r.get("valid_ppl") is not None and r.get("stage", "main") == "main"
+        ]
+        if result.get("test_ppl") is None or not curve:
+            continue
+        out.append(
+            RunRecord(
+                str(result["cell"]),
+                int(result["seed"]),
+                float(result["valid_ppl"]),
+                float(result["test_ppl"]),
+                tuple(curve),
+            )
+        )
+    return out
+
+
+def kendall_tau(a: Sequence[str], b: Sequence[str]) -> float:
+    """Kendall's tau between two orders of the same items (1: same order, -1: reversed)."""
+    pos = {x: i for i, x in enumerate(b)}
+    n = len(a)
+    if n < 2:
+        return 1.0
+    score = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            score += 1 if pos[a[i]] < pos[a[j]] else -1
+    return score / (n * (n - 1) / 2)
+
+
+@dataclass
+class RankingCheck:
+    """The outcome of :func:`ranking_check`.
+
+    Attributes:
+        epochs: the reduced budget.
+        source: ``"logs"`` (best valid of the first epochs) or ``"runs"`` (reduced runs' test).
+        rows: per seed (and ``"mean"``): the full and reduced orders, Kendall's tau, match.
+        passed: every row matches.
+        reason: why the check could not be made (then ``passed`` is False).
+    """
+
+    epochs: int
+    source: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    passed: bool = False
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epochs": self.epochs,
+            "source": self.source,
+            "rows": self.rows,
+            "passed": self.passed,
+            "reason": self.reason,
+        }
+
+    def summary(self) -> str:
+        """One line per row: ``seed 1: g2 < lstm < sharpened (full) vs ... -> match``."""
+        if self.reason:
+            return f"ranking check at {self.epochs} epochs: {self.reason}"
+        lines = [f"ranking check at {self.epochs} epochs ({self.source}):"]
+        for r in self.rows:
+            lines.append(
+                f"  {r['seed']}: full {' < '.join(r['full'])}; reduced "
+                f"{' < '.join(r['reduced'])}; tau {r['tau']:+.2f} -> "
+                + ("match" if r["match"] else "MISMATCH")
+            )
+        return "\n".join(lines)
+
+
+def _order(values: Mapping[str, float]) -> list[str]:
+    return sorted(values, key=lambda c: (values[c], c))
+
+
+def ranking_check(
+    records: Sequence[RunRecord],
+    epochs: int,
+    reduced: Mapping[str, Mapping[int, float]] | None = None,
+) -> RankingCheck:
+    """Compare the ranking of the cells at ``epochs`` with the full budget's (module doc).
+
+    Args:
+        records: full-budget runs (at least two cells on a common seed).
+        epochs: the reduced budget.
+        reduced: ``cell -> seed -> test perplexity`` of runs trained at the reduced budget
+            (None: read the budget off the full runs' logs).
+    """
+    check = RankingCheck(epochs, "logs" if reduced is None else "runs")
+    full: dict[str, dict[int, float]] = {}
+    cut: dict[str, dict[int, float]] = {}
+    try:
+        for r in records:
+            full.setdefault(r.cell, {})[r.seed] = r.test_ppl
+            if reduced is None:
+                cut.setdefault(r.cell, {})[r.seed] = r.at_budget(epochs)
+    except DataError as exc:
+        check.reason = str(exc)
+        return check
+    if reduced is not None:
+        cut = {c: dict(v) for c, v in reduced.items()}
+    cells = sorted(set(full) & set(cut))
+    seeds = sorted(set.intersection(*(set(full[c]) & set(cut[c]) for c in cells)) if cells else [])
+    if len(cells) < 2 or not seeds:
+        check.reason = (
+            f"needs at least two cells with a common seed at both budgets (have cells "
+            f"{', '.join(cells) or 'none'})"
+        )
+        return check
+    for seed in seeds:
+        check.rows.append(
+            _row(
+                f"seed {seed}", {c: full[c][seed] for c in cells}, {c: cut[c][seed] for c in cells}
+            )
+        )
+    means_full = {c: statistics.fmean(full[c][s] for s in seeds) for c in cells}
+    means_cut = {c: statistics.fmean(cut[c][s] for s in seeds) for c in cells}
+    check.rows.append(_row("mean", means_full, means_cut))
+    check.passed = all(r["match"] for r in check.rows)
+    return check
+
+
+def _row(name: str, full: Mapping[str, float], cut: Mapping[str, float]) -> dict[str, Any]:
+    a, b = _order(full), _order(cut)
+    return {
+        "seed": name,
+        "full": a,
+        "reduced": b,
+        "full_values": dict(full),
+        "reduced_values": dict(cut),
+        "tau": kendall_tau(a, b),
+        "match": a == b,
+    }
+
+
+def smallest_budget(records: Sequence[RunRecord], max_epochs: int) -> int | None:
+    """The smallest budget whose check passes at it and at every budget up to ``max_epochs``
+    (None: not even the last one)."""
+    best = None
+    for e in range(max_epochs, 0, -1):
+        if not ranking_check(records, e).passed:
+            break
+        best = e
+    return best
+
+
+def require_ranking(records: Sequence[RunRecord], epochs: int, max_epochs: int) -> RankingCheck:
+    """:func:`ranking_check` that raises :class:`G2LSTMError` (with the orders and the
+    smallest budget that passes) unless it passes."""
+    check = ranking_check(records, epochs)
+    if check.passed:
+        return check
+    smallest = smallest_budget(records, max_epochs) if not check.reason else None
+    hint = (
+        f"the smallest budget that passes is {smallest} epochs"
+        if smallest is not None
+        else "no reduced budget passes; use the full budget (leave out --ablation-epochs)"
+    )
+    raise G2LSTMError(
+        f"--ablation-epochs {epochs} is not justified: {check.summary()}\n{hint}"
+        if not check.reason
+        else f"--ablation-epochs {epochs} cannot be checked: {check.reason}; train the "
+        "plan's full-budget runs first (or --reuse finished ones)"
+    )
