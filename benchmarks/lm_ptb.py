@@ -27,8 +27,18 @@ from pathlib import Path
 CELLS = ("lstm", "g2", "sharpened")
 
 
-def run_one(out: Path, cell: str, seed: int, args: argparse.Namespace) -> dict:
-    run = out / f"{cell}-seed{seed}"
+def run_one(
+    out: Path,
+    cell: str,
+    seed: int,
+    args: argparse.Namespace,
+    *,
+    name: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    """Train (or resume, or read the result of) ``OUT/<name or cell>-seed<seed>``, with one
+    thread; ``extra``: more ``g2lstm lm train`` arguments (``--set key=value``)."""
+    run = out / f"{name or cell}-seed{seed}"
     if (run / "results.json").is_file():
         return json.loads((run / "results.json").read_text())
     cmd = [
@@ -50,6 +60,7 @@ def run_one(out: Path, cell: str, seed: int, args: argparse.Namespace) -> dict:
         "--threads",
         "1",
         "--no-progress",
+        *extra,
     ]
     if (run / "checkpoints" / "last.json").is_file():
         cmd = [

@@ -54,6 +54,7 @@ __all__ = [
     "add_ablations",
     "run_key",
     "sweep_keys",
+    "sweep_runs",
 ]
 
 #: The swept values; the middle ones (p 0.2, tau 0.9) are the plan's own ``g2`` cell.
@@ -215,6 +216,20 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def sweep_runs(
+    seeds: int, epochs: int | None = None
+) -> list[tuple[str, str, int, tuple[tuple[str, Any], ...]]]:
+    """``(name, cell, seed, overrides)`` of every training run the sweeps add to a plan, in
+    plan order: each variant (and, at a reduced budget of ``epochs``, the paper's three cells
+    first) for seeds 1..``seeds``; ``overrides`` include ``train.epochs`` at a reduced budget.
+    ``benchmarks/lm_ablations.py`` trains exactly these, for ``--reuse``."""
+    budget: tuple[tuple[str, Any], ...] = () if epochs is None else (("train.epochs", epochs),)
+    runs = [(v.name, v.cell, v.overrides) for v in VARIANTS]
+    if epochs is not None:  # the baselines at the same budget
+        runs = [(c, c, ()) for c in CELLS] + runs
+    return [(n, c, k, o + budget) for k in range(1, seeds + 1) for n, c, o in runs]
+
+
 def preset_epochs(scale: Scale) -> int:
     """Training epochs of the scale's LM preset (with its overrides)."""
     return int(get_task("lm").preset_config(scale.lm_preset, scale.lm_overrides).train.epochs)
@@ -293,29 +308,21 @@ def add_ablations(
         gate = (ranking.out_dir,)
         train_estimate *= epochs / full
     prefix = "lm" if epochs is None else f"lm-e{epochs}"
-    runs: list[tuple[str, str, tuple[tuple[str, Any], ...]]] = [
-        (v.name, v.cell, v.overrides) for v in VARIANTS
-    ]
-    if epochs is not None:  # the baselines at the same budget
-        runs = [(c, c, ()) for c in CELLS] + runs
-    budget = () if epochs is None else (("train.epochs", epochs),)
-    for seed in range(1, settings.seeds + 1):
-        for name, cell, overrides in runs:
-            key = run_key(name, epochs)
-            train = Step(
-                f"{prefix}-train-{name}-s{seed}",
-                "lm-train",
-                "lm",
-                root / f"{name}-s{seed}" / "train",
-                train_estimate,
-                cell,
-                seed,
-                (data.out_dir, *gate),
-                _hash(train_settings, overrides, budget),
-                key,
-                overrides + budget,
-            )
-            added += [train, probe(train, root, name, key)]
+    for name, cell, seed, overrides in sweep_runs(settings.seeds, epochs):
+        train = Step(
+            f"{prefix}-train-{name}-s{seed}",
+            "lm-train",
+            "lm",
+            root / f"{name}-s{seed}" / "train",
+            train_estimate,
+            cell,
+            seed,
+            (data.out_dir, *gate),
+            _hash(train_settings, overrides),
+            run_key(name, epochs),
+            overrides,
+        )
+        added += [train, probe(train, root, name, run_key(name, epochs))]
     report = steps[-1]
     if report.kind != "report":
         raise ConfigError("the plan must end with its report step")

@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""PTB ablations of issue 19 (noise probability, temperature, output-gate noise): train the
+sweep runs two at a time, for ``g2lstm reproduce --ablations --reuse`` to adopt.
+
+The runs are exactly those ``g2lstm reproduce --scale cpu --ablations`` declares
+(:func:`g2lstm.reproduce.ablations.sweep_runs`): ``g2lstm lm train --preset small --cell g2
+--seed K --data ptb --no-progress --set KEY=VALUE...`` into ``OUT/<variant>-seed<k>/``, with
+one thread each, ``--jobs`` at a time (the reproduction itself trains one run at a time). A
+finished run is skipped and an interrupted one resumed, so the script can be stopped and
+restarted. ``--epochs E`` trains the reduced budget (the three baselines too); check it first
+with ``--check-budget E``, which reads the full-budget runs under ``--full-runs`` (their
+``metrics.jsonl`` and ``results.json``) and prints the ranking check the reproduction applies
+(:mod:`g2lstm.reproduce.budget`); exit status 1 when it does not pass.
+
+    G2LSTM_DATA=../shared/data python benchmarks/lm_ablations.py --out runs/ablate-ptb-small
+    python benchmarks/lm_ablations.py --check-budget 6 --full-runs runs/bench-ptb-small
+    python benchmarks/lm_ablations.py --out runs/ablate-ptb-small --dry-run   # the commands
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from g2lstm.reproduce.ablations import sweep_runs
+from g2lstm.reproduce.budget import ranking_check, records_from_runs, smallest_budget
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lm_ptb import run_one
+
+
+def set_args(overrides: tuple[tuple[str, object], ...]) -> tuple[str, ...]:
+    """``--set KEY=VALUE`` for each override (values as JSON, which ``--set`` reads as YAML)."""
+    out: list[str] = []
+    for key, value in overrides:
+        out += ["--set", f"{key}={json.dumps(list(value) if isinstance(value, tuple) else value)}"]
+    return tuple(out)
+
+
+def check_budget(full_runs: Path, epochs: int) -> int:
+    folders = sorted(p for p in full_runs.iterdir() if p.is_dir())
+    records = records_from_runs(folders)
+    check = ranking_check(records, epochs)
+    print(check.summary())
+    max_epochs = max((len(r.valid_curve) for r in records), default=0)
+    smallest = smallest_budget(records, max_epochs)
+    print(f"smallest budget that passes (up to {max_epochs} epochs): {smallest}")
+    return 0 if check.passed else 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--out", default="runs/ablate-ptb-small", help="benchmark directory")
+    p.add_argument("--data", default="ptb", help="dataset name or folder (default: ptb)")
+    p.add_argument("--preset", default="small")
+    p.add_argument("--seeds", type=int, default=2, help="seeds per variant (default 2)")
+    p.add_argument("--epochs", type=int, help="reduced budget (default: the preset's)")
+    p.add_argument("--jobs", type=int, default=2, help="trainings at a time (1 thread each)")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and exit")
+    p.add_argument("--check-budget", type=int, metavar="E", help="ranking check of E epochs")
+    p.add_argument("--full-runs", default="runs/bench-ptb-small", help="full-budget run folders")
+    args = p.parse_args()
+    if args.check_budget is not None:
+        return check_budget(Path(args.full_runs), args.check_budget)
+    out = Path(args.out)
+    jobs = [
+        (name if args.epochs is None else f"{name}-e{args.epochs}", cell, seed, set_args(ov))
+        for name, cell, seed, ov in sweep_runs(args.seeds, args.epochs)
+    ]
+    if args.dry_run:
+        for name, cell, seed, extra in jobs:
+            print(f"{out / f'{name}-seed{seed}'}: --cell {cell} --seed {seed} {' '.join(extra)}")
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [
+            pool.submit(run_one, out, cell, seed, args, name=name, extra=extra)
+            for name, cell, seed, extra in jobs
+        ]
+        for (name, _, seed, _), future in zip(jobs, futures):
+            r = future.result()
+            print(f"{name} seed {seed}: valid {r['valid_ppl']:.2f} test {r['test_ppl']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
