@@ -113,3 +113,33 @@ def test_no_preset_on_cpu_states_the_cost_and_asks_for_yes(
     assert main(short) == 0  # within the hour: it says what it runs, then runs
     assert "about " in capsys.readouterr().err
     assert main([*long_run, "--yes", "--max-steps", "2"]) == 0  # --yes: no question asked
+
+
+def test_paper_presets_follow_the_published_ptb_recipe_and_the_authors_defaults() -> None:
+    from g2lstm.lm import preset_config
+
+    paper = preset_config("paper", {})
+    authors = preset_config("paper-authors", {})
+    # AWD-LSTM's PTB command: --batch_size 20 --dropouti 0.4 --dropouth 0.25 --seed 141
+    # --epoch 500, then finetune
+    assert (paper.train.batch_size, paper.model.dropouti, paper.model.dropouth) == (20, 0.4, 0.25)
+    assert (paper.train.seed, paper.train.epochs, paper.train.finetune_epochs) == (141, 500, 500)
+    # the G2 authors' main.py defaults
+    assert (authors.train.batch_size, authors.model.dropouti, authors.model.dropouth) == (
+        80,
+        0.65,
+        0.3,
+    )
+    assert authors.train.seed == 1111
+    # the rest is the same AWD-LSTM
+    for section in ("model", "optim"):
+        a, b = paper.to_dict()[section], authors.to_dict()[section]
+        assert {k: v for k, v in a.items() if k not in ("dropouti", "dropouth")} == {
+            k: v for k, v in b.items() if k not in ("dropouti", "dropouth")
+        }
+    assert (paper.model.nhid, paper.model.nlayers, paper.train.bptt, paper.optim.lr) == (
+        1150,
+        3,
+        70,
+        30.0,
+    )

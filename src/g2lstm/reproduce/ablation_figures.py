@@ -100,9 +100,12 @@ def plot_sweep(
     right.set_xlabel(name)
     right.set_ylabel("Δ test perplexity (lower is better)")
     right.set_title("perplexity increase under compression (i/f gates)")
+    values = [v for v, _ in points]
     for ax in (left, right):
         if log_x:
             ax.set_xscale("log")
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
