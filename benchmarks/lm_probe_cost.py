@@ -4,7 +4,8 @@
 Times, with one thread, each kind of evaluation the probe runs
 (:mod:`g2lstm.reproduce.steps_probe`) once on a ``small`` G2-LSTM (2 x 200; trained for one
 step: an evaluation's cost does not depend on the weights) and adds them up with the probe's
-counts: 7 test evaluations at batch 1 (soft and hard gates, 5 compressions), 7 with the cache
+counts: 7 test evaluations at batch 1 (soft and hard gates, 5 compressions; in 10 warmed-up
+streams, as the probe runs them), 7 with the cache
 pointer, 2 + 2 on the validation split, the clean training perplexity on 100,000 tokens and
 the gate fractions. Writes ``--json`` (default ``benchmarks/results/lm_probe_cost.json``).
 
@@ -55,7 +56,7 @@ def main() -> int:
     hard = hard_gate_model(run.model)
     pointer = dict(PROBE.pointer)
     timed = {
-        "test, batch 1": lambda: lm.evaluator(split="test").score(run, hard),
+        "test, batch 1": lambda: lm.evaluator(split="test", streams=True).score(run, hard),
         "test, cache pointer": lambda: lm.evaluator(split="test", pointer=pointer).score(
             run, run.model
         ),

@@ -117,7 +117,7 @@ _MICRO = {
     "optim.decay_after": 1,
     "train.batch_size": 4,
     "train.eval_batch_size": 2,
-    "train.test_batch_size": 2,
+    "train.test_batch_size": 1,
     "train.bptt": 8,
     "train.progress": False,
     "train.threads": 1,
@@ -180,6 +180,9 @@ def test_micro_plan_probes_every_run(micro) -> None:
         assert set(r["compression"]) == {"round", "round_clip", "svd_h8", "svd_h16", "2bit"}
         assert r["compression"]["svd_h16"]["rank"] == 1 and r["compression"]["svd_h8"]["rank"] == 2
         assert all(0 <= f <= 1 for f in r["near_binary"]["first_layer"].values())
+    # the test perplexity is the trainer's (batch 1, same evaluation)
+    trained = read_marker(micro["out"] / "lm" / "g2-s1" / "train")["result"]
+    assert probes["g2"]["result"]["ppl"]["test"]["soft"] == pytest.approx(trained["test_ppl"])
     assert probes["g2-ifo"]["result"]["config"]["noisy_gates"] == ["input", "forget", "output"]
     assert probes["g2-tau0.5"]["result"]["config"]["tau"] == 0.5
     # the variants stay out of the paper's tables and curves

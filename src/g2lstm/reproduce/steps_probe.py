@@ -5,7 +5,8 @@ ranking check of a reduced budget.
 task interface and the compression / analysis packages:
 
 - valid and test perplexity with soft and hard (``1[a >= 0]``) input/forget gates, each
-  without and with the continuous cache pointer;
+  without and with the continuous cache pointer (a test batch size of 1 is evaluated in
+  warmed-up streams, as the trainer's own test perplexity and ``lm eval``);
 - the clean training perplexity (eval mode: no gate noise) on the first tokens of ``train``,
   and the last training perplexity the trainer logged (with noise, for G2);
 - near-0/1 fractions of every gate, first layer and all layers;
@@ -61,7 +62,7 @@ def lm_probe(step: Step, ctx: RunContext) -> dict[str, Any]:
     pointer = dict(PROBE.pointer)
     ppl: dict[str, dict[str, float]] = {}
     for split in ("valid", "test"):
-        plain = _both(run, model, hard, data=data, split=split)
+        plain = _both(run, model, hard, data=data, split=split, streams=True)
         cached = _both(run, model, hard, data=data, split=split, pointer=pointer)
         ppl[split] = {**plain, "soft_pointer": cached["soft"], "hard_pointer": cached["hard"]}
     train_ev = LM.evaluator(
@@ -71,7 +72,7 @@ def lm_probe(step: Step, ctx: RunContext) -> dict[str, Any]:
         bptt=_BPTT,
         max_batches=max(1, PROBE.train_tokens // (_BATCH * _BPTT)),
     )
-    test_plain = LM.evaluator(data=data, split="test")
+    test_plain = LM.evaluator(data=data, split="test", streams=True)
     test_cached = LM.evaluator(data=data, split="test", pointer=pointer)
     compression: dict[str, dict[str, Any]] = {}
     for column, (method, params) in PROBE.compressions(run.hidden).items():
