@@ -177,6 +177,7 @@ def test_micro_plan_probes_every_run(micro) -> None:
             assert all(math.isfinite(v) and v > 1 for v in values.values()), (key, values)
             assert values["soft_pointer"] != values["soft"]
         assert math.isfinite(r["train_ppl"]) and math.isfinite(r["train_ppl_logged"])
+        assert r["sensitivity"]["sigma"] == 0.1 and math.isfinite(r["sensitivity"]["delta_loss"])
         assert set(r["compression"]) == {"round", "round_clip", "svd_h8", "svd_h16", "2bit"}
         assert r["compression"]["svd_h16"]["rank"] == 1 and r["compression"]["svd_h8"]["rank"] == 2
         assert all(0 <= f <= 1 for f in r["near_binary"]["first_layer"].values())

@@ -6,6 +6,7 @@ The result is ``numbers["ablations"]`` (plain JSON)::
                     "seeds": [...],
                     "valid" | "test": {"soft" | "hard" | "soft_pointer" | "hard_pointer": [...]},
                     "train_ppl": [...], "train_ppl_logged": [...],
+                    "sensitivity": [...],  # loss increase, i/f gate weights perturbed
                     "near_binary": {"input" | "forget" | "output": [...]},
                     "near_binary_all_layers": {...},
                     "compression": {column: {"test": [...], "test_pointer": [...]}},
@@ -72,6 +73,7 @@ def collect_ablations(folders: Iterable[Path]) -> dict[str, Any]:
                 _add(node, mode, values.get(mode))
         _add(run, "train_ppl", res.get("train_ppl"))
         _add(run, "train_ppl_logged", res.get("train_ppl_logged"))
+        _add(run, "sensitivity", (res.get("sensitivity") or {}).get("delta_loss"))
         near = res.get("near_binary") or {}
         for where, name in (
             ("first_layer", "near_binary"),

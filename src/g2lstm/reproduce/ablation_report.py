@@ -234,6 +234,7 @@ def _generalisation(
                 _fmt(_get(run, "valid", "soft")),
                 _fmt(final_gap(runs, cell), 3),
                 _fmt(gaps.get(cell), 3),
+                _fmt(_get(run, "sensitivity"), 4),
             )
         )
     where = f"{math.exp(level):.1f}" if level is not None else "–"
@@ -245,6 +246,7 @@ def _generalisation(
             "Valid ppl",
             "Gap at the end (nats)",
             f"Gap at logged train ppl {where} (nats)",
+            "Δ loss, i/f weights perturbed (nats)",
         ),
         rows,
     )
@@ -252,7 +254,10 @@ def _generalisation(
         "Gap: log valid − log train perplexity. The clean training perplexity reads the "
         "training text in eval mode (no gate noise); the logged one is the trainer's running "
         "mean with G2's noise on, which inflates G2's training loss, so the equal-loss "
-        "comparison is conservative for G2. Full-budget runs of the plan."
+        "comparison is conservative for G2. Δ loss: the mean validation loss increase when "
+        f"Gaussian noise of {PROBE.sensitivity_sigma:g} times each row's rms is added to the "
+        "input/forget gate weights (a flatness proxy; lower is flatter). Full-budget runs of "
+        "the plan."
     )
     figs["ablation_gap"] = plot_gap_curves(runs, paper.CELLS, fig_dir / "ablation_gap.png")
     doc.img(figs["ablation_gap"], "Train-valid gap over training (faint: seeds; bold: mean).")

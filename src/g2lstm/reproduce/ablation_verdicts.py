@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from g2lstm.reproduce.ablations import G2_TAU, run_key, sweep_keys
+from g2lstm.reproduce.ablations import G2_TAU, PROBE, run_key, sweep_keys
 from g2lstm.reproduce.verdicts import (
     DID_NOT_HOLD,
     HELD,
@@ -176,6 +176,13 @@ def ablation_claims(numbers: Mapping[str, Any]) -> list[Verdict]:
                     f"valid - train loss at equal logged training loss{at}, G2 vs LSTM",
                     gaps.get("g2") or None,
                     gaps.get("lstm") or None,
+                    **lower,
+                ),
+                compare(
+                    f"loss increase, i/f gate weights perturbed (sigma {PROBE.sensitivity_sigma:g}"
+                    " x row rms; flatness proxy), G2 vs LSTM",
+                    _values(runs, "g2", "sensitivity"),
+                    _values(runs, "lstm", "sensitivity"),
                     **lower,
                 ),
             ),

@@ -141,6 +141,10 @@ class ProbeSettings:
             lambda 0.1; evaluation segments of 500).
         train_tokens: the clean training perplexity reads this many tokens of ``train``
             (10 streams x 35-token segments, state carried).
+        sensitivity_sigma, sensitivity_draws: the flatness proxy of claim 3: the mean loss
+            increase on the validation segments when Gaussian noise of ``sigma`` times each
+            row's rms is added to the input/forget gate rows (:mod:`g2lstm.analysis.sensitivity`),
+            over ``draws`` seeded draws.
 
     The near-0/1 fractions read the scale's ``analysis_batches`` validation segments of
     10 x 35 tokens, as the ``lm-analyze`` step.
@@ -157,6 +161,8 @@ class ProbeSettings:
         ("bptt", 500),
     )
     train_tokens: int = 100_000
+    sensitivity_sigma: float = 0.1
+    sensitivity_draws: int = 2
 
     def compressions(self, hidden: int) -> dict[str, tuple[str, dict[str, Any]]]:
         """``column -> (method, params)`` for :func:`g2lstm.compress.compress` at hidden size

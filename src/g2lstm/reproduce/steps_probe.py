@@ -9,7 +9,8 @@ task interface and the compression / analysis packages:
   warmed-up streams, as the trainer's own test perplexity and ``lm eval``);
 - the clean training perplexity (eval mode: no gate noise) on the first tokens of ``train``,
   and the last training perplexity the trainer logged (with noise, for G2);
-- near-0/1 fractions of every gate, first layer and all layers;
+- near-0/1 fractions of every gate, first layer and all layers, and the loss increase under
+  random perturbations of the input/forget gate weights (a flatness proxy, claim 3);
 - test perplexity, without and with the cache pointer, after each compression of
   :data:`~g2lstm.reproduce.ablations.PROBE` (input and forget gate blocks, no retraining).
 """
@@ -25,7 +26,9 @@ from torch import nn
 from g2lstm.analysis import (
     GATES,
     GateStats,
+    SensitivityConfig,
     ensure_recordable,
+    gate_sensitivity,
     hard_gate_model,
     record_pass,
     recorded_layers,
@@ -100,7 +103,7 @@ def lm_probe(step: Step, ctx: RunContext) -> dict[str, Any]:
         "ppl": ppl,
         "train_ppl": train_ev.score(run, model),
         "train_ppl_logged": _last_logged(trained.get("metrics")),
-        "near_binary": _near_binary(run, data, ctx.scale.analysis_batches),
+        **_gates(run, data, ctx.scale.analysis_batches, step.seed or 0),
         "compression": compression,
         "pointer": pointer,
         "metrics": trained.get("metrics"),
@@ -116,8 +119,9 @@ def _last_logged(path: str | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _near_binary(run: LoadedRun, data: str, batches: int) -> dict[str, dict[str, float]]:
-    """Fraction of gate values < 0.1 or >= 0.9 on validation segments: first layer, all."""
+def _gates(run: LoadedRun, data: str, batches: int, seed: int) -> dict[str, Any]:
+    """On validation segments: the fraction of gate values < 0.1 or >= 0.9 (first layer, all
+    layers) and the loss increase under noise on the input/forget gate weights."""
     options = EvalDataOptions(
         data=data, split="valid", batch_size=_BATCH, bptt=_BPTT, max_batches=batches, sentences=()
     )
@@ -126,9 +130,24 @@ def _near_binary(run: LoadedRun, data: str, batches: int) -> dict[str, dict[str,
     stats = GateStats(GATES)
     record_pass(model, inputs.batches, inputs.forward, [stats])
     module, layer = recorded_layers(model)[0]
+    config = SensitivityConfig(
+        sigmas=(PROBE.sensitivity_sigma,),
+        draws=PROBE.sensitivity_draws,
+        seed=seed,
+        targets=("weights",),
+        gates=("input", "forget"),
+    )
+    rows = gate_sensitivity(model, inputs.batches, inputs.forward, config)
     return {
-        "first_layer": {g: stats.merged(g, module, layer).near_binary for g in GATES},
-        "all_layers": {g: stats.merged(g).near_binary for g in GATES},
+        "near_binary": {
+            "first_layer": {g: stats.merged(g, module, layer).near_binary for g in GATES},
+            "all_layers": {g: stats.merged(g).near_binary for g in GATES},
+        },
+        "sensitivity": {
+            "sigma": PROBE.sensitivity_sigma,
+            "delta_loss": rows[0]["delta_loss"],
+            "clean_loss": rows[0]["clean_loss"],
+        },
     }
 
 
