@@ -40,6 +40,17 @@ COUNTS = {
 }
 
 
+def cpu_model() -> str:
+    """The CPU model name (``/proc/cpuinfo``), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--run", default="runs/probe-cost", help="run folder (trained if missing)")
@@ -78,12 +89,14 @@ def main() -> int:
     total = sum(seconds[k] * COUNTS[k] for k in COUNTS)
     print(f"one probe (without the gate fractions, a few seconds): {total / 60:.1f} min")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs, load average {load}")
     out = {
         "seconds_each": seconds,
         "counts": COUNTS,
         "probe_seconds": total,
         "load_average_1min_at_end": load,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
         "threads": 1,
         "torch": torch.__version__,
     }

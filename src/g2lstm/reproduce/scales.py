@@ -233,9 +233,8 @@ SCALES: dict[str, Scale] = {
             "lm-train": 4200,
             "lm-eval": 240,
             "lm-analyze": 120,
-            # 14 test-split evaluations at batch 1 (~50 s each: lm-eval's 4 took 240 s),
-            # 4 valid, 1 on 100k training tokens, gate fractions (ablations only)
-            "lm-probe": 900,
+            # measured 14.5 min on 1 thread under load ~6.7 (benchmarks/lm_probe_cost.py)
+            "lm-probe": 870,
             "lm-ranking": 5,
             "mt-data": 90,
             "mt-train": 5400,
