@@ -297,7 +297,8 @@ def add_ablations(
     main_trains = [by_id[f"lm-train-{c}-s{k}"] for k in range(1, seeds + 1) for c in CELLS]
     for train in main_trains:  # Table 3 with the cache pointer, claim 3: the plan's runs
         added.append(probe(train, out / "lm", str(train.cell), None))
-    root, gate = out / "lm", ()
+    root = out / "lm"
+    gate: tuple[Path, ...] = ()  # a reduced budget's runs wait for its ranking check
     if epochs is not None:
         root = out / f"lm-e{epochs}"
         ranking = Step(
