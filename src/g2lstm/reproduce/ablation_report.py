@@ -305,7 +305,8 @@ def _budget(doc: Document, runs: Mapping[str, Any], budget: Mapping[str, Any]) -
         if check.get("reason"):
             rows.append((source, "–", "–", "–", "–", check["reason"]))
     doc.table(
-        ("Reduced ranking from", "Seed", "Full budget (test)", "Reduced", "Kendall tau", ""), rows
+        ("Reduced ranking from", "Seed", "Full budget (test)", "Reduced", "Kendall tau", "Outcome"),
+        rows,
     )
     doc.p(
         f"The sweeps ran for {epochs} epochs. Before any reduced run trained, the plan checked "
