@@ -91,7 +91,8 @@ def test_train_eval_generate_round_trip(
     captured = capsys.readouterr()
     plain = json.loads(captured.out)
     stored = json.loads((run / "results.json").read_text())
-    assert plain["ppl"] == pytest.approx(stored["test_ppl"])
+    assert stored["format"] == "g2lstm-run-result" and stored["finished"]
+    assert plain["ppl"] == pytest.approx(stored["details"]["test_ppl"])
     assert (plain["checkpoint_kind"], plain["best_valid"], plain["eval_gates"]) == (
         "best-valid",
         True,

@@ -6,7 +6,8 @@ import pytest
 
 from g2lstm.errors import ConfigError
 from g2lstm.lm import PRESETS, RunConfig, preset_config
-from g2lstm.lm.config import ModelConfig, OptimConfig, TrainConfig, load_yaml
+from g2lstm.config import GateConfig, load_yaml
+from g2lstm.lm.config import ModelConfig, OptimConfig, TrainConfig
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -20,12 +21,14 @@ def test_every_preset_is_valid(name: str) -> None:
     ("cell", "tau", "noise_p"), [("lstm", 1.0, 0.0), ("sharpened", 0.2, 0.0), ("g2", 0.9, 0.2)]
 )
 def test_cell_maps_to_gate_options(cell: str, tau: float, noise_p: float) -> None:
-    cfg = preset_config("small", {"model.cell": cell})
-    assert (cfg.model.tau, cfg.model.noise_p) == (tau, noise_p)
-    assert cfg.model.gate_options()["tau"] == tau
+    cfg = preset_config("small", {"model.gates.cell": cell})
+    assert (cfg.model.gates.tau, cfg.model.gates.noise_p) == (tau, noise_p)
+    assert cfg.model.gates.layer_options()["tau"] == tau
     # an explicit override wins over the cell's default
-    cfg = preset_config("small", {"model.cell": cell, "model.tau": 0.5})
-    assert cfg.model.tau == 0.5
+    cfg = preset_config("small", {"model.gates.cell": cell, "model.gates.tau": 0.5})
+    assert cfg.model.gates.tau == 0.5
+    # the flat keys of earlier versions still work
+    assert preset_config("small", {"model.cell": cell}).model.gates == GateConfig.for_cell(cell)
 
 
 def test_small_preset_is_zaremba_small_on_the_mean_loss() -> None:
@@ -52,9 +55,9 @@ def test_unknown_keys_are_refused_with_the_valid_ones() -> None:
         (OptimConfig, {"lr": -1.0}, "optim.lr"),
         (OptimConfig, {"lr_decay": 0.0}, "optim.lr_decay"),
         (ModelConfig, {"dropouti": 1.0}, "model.dropouti"),
-        (ModelConfig, {"cell": "gru"}, "model.cell"),
+        (GateConfig, {"cell": "gru"}, "model.gates.cell"),
         (ModelConfig, {"nhid": 2.5}, "model.nhid"),
-        (ModelConfig, {"tau": 0.0}, "model.tau"),
+        (GateConfig, {"tau": 0.0}, "model.gates.tau"),
     ],
 )
 def test_bad_values_name_the_field(cls: type, kwargs: dict, field: str) -> None:
@@ -68,7 +71,7 @@ def test_asgd_needs_sgd() -> None:
 
 
 def test_yaml_round_trip_and_overrides(tmp_path) -> None:
-    cfg = preset_config("tiny", {"model.cell": "sharpened", "train.seed": 7})
+    cfg = preset_config("tiny", {"model.gates.cell": "sharpened", "train.seed": 7})
     path = tmp_path / "c.yaml"
     path.write_text(cfg.to_yaml(), encoding="utf-8")
     assert RunConfig.from_dict(load_yaml(path)) == cfg

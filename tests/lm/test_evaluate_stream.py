@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from g2lstm.lm.batching import batchify
+from g2lstm.config import GateConfig
 from g2lstm.lm.config import ModelConfig
 from g2lstm.lm.evaluate import evaluate, evaluate_stream, perplexity
 from g2lstm.lm.model import RNNLanguageModel
@@ -23,7 +24,7 @@ def trained() -> tuple[RNNLanguageModel, torch.Tensor]:
             ids[t] = ids[t - 2]
     torch.manual_seed(0)
     model = RNNLanguageModel(
-        ModelConfig(vocab_size=20, emsize=16, nhid=32, nlayers=1, cell="g2", tau=0.9, noise_p=0.2)
+        ModelConfig(vocab_size=20, emsize=16, nhid=32, nlayers=1, gates=GateConfig.for_cell("g2"))
     )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     data = batchify(ids, 16)

@@ -50,7 +50,7 @@ def test_tiny_takes_seconds_on_a_large_dataset(tmp_path: Path, capsys) -> None:
     seconds = time.perf_counter() - start
     capsys.readouterr()
     result = json.loads((run / "results.json").read_text())
-    assert result["complete"]
+    assert result["finished"] and result["task"] == "lm"
     # 2 epochs of the first 20,000 tokens at batch 4 x bptt 8 (random lengths): ~1,250 steps
     # instead of ~25,000 on the whole split
     assert result["steps"] < 2000
@@ -61,7 +61,7 @@ def test_tiny_takes_seconds_on_a_large_dataset(tmp_path: Path, capsys) -> None:
     assert fast["limit_tokens"] == 20000 and "first 20,000 tokens" in captured.err
     # the run's test batch size is 1: 10 warmed-up streams give the batch-1 number
     assert (fast["batch_size"], fast["warmup"]) == (10, 200)
-    assert fast["ppl"] == pytest.approx(result["test_ppl"])
+    assert fast["ppl"] == pytest.approx(result["details"]["test_ppl"])
     assert main(["lm", "eval", str(run), "--json", "--batch-size", "1"]) == 0
     exact = json.loads(capsys.readouterr().out)
     assert (exact["batch_size"], exact["warmup"]) == (1, 0)

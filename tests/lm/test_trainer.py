@@ -42,12 +42,13 @@ def test_train_writes_results_config_and_loadable_model(
     assert result.complete and result.epochs == 2
     assert 1.0 < result.valid_ppl < 60 and 1.0 < result.test_ppl < 60  # 31 types + eos
     stored = json.loads((run / "results.json").read_text())
-    assert stored["test_ppl"] == pytest.approx(result.test_ppl)
+    assert stored["details"]["test_ppl"] == pytest.approx(result.test_ppl)
+    assert (stored["task"], stored["finished"], stored["cell"]) == ("lm", True, "g2")
     assert (run / "config.yaml").is_file() and (run / "vocab.json").is_file()
     rows = read_metrics(run)
     assert any("valid_ppl" in r for r in rows) and any("tokens_per_s" in r for r in rows)
     loaded = load_model(run)
-    assert loaded.config.model.cell == "g2" and loaded.config.model.vocab_size == len(loaded.vocab)
+    assert loaded.config.model.gates.cell == "g2" and loaded.config.model.vocab_size == len(loaded.vocab)
     # a second run on the same directory without --resume is refused
     with pytest.raises(TrainingError, match="--resume"):
         train(_config(data), run)
@@ -63,7 +64,7 @@ def test_resume_mid_run_is_bit_identical_with_gate_noise(
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     cfg = _config(data, **{"train.epochs": 3, "optim.nonmono": 1})
-    assert cfg.model.noise_p > 0 and cfg.model.dropouti > 0 and cfg.train.bptt_random
+    assert cfg.model.gates.noise_p > 0 and cfg.model.dropouti > 0 and cfg.train.bptt_random
     full = train(cfg, tmp_path / "full")
     part = train(cfg.replace({"train.max_steps": stop_at}), tmp_path / "split")
     assert not part.complete and part.stopped == "max_steps" and part.steps == stop_at

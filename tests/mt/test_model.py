@@ -7,7 +7,8 @@ import torch
 
 from g2lstm.errors import ConfigError
 from g2lstm.mt.attention import Attention
-from g2lstm.mt.config import CELLS, ModelConfig, MTConfig, apply_overrides, load_config
+from g2lstm.config import GateConfig
+from g2lstm.mt.config import ModelConfig, MTConfig, load_config
 from g2lstm.mt.model import Seq2Seq
 from g2lstm.nn import G2LSTM, g2_modules
 
@@ -22,7 +23,11 @@ def _batch(lengths: list[int], vocab: int = V_SRC) -> tuple[torch.Tensor, torch.
 
 
 def _model(**kw: object) -> Seq2Seq:
-    cfg = ModelConfig(**{"emb": 12, "hidden": 10, "layers": 2, "dropout": 0.0, **kw})
+    gate_keys = [k for k in kw if k in GateConfig.__dataclass_fields__]
+    gates = GateConfig(**{k: kw.pop(k) for k in gate_keys})  # type: ignore[arg-type]
+    cfg = ModelConfig(
+        **{"emb": 12, "hidden": 10, "layers": 2, "dropout": 0.0, "gates": gates, **kw}
+    )
     return Seq2Seq(cfg, V_SRC, V_TGT)
 
 
@@ -209,7 +214,8 @@ def test_gate_noise_reaches_every_lstm_and_all_parameters_get_gradients() -> Non
     assert [n for n, _ in lstms] == ["enc_bi", "enc_rest", "dec_rnn"]
     for _, m in lstms:
         assert isinstance(m, G2LSTM)
-        assert (m.gate_config.noise_p, m.gate_config.tau) == CELLS["g2"]
+        g2 = GateConfig.for_cell("g2")
+        assert (m.gate_config.noise_p, m.gate_config.tau) == (g2.noise_p, g2.tau)
     assert model.enc_bi.bidirectional and not model.dec_rnn.bidirectional
     src, lengths = _batch([5, 3])
     tgt = torch.randint(4, V_TGT, (4, 2))
@@ -234,12 +240,13 @@ def test_tied_embeddings_share_the_output_weight() -> None:
 
 
 def test_cells_map_to_gate_options() -> None:
-    assert ModelConfig(cell="lstm").gate_kwargs()["noise_p"] == 0.0
-    assert ModelConfig(cell="lstm").gate_kwargs()["tau"] == 1.0
-    assert ModelConfig(cell="sharpened").gate_kwargs()["tau"] == 0.2
-    g2 = ModelConfig(cell="g2").gate_config()
-    assert (g2.noise_p, g2.tau) == (0.2, 0.9)
-    assert ModelConfig(cell="g2", tau=0.5).gate_config().tau == 0.5
+    def kwargs(cell: str, **options: float) -> dict:
+        return ModelConfig(gates=GateConfig.for_cell(cell, **options)).gate_kwargs()
+
+    assert kwargs("lstm")["noise_p"] == 0.0 and kwargs("lstm")["tau"] == 1.0
+    assert kwargs("sharpened")["tau"] == 0.2
+    assert (kwargs("g2")["noise_p"], kwargs("g2")["tau"]) == (0.2, 0.9)
+    assert kwargs("g2", tau=0.5)["tau"] == 0.5
 
 
 def test_presets_are_the_papers_models() -> None:
@@ -254,13 +261,14 @@ def test_presets_are_the_papers_models() -> None:
     "override",
     [
         "model.cell=gru",
+        "model.gates.cell=gru",
         "model.attention=dot",
         "model.dropout=1.5",
         "optim.name=sgd",
         "train.max_tokens=0",
         "decode.beam=0",
         "model.tau=0",
-        "model.noise_p=2",
+        "model.gates.noise_p=2",
         "model.nope=1",
         "nosection.x=1",
         "model.emb",
@@ -268,14 +276,14 @@ def test_presets_are_the_papers_models() -> None:
 )
 def test_invalid_values_are_rejected(override: str) -> None:
     with pytest.raises(ConfigError):
-        apply_overrides(MTConfig(), [override])
+        MTConfig().with_assignments([override])
 
 
 def test_yaml_config_and_overrides(tmp_path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("model:\n  cell: lstm\n  layers: 3\ntrain:\n  data: /x/1e3\n")
     cfg = load_config("iwslt", path, ["optim.lr=5e-4", "train.seed=7", "model.tau=null"])
-    assert cfg.model.cell == "lstm" and cfg.model.layers == 3 and cfg.model.emb == 256
+    assert cfg.model.gates.cell == "lstm" and cfg.model.layers == 3 and cfg.model.emb == 256
     assert cfg.optim.lr == 5e-4 and cfg.train.seed == 7 and cfg.train.data == "/x/1e3"
     assert MTConfig.from_dict(cfg.to_dict()) == cfg
     path.write_text("model:\n  bogus: 1\n")

@@ -58,16 +58,16 @@ def _final_weights(run: Path) -> dict[str, torch.Tensor]:
 def test_resume_reproduces_an_uninterrupted_run_exactly(toy_data: Path, tmp_path: Path) -> None:
     cfg = toy_config(toy_data, "model.cell=g2", "model.dropout=0.3", "train.max_updates=30")
     full = train(cfg, tmp_path / "full", show_progress=False)
-    assert full.stopped == "max_updates" and full.step == 30 and full.epoch >= 1
+    assert full.stopped == "max_updates" and full.steps == 30 and full.epochs >= 1
     part = toy_config(toy_data, "model.cell=g2", "model.dropout=0.3", "train.max_updates=13")
-    assert train(part, tmp_path / "split", show_progress=False).step == 13
+    assert train(part, tmp_path / "split", show_progress=False).steps == 13
     with pytest.raises(CheckpointError, match="already holds checkpoints"):
         train(cfg, tmp_path / "split", show_progress=False)
     changed = toy_config(toy_data, "model.cell=lstm", "model.dropout=0.3", "train.max_updates=30")
     with pytest.raises(CheckpointError, match=r"model\.cell"):
         train(changed, tmp_path / "split", resume=True, show_progress=False)
     resumed = train(cfg, tmp_path / "split", resume=True, show_progress=False)
-    assert resumed.step == 30
+    assert resumed.steps == 30
     a, b = _final_weights(tmp_path / "full"), _final_weights(tmp_path / "split")
     assert a.keys() == b.keys()
     for name in a:
@@ -79,10 +79,11 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(toy_data: Path, tmp_path
 def test_time_budget_stops_with_a_checkpoint(toy_data: Path, tmp_path: Path) -> None:
     cfg = toy_config(toy_data, "train.max_minutes=1e-6")
     result = train(cfg, tmp_path / "run", show_progress=False)
-    assert result.stopped == "max_minutes" and result.step == 1
+    assert result.stopped == "max_minutes" and result.steps == 1
     assert result.best_checkpoint is not None and Path(result.best_checkpoint).is_dir()
-    saved = json.loads((tmp_path / "run" / "result.json").read_text())
-    assert saved["stopped"] == "max_minutes"
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (saved["task"], saved["stopped"], saved["finished"]) == ("mt", "max_minutes", True)
+    assert saved["details"]["best_checkpoint"] == result.best_checkpoint
 
 
 def _rows(run: Path, kind: str) -> list[dict]:
@@ -146,7 +147,7 @@ def test_a_checkpoint_without_the_schedule_keys_resumes_as_plateau(
         resume=True,
         show_progress=False,
     )
-    assert resumed.step == 5
+    assert resumed.steps == 5
     assert load_config("tiny").optim.schedule == "plateau"
 
 

@@ -134,7 +134,7 @@ def _labels(cells: list[str], names: list[str] | None, n: int) -> list[str]:
         if len(names) != n or len(set(names)) != n:
             raise ConfigError(f"--names: give {n} distinct labels, one per checkpoint")
         return list(names)
-    from g2lstm.tasks import cell_label  # here: `g2lstm --help` does not import the task layer
+    from g2lstm.config import cell_label
 
     base = [cell_label(c) for c in cells]
     return [b if base.count(b) == 1 else f"{b} #{i + 1}" for i, b in enumerate(base)]

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from g2lstm.config import CELLS
 from g2lstm.errors import ConfigError
-from g2lstm.tasks.cells import CELLS
 from g2lstm.train.atomic import atomic_write_text
 
 from .blocks import select_blocks

@@ -16,7 +16,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from g2lstm.tasks.cells import CELL_LABELS, cell_label
+from g2lstm.config import CELL_LABELS, cell_label
 from g2lstm.train.atomic import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:

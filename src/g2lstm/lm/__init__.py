@@ -5,7 +5,7 @@ continuous cache pointer) and sampling. Needs the ``train`` extra (numpy, safete
 pyyaml, filelock). Typical use::
 
     from g2lstm.lm import RunConfig, preset_config, train
-    config = preset_config("small", {"model.cell": "g2", "data": "ptb"})
+    config = preset_config("small", {"model.gates.cell": "g2", "data": "ptb"})
     result = train(config, "runs/ptb-small-g2")
 """
 
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from g2lstm.config import CELLS, resolve
 from g2lstm.lm.asgd import AveragedSGD, NTASGDTrigger
-from g2lstm.lm.config import CELLS, ModelConfig, OptimConfig, RunConfig, TrainConfig
+from g2lstm.lm.config import ModelConfig, OptimConfig, RunConfig, TrainConfig
 from g2lstm.lm.evaluate import evaluate, evaluate_pointer, load_model
 from g2lstm.lm.generate import generate
 from g2lstm.lm.model import LMOutput, RNNLanguageModel
@@ -46,16 +47,10 @@ __all__ = [
 
 
 def preset_config(name: str, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """The :class:`RunConfig` of preset ``name`` with dotted ``overrides`` applied.
+    """The :class:`RunConfig` of preset ``name`` with dotted ``overrides`` applied
+    (:func:`g2lstm.config.resolve`).
 
-    Changing ``model.cell`` resets ``tau``/``noise_p`` to the cell's values unless they are
-    overridden too.
+    Changing the cell (``model.gates.cell``) resets ``tau``/``noise_p`` to the cell's values
+    unless they are overridden too.
     """
-    from g2lstm.lm.config import apply_overrides
-    from g2lstm.lm.presets import preset_dict
-
-    overrides = dict(overrides or {})
-    if "model.cell" in overrides:
-        overrides.setdefault("model.tau", None)
-        overrides.setdefault("model.noise_p", None)
-    return RunConfig.from_dict(apply_overrides(preset_dict(name), overrides), source=name)
+    return resolve(RunConfig, name, overrides=overrides)

@@ -23,9 +23,9 @@ __all__ = ["build_config", "register"]
 
 #: flag dest -> dotted config key
 _FLAG_KEYS = {
-    "cell": "model.cell",
-    "tau": "model.tau",
-    "noise_p": "model.noise_p",
+    "cell": "model.gates.cell",
+    "tau": "model.gates.tau",
+    "noise_p": "model.gates.noise_p",
     "data": "data",
     "data_dir": "data_dir",
     "seed": "train.seed",
@@ -45,48 +45,27 @@ _FLAG_KEYS = {
 }
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected section.key=value (e.g. model.nhid=650)")
-        try:
-            out[key.strip()] = yaml.safe_load(raw)
-        except (yaml.YAMLError, RecursionError) as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ConfigError(f"--set {item!r}: the value is not plain YAML ({why})") from None
-    return out
-
-
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags and ``--set`` items as dotted overrides (a new ``--cell`` brings its own
+    tau/noise_p: :attr:`g2lstm.config.GateConfig.RESETS`)."""
+    from g2lstm.config import parse_assignments
+    from g2lstm.lm.config import RunConfig
+
     out = {
         key: getattr(args, dest)
         for dest, key in _FLAG_KEYS.items()
         if getattr(args, dest, None) is not None
     }
-    if args.cell is not None:  # a new cell brings its own tau/noise_p unless given
-        out.setdefault("model.tau", None)
-        out.setdefault("model.noise_p", None)
-    out.update(_parse_set(args.set or []))
+    out.update(parse_assignments(RunConfig, args.set or []))
     return out
 
 
 def build_config(args: argparse.Namespace) -> Any:
     """The :class:`~g2lstm.lm.config.RunConfig` described by ``lm train`` arguments."""
-    from g2lstm.lm.config import RunConfig, apply_overrides, load_yaml
-    from g2lstm.lm.presets import preset_dict
+    from g2lstm.config import resolve
+    from g2lstm.lm.config import RunConfig
 
-    file_dict = load_yaml(args.config) if args.config else {}
-    preset = args.preset or file_dict.get("preset") or "paper"
-    base = preset_dict(preset)
-    for key, value in file_dict.items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    return RunConfig.from_dict(
-        apply_overrides(base, _overrides(args)), source=args.config or "config"
-    )
+    return resolve(RunConfig, args.preset, args.config, _overrides(args), default_preset="paper")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -122,7 +101,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     m, t = config.model, config.train
     what = "resuming" if saved is not None else "training"
     print(
-        f"g2lstm lm train: {what} {m.cell} (tau={m.tau}, noise_p={m.noise_p}) "
+        f"g2lstm lm train: {what} {m.gates.cell} (tau={m.gates.tau}, noise_p={m.gates.noise_p}) "
         f"{m.nlayers}x{m.nhid} on {config.data}, preset {config.preset}, seed {t.seed}, "
         f"{t.epochs} epochs (+{t.finetune_epochs} finetune) -> {out}",
         flush=True,
@@ -140,7 +119,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _preset_named(args: argparse.Namespace) -> bool:
-    from g2lstm.lm.config import load_yaml
+    from g2lstm.config import load_yaml
 
     return bool(args.preset or (args.config and load_yaml(args.config).get("preset")))
 
@@ -228,7 +207,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     temperature = args.eval_temperature or "divide"
     print(
         f"g2lstm lm eval: {loaded.checkpoint.path} on {data}/{args.split} ({mode}, "
-        f"gates {args.eval_gates or cfg.model.eval_gates}, eval temperature {temperature})",
+        f"gates {args.eval_gates or cfg.model.gates.eval_gates}, eval temperature {temperature})",
         file=sys.stderr,
     )
     default_bs = cfg.train.test_batch_size if args.split == "test" else cfg.train.eval_batch_size
@@ -270,7 +249,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "loss": loss,
         "ppl": perplexity(loss),
         "cache_pointer": bool(args.cache_pointer),
-        "eval_gates": args.eval_gates or cfg.model.eval_gates,
+        "eval_gates": args.eval_gates or cfg.model.gates.eval_gates,
         "eval_temperature": temperature,
         "batch_size": 1 if args.cache_pointer else batch_size,
         "warmup": warmup,
@@ -329,7 +308,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: Any) -> None:
-    from g2lstm.lm.config import CELLS
+    from g2lstm.config import CELLS
     from g2lstm.lm.presets import PRESETS
 
     p = sub.add_parser(

@@ -53,7 +53,7 @@ def describe_run(est: RunEstimate, config: RunConfig, train_tokens: int) -> str:
     """One sentence: model size, epochs, data and the estimate."""
     m, t = config.model, config.train
     return (
-        f"{m.nlayers} x {m.nhid} {m.cell} model ({est.parameters / 1e6:.1f}M parameters), "
+        f"{m.nlayers} x {m.nhid} {m.gates.cell} model ({est.parameters / 1e6:.1f}M parameters), "
         f"{t.epochs} + {t.finetune_epochs} epochs of {train_tokens:,} tokens of "
         f"{config.data} ({est.steps:,} steps of {t.batch_size} x {t.bptt} tokens): "
         f"{est.timing()}"

@@ -65,7 +65,7 @@ class RNNLanguageModel(nn.Module):
         self.encoder = nn.Embedding(c.vocab_size, c.emsize)
         sizes = [c.emsize] + [c.nhid] * (c.nlayers - 1) + [c.emsize if c.tie_weights else c.nhid]
         self.rnns = nn.ModuleList(
-            G2LSTM(sizes[k], sizes[k + 1], weight_dropout=c.wdrop, **c.gate_options())
+            G2LSTM(sizes[k], sizes[k + 1], weight_dropout=c.wdrop, **c.gates.layer_options())
             for k in range(c.nlayers)
         )
         self.decoder = nn.Linear(sizes[-1], c.vocab_size)

@@ -22,16 +22,16 @@
 - ``tiny``: a 2 x 24 model for 2 epochs on the first 20,000 tokens of each split
   (``train.limit_tokens``): seconds on any dataset; for tests and smoke runs.
 
-Every preset leaves ``model.cell`` at ``g2``; pick the model with ``--cell``.
+Every preset leaves ``model.gates.cell`` at ``g2``; pick the model with ``--cell``. The
+machinery that reads this table is :mod:`g2lstm.config` (:meth:`RunConfig.preset
+<g2lstm.config.ConfigTree.preset>`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from g2lstm.errors import ConfigError
-
-__all__ = ["PRESETS", "preset_dict"]
+__all__ = ["PRESETS"]
 
 _ZAREMBA: dict[str, Any] = {
     "model": {
@@ -177,12 +177,3 @@ PRESETS: dict[str, dict[str, Any]] = {
         },
     },
 }
-
-
-def preset_dict(name: str) -> dict[str, Any]:
-    """A deep copy of preset ``name`` as nested dicts (with ``preset`` set)."""
-    if not isinstance(name, str) or name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    out = _merge(PRESETS[name], {})
-    out["preset"] = name
-    return out

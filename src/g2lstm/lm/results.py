@@ -1,14 +1,14 @@
 """The outcome of a language-model run and its final evaluation (``results.json``).
 
 When training completes, the best checkpoint is evaluated on the validation and test splits
-and the result is written to ``<run>/results.json``; a complete run that is started again
-returns the stored result instead of evaluating twice.
+and the result is written to ``<run>/results.json`` in the layout every task shares
+(:class:`~g2lstm.train.RunResult`; the perplexities are its ``details``); a complete run that
+is started again returns the stored result instead of evaluating twice.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from g2lstm.lm.config import RunConfig
+from g2lstm.lm.data import batchify
 from g2lstm.lm.evaluate import (
     TEST_STREAMS,
     evaluate,
@@ -24,7 +25,7 @@ from g2lstm.lm.evaluate import (
     perplexity,
     stream_batch_size,
 )
-from g2lstm.train import atomic_write_json
+from g2lstm.train import RunResult, read_result
 
 __all__ = ["TrainResult", "finish_run"]
 
@@ -49,6 +50,18 @@ class TrainResult:
     cell: str = ""
     seed: int = 0
     test_streams: int = 1
+
+    def to_run_result(self) -> RunResult:
+        """The task-neutral :class:`~g2lstm.train.RunResult` written to ``results.json``."""
+        values = asdict(self)
+        values["finished"] = values.pop("complete")
+        return RunResult.of("lm", values)
+
+    @classmethod
+    def from_run_result(cls, result: RunResult) -> TrainResult:
+        """The LM result of a stored :class:`~g2lstm.train.RunResult`."""
+        values = {**result.flat(), "complete": result.finished}
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
 
 def finish_run(
@@ -83,18 +96,14 @@ def finish_run(
         wall_time_s=st["wall_time"],
         tokens_per_s=st["train_tokens"] / st["train_time"] if st["train_time"] else 0.0,
         num_parameters=num_parameters,
-        cell=config.model.cell,
+        cell=config.model.gates.cell,
         seed=config.train.seed,
     )
     if not st["complete"]:
         return result
-    results_path = out / "results.json"
-    if results_path.is_file():
-        stored = json.loads(results_path.read_text(encoding="utf-8"))
-        if stored.get("steps") == st["step"]:
-            return TrainResult(**stored)
-    from g2lstm.lm.data import batchify
-
+    stored = read_result(out)
+    if stored is not None and stored.steps == st["step"]:
+        return TrainResult.from_run_result(stored)
     best = load_model(out, map_location=str(device)).model
     result.valid_loss = evaluate(best, valid_data, config.train.bptt)
     if config.train.test_batch_size == 1:
@@ -111,7 +120,7 @@ def finish_run(
         perplexity(result.test_loss),
     )
     if is_main:
-        atomic_write_json(results_path, asdict(result))
+        result.to_run_result().write(out)
         print(
             f"| end of training | valid ppl {result.valid_ppl:8.2f} | test ppl "
             f"{result.test_ppl:8.2f} | {result.tokens_per_s:.0f} tokens/s",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from g2lstm.config_checks import flatten
+from g2lstm.config import changed_keys
 from g2lstm.errors import ConfigError
 from g2lstm.lm.config import RunConfig
 
@@ -36,10 +36,9 @@ RESUMABLE_KEYS = frozenset(
 def merge_resume_config(saved: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """``saved`` with ``overrides`` applied; ConfigError if a non-resumable key changes."""
     new = saved.replace(overrides)
-    old_flat, new_flat = flatten(saved.to_dict()), flatten(new.to_dict())
-    changed = [k for k in new_flat if new_flat[k] != old_flat.get(k) and k not in RESUMABLE_KEYS]
+    changed = changed_keys(saved, new, RESUMABLE_KEYS)
     if changed:
-        diffs = ", ".join(f"{k}: {old_flat.get(k)!r} -> {new_flat[k]!r}" for k in changed)
+        diffs = ", ".join(changed)
         raise ConfigError(
             f"cannot resume with a different configuration ({diffs}); only "
             f"{', '.join(sorted(RESUMABLE_KEYS))} may change. Use a new --out for a new run."

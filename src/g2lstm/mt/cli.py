@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from g2lstm.config import CELLS
 from g2lstm.errors import EXIT_INTERRUPTED, ConfigError, DataError
 from g2lstm.limits import DEFAULT_MAX_BEAM, check_limit
 from g2lstm.mt.presets import PRESETS
@@ -25,9 +26,9 @@ DEFAULT_PRESET = "iwslt"
 
 #: flag dest -> dotted config key (``train`` flags)
 _FLAG_KEYS = {
-    "cell": "model.cell",
-    "tau": "model.tau",
-    "noise_p": "model.noise_p",
+    "cell": "model.gates.cell",
+    "tau": "model.gates.tau",
+    "noise_p": "model.gates.noise_p",
     "attention": "model.attention",
     "data": "train.data",
     "seed": "train.seed",
@@ -44,25 +45,27 @@ _FLAG_KEYS = {
 }
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
-    out = []
-    for dest, key in _FLAG_KEYS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            out.append(f"{key}={value}")
-    if getattr(args, "cell", None) is not None:  # a new cell brings its own tau / noise_p
-        if args.tau is None:
-            out.append("model.tau=null")
-        if args.noise_p is None:
-            out.append("model.noise_p=null")
-    return out + list(args.set or [])
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags and ``--set`` items as dotted overrides (a new ``--cell`` brings its own
+    tau/noise_p: :attr:`g2lstm.config.GateConfig.RESETS`)."""
+    from g2lstm.config import parse_assignments
+    from g2lstm.mt.config import MTConfig
+
+    out = {
+        key: value
+        for dest, key in _FLAG_KEYS.items()
+        if (value := getattr(args, dest, None)) is not None
+    }
+    out.update(parse_assignments(MTConfig, args.set or []))
+    return out
 
 
 def build_config(args: argparse.Namespace) -> Any:
     """The :class:`~g2lstm.mt.config.MTConfig` described by ``mt train`` arguments."""
-    from g2lstm.mt.config import load_config
+    from g2lstm.config import resolve
+    from g2lstm.mt.config import MTConfig
 
-    return load_config(args.preset or DEFAULT_PRESET, args.config, _overrides(args))
+    return resolve(MTConfig, args.preset, args.config, _overrides(args), default_preset=DEFAULT_PRESET)
 
 
 def _saved_config(out: Path) -> Any:
@@ -141,7 +144,6 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from g2lstm.mt.config import apply_overrides
     from g2lstm.mt.trainer import train
 
     out = Path(args.out)
@@ -152,19 +154,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "--resume continues with the run's saved config; drop --preset/--config "
                 "(budget flags such as --epochs or --max-minutes may still be given)"
             )
-        config = apply_overrides(saved, _overrides(args))
+        config = saved.replace(_overrides(args))
     else:
         config = build_config(args)
     if args.print_config:
-        import yaml
-
-        print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+        print(config.to_yaml(), end="")
         return 0
     if not config.train.data:
         raise ConfigError("no data: pass --data FOLDER written by 'g2lstm mt prepare'")
     if saved is None and not (args.yes or args.preset):
         _check_cost(config)
-    m, t, g = config.model, config.train, config.model.gate_config()
+    m, t, g = config.model, config.train, config.model.gates
     budget = f"{t.epochs} epochs"
     budget += f", <= {t.max_updates} updates" if t.max_updates else ""
     budget += f", <= {t.max_minutes:g} min" if t.max_minutes else ""
@@ -172,13 +172,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         budget += f", first {t.limit_sentences:,} sentence pairs of train/valid"
     what = "resuming" if saved is not None else "training"
     print(
-        f"g2lstm mt train: {what} {m.cell} (tau={g.tau}, noise_p={g.noise_p}) {m.layers}x"
+        f"g2lstm mt train: {what} {g.cell} (tau={g.tau}, noise_p={g.noise_p}) {m.layers}x"
         f"{m.hidden} {m.attention} attention on {t.data}, {config.optim.name}, seed {t.seed}, "
         f"{budget} -> {out}",
         flush=True,
     )
     result = train(config, out, device=args.device, resume=args.resume, show_progress=args.progress)
-    summary = f"stopped ({result.stopped}) at step {result.step}, epoch {result.epoch}; best "
+    summary = f"stopped ({result.stopped}) at step {result.steps}, epoch {result.epochs}; best "
     summary += f"valid loss {result.best_valid_loss:.4f}"
     if result.valid_bleu:
         summary += (
@@ -429,7 +429,7 @@ def register(subparsers: Any) -> None:
     t.add_argument("--config", metavar="FILE", help="YAML config (layout of config.yaml)")
     t.add_argument(
         "--cell",
-        choices=["lstm", "sharpened", "g2"],
+        choices=CELLS,
         help="lstm (tau=1, p=0), sharpened (tau=0.2, p=0), g2 (tau=0.9, p=0.2)",
     )
     t.add_argument("--tau", type=float, help="override the cell's temperature")

@@ -1,12 +1,13 @@
 """Typed, validated configuration of an MT run (model, optimiser, training, decoding).
 
-A run is described by one :class:`MTConfig`, built from a preset (:data:`PRESETS`), a YAML
-file and ``section.key=value`` overrides, in that order (:func:`load_config`; the presets and
-the override parsing live in :mod:`g2lstm.mt.presets` and are importable from here too)::
+A run is described by one :class:`MTConfig`, a :class:`~g2lstm.config.ConfigTree` built by
+the task-neutral machinery of :mod:`g2lstm.config` from a preset (:data:`PRESETS`, in
+:mod:`g2lstm.mt.presets`), a YAML file and ``section.key=value`` overrides, in that order
+(:func:`load_config`)::
 
     cfg = MTConfig.preset("iwslt")
     cfg = cfg.merged(yaml.safe_load(open("run.yaml")))
-    cfg = apply_overrides(cfg, ["model.cell=g2", "train.max_minutes=55"])
+    cfg = cfg.with_assignments(["model.gates.cell=g2", "train.max_minutes=55"])
 
 Presets (paper §4.1.2, ``../shared/docs/paper.md`` §2.2):
 
@@ -15,37 +16,42 @@ Presets (paper §4.1.2, ``../shared/docs/paper.md`` §2.2):
 - ``tiny``: 1 layer, 32/32, 2 epochs of the first 500 sentence pairs
   (``train.limit_sentences``): seconds on any dataset; for tests and smoke runs.
 
-Cells (``model.cell``, the CLI's ``--cell``): ``lstm`` -> ``noise_p=0, tau=1`` (exactly an
-LSTM); ``sharpened`` -> ``noise_p=0, tau=0.2`` (paper's "Sharpened Sigmoid"); ``g2`` ->
-``noise_p=0.2, tau=0.9`` (G2-LSTM as the authors ran it). ``model.tau`` / ``model.noise_p``
-override the cell's values when set.
+Gates (``model.gates``, :class:`~g2lstm.config.GateConfig`; the CLI's ``--cell``): ``lstm``
+-> ``noise_p=0, tau=1`` (exactly an LSTM); ``sharpened`` -> ``noise_p=0, tau=0.2`` (paper's
+"Sharpened Sigmoid"); ``g2`` -> ``noise_p=0.2, tau=0.9`` (G2-LSTM as the authors ran it).
+``model.gates.tau`` / ``model.gates.noise_p`` override the cell's values when set. Configs of
+earlier versions kept these keys flat in ``model`` (``model.cell``); they are moved on read.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from g2lstm.config import (
+    LEGACY_GATE_KEYS,
+    ConfigTree,
+    GateConfig,
+    parse_assignments,
+    resolve,
+)
 from g2lstm.config_checks import check_bool, check_choice, check_float, check_int
 from g2lstm.errors import ConfigError
-from g2lstm.mt.presets import PRESETS, apply_overrides, load_config
+from g2lstm.mt.presets import PRESETS
 from g2lstm.mt.schedule import SCHEDULES
-from g2lstm.nn.config import CELL_KINDS, GateConfig
 
 __all__ = [
-    "CELLS",
     "PRESETS",
     "DecodeConfig",
     "MTConfig",
     "ModelConfig",
     "OptimConfig",
     "TrainConfig",
-    "apply_overrides",
     "load_config",
 ]
 
-#: ``--cell`` name -> (noise_p, tau).
-CELLS: dict[str, tuple[float, float]] = {k: (v["noise_p"], v["tau"]) for k, v in CELL_KINDS.items()}
 ATTENTIONS = ("luong", "bahdanau")
 OPTIMIZERS = ("adam", "adadelta")
 
@@ -66,10 +72,10 @@ class ModelConfig:
         dropout: dropout on embeddings, between LSTM layers and before the output layer.
         tie_embeddings: share the target embedding and the output-layer weights (the
             attentional vector then has size ``emb``).
-        cell: ``"lstm"``, ``"sharpened"`` or ``"g2"`` (:data:`CELLS`).
-        tau, noise_p: override the cell's temperature / noise probability (``None`` = cell's).
-        noise_schedule, eval_gates, estimator, weight_dropout, forget_bias: the other G2
-            options of :class:`~g2lstm.nn.G2LSTM`, applied to every LSTM of the model.
+        gates: the G2 gate options of every LSTM of the model
+            (:class:`~g2lstm.config.GateConfig`: cell, tau, noise_p, ...).
+        weight_dropout, forget_bias: the other G2 options of :class:`~g2lstm.nn.G2LSTM`,
+            applied to every LSTM of the model.
     """
 
     emb: int = 256
@@ -79,12 +85,7 @@ class ModelConfig:
     input_feeding: bool = False
     dropout: float = 0.2
     tie_embeddings: bool = False
-    cell: str = "g2"
-    tau: float | None = None
-    noise_p: float | None = None
-    noise_schedule: str = "per_step"
-    eval_gates: str = "soft"
-    estimator: str = "gumbel"
+    gates: GateConfig = field(default_factory=GateConfig)
     weight_dropout: float = 0.0
     forget_bias: float | None = None
 
@@ -94,35 +95,15 @@ class ModelConfig:
         check_int("model.layers", self.layers, 1)
         check_choice("model.attention", self.attention, ATTENTIONS)
         check_float("model.dropout", self.dropout, 0.0, 0.99)
-        if self.cell not in CELLS:
-            raise ConfigError(
-                f"model.cell={self.cell!r} is not valid; expected one of {sorted(CELLS)} "
-                "(lstm: plain LSTM, sharpened: tau=0.2, g2: Gumbel gates p=0.2 tau=0.9)"
-            )
-        self.gate_config()  # validates tau, noise_p and the enums with GateConfig's messages
+        if not isinstance(self.gates, GateConfig):
+            raise ConfigError(f"model.gates must be a GateConfig, got {type(self.gates).__name__}")
         check_bool("model.input_feeding", self.input_feeding)
         check_bool("model.tie_embeddings", self.tie_embeddings)
 
-    def gate_config(self) -> GateConfig:
-        """The validated G2 gate options this config gives every LSTM."""
-        noise_p, tau = CELLS[self.cell]
-        return GateConfig(
-            tau=tau if self.tau is None else self.tau,
-            noise_p=noise_p if self.noise_p is None else self.noise_p,
-            noise_schedule=self.noise_schedule,
-            eval_gates=self.eval_gates,
-            estimator=self.estimator,
-        )
-
     def gate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :class:`~g2lstm.nn.G2LSTM` (the keyword-only G2 options)."""
-        g = self.gate_config()
         return {
-            "tau": g.tau,
-            "noise_p": g.noise_p,
-            "noise_schedule": g.noise_schedule.value,
-            "eval_gates": g.eval_gates.value,
-            "estimator": g.estimator.value,
+            **self.gates.layer_options(),
             "weight_dropout": self.weight_dropout,
             "forget_bias": self.forget_bias,
         }
@@ -273,75 +254,24 @@ class DecodeConfig:
         check_int("decode.batch_size", self.batch_size, 1)
 
 
-_SECTIONS: dict[str, type] = {
-    "model": ModelConfig,
-    "optim": OptimConfig,
-    "train": TrainConfig,
-    "decode": DecodeConfig,
-}
-
-
 @dataclass(frozen=True)
-class MTConfig:
+class MTConfig(ConfigTree):
     """The whole configuration of an MT run: ``model``, ``optim``, ``train``, ``decode``."""
+
+    PRESETS = PRESETS
+    LEGACY_KEYS = LEGACY_GATE_KEYS
 
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Nested JSON/YAML-ready dict."""
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MTConfig:
-        """Build from a nested dict; unknown sections or keys raise :class:`ConfigError`."""
-        return cls().merged(data)
-
-    def merged(self, data: dict[str, Any] | None) -> MTConfig:
-        """A copy with the sections/keys of ``data`` replaced (validated)."""
-        if not data:
-            return self
-        if not isinstance(data, dict):
-            raise ConfigError(f"an MT config must be a mapping of sections, got {type(data)}")
-        unknown = sorted(set(data) - set(_SECTIONS))
-        if unknown:
-            raise ConfigError(
-                f"unknown config section(s) {unknown}; expected some of {sorted(_SECTIONS)}"
-            )
-        changes = {}
-        for name, values in data.items():
-            if values is None:
-                continue
-            section = getattr(self, name)
-            if not isinstance(values, dict):
-                raise ConfigError(f"config section {name!r} must be a mapping, got {values!r}")
-            allowed = {f.name for f in fields(section)}
-            bad = sorted(set(values) - allowed)
-            if bad:
-                raise ConfigError(
-                    f"unknown key(s) {bad} in section {name!r}; valid keys: {sorted(allowed)}"
-                )
-            types = {f.name: str(f.type) for f in fields(section)}
-            values = {k: _coerce(types[k], v) for k, v in values.items()}
-            changes[name] = replace(section, **values)
-        return replace(self, **changes)
-
-    @classmethod
-    def preset(cls, name: str) -> MTConfig:
-        """One of :data:`PRESETS` (``iwslt``, ``wmt``, ``tiny``)."""
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
-        return cls.from_dict(PRESETS[name])
-
-
-def _coerce(type_name: str, value: Any) -> Any:
-    """YAML 1.1 reads ``5e-4`` as a string: turn numeric strings into floats where a float
-    is expected."""
-    if isinstance(value, str) and "float" in type_name:
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+def load_config(
+    preset: str | None = None,
+    path: str | os.PathLike[str] | None = None,
+    overrides: Iterable[str] = (),
+) -> MTConfig:
+    """Preset, then YAML file, then ``section.key=value`` overrides (each optional;
+    :func:`g2lstm.config.resolve`)."""
+    return resolve(MTConfig, preset, path, parse_assignments(MTConfig, overrides))

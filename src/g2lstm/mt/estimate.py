@@ -62,7 +62,7 @@ def describe_run(est: RunEstimate, config: MTConfig, prepared: PreparedData) -> 
         pairs = min(pairs, t.limit_sentences)
     capped = ", train.max_updates" if t.max_updates and est.steps == t.max_updates else ""
     return (
-        f"{m.layers} x {m.hidden} {m.cell} encoder-decoder ({est.parameters / 1e6:.1f}M "
+        f"{m.layers} x {m.hidden} {m.gates.cell} encoder-decoder ({est.parameters / 1e6:.1f}M "
         f"parameters), {t.epochs} epochs of {pairs:,} sentence pairs of {t.data} "
         f"({est.steps:,} updates of <= {t.max_tokens:,} tokens{capped}): {est.timing()}"
     )

@@ -3,11 +3,12 @@
 :func:`train` writes into one run folder::
 
     run_dir/
-      config.yaml           the full configuration of the run
+      config.yaml           the full configuration of the run (:mod:`g2lstm.config`)
       metrics.jsonl / .csv  one row per ``log_every`` updates ("train") and per validation
       checkpoints/          safetensors checkpoints (g2lstm.train): last ``keep_last`` + best
                             by validation loss; each is self-contained (vocab, BPE, settings)
-      result.json           final summary (steps, time, best validation loss, valid BLEU)
+      results.json          final summary (:class:`~g2lstm.train.RunResult`: steps, time; details:
+                            best validation loss, best checkpoint, valid BLEU)
 
 Randomness (batch order, dropout, gate noise) is a function of ``(seed, step)``: the batch
 order of epoch ``e`` comes from ``(seed, e)`` and each update re-seeds torch with
@@ -34,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from g2lstm.config import CONFIG_FILE, changed_keys
 from g2lstm.errors import CheckpointError
 from g2lstm.limits import build_checked
 from g2lstm.mt.batching import TokenBatchSampler, collate
@@ -42,6 +44,21 @@ from g2lstm.mt.model import Seq2Seq
 from g2lstm.mt.prepare import PreparedData, load_prepared
 from g2lstm.mt.schedule import scheduled_lr
 from g2lstm.mt.translate import META_KIND, Translator, data_meta, evaluate_split
+from g2lstm.train import (
+    CheckpointManager,
+    GracefulInterrupt,
+    MetricsLogger,
+    NonFiniteGuard,
+    NonFinitePolicy,
+    RunLock,
+    atomic_write_text,
+    check_state_dict_compat,
+    claim_run_dir,
+    derive_seed,
+    load_checkpoint,
+    progress,
+    seed_everything,
+)
 from g2lstm.train.checkpoint import read_manifest, read_model_shapes
 
 __all__ = ["TrainResult", "batch_loss", "build_optimizer", "label_smoothed_loss", "train"]
@@ -125,31 +142,36 @@ class _Progress:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Summary of :func:`train` (also written to ``run_dir/result.json``)."""
+    """Summary of :func:`train` (also written to ``run_dir/results.json``, the layout every
+    task shares: :meth:`to_run_result`)."""
 
     run_dir: str
-    step: int
-    epoch: int
+    steps: int
+    epochs: int
     stopped: str
-    train_seconds: float
+    train_time_s: float
     best_valid_loss: float
     best_checkpoint: str | None
     num_parameters: int
     valid_bleu: dict[str, Any] | None
+    cell: str = ""
+    seed: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def finished(self) -> bool:
+        """Whether a budget ended the run (not an interruption)."""
+        return self.stopped != "interrupted"
+
+    def to_run_result(self) -> RunResult:
+        """The task-neutral :class:`~g2lstm.train.RunResult` written to ``results.json``."""
+        return RunResult.of("mt", {**asdict(self), "finished": self.finished})
 
 
 def _check_resume(saved: dict[str, Any], current: MTConfig, path: Path) -> None:
-    now, defaults = current.to_dict(), MTConfig().to_dict()
-    diffs = []
-    for section, values in now.items():
-        for key, value in values.items():
-            # a key the checkpoint lacks was added later: the run trained with its default
-            old = saved.get(section, {}).get(key, defaults[section][key])
-            if old != value and key not in RESUMABLE_CHANGES.get(section, set()):
-                diffs.append(f"{section}.{key}: checkpoint {old!r} vs now {value!r}")
+    # a key the checkpoint lacks was added later: the run trained with its default
+    old = MTConfig.from_dict(saved, source=f"{path}/meta.json")
+    resumable = {f"{section}.{key}" for section, keys in RESUMABLE_CHANGES.items() for key in keys}
+    diffs = changed_keys(old, current, resumable)
     if diffs:
         raise CheckpointError(
             f"cannot resume from {path}: the configuration changed ({'; '.join(diffs)}). "
@@ -189,8 +211,6 @@ class _Trainer:
             seed=t.seed,
             bucket_width=t.bucket_width,
         )
-        from g2lstm.train import seed_everything
-
         seed_everything(t.seed)  # the initial weights depend on the seed only
         # sizes checked (against the checkpoint resumed from) before anything is allocated
         if resume_from is not None:
@@ -216,8 +236,6 @@ class _Trainer:
         return batch_loss(self.model, batch, self.pad, self.cfg.optim.label_smoothing)
 
     def train_step(self, idx: list[int], guard: Any) -> dict[str, float]:
-        from g2lstm.train import derive_seed
-
         p, o = self.progress, self.cfg.optim
         torch.manual_seed(derive_seed(self.cfg.train.seed, p.step))  # dropout + gate noise
         for group in self.optimizer.param_groups:
@@ -293,8 +311,6 @@ class _Trainer:
         )
 
     def restore(self, ckpt: Any, guard: Any) -> None:
-        from g2lstm.train import check_state_dict_compat
-
         if ckpt.meta.get("kind") != META_KIND:
             raise CheckpointError(f"{ckpt.path} is not an MT checkpoint")
         _check_resume(ckpt.meta["config"], self.cfg, ckpt.path)
@@ -331,19 +347,6 @@ def train(
         :class:`TrainResult`. ``stopped`` is ``"epochs"``, ``"max_updates"``,
         ``"max_minutes"`` or ``"interrupted"``.
     """
-    from g2lstm.train import (
-        CheckpointManager,
-        GracefulInterrupt,
-        MetricsLogger,
-        NonFiniteGuard,
-        NonFinitePolicy,
-        RunLock,
-        atomic_write_json,
-        atomic_write_text,
-        claim_run_dir,
-        progress,
-    )
-
     t = config.train
     if t.threads:
         torch.set_num_threads(t.threads)
@@ -364,9 +367,7 @@ def train(
             trainer.restore(ckpt, guard)
             metrics.drop_after(trainer.progress.step)
             log.info("resumed %s at step %d", ckpt.path, trainer.progress.step)
-        import yaml
-
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        atomic_write_text(out / CONFIG_FILE, config.to_yaml())
         p = trainer.progress
         stopped = _loop(trainer, manager, guard, metrics, stop, progress, show_progress)
         best = manager.best() or manager.latest()
@@ -383,8 +384,10 @@ def train(
             None if best is None else str(best),
             trainer.model.num_parameters,
             bleu,
+            config.model.gates.cell,
+            t.seed,
         )
-        atomic_write_json(out / "result.json", result.to_dict())
+        result.to_run_result().write(out)
     return result
 
 
@@ -487,8 +490,6 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
 
 def _valid_bleu(trainer: _Trainer, best: Path, metrics: Any) -> dict[str, Any]:
     """Decode the validation set with the best checkpoint's weights; log and return BLEU."""
-    from g2lstm.train import load_checkpoint
-
     model = trainer.model
     model.load_state_dict(load_checkpoint(best, map_location=trainer.device).model_state)
     prepared = trainer.prepared

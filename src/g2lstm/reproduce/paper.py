@@ -9,7 +9,7 @@ Sigmoid, tau = 0.2) and ``g2`` (G2-LSTM, tau = 0.9, noise p = 0.2).
 
 from __future__ import annotations
 
-from g2lstm.tasks.cells import CELL_LABELS, CELLS
+from g2lstm.config import CELL_LABELS, CELLS
 
 __all__ = [
     "CELLS",

@@ -275,7 +275,7 @@ class ReuseFinder:
             for r in scan_runs(self.dirs, skip_marker=POINTER)
             if r.task == step.part
             and r.path != own
-            and r.config.get("model.cell") == step.cell
+            and r.config.get("model.gates.cell") == step.cell
             and r.config.get("train.seed") == step.seed
         ]
         if not runs:

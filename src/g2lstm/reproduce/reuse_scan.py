@@ -3,13 +3,11 @@
 Used by :mod:`g2lstm.reproduce.reuse` (``g2lstm reproduce --reuse DIR``). A *run folder* is
 any folder holding the ``config.yaml`` that :func:`g2lstm.lm.train` / :func:`g2lstm.mt.train`
 save (the resolved config); it is recognised by that config, never by its name. A run is
-*finished* when its trainer marked it so:
-
-- language model: ``results.json`` with ``"complete": true`` (written by
-  :func:`g2lstm.lm.results.finish_run` only when the last epoch ended and the best weights
-  were evaluated);
-- translation: ``result.json`` with ``stopped`` other than ``"interrupted"`` (epochs,
-  ``max_updates`` or ``max_minutes`` reached; :func:`g2lstm.mt.trainer.train`).
+*finished* when its trainer marked it so: ``results.json`` (:class:`~g2lstm.train.RunResult`,
+the same for every task) with ``"finished": true`` (language model: the last epoch ended and
+the best weights were evaluated; translation: epochs, ``max_updates`` or ``max_minutes``
+reached). Runs of earlier versions (the language model's flat ``results.json``, the
+translation model's ``result.json``) are read too.
 
 A run whose ``.g2lstm.pid`` names a live process is being trained (or resumed) right now and
 is never finished. Nothing here writes into the scanned folders.
@@ -29,11 +27,11 @@ import yaml
 
 from g2lstm.config_checks import flatten
 from g2lstm.datasets.verify import sha256_file
-from g2lstm.errors import ConfigError
+from g2lstm.errors import CheckpointError, ConfigError
 from g2lstm.tasks import TASKS
+from g2lstm.train import RESULT_FILE, read_result
 
 __all__ = [
-    "RESULT_FILES",
     "RunFolder",
     "file_sha256",
     "lm_fingerprint",
@@ -43,8 +41,6 @@ __all__ = [
     "scan_runs",
 ]
 
-#: Task -> the file its trainer writes when a run ends.
-RESULT_FILES = {name: task.result_file for name, task in TASKS.items()}
 #: Folders never descended into while scanning (checkpoint trees, analysis outputs).
 _NO_DESCEND = {"checkpoints", "figures", "tensorboard", "__pycache__"}
 _LM_SPLITS = ("train.txt", "valid.txt", "test.txt")
@@ -61,7 +57,8 @@ class RunFolder:
             flattened (``train.seed``).
         finished: the trainer marked the run finished (module docstring).
         status: ``finished`` or why it is not (shown to the user).
-        result: the trainer's result file as a dict (empty if unfinished).
+        result: the trainer's result file as one flat dict (:meth:`RunResult.flat
+            <g2lstm.train.RunResult.flat>`; empty if unfinished).
     """
 
     path: Path
@@ -101,19 +98,20 @@ def _alive(pid_file: Path) -> bool:
     return True
 
 
-def _status(folder: Path, task: str) -> tuple[bool, str, dict[str, Any]]:
-    name = RESULT_FILES[task]
+def _status(folder: Path) -> tuple[bool, str, dict[str, Any]]:
     if _alive(folder / ".g2lstm.pid"):
         return False, "being trained now (its .g2lstm.pid is a live process)", {}
-    result = _read_json(folder / name)
+    try:
+        result = read_result(folder)
+    except CheckpointError as exc:
+        return False, f"not finished ({exc})", {}
     if result is None:
-        return False, f"not finished (no {name})", {}
-    why = TASKS[task].unfinished(result)
-    if why is not None:
-        return False, f"not finished ({name}: {why})", {}
+        return False, f"not finished (no {RESULT_FILE})", {}
+    if not result.finished:
+        return False, f"not finished ({RESULT_FILE}: stopped={result.stopped!r})", {}
     if not (folder / "checkpoints").is_dir():
         return False, "has no checkpoints/ folder", {}
-    return True, "finished", result
+    return True, "finished", result.flat()
 
 
 def _config_folders(root: Path, max_depth: int) -> Iterable[Path]:
@@ -155,7 +153,7 @@ def scan_runs(
             if parsed is None:
                 continue
             task, config = parsed
-            finished, status, result = _status(folder, task)
+            finished, status, result = _status(folder)
             runs.append(RunFolder(folder, task, config, finished, status, result))
     return runs
 

@@ -7,18 +7,15 @@ the step's ``DONE.json`` (the report reads only those markers and the trainers' 
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from g2lstm.analysis import AnalysisConfig, analyze_models
 from g2lstm.compress import compress
 from g2lstm.datasets import resolve_dataset
-from g2lstm.errors import TrainingError
 from g2lstm.reproduce.context import RunContext, dep_marker, lines_head
-from g2lstm.reproduce.paper import CELL_LABELS
 from g2lstm.reproduce.plan import Step
+from g2lstm.reproduce.steps_common import analyze_step, summarize_analysis, train_step, trained_runs
 from g2lstm.tasks import EvalDataOptions, get_task
 
 LM = get_task("lm")
@@ -29,8 +26,6 @@ __all__ = [
     "lm_eval",
     "lm_train",
     "lm_train_config",
-    "summarize_analysis",
-    "trained_runs",
 ]
 
 _SPLITS = ("train", "valid", "test")
@@ -78,20 +73,14 @@ def lm_train_config(step: Step, ctx: RunContext, data: str) -> Any:
     scale's preset and overrides, then the step's own (an ablation variant's), cell and seed."""
     overrides = dict(ctx.scale.lm_overrides)
     overrides.update(dict(step.overrides))
-    overrides.update({"model.cell": step.cell, "train.seed": step.seed, "data": data})
+    overrides.update({"model.gates.cell": step.cell, "train.seed": step.seed, "data": data})
     return LM.preset_config(ctx.scale.lm_preset, overrides)
 
 
 def lm_train(step: Step, ctx: RunContext) -> dict[str, Any]:
     """Train one model (resuming from the run folder's checkpoints if there are any)."""
     data = dep_marker(step, "data/lm")["data"]
-    result = LM.train(lm_train_config(step, ctx, data), step.out_dir, resume=True)
-    if LM.unfinished(result) is not None:
-        raise TrainingError(
-            f"{step.id} stopped early ({result['stopped']}) at step {result['steps']}; run the "
-            "same command again to resume it"
-        )
-    return {**result, "metrics": str(step.out_dir / "metrics.jsonl")}
+    return train_step(LM, lm_train_config(step, ctx, data), step, "cpu")
 
 
 def lm_eval(step: Step, ctx: RunContext) -> dict[str, Any]:
@@ -136,77 +125,5 @@ def lm_analyze(step: Step, ctx: RunContext) -> dict[str, Any]:
         max_batches=ctx.scale.analysis_batches,
         eval_tokens=ctx.scale.eval_tokens or None,
     )
-    inputs = LM.eval_data(runs, options, list(labels))
-    config = AnalysisConfig(
-        seed=step.seed or 0, max_batches=ctx.scale.analysis_batches, sensitivity=None
-    )
-    result = analyze_models(
-        inputs.models,
-        inputs.batches,
-        inputs.forward,
-        step.out_dir,
-        evaluate_fn=inputs.evaluate,
-        metric=inputs.metric,
-        tokens_fn=inputs.tokens,
-        itos=inputs.itos,
-        sentences=inputs.sentences,
-        encode_fn=inputs.encode,
-        config=config,
-    )
+    result = analyze_step(LM.eval_data(runs, options, list(labels)), step, ctx, tokens=True)
     return summarize_analysis(result.results, labels, result.files, first_layer="layer 0")
-
-
-def trained_runs(step: Step, device: str) -> tuple[dict[str, str], list[Any]]:
-    """``(label -> cell, runs)`` of the trained models an analysis step depends on, loaded
-    with their task (one label per cell, :data:`CELL_LABELS`)."""
-    labels: dict[str, str] = {}
-    runs = []
-    for dep in step.deps:
-        if dep.name == "train":
-            cell = dep.parent.name.rsplit("-s", 1)[0]
-            labels[CELL_LABELS[cell]] = cell
-            runs.append(get_task(step.part).load(dep, device=device))
-    return labels, runs
-
-
-def summarize_analysis(
-    results: dict[str, Any],
-    labels: dict[str, str],
-    files: dict[str, dict[str, Path]],
-    *,
-    first_layer: str | None = None,
-    near_binary: dict[str, dict[str, float]] | None = None,
-) -> dict[str, Any]:
-    """The numbers the report needs from :func:`analyze_models` results, keyed by cell.
-
-    ``near_binary`` (``label -> gate -> fraction``) replaces the value read from the results'
-    ``first_layer`` row (used for MT, whose paper figure is the first *decoder* layer).
-    """
-    rows = results.get("near_binary", {})
-    first = rows.get(first_layer) if first_layer else None
-    if first is None and rows:
-        first = next(iter(rows.values()))
-    all_layers = rows.get("all layers", first) or {}
-    out: dict[str, Any] = {
-        "cells": {},
-        "figures": {k: str(v["png"]) for k, v in files.items() if "png" in v},
-    }
-    hard = results.get("hard_gates", {})
-    for label, cell in labels.items():
-        nb = (near_binary or {}).get(label) or (first or {}).get(label, {})
-        h = hard.get(label, {})
-        out["cells"][cell] = {
-            "near_binary": {g: float(v) for g, v in nb.items()},
-            "near_binary_all_layers": {g: float(v) for g, v in all_layers.get(label, {}).items()},
-            "hard": {"soft": _num(h.get("soft")), "hard": _num(h.get("hard"))},
-            "mean_gates": results.get("models", {}).get(label, {}).get("means", {}),
-        }
-    return out
-
-
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None

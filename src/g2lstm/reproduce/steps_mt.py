@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from g2lstm.analysis import AnalysisConfig, GateStats, analyze_models
+from g2lstm.analysis import GateStats
 from g2lstm.compress import compress
 from g2lstm.config_checks import flatten
 from g2lstm.datasets import resolve_dataset
-from g2lstm.errors import TrainingError
 from g2lstm.reproduce.context import RunContext, dep_marker, lines_head
 from g2lstm.reproduce.plan import Step
-from g2lstm.reproduce.steps_lm import summarize_analysis, trained_runs
+from g2lstm.reproduce.steps_common import analyze_step, summarize_analysis, train_step, trained_runs
 from g2lstm.tasks import EvalDataOptions, get_task
 
 MT = get_task("mt")
@@ -83,7 +82,9 @@ def mt_data(step: Step, ctx: RunContext) -> dict[str, Any]:
 def mt_train_config(step: Step, ctx: RunContext, prepared: str) -> Any:
     """The resolved config a ``mt-train`` step trains (also what ``--reuse`` compares)."""
     overrides = flatten(ctx.scale.mt_overrides)
-    overrides.update({"model.cell": step.cell, "train.seed": step.seed, "train.data": prepared})
+    overrides.update(
+        {"model.gates.cell": step.cell, "train.seed": step.seed, "train.data": prepared}
+    )
     return MT.preset_config(ctx.scale.mt_preset, overrides)
 
 
@@ -91,13 +92,7 @@ def mt_train(step: Step, ctx: RunContext) -> dict[str, Any]:
     """Train one translation model (resuming from its checkpoints if there are any)."""
     prepared = dep_marker(step, "data/mt")["prepared"]
     config = mt_train_config(step, ctx, prepared)
-    result = MT.train(config, step.out_dir, device=ctx.device, resume=True)
-    if MT.unfinished(result) is not None:
-        raise TrainingError(
-            f"{step.id} was interrupted at update {result['step']}; run the same command "
-            "again to resume it"
-        )
-    return {**result, "metrics": str(step.out_dir / "metrics.jsonl")}
+    return train_step(MT, config, step, ctx.device)
 
 
 def mt_eval(step: Step, ctx: RunContext) -> dict[str, Any]:
@@ -139,19 +134,7 @@ def mt_analyze(step: Step, ctx: RunContext) -> dict[str, Any]:
         metric="perplexity",
         device=ctx.device,
     )
-    inputs = MT.eval_data(runs, options, list(labels))
-    config = AnalysisConfig(
-        seed=step.seed or 0, max_batches=ctx.scale.analysis_batches, sensitivity=None
-    )
-    result = analyze_models(
-        inputs.models,
-        inputs.batches,
-        inputs.forward,
-        step.out_dir,
-        evaluate_fn=inputs.evaluate,
-        metric=inputs.metric,
-        config=config,
-    )
+    result = analyze_step(MT.eval_data(runs, options, list(labels)), step, ctx, tokens=False)
     stats = json.loads((step.out_dir / "gate_stats.json").read_text(encoding="utf-8"))
     decoder: dict[str, dict[str, float]] = {}
     for label, d in stats.items():

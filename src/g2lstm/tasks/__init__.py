@@ -15,6 +15,7 @@ goes.
 
 from __future__ import annotations
 
+from g2lstm.config import CELL_LABELS, CELLS, cell_label
 from g2lstm.tasks.base import (
     EvalData,
     EvalDataOptions,
@@ -25,7 +26,6 @@ from g2lstm.tasks.base import (
     StepLoss,
     Task,
 )
-from g2lstm.tasks.cells import CELL_LABELS, CELLS, cell_label
 from g2lstm.tasks.registry import (
     COMPRESSED,
     TASKS,

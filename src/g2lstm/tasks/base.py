@@ -4,7 +4,8 @@ Compression (:mod:`g2lstm.compress`), gate analysis (:mod:`g2lstm.analysis`) and
 reproduction (:mod:`g2lstm.reproduce`) work on any trained model through this interface and
 never branch on the task. A :class:`Task` knows how to
 
-- read its run config (:meth:`Task.config_from_dict`) and build its model from it
+- read its run config (:meth:`Task.config_from_dict`, :attr:`Task.config_class`: one config
+  machinery for every task, :mod:`g2lstm.config`) and build its model from it
   (:meth:`Task.build_model`);
 - load a run or checkpoint directory (:meth:`Task.load`) or rebuild a model from the metadata a
   compressed file stores (:meth:`Task.rebuild`), both as a :class:`LoadedRun`;
@@ -33,6 +34,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from g2lstm.config import ConfigTree, resolve
 from g2lstm.errors import CheckpointError, ConfigError, G2LSTMError
 from g2lstm.limits import build_checked
 from g2lstm.train import check_state_dict_compat
@@ -270,21 +272,23 @@ class Task(ABC):
     checkpoint_kind: ClassVar[str]
     metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
-    #: the file a finished training run writes into its run directory
-    result_file: ClassVar[str]
+    #: the task's run config (a :class:`~g2lstm.config.ConfigTree` with its presets table)
+    config_class: ClassVar[type[ConfigTree]]
 
     # ------------------------------------------------------------------ config and model
-    @abstractmethod
     def config_from_dict(self, data: Mapping[str, Any], source: str = "config") -> Any:
-        """The validated run config of a nested dict (a saved ``config.yaml`` or meta)."""
+        """The validated run config of a nested dict (a saved ``config.yaml`` or meta, old
+        layouts migrated)."""
+        return self.config_class.from_dict(data, source=source)
 
     @abstractmethod
     def recognizes_config(self, data: Mapping[str, Any]) -> bool:
         """Whether a saved resolved config (nested dict) is one of this task's."""
 
-    @abstractmethod
     def preset_config(self, preset: str, overrides: Mapping[str, Any] | None = None) -> Any:
-        """The run config of ``preset`` with dotted ``overrides`` (``{"train.seed": 2}``)."""
+        """The run config of ``preset`` with dotted ``overrides`` (``{"train.seed": 2}``;
+        :func:`g2lstm.config.resolve`)."""
+        return resolve(self.config_class, preset, overrides=overrides)
 
     # ------------------------------------------------------------------ data and training
     def prepare_data(
@@ -298,11 +302,9 @@ class Task(ABC):
     def train(
         self, config: Any, out_dir: Path, *, device: str = "cpu", resume: bool = False
     ) -> dict[str, Any]:
-        """Train (or resume) a run; returns the result (as written to :attr:`result_file`)."""
-
-    @abstractmethod
-    def unfinished(self, result: Mapping[str, Any]) -> str | None:
-        """Why a training result is not that of a finished run (None: it is finished)."""
+        """Train (or resume) a run; returns its :class:`~g2lstm.train.RunResult` (what
+        ``results.json`` holds) as one flat dict (``finished``, ``steps``, ..., the task's
+        details)."""
 
     @abstractmethod
     def build_model(self, config: Any, file_config: Mapping[str, Any]) -> nn.Module:

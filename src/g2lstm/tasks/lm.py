@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from torch import Tensor, nn
 
 from g2lstm.datasets import resolve_dataset
 from g2lstm.errors import ConfigError
-from g2lstm.lm import preset_config, train
+from g2lstm.lm import train
 from g2lstm.lm.config import RunConfig
 from g2lstm.lm.data import Corpus, Vocabulary, batchify
 from g2lstm.lm.evaluate import (
@@ -217,10 +216,7 @@ class LMTask(Task):
     checkpoint_kind = "g2lstm-lm"
     evaluator_class = LMEvaluator
     metric, higher_is_better = "ppl", False
-    result_file = "results.json"
-
-    def config_from_dict(self, data: Mapping[str, Any], source: str = "config") -> RunConfig:
-        return RunConfig.from_dict(data, source=source)
+    config_class = RunConfig
 
     def recognizes_config(self, data: Mapping[str, Any]) -> bool:
         train = data.get("train")
@@ -230,18 +226,10 @@ class LMTask(Task):
             and not (isinstance(train, Mapping) and "data" in train)
         )
 
-    def preset_config(self, preset: str, overrides: Mapping[str, Any] | None = None) -> RunConfig:
-        return preset_config(preset, dict(overrides or {}))
-
     def train(
         self, config: Any, out_dir: Path, *, device: str = "cpu", resume: bool = False
     ) -> dict[str, Any]:
-        return asdict(train(config, out_dir, resume=resume))
-
-    def unfinished(self, result: Mapping[str, Any]) -> str | None:
-        if result.get("complete") is True:
-            return None
-        return f"complete={result.get('complete')!r}"
+        return train(config, out_dir, resume=resume).to_run_result().flat()
 
     def build_model(self, config: Any, file_config: Mapping[str, Any]) -> nn.Module:
         return RNNLanguageModel(config.model)
@@ -260,7 +248,7 @@ class LMTask(Task):
             self,
             model,
             config,
-            config.model.cell,
+            config.model.gates.cell,
             config.train.seed,
             config.model.nhid,
             file_config,

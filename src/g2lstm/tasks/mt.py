@@ -198,20 +198,11 @@ class MTTask(Task):
     checkpoint_kind = META_KIND
     evaluator_class = MTEvaluator
     metric, higher_is_better = "BLEU", True
-    result_file = "result.json"
+    config_class = MTConfig
 
     def recognizes_config(self, data: Mapping[str, Any]) -> bool:
         train = data.get("train")
         return "decode" in data or (isinstance(train, Mapping) and "data" in train)
-
-    def preset_config(self, preset: str, overrides: Mapping[str, Any] | None = None) -> MTConfig:
-        nested: dict[str, dict[str, Any]] = {}
-        for key, value in (overrides or {}).items():
-            section, dot, name = key.partition(".")
-            if not dot:
-                raise ConfigError(f"override {key!r}: expected 'section.key'")
-            nested.setdefault(section, {})[name] = value
-        return MTConfig.preset(preset).merged(nested)
 
     def prepare_data(
         self, sources: Mapping[str, tuple[Path, ...]], out_dir: Path, **settings: Any
@@ -226,19 +217,8 @@ class MTTask(Task):
     def train(
         self, config: Any, out_dir: Path, *, device: str = "cpu", resume: bool = False
     ) -> dict[str, Any]:
-        return train(config, out_dir, device=device, resume=resume, show_progress=None).to_dict()
-
-    def unfinished(self, result: Mapping[str, Any]) -> str | None:
-        stopped = result.get("stopped")
-        if stopped in (None, "interrupted"):
-            return f"stopped={stopped!r}"
-        return None
-
-    def config_from_dict(self, data: Mapping[str, Any], source: str = "config") -> MTConfig:
-        try:
-            return MTConfig.from_dict(dict(data))
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        result = train(config, out_dir, device=device, resume=resume, show_progress=None)
+        return result.to_run_result().flat()
 
     def build_model(self, config: Any, file_config: Mapping[str, Any]) -> nn.Module:
         src_vocab, tgt_vocab = vocabs_from_meta(file_config["data"])
@@ -269,7 +249,7 @@ class MTTask(Task):
             self,
             model,
             config,
-            config.model.cell,
+            config.model.gates.cell,
             config.train.seed,
             config.model.hidden,
             file_config,

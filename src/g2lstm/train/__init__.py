@@ -12,7 +12,8 @@ Building blocks, not a framework: each trainer writes its own loop and uses
 - :mod:`~g2lstm.train.nonfinite`: NaN/inf policy (raise or skip);
 - :mod:`~g2lstm.train.lock`: one run per output directory, writable-directory check;
 - :mod:`~g2lstm.train.distributed`: torchrun/DDP helpers;
-- :mod:`~g2lstm.train.progress`: tqdm bars and throughput.
+- :mod:`~g2lstm.train.progress`: tqdm bars and throughput;
+- :mod:`~g2lstm.train.result`: ``RunResult``, the one ``results.json`` of every task's run.
 
 A resumable loop, in outline::
 
@@ -54,6 +55,7 @@ from g2lstm.train.manager import CheckpointManager, resolve_checkpoint
 from g2lstm.train.metrics import MetricsLogger, read_metrics
 from g2lstm.train.nonfinite import NonFiniteGuard, NonFinitePolicy, first_nonfinite_grad
 from g2lstm.train.progress import Throughput, format_duration, progress
+from g2lstm.train.result import RESULT_FILE, RunResult, read_result
 from g2lstm.train.rng import (
     capture_rng_state,
     derive_seed,
@@ -67,6 +69,7 @@ from g2lstm.train.state import check_state_dict_compat, flatten_state, unflatten
 
 __all__ = [
     "CHECKPOINT_FORMAT",
+    "RESULT_FILE",
     "Checkpoint",
     "CheckpointManager",
     "DistributedContext",
@@ -75,6 +78,7 @@ __all__ = [
     "NonFiniteGuard",
     "NonFinitePolicy",
     "RunLock",
+    "RunResult",
     "Throughput",
     "atomic_directory",
     "atomic_path",
@@ -93,6 +97,7 @@ __all__ = [
     "load_checkpoint",
     "progress",
     "read_metrics",
+    "read_result",
     "resolve_checkpoint",
     "restore_rng_state",
     "save_checkpoint",
