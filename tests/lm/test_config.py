@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from g2lstm.config import GateConfig, load_yaml
 from g2lstm.errors import ConfigError
 from g2lstm.lm import PRESETS, RunConfig, preset_config
-from g2lstm.config import GateConfig, load_yaml
 from g2lstm.lm.config import ModelConfig, OptimConfig, TrainConfig
 
 

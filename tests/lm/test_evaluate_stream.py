@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from g2lstm.lm.batching import batchify
 from g2lstm.config import GateConfig
+from g2lstm.lm.batching import batchify
 from g2lstm.lm.config import ModelConfig
 from g2lstm.lm.evaluate import evaluate, evaluate_stream, perplexity
 from g2lstm.lm.model import RNNLanguageModel

@@ -48,7 +48,9 @@ def test_train_writes_results_config_and_loadable_model(
     rows = read_metrics(run)
     assert any("valid_ppl" in r for r in rows) and any("tokens_per_s" in r for r in rows)
     loaded = load_model(run)
-    assert loaded.config.model.gates.cell == "g2" and loaded.config.model.vocab_size == len(loaded.vocab)
+    assert loaded.config.model.gates.cell == "g2" and loaded.config.model.vocab_size == len(
+        loaded.vocab
+    )
     # a second run on the same directory without --resume is refused
     with pytest.raises(TrainingError, match="--resume"):
         train(_config(data), run)

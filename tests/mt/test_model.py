@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from g2lstm.config import GateConfig
 from g2lstm.errors import ConfigError
 from g2lstm.mt.attention import Attention
-from g2lstm.config import GateConfig
 from g2lstm.mt.config import ModelConfig, MTConfig, load_config
 from g2lstm.mt.model import Seq2Seq
 from g2lstm.nn import G2LSTM, g2_modules

@@ -13,12 +13,12 @@ from g2lstm.errors import ConfigError, DataError
 from g2lstm.mt.batching import TokenBatchSampler, collate, collate_lengths
 from g2lstm.mt.bpe import remove_bpe
 from g2lstm.mt.data import Tokenizer, read_lines
+from g2lstm.mt.iwslt import prepare_iwslt14
 from g2lstm.mt.prepare import (
     PrepareConfig,
     load_prepared,
     multi30k_files,
     prepare_dataset,
-    prepare_iwslt14,
     prepare_multi30k,
 )
 

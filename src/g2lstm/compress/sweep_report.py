@@ -14,13 +14,11 @@ import math
 import os
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from g2lstm.config import CELL_LABELS, cell_label
 from g2lstm.train.atomic import atomic_path, atomic_write_text
 
-if TYPE_CHECKING:
-    from .sweep import Setting, SummaryRow, SweepResult, SweepRow
+from .sweep_rows import Setting, SummaryRow, SweepResult, SweepRow
 
 __all__ = [
     "CELL_LABELS",
@@ -84,9 +82,8 @@ def verdicts(result: SweepResult) -> list[str]:
 
 
 def write_csv(path: Path, rows: list[SweepRow]) -> Path:
-    """``sweep.csv``: one row per :class:`~g2lstm.compress.sweep.SweepRow`; returns ``path``."""
-    from .sweep import SweepRow
-
+    """``sweep.csv``: one row per :class:`~g2lstm.compress.sweep_rows.SweepRow`; returns
+    ``path``."""
     names = list(SweepRow.__dataclass_fields__)
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)

@@ -89,7 +89,8 @@ def _threads(n: int | None) -> None:
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from g2lstm.mt.prepare import prepare_dataset, prepare_iwslt14, prepare_multi30k
+    from g2lstm.mt.iwslt import prepare_iwslt14
+    from g2lstm.mt.prepare import prepare_dataset, prepare_multi30k
 
     settings: dict[str, Any] = {}
     if args.bpe_merges is not None:

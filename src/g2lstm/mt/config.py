@@ -40,10 +40,10 @@ from g2lstm.config import (
 from g2lstm.config_checks import check_bool, check_choice, check_float, check_int
 from g2lstm.errors import ConfigError
 from g2lstm.mt.presets import PRESETS
-from g2lstm.mt.schedule import SCHEDULES
 
 __all__ = [
     "PRESETS",
+    "SCHEDULES",
     "DecodeConfig",
     "MTConfig",
     "ModelConfig",
@@ -52,6 +52,8 @@ __all__ = [
     "load_config",
 ]
 
+#: Valid ``optim.schedule`` values (the rules of :mod:`g2lstm.mt.schedule`).
+SCHEDULES = ("plateau", "step", "inverse_sqrt")
 ATTENTIONS = ("luong", "bahdanau")
 OPTIMIZERS = ("adam", "adadelta")
 

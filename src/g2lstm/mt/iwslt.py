@@ -1,7 +1,7 @@
 """IWSLT'14 De-En preparation, step for step as fairseq's ``prepare-iwslt14.sh``.
 
-:func:`prepare_iwslt14` is also importable from :mod:`g2lstm.mt.prepare`, whose module
-docstring describes the output folder.
+:func:`prepare_iwslt14` runs the pipeline of :mod:`g2lstm.mt.prepare` (whose module docstring
+describes the output folder) on the IWSLT'14 release.
 """
 
 from __future__ import annotations

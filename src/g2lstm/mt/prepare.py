@@ -1,7 +1,8 @@
 """Prepare an MT dataset: tokenise, learn and apply joint BPE, filter, build the vocabulary.
 
 :func:`prepare_dataset` (any line-aligned corpus), :func:`prepare_multi30k` and
-:func:`prepare_iwslt14` write one output folder; :func:`load_prepared` reads it back::
+:func:`g2lstm.mt.iwslt.prepare_iwslt14` (built on this module's pipeline) write one output
+folder; :func:`load_prepared` reads it back::
 
     out_dir/
       prepare.json          settings, counts, sha256 of every input and output
@@ -26,7 +27,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from g2lstm.config_checks import flatten
 from g2lstm.datasets.verify import sha256_file
@@ -45,9 +46,6 @@ from g2lstm.mt.prepared import (
 from g2lstm.mt.vocab import Vocab
 from g2lstm.train.atomic import atomic_path, atomic_write_text
 
-if TYPE_CHECKING:  # re-exported lazily (see __getattr__): g2lstm.mt.iwslt imports this module
-    from g2lstm.mt.iwslt import prepare_iwslt14
-
 __all__ = [
     "MULTI30K_SPLITS",
     "PrepareConfig",
@@ -55,7 +53,6 @@ __all__ = [
     "load_prepared",
     "multi30k_files",
     "prepare_dataset",
-    "prepare_iwslt14",
     "prepare_multi30k",
 ]
 
@@ -63,20 +60,6 @@ log = logging.getLogger(__name__)
 
 #: Multi30k split name -> file prefix (``train``, ``val``, ``test2016``).
 MULTI30K_SPLITS = {"train": "train", "valid": "val", "test": "test2016"}
-_LAZY = {"IWSLT14_TEST_SETS", "prepare_iwslt14"}
-
-
-def __getattr__(name: str) -> Any:
-    """Re-export :mod:`g2lstm.mt.iwslt` on first use (an eager import would be circular)."""
-    if name in _LAZY:
-        from g2lstm.mt import iwslt
-
-        return getattr(iwslt, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _LAZY)
 
 
 @dataclass

@@ -22,15 +22,10 @@ same rates as an uninterrupted one.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from g2lstm.mt.config import OptimConfig
+from g2lstm.mt.config import SCHEDULES, OptimConfig
 
 __all__ = ["SCHEDULES", "scheduled_lr"]
-
-#: Valid ``optim.schedule`` values.
-SCHEDULES = ("plateau", "step", "inverse_sqrt")
 
 
 def scheduled_lr(optim: OptimConfig, update: int, epoch: int, plateau_lr: float) -> float:

@@ -51,6 +51,7 @@ from g2lstm.train import (
     NonFiniteGuard,
     NonFinitePolicy,
     RunLock,
+    RunResult,
     atomic_write_text,
     check_state_dict_compat,
     claim_run_dir,

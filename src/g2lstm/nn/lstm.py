@@ -16,6 +16,7 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from g2lstm.nn.backends import Implementation, run_direction, vendor_spec, vendor_weights
 from g2lstm.nn.checks import autocast_dtype, exporting, initial_state
 from g2lstm.nn.config import GateConfig
+from g2lstm.nn.convert import g2_from_lstm, lstm_from_g2
 from g2lstm.nn.functional import GateSpec
 from g2lstm.nn.fused import fused_lstm_stack
 from g2lstm.nn.noise import sample_gate_noise
@@ -319,8 +320,6 @@ class G2LSTM(G2Options, nn.LSTM):
 
         ``g2_options`` are the keyword-only G2 arguments (``tau``, ``noise_p``, ...).
         """
-        from g2lstm.nn.convert import g2_from_lstm
-
         return g2_from_lstm(cls, lstm, **g2_options)
 
     def to_lstm(self) -> nn.LSTM:
@@ -329,6 +328,4 @@ class G2LSTM(G2Options, nn.LSTM):
         ``tau`` is folded into the noisy gates' rows of the weights and biases, so the
         result runs on the vendor kernels (cuDNN, oneDNN) and exports to ONNX.
         """
-        from g2lstm.nn.convert import lstm_from_g2
-
         return lstm_from_g2(self)
