@@ -250,11 +250,11 @@ def test_cells_map_to_gate_options() -> None:
 
 
 def test_presets_are_the_papers_models() -> None:
-    iwslt, wmt = MTConfig.preset("iwslt").model, MTConfig.preset("wmt").model
+    iwslt, wmt = MTConfig.from_preset("iwslt").model, MTConfig.from_preset("wmt").model
     assert (iwslt.layers, iwslt.emb, iwslt.hidden) == (2, 256, 256)
     assert (wmt.layers, wmt.emb, wmt.hidden) == (3, 512, 1024)
-    assert MTConfig.preset("iwslt").optim.clip == 2.0
-    assert MTConfig.preset("iwslt").decode.beam == 5
+    assert MTConfig.from_preset("iwslt").optim.clip == 2.0
+    assert MTConfig.from_preset("iwslt").decode.beam == 5
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ def test_bad_schedule_settings_are_refused(changes: dict, match: str) -> None:
 
 
 def test_multi30k_preset_is_the_iwslt_model_with_additive_attention_and_its_recipe() -> None:
-    iwslt, m30k = MTConfig.preset("iwslt"), MTConfig.preset("multi30k")
+    iwslt, m30k = MTConfig.from_preset("iwslt"), MTConfig.from_preset("multi30k")
     assert m30k.model.attention == "bahdanau" and iwslt.model.attention == "luong"
     assert replace(m30k.model, attention="luong") == iwslt.model
     assert m30k.optim.schedule == "step" and m30k.optim.decay_start < m30k.train.epochs

@@ -81,8 +81,10 @@ class Study:
     def fake_run(
         self, name: str, step_id: str, data: Path, *, finished: bool = True, **changes
     ) -> Path:
-        """A run folder as the trainers leave it: config.yaml (with ``section.key`` changes),
-        checkpoints/, metrics and, if ``finished``, the result file."""
+        """A run folder as the trainers of an earlier version left it (the result files of
+        both tasks in their old layouts, read by migration): config.yaml (with
+        ``section.key`` changes), checkpoints/, metrics and, if ``finished``, the result
+        file."""
         step = self.step(step_id)
         folder = self.runs / name
         (folder / "checkpoints" / "step-000000005").mkdir(parents=True)
@@ -107,11 +109,10 @@ class Study:
             }
             result_name = "results.json"
         else:
-            from g2lstm.mt.config import apply_overrides
             from g2lstm.reproduce.steps_mt import mt_train_config as _config
 
-            cfg = apply_overrides(
-                _config(step, self.ctx, str(data)), [f"{k}={v}" for k, v in changes.items()]
+            cfg = _config(step, self.ctx, str(data)).with_assignments(
+                [f"{k}={v}" for k, v in changes.items()]
             )
             text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
             result = {
@@ -220,7 +221,7 @@ def test_unfinished_run_is_not_reused(tmp_path: Path, state: str) -> None:
     assert decision.run is None
     expected = {
         "no result": "not finished (no results.json)",
-        "incomplete": "not finished (results.json: complete=False)",
+        "incomplete": "not finished (results.json: finished=false, stopped=None)",
         "training now": "being trained now",
     }[state]
     head = f"lm-train-lstm-s1: not reusing {run.resolve()}: same config"

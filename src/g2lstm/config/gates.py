@@ -101,7 +101,7 @@ class GateConfig:
                 tau=self.tau,  # type: ignore[arg-type]
                 noise_p=self.noise_p,  # type: ignore[arg-type]
                 noise_schedule=self.noise_schedule,  # type: ignore[arg-type]
-                noisy_gates=tuple(self.noisy_gates),
+                noisy_gates=self.noisy_gates,
                 eval_gates=self.eval_gates,  # type: ignore[arg-type]
                 estimator=self.estimator,  # type: ignore[arg-type]
             )

@@ -23,6 +23,7 @@ from g2lstm.errors import ConfigError
 __all__ = [
     "build",
     "check_field",
+    "coerce",
     "deep_merge",
     "field_type",
     "migrate",
@@ -76,7 +77,7 @@ def _wants(hint: Any, kind: type) -> bool:
     return isinstance(hint, types.UnionType) and kind in typing.get_args(hint)
 
 
-def _coerce(hint: Any, value: Any) -> Any:
+def coerce(hint: Any, value: Any) -> Any:
     """YAML 1.1 reads ``5e-4`` as a string: a numeric string becomes a float where a float
     is expected."""
     if isinstance(value, str) and _wants(hint, float):
@@ -111,7 +112,7 @@ def build(cls: type[T], data: Any, where: str = "config") -> T:
     for key, value in data.items():
         section = _section_type(hints[key])
         if section is None:
-            kwargs[key] = _coerce(hints[key], value)
+            kwargs[key] = coerce(hints[key], value)
         elif value is not None:
             kwargs[key] = build(section, value, f"{where}: {key}")
     return cls(**kwargs)

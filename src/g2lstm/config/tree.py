@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 from g2lstm.config.sections import (
     build,
+    coerce,
     deep_merge,
     field_type,
     migrate,
@@ -68,7 +69,7 @@ class ConfigTree:
         return build(cls, migrate(data, cls.LEGACY_KEYS), source)
 
     @classmethod
-    def preset(cls: type[C], name: str) -> C:
+    def from_preset(cls: type[C], name: str) -> C:
         """The config of preset ``name`` of :attr:`PRESETS`."""
         return cls.from_dict(preset_dict(cls, name), source=f"preset {name}")
 
@@ -167,7 +168,7 @@ def parse_assignments(cls: type[ConfigTree], items: Iterable[str]) -> dict[str, 
         hint = field_type(cls, cls.LEGACY_KEYS.get(key, key))
         if value is not None and hint in (str, str | None):
             value = text
-        out[key] = value
+        out[key] = coerce(hint, value)
     return out
 
 

@@ -5,7 +5,7 @@ the task-neutral machinery of :mod:`g2lstm.config` from a preset (:data:`PRESETS
 :mod:`g2lstm.mt.presets`), a YAML file and ``section.key=value`` overrides, in that order
 (:func:`load_config`)::
 
-    cfg = MTConfig.preset("iwslt")
+    cfg = MTConfig.from_preset("iwslt")
     cfg = cfg.merged(yaml.safe_load(open("run.yaml")))
     cfg = cfg.with_assignments(["model.gates.cell=g2", "train.max_minutes=55"])
 

@@ -108,7 +108,8 @@ def _status(folder: Path) -> tuple[bool, str, dict[str, Any]]:
     if result is None:
         return False, f"not finished (no {RESULT_FILE})", {}
     if not result.finished:
-        return False, f"not finished ({RESULT_FILE}: stopped={result.stopped!r})", {}
+        why = f"finished=false, stopped={result.stopped!r}"
+        return False, f"not finished ({RESULT_FILE}: {why})", {}
     if not (folder / "checkpoints").is_dir():
         return False, "has no checkpoints/ folder", {}
     return True, "finished", result.flat()
