@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from g2lstm.train import read_result
+
 CELLS = ("lstm", "g2", "sharpened")
 
 
@@ -39,8 +41,8 @@ def run_one(
     """Train (or resume, or read the result of) ``OUT/<name or cell>-seed<seed>``, with one
     thread; ``extra``: more ``g2lstm lm train`` arguments (``--set key=value``)."""
     run = out / f"{name or cell}-seed{seed}"
-    if (run / "results.json").is_file():
-        return json.loads((run / "results.json").read_text())
+    if (done := _result(run)) is not None:
+        return done
     cmd = [
         sys.executable,
         "-m",
@@ -82,9 +84,16 @@ def run_one(
         log.write(f"$ {' '.join(cmd)}  # {time.ctime()}\n")
         log.flush()
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0 or not (run / "results.json").is_file():
+    done = _result(run)
+    if proc.returncode != 0 or done is None:
         raise SystemExit(f"{run}: training failed (exit {proc.returncode}); see {run}/train.log")
-    return json.loads((run / "results.json").read_text())
+    return done
+
+
+def _result(run: Path) -> dict | None:
+    """The run's ``results.json`` (this version's layout or an earlier one's), flat."""
+    result = read_result(run)
+    return None if result is None else result.flat()
 
 
 def _ms(values: list[float], fmt: str = ".1f") -> str:
@@ -99,11 +108,7 @@ def _ms(values: list[float], fmt: str = ".1f") -> str:
 def summarize(out: Path, seeds: list[int]) -> str:
     rows, raw = [], {}
     for cell in CELLS:
-        res = [
-            json.loads(p.read_text())
-            for s in seeds
-            if (p := out / f"{cell}-seed{s}" / "results.json").is_file()
-        ]
+        res = [r for s in seeds if (r := _result(out / f"{cell}-seed{s}")) is not None]
         raw[cell] = res
         rows.append(
             f"| {cell} | {len(res)} | {_ms([r['valid_ppl'] for r in res])} | "

@@ -44,6 +44,8 @@ import sys
 import time
 from pathlib import Path
 
+from g2lstm.train import read_result
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "mt_multi30k.json"
 ORDER = {"lstm": 0, "sharpened": 1, "g2": 2}  # the paper's row order
@@ -85,13 +87,15 @@ def _bench_file(run: Path) -> Path:
     return run.parent / f"{run.name}.bench.json"
 
 
+def _result(run: Path) -> dict | None:
+    """The run's result (``results.json``, or the ``result.json`` of earlier versions), flat."""
+    result = read_result(run)
+    return None if result is None else result.flat()
+
+
 def _finished(run: Path) -> bool:
-    result = _read(run / "result.json")
-    return (
-        bool(result)
-        and result["stopped"] != "interrupted"
-        and (run / "eval-test2016.json").is_file()
-    )
+    result = _result(run)
+    return bool(result) and result["finished"] and (run / "eval-test2016.json").is_file()
 
 
 def _start_from(earlier: Path, run: Path) -> None:
@@ -101,11 +105,11 @@ def _start_from(earlier: Path, run: Path) -> None:
     training ``run`` from scratch (same config and seed), minus the repeated epochs."""
     if not _finished(earlier):
         sys.exit(
-            f"--continue-from: {earlier} is not a finished run (no result.json with a test "
+            f"--continue-from: {earlier} is not a finished run (no results.json with a test "
             "evaluation); finish it first or drop --continue-from"
         )
     print(f"{run}: starting from {earlier}", flush=True)
-    skip = shutil.ignore_patterns("result.json", "eval-*.json", ".g2lstm.lock")
+    skip = shutil.ignore_patterns("result.json", "results.json", "eval-*.json", ".g2lstm.lock")
     shutil.copytree(earlier, run, ignore=skip, dirs_exist_ok=True)
 
 
@@ -176,8 +180,8 @@ def _epoch_minutes(run: Path) -> list[float]:
 
 
 def _row(run: Path) -> dict | None:
-    result, test = _read(run / "result.json"), _read(run / "eval-test2016.json")
-    if not result or not test or result["stopped"] == "interrupted":
+    result, test = _result(run), _read(run / "eval-test2016.json")
+    if not result or not test or not result["finished"]:
         return None
     bench = _read(_bench_file(run)) or _read(run / "bench.json") or {}
     wall = bench.get("wall_seconds") or _read(run / "wall.json") or None
@@ -189,9 +193,9 @@ def _row(run: Path) -> dict | None:
         "cell": cell,
         "seed": int(seed),
         "recipe": bench.get("recipe", "iwslt"),
-        "epochs": result["epoch"],
-        "updates": result["step"],
-        "minutes": result["train_seconds"] / 60,
+        "epochs": result["epochs"],
+        "updates": result["steps"],
+        "minutes": result["train_time_s"] / 60,
         "wall_minutes": wall and wall / 60,
         "minutes_per_epoch": per_epoch and statistics.mean(per_epoch),
         "best_valid_ppl": math.exp(result["best_valid_loss"]),

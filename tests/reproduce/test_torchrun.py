@@ -313,7 +313,7 @@ def test_torchrun_two_ranks_tiny_lm(tmp_path: Path, write_lm_corpus: Callable[..
         marker = read_marker(step.out_dir)
         assert marker is not None and marker["id"] == step.id, step.id
         if step.kind == "lm-train":  # trained by both ranks through the data-parallel trainer
-            assert marker["world_size"] == 2 and marker["result"]["complete"]
+            assert marker["world_size"] == 2 and marker["result"]["finished"]
             assert (step.out_dir / "results.json").is_file()
         else:
             assert "world_size" not in marker
