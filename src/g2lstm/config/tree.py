@@ -33,6 +33,7 @@ __all__ = [
     "ConfigTree",
     "apply_overrides",
     "changed_keys",
+    "flag_overrides",
     "load_yaml",
     "parse_assignments",
     "preset_dict",
@@ -169,6 +170,21 @@ def parse_assignments(cls: type[ConfigTree], items: Iterable[str]) -> dict[str, 
         if value is not None and hint in (str, str | None):
             value = text
         out[key] = coerce(hint, value)
+    return out
+
+
+def flag_overrides(
+    cls: type[ConfigTree],
+    flags: Mapping[str, Any],
+    keys: Mapping[str, str],
+    assignments: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The dotted overrides of a command line: each flag given (``flags``: name -> value, None
+    when not given) under its config key (``keys``: flag name -> dotted key), then the
+    ``--set`` items (:func:`parse_assignments`), which win. A new ``--cell`` brings its own
+    tau/noise_p (:attr:`GateConfig.RESETS <g2lstm.config.GateConfig.RESETS>`)."""
+    out = {key: flags[name] for name, key in keys.items() if flags.get(name) is not None}
+    out.update(parse_assignments(cls, assignments))
     return out
 
 

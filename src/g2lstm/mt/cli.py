@@ -46,18 +46,10 @@ _FLAG_KEYS = {
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The flags and ``--set`` items as dotted overrides (a new ``--cell`` brings its own
-    tau/noise_p: :attr:`g2lstm.config.GateConfig.RESETS`)."""
-    from g2lstm.config import parse_assignments
+    from g2lstm.config import flag_overrides
     from g2lstm.mt.config import MTConfig
 
-    out = {
-        key: value
-        for dest, key in _FLAG_KEYS.items()
-        if (value := getattr(args, dest, None)) is not None
-    }
-    out.update(parse_assignments(MTConfig, args.set or []))
-    return out
+    return flag_overrides(MTConfig, vars(args), _FLAG_KEYS, args.set or [])
 
 
 def build_config(args: argparse.Namespace) -> Any:

@@ -139,6 +139,23 @@ class FinetuneRecipe:
     num_batches: int
     description: str = ""
 
+    @classmethod
+    def of_run(
+        cls, step_loss: Any, run_lr: float, clip: float, seed: int, optimizer: OptimizerFactory
+    ) -> FinetuneRecipe:
+        """The recipe of a run trained with learning rate ``run_lr``: a tenth of it, the run's
+        clipping, seed and optimizer kind; ``step_loss`` names its ``num_batches`` and
+        ``description``."""
+        return cls(
+            step_loss,
+            run_lr / 10,
+            clip,
+            seed,
+            optimizer,
+            step_loss.num_batches,
+            step_loss.description,
+        )
+
 
 class Evaluator(ABC):
     """Scores models of one task on one split.
@@ -329,6 +346,35 @@ class Task(ABC):
         report: dict[str, Any] | None = None,
     ) -> LoadedRun:
         """The :class:`LoadedRun` of a model rebuilt from ``file_config``."""
+
+    def run_of(
+        self,
+        path: Path,
+        model: nn.Module,
+        config: Any,
+        file_config: dict[str, Any],
+        *,
+        hidden: int,
+        vocab: Any,
+        extra: Any,
+        report: dict[str, Any] | None = None,
+    ) -> LoadedRun:
+        """The :class:`LoadedRun` of a model of this task; its cell and seed are the config's
+        (``model.gates.cell``, ``train.seed``: every task's config has both)."""
+        cell, seed = config.model.gates.cell, config.train.seed
+        return LoadedRun(
+            path, self, model, config, cell, seed, hidden, file_config, vocab, extra, report
+        )
+
+    def file_config(self, config: Any, source: Path, **metadata: Any) -> dict[str, Any]:
+        """What a compressed file stores to rebuild the model (:meth:`rebuild`): the checkpoint
+        kind, the run config, the task's ``metadata`` (vocabularies, ...) and the source."""
+        return {
+            "kind": self.checkpoint_kind,
+            "config": config.to_dict(),
+            **metadata,
+            "source": str(source),
+        }
 
     def rebuild(
         self,

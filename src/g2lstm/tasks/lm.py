@@ -243,29 +243,21 @@ class LMTask(Task):
         report: dict[str, Any] | None = None,
     ) -> LoadedRun:
         vocab = Vocabulary.from_dict(file_config["vocab"])
-        return LoadedRun(
+        return self.run_of(
             path,
-            self,
             model,
             config,
-            config.model.gates.cell,
-            config.train.seed,
-            config.model.nhid,
             file_config,
-            vocab,
-            vocab,
-            report,
+            hidden=config.model.nhid,
+            vocab=vocab,
+            extra=vocab,
+            report=report,
         )
 
     def load(self, path: str | os.PathLike[str], device: str = "cpu") -> LoadedRun:
         lm = load_model(path, map_location=device)
         ckpt = Path(lm.checkpoint.path)
-        file_config = {
-            "kind": self.checkpoint_kind,
-            "config": lm.config.to_dict(),
-            "vocab": lm.vocab.to_dict(),
-            "source": str(ckpt),
-        }
+        file_config = self.file_config(lm.config, ckpt, vocab=lm.vocab.to_dict())
         return self.loaded(ckpt, lm.model, lm.config, file_config)
 
     def finetune_recipe(
@@ -284,15 +276,7 @@ class LMTask(Task):
                 return torch.optim.Adam(params, lr=lr, weight_decay=o.wdecay)
             return torch.optim.SGD(params, lr=lr, weight_decay=o.wdecay)
 
-        return FinetuneRecipe(
-            step_loss,
-            o.lr / 10,
-            o.clip,
-            run.config.train.seed,
-            optimizer,
-            step_loss.num_batches,
-            step_loss.description,
-        )
+        return FinetuneRecipe.of_run(step_loss, o.lr, o.clip, run.config.train.seed, optimizer)
 
     def eval_data(
         self, runs: Sequence[LoadedRun], options: EvalDataOptions, labels: Sequence[str]

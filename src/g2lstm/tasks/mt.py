@@ -244,30 +244,22 @@ class MTTask(Task):
         )
         translator.checkpoint = path
         translator.meta = {"config": file_config["config"], "data": data}
-        return LoadedRun(
+        return self.run_of(
             path,
-            self,
             model,
             config,
-            config.model.gates.cell,
-            config.train.seed,
-            config.model.hidden,
             file_config,
-            (src_vocab, tgt_vocab),
-            translator,
-            report,
+            hidden=config.model.hidden,
+            vocab=(src_vocab, tgt_vocab),
+            extra=translator,
+            report=report,
         )
 
     def load(self, path: str | os.PathLike[str], device: str = "cpu") -> LoadedRun:
         tr = load_translator(path, device=device)
         ckpt = Path(tr.checkpoint or path)
         config = MTConfig.from_dict(tr.meta["config"])
-        file_config = {
-            "kind": self.checkpoint_kind,
-            "config": config.to_dict(),
-            "data": tr.meta["data"],
-            "source": str(ckpt),
-        }
+        file_config = self.file_config(config, ckpt, data=tr.meta["data"])
         run = self.loaded(ckpt, tr.model, config, file_config)
         run.extra = tr  # keeps the checkpoint's own metadata (and its decode settings)
         return run
@@ -285,15 +277,8 @@ class MTTask(Task):
         def optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
             return build_optimizer(model, replace(cfg, optim=replace(cfg.optim, lr=lr)))
 
-        return FinetuneRecipe(
-            step_loss,
-            cfg.optim.effective_lr / 10,
-            cfg.optim.clip,
-            cfg.train.seed,
-            optimizer,
-            step_loss.num_batches,
-            step_loss.description,
-        )
+        o = cfg.optim
+        return FinetuneRecipe.of_run(step_loss, o.effective_lr, o.clip, cfg.train.seed, optimizer)
 
     def eval_data(
         self, runs: Sequence[LoadedRun], options: EvalDataOptions, labels: Sequence[str]
