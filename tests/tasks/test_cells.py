@@ -1,9 +1,11 @@
-"""One table of the compared cells' labels (g2lstm.tasks.cells) behind every report."""
+"""One table of the compared cells and their labels (g2lstm.config.GateConfig) behind every
+report."""
 
 from __future__ import annotations
 
 from g2lstm.analysis.cli import _labels
 from g2lstm.compress import sweep_report
+from g2lstm.config import GateConfig
 from g2lstm.nn.config import CELL_KINDS
 from g2lstm.reproduce import paper
 from g2lstm.tasks import CELL_LABELS, CELLS, cell_label
@@ -19,3 +21,4 @@ def test_every_report_prints_the_same_labels():
     assert sweep_report.CELL_LABELS is CELL_LABELS
     assert _labels(list(CELLS), None, 3) == [CELL_LABELS[c] for c in CELLS]
     assert cell_label("g2") == "G2-LSTM" and cell_label("custom") == "custom"
+    assert [GateConfig.for_cell(c).label for c in CELLS] == [CELL_LABELS[c] for c in CELLS]
