@@ -96,34 +96,43 @@ class RunResult:
         """
         if not isinstance(data, Mapping):
             raise CheckpointError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        if data.get("format") != FORMAT:
+            return _legacy(data, source)
+        if data.get("version") != VERSION:
+            raise CheckpointError(
+                f"{source}: run-result version {data.get('version')!r}; this g2lstm reads "
+                f"version {VERSION} (upgrade g2lstm)"
+            )
         try:
-            if data.get("format") == FORMAT:
-                if data.get("version") != VERSION:
-                    raise CheckpointError(
-                        f"{source}: run-result version {data.get('version')!r}; this g2lstm "
-                        f"reads version {VERSION} (upgrade g2lstm)"
-                    )
-                values = {k: v for k, v in data.items() if k not in ("format", "version")}
-                return cls(**values)
-            if "complete" in data:  # the language model's flat results.json of earlier versions
-                values = {k: v for k, v in data.items() if k != "complete"}
-                return cls.of("lm", {**values, "finished": bool(data["complete"])})
-            if "best_valid_loss" in data:  # the translation model's result.json
-                old = dict(data)
-                renamed = {
-                    "steps": old.pop("step"),
-                    "epochs": old.pop("epoch"),
-                    "train_time_s": old.pop("train_seconds", 0.0),
-                    "finished": old.get("stopped") not in _UNFINISHED_STOPS,
-                }
-                return cls.of("mt", {**old, **renamed})
-        except (TypeError, KeyError) as exc:
+            return cls(**{k: v for k, v in data.items() if k not in ("format", "version")})
+        except TypeError as exc:
             raise CheckpointError(f"{source}: malformed run result ({exc})") from None
-        raise CheckpointError(f"{source}: not a g2lstm run result (no 'format' key)")
 
     def write(self, run_dir: str | os.PathLike[str]) -> Path:
         """Write :data:`RESULT_FILE` into ``run_dir`` (atomically)."""
         return atomic_write_json(Path(run_dir) / RESULT_FILE, self.to_dict())
+
+
+def _legacy(data: Mapping[str, Any], source: str) -> RunResult:
+    """A result file of an earlier version: the language model's flat ``results.json``
+    (``complete``) or the translation model's ``result.json`` (``step``, ``epoch``,
+    ``train_seconds``; finished unless interrupted)."""
+    old = dict(data)
+    try:
+        if "complete" in old:
+            finished = bool(old.pop("complete"))
+            return RunResult.of("lm", {**old, "finished": finished})
+        if "best_valid_loss" in old:
+            renamed = {
+                "steps": old.pop("step"),
+                "epochs": old.pop("epoch"),
+                "train_time_s": old.pop("train_seconds", 0.0),
+                "finished": old.get("stopped") not in _UNFINISHED_STOPS,
+            }
+            return RunResult.of("mt", {**old, **renamed})
+    except (TypeError, KeyError) as exc:
+        raise CheckpointError(f"{source}: malformed run result ({exc})") from None
+    raise CheckpointError(f"{source}: not a g2lstm run result (no 'format' key)")
 
 
 def read_result(run_dir: str | os.PathLike[str]) -> RunResult | None:
