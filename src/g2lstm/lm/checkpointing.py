@@ -17,6 +17,7 @@ import torch
 from g2lstm.limits import check_buildable
 from g2lstm.lm.asgd import AveragedSGD
 from g2lstm.lm.config import RunConfig
+from g2lstm.lm.data import Vocabulary
 from g2lstm.lm.evaluate import check_vocab
 from g2lstm.lm.model import Hidden, RNNLanguageModel
 from g2lstm.train import Checkpoint, CheckpointManager, NonFiniteGuard, check_state_dict_compat
@@ -77,8 +78,6 @@ def check_resumable(path: Path, config: RunConfig, vocab: Any, data: str) -> Non
         CheckpointError: another vocabulary, or weights that do not fit ``config``.
         LimitError: ``config`` describes an absurdly large model.
     """
-    from g2lstm.lm.data import Vocabulary
-
     saved = Vocabulary.from_dict(read_manifest(path)["meta"].get("vocab"))
     check_vocab(saved, vocab, str(path), data)
     check_buildable(lambda: RNNLanguageModel(config.model), read_model_shapes(path), str(path))
@@ -101,8 +100,6 @@ def load_lm_checkpoint(
     ckpt = manager.load_latest(map_location=str(device))
     if ckpt is None:
         return None
-    from g2lstm.lm.data import Vocabulary
-
     check_vocab(Vocabulary.from_dict(ckpt.meta["vocab"]), vocab, str(ckpt.path), data)
     check_state_dict_compat(module, ckpt.model_state, str(ckpt.path))
     module.load_state_dict(ckpt.model_state)

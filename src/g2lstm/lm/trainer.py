@@ -27,11 +27,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from g2lstm.datasets import resolve_dataset
 from g2lstm.errors import ConfigError, TrainingError
 from g2lstm.limits import build_checked
 from g2lstm.lm.asgd import AveragedSGD, NTASGDTrigger
 from g2lstm.lm.checkpointing import check_resumable, load_lm_checkpoint, save_lm_checkpoint
 from g2lstm.lm.config import RunConfig
+from g2lstm.lm.data import BPTTIterator, Corpus, batchify
 from g2lstm.lm.evaluate import evaluate, load_model, perplexity
 from g2lstm.lm.model import Hidden, RNNLanguageModel, detach_hidden
 from g2lstm.lm.results import TrainResult, finish_run
@@ -87,9 +89,6 @@ class LMTrainer:
 
     # ------------------------------------------------------------------ setup
     def _load_data(self, ctx: DistributedContext) -> None:
-        from g2lstm.datasets import resolve_dataset
-        from g2lstm.lm.data import Corpus
-
         if self.corpus is None:
             for turn in (0, 1):  # rank 0 builds the token cache first
                 if (turn == 0) == ctx.is_main:
@@ -127,8 +126,6 @@ class LMTrainer:
         self.noise_gen = torch.Generator(device=ctx.device)
         self.module.set_generator(self.noise_gen)
         local = t.batch_size // ctx.world_size
-        from g2lstm.lm.data import batchify
-
         full = batchify(self.corpus.train, t.batch_size, name="train", device=ctx.device)
         self.train_data = full[:, ctx.rank * local : (ctx.rank + 1) * local].contiguous()
         self.valid_data = batchify(
@@ -245,8 +242,6 @@ class LMTrainer:
         log: MetricsLogger | None,
     ) -> str | None:
         """Train from ``state["row"]`` to the end of the epoch; return why it stopped early."""
-        from g2lstm.lm.data import BPTTIterator
-
         cfg, st = self.config, self.state
         t = cfg.train
         epoch_lr = cfg.optim.epoch_lr(st["epoch"]) if st["stage"] == "main" else cfg.optim.lr

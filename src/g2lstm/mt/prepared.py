@@ -17,7 +17,7 @@ import numpy as np
 
 from g2lstm.errors import ConfigError, DataError
 from g2lstm.mt.bpe import BPE
-from g2lstm.mt.data import Tokenizer, TokenizerConfig, filter_pairs
+from g2lstm.mt.data import Tokenizer, TokenizerConfig, filter_pairs, read_lines
 from g2lstm.mt.vocab import Vocab
 
 __all__ = ["PrepareConfig", "PreparedData", "load_prepared"]
@@ -143,8 +143,6 @@ class PreparedData:
 
     def lines(self, split: str, lang: str, kind: str = "bpe") -> list[str]:
         """The lines of :meth:`path`."""
-        from g2lstm.mt.data import read_lines
-
         return read_lines(self.path(split, lang, kind))
 
     def encoded(self, split: str, limit: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:

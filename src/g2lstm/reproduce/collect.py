@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.reproduce.plan import read_marker
+from g2lstm.train.metrics import read_metrics
 
 __all__ = ["collect"]
 
@@ -32,8 +33,6 @@ _PER_SEED = {"lm": ("valid_ppl", "test_ppl"), "mt": ("tok_bleu", "detok_bleu")}
 def _curve(path: str | None) -> list[dict[str, Any]]:
     if not path or not Path(path).is_file():
         return []
-    from g2lstm.train.metrics import read_metrics
-
     return [dict(r) for r in read_metrics(path)]
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from g2lstm.errors import ConfigError
 from g2lstm.reproduce.paper import CELLS
 from g2lstm.reproduce.scales import SCALES, CompressionSettings, Scale, get_scale
+from g2lstm.train.progress import format_duration
 
 __all__ = [
     "DONE",
@@ -232,8 +233,6 @@ def format_plan(
     ``reuse``: ``step id -> status`` (``reuse <path>``) of training steps that a finished run
     will satisfy (:meth:`g2lstm.reproduce.reuse.ReuseFinder.preview`); not counted as time.
     """
-    from g2lstm.train.progress import format_duration
-
     out = Path(out_dir)
     reuse = reuse or {}
     rows = []

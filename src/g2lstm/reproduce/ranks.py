@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from g2lstm.errors import G2LSTMError
+from g2lstm.train.distributed import DistributedContext, init_distributed
 
 __all__ = ["WAIT_TIMEOUT_S", "ProcessGroupRanks", "Ranks", "env_rank", "on_main", "open_ranks"]
 
@@ -43,8 +44,6 @@ _FAILED = "__rank0_failed__"
 def env_rank() -> int:
     """This process's ``RANK`` from torchrun's environment (0 when not set); no process group
     is needed (for ``--dry-run``, which only rank 0 prints)."""
-    from g2lstm.train.distributed import DistributedContext
-
     return DistributedContext.from_env().rank
 
 
@@ -119,8 +118,6 @@ def open_ranks(wait_timeout_s: float = WAIT_TIMEOUT_S) -> Ranks:
         ConfigError: malformed torchrun environment (see
             :func:`~g2lstm.train.distributed.init_distributed`).
     """
-    from g2lstm.train.distributed import DistributedContext, init_distributed
-
     if DistributedContext.from_env().world_size == 1:
         return Ranks()
     import datetime
