@@ -48,7 +48,8 @@ def test_print_config_layers_preset_file_and_flags(tmp_path: Path, capsys) -> No
     out = yaml.safe_load(capsys.readouterr().out)
     assert out["preset"] == "small" and out["train"]["seed"] == 5 and out["train"]["epochs"] == 2
     assert out["model"]["nhid"] == 64 and out["model"]["emsize"] == 32
-    assert (out["model"]["cell"], out["model"]["tau"], out["model"]["noise_p"]) == (
+    gates = out["model"]["gates"]
+    assert (gates["cell"], gates["tau"], gates["noise_p"]) == (
         "sharpened",
         0.2,
         0.0,

@@ -30,7 +30,7 @@ def test_print_config_layers_preset_file_and_flags(
     import yaml
 
     cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text("model:\n  dropout: 0.3\n  tau: 0.5\n")
+    cfg_file.write_text("model:\n  dropout: 0.3\n  tau: 0.5\n")  # an old flat gate key
     argv = [
         "mt",
         "train",
@@ -49,7 +49,8 @@ def test_print_config_layers_preset_file_and_flags(
     assert main(argv) == 0
     cfg = yaml.safe_load(capsys.readouterr().out)
     assert cfg["model"]["emb"] == 256 and cfg["model"]["dropout"] == 0.3
-    assert cfg["model"]["cell"] == "sharpened" and cfg["model"]["tau"] is None  # cell's own tau
+    gates = cfg["model"]["gates"]
+    assert (gates["cell"], gates["tau"], gates["noise_p"]) == ("sharpened", 0.2, 0.0)  # cell's
     assert cfg["train"]["max_minutes"] == 55.0 and cfg["optim"]["name"] == "adadelta"
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "ConfigTree",
     "apply_overrides",
     "changed_keys",
+    "command_line_config",
     "flag_overrides",
     "load_yaml",
     "parse_assignments",
@@ -186,6 +187,16 @@ def flag_overrides(
     out = {key: flags[name] for name, key in keys.items() if flags.get(name) is not None}
     out.update(parse_assignments(cls, assignments))
     return out
+
+
+def command_line_config(
+    cls: type[C], args: Any, keys: Mapping[str, str], *, default_preset: str
+) -> C:
+    """The config a ``train`` command's parsed arguments describe: ``args.preset`` (else the
+    file's, else ``default_preset``), the YAML file ``args.config``, then the flags named in
+    ``keys`` and the ``args.set`` items (:func:`flag_overrides`)."""
+    overrides = flag_overrides(cls, vars(args), keys, args.set or [])
+    return resolve(cls, args.preset, args.config, overrides, default_preset=default_preset)
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:

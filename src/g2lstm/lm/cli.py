@@ -45,24 +45,18 @@ _FLAG_KEYS = {
 }
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from g2lstm.config import flag_overrides
-    from g2lstm.lm.config import RunConfig
-
-    return flag_overrides(RunConfig, vars(args), _FLAG_KEYS, args.set or [])
-
-
 def build_config(args: argparse.Namespace) -> Any:
     """The :class:`~g2lstm.lm.config.RunConfig` described by ``lm train`` arguments."""
-    from g2lstm.config import resolve
+    from g2lstm.config import command_line_config
     from g2lstm.lm.config import RunConfig
 
-    return resolve(RunConfig, args.preset, args.config, _overrides(args), default_preset="paper")
+    return command_line_config(RunConfig, args, _FLAG_KEYS, default_preset="paper")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from g2lstm.config import flag_overrides
     from g2lstm.lm.config import RunConfig
     from g2lstm.lm.trainer import merge_resume_config, train
     from g2lstm.train import CheckpointManager
@@ -82,7 +76,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "--preset/--config (flags such as --epochs may still be given)"
             )
         # --max-steps limits one invocation: a resumed run goes on unless it is given again
-        config = merge_resume_config(saved, {"train.max_steps": None, **_overrides(args)})
+        overrides = flag_overrides(RunConfig, vars(args), _FLAG_KEYS, args.set or [])
+        config = merge_resume_config(saved, {"train.max_steps": None, **overrides})
     else:
         config = build_config(args)
     if args.print_config:

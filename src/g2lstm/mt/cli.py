@@ -45,19 +45,12 @@ _FLAG_KEYS = {
 }
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from g2lstm.config import flag_overrides
-    from g2lstm.mt.config import MTConfig
-
-    return flag_overrides(MTConfig, vars(args), _FLAG_KEYS, args.set or [])
-
-
 def build_config(args: argparse.Namespace) -> Any:
     """The :class:`~g2lstm.mt.config.MTConfig` described by ``mt train`` arguments."""
-    from g2lstm.config import resolve
+    from g2lstm.config import command_line_config
     from g2lstm.mt.config import MTConfig
 
-    return resolve(MTConfig, args.preset, args.config, _overrides(args), default_preset=DEFAULT_PRESET)
+    return command_line_config(MTConfig, args, _FLAG_KEYS, default_preset=DEFAULT_PRESET)
 
 
 def _saved_config(out: Path) -> Any:
@@ -137,6 +130,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from g2lstm.config import flag_overrides
+    from g2lstm.mt.config import MTConfig
     from g2lstm.mt.trainer import train
 
     out = Path(args.out)
@@ -147,7 +142,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "--resume continues with the run's saved config; drop --preset/--config "
                 "(budget flags such as --epochs or --max-minutes may still be given)"
             )
-        config = saved.replace(_overrides(args))
+        overrides = flag_overrides(MTConfig, vars(args), _FLAG_KEYS, args.set or [])
+        config = saved.replace(overrides)
     else:
         config = build_config(args)
     if args.print_config:
