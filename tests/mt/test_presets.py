@@ -38,8 +38,8 @@ def _epoch_batches(prepared: Path, pairs: int, max_tokens: int) -> int:
 
 
 def test_tiny_preset_caps_the_sentences() -> None:
-    assert MTConfig.preset("tiny").train.limit_sentences == 500
-    assert MTConfig.preset("iwslt").train.limit_sentences is None
+    assert MTConfig.from_preset("tiny").train.limit_sentences == 500
+    assert MTConfig.from_preset("iwslt").train.limit_sentences is None
 
 
 def test_limit_sentences_caps_training_validation_and_bleu(
@@ -52,13 +52,13 @@ def test_limit_sentences_caps_training_validation_and_bleu(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "first 30 sentence pairs of train/valid" in out.splitlines()[0]
-    result = json.loads((run / "result.json").read_text())
+    result = json.loads((run / "results.json").read_text())
     assert (
-        result["step"]
+        result["steps"]
         == _epoch_batches(toy_prepared, 30, 256)
         < _epoch_batches(toy_prepared, 120, 256)
     )
-    assert result["valid_bleu"]["num_sentences"] == 30  # of the 40 valid pairs
+    assert result["details"]["valid_bleu"]["num_sentences"] == 30  # of the 40 valid pairs
 
 
 @pytest.mark.data
@@ -75,11 +75,11 @@ def test_tiny_takes_seconds_on_multi30k(real_data: Path, tmp_path: Path, capsys)
     assert main([*argv, "--threads", "1", "--no-progress"]) == 0
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     capsys.readouterr()
-    result = json.loads((run / "result.json").read_text())
+    result = json.loads((run / "results.json").read_text())
     assert result["stopped"] == "epochs"
     # 2 epochs of the first 500 pairs at 256 tokens a batch (~70 updates), not ~4,000
-    assert result["step"] == 2 * _epoch_batches(prep, 500, 256)
-    assert result["valid_bleu"]["num_sentences"] == 500  # of 1,014
+    assert result["steps"] == 2 * _epoch_batches(prep, 500, 256)
+    assert result["details"]["valid_bleu"]["num_sentences"] == 500  # of 1,014
     # generous bounds: ~15 s of CPU (one thread) when idle; the CPU time of this process,
     # unlike the wall clock, does not grow with the load of a shared machine
     assert cpu < 60, f"tiny preset took {cpu:.0f} s of CPU time"
@@ -111,7 +111,7 @@ def test_no_preset_on_cpu_states_the_cost_and_asks_for_yes(
     assert main(bounded) == 0  # within the hour: it says what it runs, then runs
     err = capsys.readouterr().err
     assert "(2 updates of <= 2,000 tokens, train.max_updates): about " in err
-    assert json.loads((tmp_path / "b" / "result.json").read_text())["step"] == 2
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["steps"] == 2
 
     assert main([*long_run, "--yes", "--max-updates", "1"]) == 0  # --yes: no question asked
     assert "no --preset given" not in capsys.readouterr().err
