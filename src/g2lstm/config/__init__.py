@@ -7,6 +7,8 @@
   (``config.yaml``);
 - :mod:`g2lstm.config.gates`: :class:`GateConfig`, the ``model.gates`` section every task's
   model config nests, the one source of the three compared cells and their labels.
+- :mod:`g2lstm.config.flags`: the flags every task's ``train`` command shares (``--preset``,
+  ``--config``, ``--cell``/``--tau``/``--noise-p``, ``--set``, ``--print-config``, ``--yes``).
 
 The language model (:class:`g2lstm.lm.config.RunConfig`) and translation
 (:class:`g2lstm.mt.config.MTConfig`) configs are both ``ConfigTree`` subclasses.

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from g2lstm.config.flags import GATE_FLAGS
 from g2lstm.errors import EXIT_INTERRUPTED, ConfigError
 from g2lstm.limits import DEFAULT_MAX_WORDS
 
@@ -23,9 +24,7 @@ __all__ = ["build_config", "register"]
 
 #: flag dest -> dotted config key
 _FLAG_KEYS = {
-    "cell": "model.gates.cell",
-    "tau": "model.gates.tau",
-    "noise_p": "model.gates.noise_p",
+    **GATE_FLAGS,
     "data": "data",
     "data_dir": "data_dir",
     "seed": "train.seed",
@@ -295,7 +294,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: Any) -> None:
-    from g2lstm.config import CELLS
+    from g2lstm.config.flags import add_config_flags, add_override_flags
     from g2lstm.lm.presets import PRESETS
 
     p = sub.add_parser(
@@ -305,19 +304,9 @@ def _add_train(sub: Any) -> None:
         "--config FILE, then flags / --set. The resolved config is saved as "
         "OUT/config.yaml.",
     )
-    p.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help="starting configuration (default: the config file's, else 'paper')",
+    add_config_flags(
+        p, PRESETS, preset_help="starting configuration (default: the config file's, else 'paper')"
     )
-    p.add_argument("--config", metavar="FILE", help="YAML config (layout of config.yaml)")
-    p.add_argument(
-        "--cell",
-        choices=sorted(CELLS),
-        help="lstm (tau=1, p=0), sharpened (tau=0.2, p=0) or g2 (tau=0.9, p=0.2)",
-    )
-    p.add_argument("--tau", type=float, help="override the cell's temperature")
-    p.add_argument("--noise-p", type=float, help="override the cell's noise probability")
     p.add_argument(
         "--data", help="dataset name (ptb, wikitext-2, ...) or folder with train/valid/test.txt"
     )
@@ -346,19 +335,7 @@ def _add_train(sub: Any) -> None:
         default=None,
         help="tqdm progress bars (shown only on a terminal)",
     )
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="any config value, e.g. --set model.nhid=650 (repeatable)",
-    )
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument(
-        "--yes",
-        action="store_true",
-        help="without --preset on a machine with "
-        "no GPU, start even a run estimated at more than an hour",
-    )
+    add_override_flags(p, example="model.nhid=650")
     p.set_defaults(func=_cmd_train)
 
 

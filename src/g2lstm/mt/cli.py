@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from g2lstm.config import CELLS
+from g2lstm.config.flags import GATE_FLAGS, add_config_flags, add_override_flags
 from g2lstm.errors import EXIT_INTERRUPTED, ConfigError, DataError
 from g2lstm.limits import DEFAULT_MAX_BEAM, check_limit
 from g2lstm.mt.presets import PRESETS
@@ -26,9 +26,7 @@ DEFAULT_PRESET = "iwslt"
 
 #: flag dest -> dotted config key (``train`` flags)
 _FLAG_KEYS = {
-    "cell": "model.gates.cell",
-    "tau": "model.gates.tau",
-    "noise_p": "model.gates.noise_p",
+    **GATE_FLAGS,
     "attention": "model.attention",
     "data": "train.data",
     "seed": "train.seed",
@@ -409,20 +407,12 @@ def register(subparsers: Any) -> None:
         description="Train the encoder-decoder. Config layers: --preset, "
         "--config FILE, then flags / --set. Saved as OUT/config.yaml.",
     )
-    t.add_argument(
-        "--preset",
-        choices=sorted(PRESETS),
-        help="default iwslt; multi30k: the iwslt model with the recipe that "
-        "converges on Multi30k in 10 epochs",
+    add_config_flags(
+        t,
+        PRESETS,
+        preset_help="default iwslt; multi30k: the iwslt model with the recipe that "
+        "converges on Multi30k",
     )
-    t.add_argument("--config", metavar="FILE", help="YAML config (layout of config.yaml)")
-    t.add_argument(
-        "--cell",
-        choices=CELLS,
-        help="lstm (tau=1, p=0), sharpened (tau=0.2, p=0), g2 (tau=0.9, p=0.2)",
-    )
-    t.add_argument("--tau", type=float, help="override the cell's temperature")
-    t.add_argument("--noise-p", type=float, help="override the cell's noise probability")
     t.add_argument("--attention", choices=["luong", "bahdanau"])
     t.add_argument("--data", help="prepared folder ('g2lstm mt prepare --out')")
     t.add_argument("--out", required=True, help="run folder")
@@ -448,19 +438,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="tqdm progress bar (default: only on a terminal)",
     )
-    t.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="any config value, e.g. --set model.dropout=0.3 (repeatable)",
-    )
-    t.add_argument(
-        "--yes",
-        action="store_true",
-        help="without --preset on a machine with no GPU, start even a run estimated at more "
-        "than an hour",
-    )
-    t.add_argument("--print-config", action="store_true", help="print the config and exit")
+    add_override_flags(t, example="model.dropout=0.3")
     t.set_defaults(func=_cmd_train)
 
     tr = sub.add_parser("translate", help="translate a file or stdin to stdout (batched)")
