@@ -2,18 +2,32 @@
 
 ``--preset``, ``--config FILE``, ``--cell`` / ``--tau`` / ``--noise-p`` (the gates, described
 from :class:`~g2lstm.config.GateConfig`'s cells), ``--set section.key=value`` and
-``--print-config``; :func:`~g2lstm.config.command_line_config` turns the parsed arguments into
-the run config.
+``--print-config``; :func:`train_config` turns the parsed arguments into the run config of a
+new run, or of a resumed one (its saved config, :func:`saved_config`, with the flags applied).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
 
 from g2lstm.config.gates import CELLS, GateConfig
+from g2lstm.config.tree import ConfigTree, command_line_config, flag_overrides
+from g2lstm.errors import ConfigError
+from g2lstm.train import CheckpointManager
+from g2lstm.train.checkpoint import read_manifest
 
-__all__ = ["GATE_FLAGS", "add_config_flags", "add_override_flags"]
+__all__ = [
+    "GATE_FLAGS",
+    "add_config_flags",
+    "add_override_flags",
+    "saved_config",
+    "train_config",
+]
+
+C = TypeVar("C", bound=ConfigTree)
 
 #: flag dest -> dotted config key of the gate flags (a new ``--cell`` brings its own tau/noise_p)
 GATE_FLAGS = {
@@ -58,3 +72,40 @@ def add_override_flags(parser: argparse.ArgumentParser, *, example: str) -> None
         help="without --preset on a machine with no GPU, start even a run estimated at more "
         "than an hour",
     )
+
+
+def saved_config(cls: type[C], run_dir: str | Path) -> C | None:
+    """The config saved in the latest checkpoint of ``run_dir`` (old layouts migrated), or
+    None if it has none."""
+    out = Path(run_dir)
+    if not (out / "checkpoints").is_dir():
+        return None
+    latest = CheckpointManager(out, keep_last=None).latest()
+    if latest is None:
+        return None
+    meta = read_manifest(latest)["meta"]
+    return cls.from_dict(meta.get("config"), source=f"{latest}/meta.json")
+
+
+def train_config(
+    cls: type[C],
+    args: Any,
+    keys: Mapping[str, str],
+    *,
+    default_preset: str,
+    saved: C | None = None,
+    resume: Callable[[C, dict[str, Any]], C] | None = None,
+) -> C:
+    """The config of a ``train`` command: a new run's (:func:`command_line_config`), or,
+    when resuming (``saved``: the run's :func:`saved_config`), the saved config with the
+    flags and ``--set`` applied by ``resume(saved, overrides)`` (default: as they are; a task
+    may refuse changes there). ``--preset``/``--config`` are refused when resuming."""
+    if saved is None:
+        return command_line_config(cls, args, keys, default_preset=default_preset)
+    if args.preset or args.config:
+        raise ConfigError(
+            "--resume continues with the run's saved config; drop --preset/--config (flags "
+            "such as --epochs may still be given)"
+        )
+    overrides = flag_overrides(cls, vars(args), keys, args.set or [])
+    return resume(saved, overrides) if resume is not None else saved.replace(overrides)

@@ -20,7 +20,7 @@ from g2lstm.config.flags import GATE_FLAGS
 from g2lstm.errors import EXIT_INTERRUPTED, ConfigError
 from g2lstm.limits import DEFAULT_MAX_WORDS
 
-__all__ = ["build_config", "register"]
+__all__ = ["register"]
 
 #: flag dest -> dotted config key
 _FLAG_KEYS = {
@@ -44,41 +44,21 @@ _FLAG_KEYS = {
 }
 
 
-def build_config(args: argparse.Namespace) -> Any:
-    """The :class:`~g2lstm.lm.config.RunConfig` described by ``lm train`` arguments."""
-    from g2lstm.config import command_line_config
-    from g2lstm.lm.config import RunConfig
-
-    return command_line_config(RunConfig, args, _FLAG_KEYS, default_preset="paper")
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from g2lstm.config import flag_overrides
+    from g2lstm.config.flags import saved_config, train_config
     from g2lstm.lm.config import RunConfig
     from g2lstm.lm.trainer import merge_resume_config, train
-    from g2lstm.train import CheckpointManager
-    from g2lstm.train.checkpoint import read_manifest
 
     out = Path(args.out)
-    saved = None
-    if args.resume and (out / "checkpoints").is_dir():
-        latest = CheckpointManager(out, keep_last=None).latest()
-        if latest is not None:
-            meta = read_manifest(latest)["meta"]
-            saved = RunConfig.from_dict(meta.get("config"), source=f"{latest}/meta.json")
-    if saved is not None:
-        if args.preset or args.config:
-            raise ConfigError(
-                "--resume continues with the run's saved config; drop "
-                "--preset/--config (flags such as --epochs may still be given)"
-            )
+    saved = saved_config(RunConfig, out) if args.resume else None
+
+    def resume(saved: Any, overrides: dict[str, Any]) -> Any:
         # --max-steps limits one invocation: a resumed run goes on unless it is given again
-        overrides = flag_overrides(RunConfig, vars(args), _FLAG_KEYS, args.set or [])
-        config = merge_resume_config(saved, {"train.max_steps": None, **overrides})
-    else:
-        config = build_config(args)
+        return merge_resume_config(saved, {"train.max_steps": None, **overrides})
+
+    config = train_config(
+        RunConfig, args, _FLAG_KEYS, default_preset="paper", saved=saved, resume=resume
+    )
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0

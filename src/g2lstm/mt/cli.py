@@ -19,7 +19,7 @@ from g2lstm.errors import EXIT_INTERRUPTED, ConfigError, DataError
 from g2lstm.limits import DEFAULT_MAX_BEAM, check_limit
 from g2lstm.mt.presets import PRESETS
 
-__all__ = ["DEFAULT_PRESET", "build_config", "register"]
+__all__ = ["DEFAULT_PRESET", "register"]
 
 #: The preset of ``mt train`` without ``--preset``: the paper's IWSLT'14 model.
 DEFAULT_PRESET = "iwslt"
@@ -41,27 +41,6 @@ _FLAG_KEYS = {
     "clip": "optim.clip",
     "beam": "decode.beam",
 }
-
-
-def build_config(args: argparse.Namespace) -> Any:
-    """The :class:`~g2lstm.mt.config.MTConfig` described by ``mt train`` arguments."""
-    from g2lstm.config import command_line_config
-    from g2lstm.mt.config import MTConfig
-
-    return command_line_config(MTConfig, args, _FLAG_KEYS, default_preset=DEFAULT_PRESET)
-
-
-def _saved_config(out: Path) -> Any:
-    from g2lstm.mt.config import MTConfig
-    from g2lstm.train import CheckpointManager
-    from g2lstm.train.checkpoint import read_manifest
-
-    if not (out / "checkpoints").is_dir():
-        return None
-    latest = CheckpointManager(out, keep_last=None).latest()
-    if latest is None:
-        return None
-    return MTConfig.from_dict(read_manifest(latest)["meta"].get("config"))
 
 
 def _threads(n: int | None) -> None:
@@ -128,22 +107,13 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from g2lstm.config import flag_overrides
+    from g2lstm.config.flags import saved_config, train_config
     from g2lstm.mt.config import MTConfig
     from g2lstm.mt.trainer import train
 
     out = Path(args.out)
-    saved = _saved_config(out) if args.resume else None
-    if saved is not None:
-        if args.preset or args.config:
-            raise ConfigError(
-                "--resume continues with the run's saved config; drop --preset/--config "
-                "(budget flags such as --epochs or --max-minutes may still be given)"
-            )
-        overrides = flag_overrides(MTConfig, vars(args), _FLAG_KEYS, args.set or [])
-        config = saved.replace(overrides)
-    else:
-        config = build_config(args)
+    saved = saved_config(MTConfig, out) if args.resume else None
+    config = train_config(MTConfig, args, _FLAG_KEYS, default_preset=DEFAULT_PRESET, saved=saved)
     if args.print_config:
         print(config.to_yaml(), end="")
         return 0
