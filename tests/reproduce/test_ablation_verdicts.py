@@ -28,6 +28,7 @@ from g2lstm.reproduce.budget import (
 )
 from g2lstm.reproduce.report import write_report
 from g2lstm.reproduce.verdicts import DID_NOT_HOLD, HELD, INCONCLUSIVE, NOT_RUN
+from g2lstm.train import RunResult
 
 PNG = b"\x89PNG\r\n\x1a\n"
 SEEDS = (-1.0, 0.0, 1.0)  # per-seed offsets (times the spread)
@@ -215,9 +216,9 @@ def test_ranking_check() -> None:
 def test_records_from_run_folders(tmp_path: Path) -> None:
     run = tmp_path / "g2-seed1"
     run.mkdir()
-    (run / "results.json").write_text(
-        json.dumps({"cell": "g2", "seed": 1, "valid_ppl": 114.5, "test_ppl": 109.7})
-    )
+    values = {"cell": "g2", "seed": 1, "valid_ppl": 114.5, "test_ppl": 109.7}
+    finished = {"run_dir": str(run), "finished": True, "stopped": None, "steps": 9, "epochs": 2}
+    RunResult.of("lm", {**values, **finished}).write(run)
     rows = [
         {"step": 10, "loss": 5.0, "ppl": 150.0},
         {"stage": "main", "epoch": 1, "train_ppl": 200.0, "valid_ppl": 160.0},

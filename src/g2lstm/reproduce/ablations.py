@@ -6,7 +6,7 @@ Sweeps of G2-LSTM on PTB (docs ``paper.md`` §6 claims 3, 7, 8, 9), added to the
 - noise probability ``p`` in {0.05, 0.2, 0.5, 1.0} at tau 0.9 (claim 7, the README's
   noise-dropout trade-off);
 - temperature ``tau`` in {0.5, 0.9, 1.0} at p 0.2 (claim 8);
-- noise on the output gate as well (``model.noisy_gates`` input, forget, output; claim 9).
+- noise on the output gate as well (``model.gates.noisy_gates`` input, forget, output; claim 9).
 
 The point p 0.2 / tau 0.9 of both sweeps is the plan's own ``g2`` run, and the LSTM and
 Sharpened Sigmoid runs are the plan's too, so ``--reuse`` binds them to finished benchmark
@@ -91,12 +91,12 @@ def _num(x: float) -> str:
 #: Every variant trained by the sweeps (besides the plan's own cells).
 VARIANTS: tuple[Variant, ...] = (
     *(
-        Variant(f"g2-p{_num(p)}", "p", p, (("model.noise_p", p),), f"G2-LSTM p={_num(p)}")
+        Variant(f"g2-p{_num(p)}", "p", p, (("model.gates.noise_p", p),), f"G2-LSTM p={_num(p)}")
         for p in P_SWEEP
         if p != G2_P
     ),
     *(
-        Variant(f"g2-tau{_num(t)}", "tau", t, (("model.tau", t),), f"G2-LSTM tau={_num(t)}")
+        Variant(f"g2-tau{_num(t)}", "tau", t, (("model.gates.tau", t),), f"G2-LSTM tau={_num(t)}")
         for t in TAU_SWEEP
         if t != G2_TAU
     ),
@@ -104,7 +104,7 @@ VARIANTS: tuple[Variant, ...] = (
         "g2-ifo",
         "gates",
         "input,forget,output",
-        (("model.noisy_gates", ("input", "forget", "output")),),
+        (("model.gates.noisy_gates", ("input", "forget", "output")),),
         "G2-LSTM, noisy output gate too",
     ),
 )

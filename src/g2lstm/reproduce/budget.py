@@ -19,14 +19,14 @@ sufficient: variants closer together may still swap places.
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from g2lstm.errors import DataError, G2LSTMError
+from g2lstm.errors import CheckpointError, DataError, G2LSTMError
+from g2lstm.train import read_result
 from g2lstm.train.metrics import read_metrics
 
 __all__ = ["RankingCheck", "RunRecord", "kendall_tau", "ranking_check", "records_from_runs"]
@@ -58,15 +58,19 @@ class RunRecord:
 
 
 def records_from_runs(folders: Iterable[Path]) -> list[RunRecord]:
-    """The :class:`RunRecord` of every finished LM run folder (``results.json`` with its
-    ``cell``/``seed``/``valid_ppl``/``test_ppl``, and ``metrics.jsonl``); others are skipped."""
+    """The :class:`RunRecord` of every finished LM run folder (``results.json``,
+    :func:`~g2lstm.train.read_result`, with its ``cell``/``seed``/``valid_ppl``/``test_ppl``,
+    and ``metrics.jsonl``); others are skipped."""
     out = []
     for folder in folders:
         try:
-            result = json.loads((Path(folder) / "results.json").read_text(encoding="utf-8"))
+            stored = read_result(folder)
             rows = read_metrics(Path(folder) / "metrics.jsonl")
-        except (OSError, ValueError, DataError):
+        except (OSError, ValueError, DataError, CheckpointError):
             continue
+        if stored is None:
+            continue
+        result = stored.flat()
         curve = [
             float(r["valid_ppl"])  # type: ignore[arg-type]
             for r in rows

@@ -94,9 +94,9 @@ def lm_probe(step: Step, ctx: RunContext) -> dict[str, Any]:
         "seed": step.seed,
         "variant": step.variant,
         "config": {
-            "noise_p": cfg.model.noise_p,
-            "tau": cfg.model.tau,
-            "noisy_gates": list(cfg.model.noisy_gates),
+            "noise_p": cfg.model.gates.noise_p,
+            "tau": cfg.model.gates.tau,
+            "noisy_gates": list(cfg.model.gates.noisy_gates),
             "epochs": cfg.train.epochs,
         },
         "hidden": run.hidden,
