@@ -62,8 +62,8 @@ def test_sweeps_are_declared_with_the_plans_own_baselines(tmp_path: Path) -> Non
         ("g2-ifo", {"noisy_gates": ("input", "forget", "output"), "noise_p": 0.2}),
     ):
         cfg = lm_train_config(by_id[f"lm-train-{name}-s2"], ctx, "ptb")
-        assert (cfg.model.cell, cfg.train.seed, cfg.train.epochs) == ("g2", 2, 13)
-        assert {k: getattr(cfg.model, k) for k in model} == model
+        assert (cfg.model.gates.cell, cfg.train.seed, cfg.train.epochs) == ("g2", 2, 13)
+        assert {k: getattr(cfg.model.gates, k) for k in model} == model
     report = steps[-1]
     assert all(s.out_dir in report.deps for s in steps if s.kind in ("lm-probe", "lm-train"))
     # a changed variant setting changes the step's inputs (it re-runs)
