@@ -54,9 +54,15 @@ def add_config_flags(
 
 
 def add_override_flags(parser: argparse.ArgumentParser, *, example: str) -> None:
-    """``--set KEY=VALUE`` (repeatable; ``example`` shows one), ``--print-config`` and
-    ``--yes`` (start a run estimated at more than an hour:
+    """``--progress/--no-progress``, ``--set KEY=VALUE`` (repeatable; ``example`` shows one),
+    ``--print-config`` and ``--yes`` (start a run estimated at more than an hour:
     :func:`g2lstm.train.estimate.check_run_cost`)."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tqdm progress bars (default: only on a terminal)",
+    )
     parser.add_argument(
         "--set",
         action="append",

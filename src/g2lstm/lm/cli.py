@@ -309,12 +309,6 @@ def _add_train(sub: Any) -> None:
         p.add_argument(flag, type=typ)
     p.add_argument("--on-nonfinite", choices=["raise", "skip"])
     p.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="tqdm progress bars (shown only on a terminal)",
-    )
     add_override_flags(p, example="model.nhid=650")
     p.set_defaults(func=_cmd_train)
 

@@ -402,12 +402,6 @@ def register(subparsers: Any) -> None:
     ):
         t.add_argument(flag, type=typ)
     t.add_argument("--device", default="cpu")
-    t.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="tqdm progress bar (default: only on a terminal)",
-    )
     add_override_flags(t, example="model.dropout=0.3")
     t.set_defaults(func=_cmd_train)
 
