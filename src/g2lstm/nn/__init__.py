@@ -9,9 +9,9 @@ import copy
 
 from torch import nn
 
+from g2lstm.nn.authors import from_authors
 from g2lstm.nn.cell import G2LSTMCell
 from g2lstm.nn.config import Estimator, EvalGates, GateConfig, NoiseSchedule
-from g2lstm.nn.convert import from_authors
 from g2lstm.nn.convert_model import convert, revert
 from g2lstm.nn.lstm import G2LSTM
 from g2lstm.nn.noise import logistic_from_uniform, sample_gate_noise
