@@ -107,7 +107,8 @@ def finish_run(
     best = load_model(out, map_location=str(device)).model
     result.valid_loss = evaluate(best, valid_data, config.train.bptt)
     if config.train.test_batch_size == 1:
-        ids = torch.as_tensor(np.asarray(test_tokens), dtype=torch.long)
+        # torch.tensor copies: the token array may be a read-only view
+        ids = torch.tensor(np.asarray(test_tokens), dtype=torch.long)
         result.test_streams = stream_batch_size(len(ids), TEST_STREAMS)
         result.test_loss = evaluate_stream(
             best, ids.to(device), config.train.bptt, result.test_streams
