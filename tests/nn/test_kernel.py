@@ -229,3 +229,96 @@ def test_build_finds_pip_ninja_when_not_on_path(monkeypatch, tmp_path):
     assert "-fopenmp" in seen["flags"] and any(
         f.startswith("-DCPU_CAPABILITY=") for f in seen["flags"]
     )
+
+
+# ---------------------------------------------------------------------- gate noise in the step
+def _gate_noise(p: float, schedule: str, seed: int = 2**62 + 77):
+    from g2lstm.nn.noise import GateNoise, NoiseSchedule
+
+    key = torch.tensor([seed, seed // 3])  # distinct per-step and per-sequence seeds
+    return GateNoise(key, p, NoiseSchedule(schedule))
+
+
+@needs_kernel
+@pytest.mark.parametrize("p", [0.2, 1.0])
+@pytest.mark.parametrize("schedule", ["per_step", "mask_per_sequence"])
+@pytest.mark.parametrize("rows", [(0, 1), (1, 3)])
+def test_kernel_draws_the_reference_noise(p, schedule, rows):
+    """The noise the forward step draws itself is the reference's ``GateNoise.materialize``:
+    with zero pre-activations the noisy gates are ``sigmoid(B * L)`` (float64), so ``B`` is
+    read back exactly (``gate != 1/2``) and ``L`` to rounding, at every step, row and column."""
+    from g2lstm.nn.fast.plan import GatePlan
+    from g2lstm.nn.fast.steps import StepNoise
+
+    kern = kmod.cpu_kernel()
+    batch, hid, steps = 700, 37, 3  # rows over 2 threads; 37: vector tails
+    plan = GatePlan.build(GateSpec(rows, 1.0, "relaxed", True), hid)
+    draw = _gate_noise(p, schedule)
+    width = plan.noise_width
+    want = draw.materialize(steps, batch, width, torch.float64)
+    mask = draw.sequence_mask(batch, width, torch.float64) if schedule != "per_step" else None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for t in range(steps):
+            pre = torch.zeros(batch, 4 * hid, dtype=torch.float64)
+            c = torch.zeros(batch, hid, dtype=torch.float64)
+            nz = StepNoise(int(draw.key[0]), p, mask).at(t)
+            kern.forward_step(
+                pre, torch.zeros_like(pre), c, None, c.clone(), c.clone(), None, None, None,
+                list(plan.kernel_kinds), list(plan.kernel_scales), True, noise_seed=nz.seed,
+                noise_t=t, noise_p=p, noise_mask=mask, noise_blocks=list(plan.kernel_noise_blocks),
+            )  # fmt: skip
+            got = torch.cat([pre[:, k * hid : (k + 1) * hid] for k in rows], dim=1)
+            assert torch.equal(got != 0.5, want[t] != 0), t  # B, exactly
+            torch.testing.assert_close(got.logit(), want[t], atol=1e-9, rtol=1e-9)
+            others = [k for k in (0, 1, 2, 3) if k not in rows and k != 2]
+            for k in others:  # gates without noise: sigmoid(0)
+                assert torch.all(pre[:, k * hid : (k + 1) * hid] == 0.5)
+    finally:
+        torch.set_num_threads(threads)
+    frac = float((want != 0).double().mean())
+    assert abs(frac - p) < 0.02  # the mask rate (schedules' semantics: tests/nn/test_noise.py)
+
+
+@needs_kernel
+@pytest.mark.parametrize("schedule", ["per_step", "mask_per_sequence", "noise_per_sequence"])
+@pytest.mark.parametrize("mode", ["relaxed", "straight_through"])
+def test_kernel_noise_equals_aten_step_noise(schedule, mode):
+    """A pass whose noise the kernel draws in the step equals the ATen step's pass on the
+    materialised noise: outputs and every gradient, packed, at 2 threads."""
+    gen = torch.Generator().manual_seed(1)
+    batch, hid = 300, 45
+    leaves, _ = _inputs(5, batch, 16, hid, (0, 1), gen)
+    lengths = torch.randint(1, 6, (batch,), generator=gen)
+    spec = GateSpec((0, 1), 0.7, mode, True)
+    draw = _gate_noise(0.4, schedule)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = []
+        for pointwise in ("aten", "kernel"):
+            r = recurrence_fast(*leaves, spec, draw, lengths, "torch", pointwise)
+            loss = (r.output * torch.linspace(-1, 1, r.output.numel()).view_as(r.output)).sum()
+            grads = torch.autograd.grad(loss + r.c_n.sum(), leaves)
+            results.append([r.output, r.h_n, r.c_n, *grads])
+    finally:
+        torch.set_num_threads(threads)
+    for got, want in zip(results[1], results[0]):
+        torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+
+
+@needs_kernel
+def test_kernel_rejects_bad_noise_arguments():
+    kern = kmod.cpu_kernel()
+    pre, hw, c = torch.zeros(2, 8), torch.zeros(2, 8), torch.zeros(2, 2)
+    args = (pre, hw, c, None, c, c, None, None, None, [0, 0, 0], [1.0] * 3, True)
+    with pytest.raises(RuntimeError, match="noise_seed must be >= 0"):
+        kern.forward_step(*args, noise_seed=-1, noise_p=0.5, noise_blocks=[0, 1, -1])
+    with pytest.raises(RuntimeError, match="noise_p must lie in"):
+        kern.forward_step(*args, noise_seed=1, noise_p=0.0, noise_blocks=[0, 1, -1])
+    with pytest.raises(RuntimeError, match="out of range"):
+        kern.forward_step(*args, noise_seed=1, noise_p=0.5, noise_blocks=[0, 2, -1])
+    with pytest.raises(RuntimeError, match="noise_mask"):
+        kern.forward_step(*args, noise_seed=1, noise_p=0.5, noise_blocks=[0, 1, -1],
+                          noise_mask=torch.ones(2, 3, dtype=torch.bool))  # fmt: skip

@@ -45,8 +45,10 @@ from torch import Tensor
 
 from g2lstm.errors import ConfigError
 from g2lstm.nn.fast import ROUTES, STEPS, recurrence_fast
+from g2lstm.nn.fast.kernel import philox_uniform
 from g2lstm.nn.functional import GateMode, GateSpec
 from g2lstm.nn.fused import row_scale, scale_gate_rows
+from g2lstm.nn.noise import GateNoise
 from g2lstm.nn.reference import RecurrenceOutput, recurrence_reference
 
 __all__ = [
@@ -247,7 +249,7 @@ def run_direction(
     h0: Tensor,
     c0: Tensor,
     spec: GateSpec,
-    noise: Tensor | None,
+    noise: Tensor | GateNoise | None,
     lengths: Tensor | None,
     *,
     record: bool = False,
@@ -260,7 +262,9 @@ def run_direction(
         w_ih: ``(4H, H_in)``; bias: ``(4H,)`` = ``b_ih + b_hh`` or ``None``.
         w_hh: ``(4H, H_out)``; w_hr: ``(H_out, H)`` or ``None``.
         h0: ``(N, H_out)``; c0: ``(N, H)``.
-        spec, noise, lengths, record: see :func:`recurrence_reference`.
+        spec, noise, lengths, record: see :func:`recurrence_reference`; ``noise`` may also be
+            the generator seeds (:class:`~g2lstm.nn.noise.GateNoise`): the fast path draws
+            it where it is used, the reference materialises the same values.
         backend: see the module docstring; ``"auto"`` picks the fastest exact path.
     """
     choice = choose(x, w_hr, record=record, backend=backend)
@@ -269,5 +273,8 @@ def run_direction(
             x, w_ih, bias, w_hh, h0, c0, spec, noise, lengths, choice.route or "auto",
             choice.pointwise,
         )  # fmt: skip
+    if isinstance(noise, GateNoise):
+        width = len(spec.rows) * w_hh.shape[0] // 4
+        noise = noise.materialize(x.shape[0], x.shape[1], width, x.dtype, philox_uniform)
     xw = F.linear(x, w_ih, bias)  # input projection for all steps at once
     return recurrence_reference(xw, h0, c0, w_hh, w_hr, spec, noise, lengths, record)

@@ -19,7 +19,7 @@ from g2lstm.nn.config import GateConfig
 from g2lstm.nn.convert import g2_from_lstm, lstm_from_g2
 from g2lstm.nn.functional import GateSpec
 from g2lstm.nn.fused import fused_lstm_stack
-from g2lstm.nn.noise import sample_gate_noise
+from g2lstm.nn.noise import draw_gate_noise
 from g2lstm.nn.options import G2Options, check_forget_bias, check_weight_dropout
 from g2lstm.nn.recording import GateTrace
 from g2lstm.nn.reference import length_mask, repack_like, reverse_padded
@@ -284,11 +284,11 @@ class G2LSTM(G2Options, nn.LSTM):
                 w_hr = ws[-1] if self.proj_size > 0 else None
                 x_d = x if d == 0 else reverse_padded(x, lengths)
                 noise = None
-                if spec.noisy:
-                    noise = sample_gate_noise(
-                        steps, batch, width, self.gate_config.noise_p,
-                        self.gate_config.noise_schedule, device=x.device, dtype=x.dtype,
-                        generator=self.generator, hold=self._noise_hold, hold_key=k,
+                if spec.noisy and steps > 0:  # one seed per call; the values where used
+                    noise = draw_gate_noise(
+                        self.gate_config.noise_p, self.gate_config.noise_schedule,
+                        batch=batch, width=width, device=x.device, generator=self.generator,
+                        hold=self._noise_hold, hold_key=k,
                     )  # fmt: skip
                 res = run_direction(
                     x_d, w_ih, b, w_hh, w_hr, h0[k], c0[k], spec, noise, lengths,

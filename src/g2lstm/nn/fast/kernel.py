@@ -11,6 +11,12 @@ tested) instead of the 1-ulp Sleef functions, which cost 2-3x more and were most
 kernel's time; NaN inputs stay NaN. float64 uses the 1-ulp functions. Hard 0/1 gates compare
 the pre-activation with zero, so they are exact either way.
 
+In training the forward step also draws the gate noise itself: the Philox4x32-10 words of
+each row (:mod:`g2lstm.nn.philox`) are computed in the rows' parallel loop, lane-parallel so
+the compiler vectorises the rounds, and turned into ``B * L`` just before the gates use them,
+so no ``(T, N, W)`` noise tensor is drawn serially or stored. :func:`philox_uniform` gives the
+same uniforms in bulk for the paths that need the noise as a tensor.
+
 The extension is compiled on first use with ``torch.utils.cpp_extension.load`` (needs a C++
 compiler with OpenMP and ``ninja``; 35-40 s once on this project's 2-core VMs, cached under
 ``$TORCH_EXTENSIONS_DIR`` or ``~/.cache/torch_extensions``), for this machine's vector ISA,
@@ -38,6 +44,7 @@ import torch
 from torch import Tensor
 
 from g2lstm.errors import ConfigError
+from g2lstm.nn import philox
 
 __all__ = [
     "POINTWISE",
@@ -45,6 +52,7 @@ __all__ = [
     "cpu_kernel",
     "kernel_mode",
     "kernel_supports",
+    "philox_uniform",
     "pointwise_kernel",
 ]
 
@@ -120,6 +128,26 @@ def pointwise_kernel(x: Tensor, pointwise: str = "auto") -> ModuleType | None:
             why = "the kernel could not be built or loaded (see the notice above)"
         raise ConfigError(f"pointwise='kernel': {why}; use pointwise='auto' or 'aten'")
     return kern
+
+
+def philox_uniform(
+    seed: Tensor, steps: int, batch: int, width: int, stream: int, dtype: torch.dtype
+) -> Tensor:
+    """:func:`g2lstm.nn.philox.uniform` (same signature, same values), computed by the fused
+    kernel, in parallel, when it can: a plain CPU seed in eager code with the kernel
+    available. Elsewhere (GPU, compiled or transformed code, no kernel) the torch ops."""
+    plain = (
+        seed.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and not torch._C._functorch.is_functorch_wrapped_tensor(seed)
+    )
+    kern = cpu_kernel() if plain and dtype in (torch.float32, torch.float64) else None
+    if kern is None:
+        return philox.uniform(seed, steps, batch, width, stream, dtype)
+    out = torch.empty(steps, batch, width, dtype=dtype)
+    kern.philox_uniform(int(seed), stream, out)
+    return out
 
 
 class MissingTool(RuntimeError):
@@ -235,5 +263,9 @@ def _probe(module: ModuleType) -> None:
         dim=1,
     )
     ok = ok and torch.allclose(dgates, want, atol=1e-5) and torch.allclose(dc, dct * f, atol=1e-5)
+    if ok:  # the vectorised Philox rounds of the noise, bit for bit
+        words = torch.empty(2, 3, 70)
+        module.philox_uniform(2**62 + 12345, 1, words)
+        ok = torch.equal(words, philox.uniform(2**62 + 12345, 2, 3, 70, 1))
     if not ok:
         raise RuntimeError("the fused kernel's probe step differs from the ATen formulas")

@@ -2,9 +2,13 @@
 
 Computed in the structure of haste's kernels (``shared/docs/perf.md`` §1a, §3):
 
-- forward: one GEMM projects the input of all ``T`` steps and the gate noise is added to it
-  in one pass; each step then does one GEMM ``h W_hh^T + b`` and one call of the step
-  implementation (paper Eqs. 11-16), which keeps the activated gates for the backward;
+- forward: one GEMM projects the input of all ``T`` steps; each step then does one GEMM
+  ``h W_hh^T + b`` and one call of the step implementation (paper Eqs. 11-16), which keeps
+  the activated gates for the backward. The gate noise (:class:`~g2lstm.nn.noise.GateNoise`:
+  seeds of the counter-based generator) is drawn inside the step by a step that can
+  (the fused CPU kernel: each row's uniforms computed where they are used, in parallel);
+  for the other steps, and for ``noise_per_sequence``, it is materialised once for all
+  steps and added to the projection in one pass (as an explicit noise tensor is);
 - backward: each step does one step-implementation call plus one GEMM ``dG_t W_hh``; three
   large GEMMs over all steps then give ``dW_ih``, ``dW_hh`` and ``dx``.
 
@@ -20,11 +24,37 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from g2lstm.nn.config import NoiseSchedule
 from g2lstm.nn.fast.gemm import StepGemm, linear, transpose, weight_grad
+from g2lstm.nn.fast.kernel import philox_uniform
 from g2lstm.nn.fast.plan import GatePlan
-from g2lstm.nn.fast.steps import Step
+from g2lstm.nn.fast.steps import Step, StepNoise
+from g2lstm.nn.noise import GateNoise
 
-__all__ = ["backward", "forward_inference", "forward_train", "input_projection"]
+__all__ = ["backward", "forward_inference", "forward_train", "input_projection", "split_noise"]
+
+
+def split_noise(
+    x: Tensor, noise: Tensor | None, draw: GateNoise | None, plan: GatePlan, step: Step
+) -> tuple[Tensor | None, StepNoise | None]:
+    """Where the gate noise of a pass comes from: ``(noise added to the projection of all
+    steps, noise the step draws itself)``, at most one of them not ``None``.
+
+    ``noise`` is an explicit ``(T, N, W)`` tensor; ``draw`` the seeds of the generator
+    (:class:`~g2lstm.nn.noise.GateNoise`), drawn in the step when ``step.draws_noise``
+    (except ``noise_per_sequence``: one ``(1, N, W)`` draw serves every step) and
+    materialised here otherwise.
+    """
+    if draw is None:
+        return noise, None
+    steps, batch, _ = x.shape
+    width = plan.noise_width
+    if not step.draws_noise or draw.schedule is NoiseSchedule.NOISE_PER_SEQUENCE:
+        return draw.materialize(steps, batch, width, x.dtype, uniform=philox_uniform), None
+    mask = None
+    if draw.schedule is NoiseSchedule.MASK_PER_SEQUENCE:
+        mask = draw.sequence_mask(batch, width, x.dtype, uniform=philox_uniform)
+    return None, StepNoise(int(draw.key[0]), draw.p, mask)
 
 
 def input_projection(
@@ -52,13 +82,14 @@ def forward_train(
     plan: GatePlan,
     route: str,
     step: Step,
+    draw: GateNoise | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Forward that keeps what the backward needs.
 
     Args:
         x: ``(T, N, H_in)``; w_ih ``(4H, H_in)``; bias ``(4H,)`` or ``None``; w_hh ``(4H, H)``;
         h0, c0: ``(N, H)``; noise: ``(T, N, len(rows) * H)`` or ``None``; mask: ``(T, N, 1)``
-        bool or ``None``.
+        bool or ``None``; draw: the gate noise as generator seeds (instead of ``noise``).
 
     Returns:
         ``(y, h_n, c_n, gates, cs, hs, s_buf)``: output ``(T, N, H)``, final states, activated
@@ -68,6 +99,7 @@ def forward_train(
     """
     steps, batch, _ = x.shape
     hid = plan.hidden
+    noise, in_step = split_noise(x, noise, draw, plan, step)
     pre = input_projection(x, w_ih, noise, plan, route)
     cs = x.new_empty(steps + 1, batch, hid)
     cs[0] = c0
@@ -84,6 +116,7 @@ def forward_train(
         step.forward(
             pre[t], gemm(h), cs[t], None if hs is None else hs[t], cs[t + 1], h_out, None,
             s_buf[t] if plan.st_width else None, None if mask is None else mask[t], True,
+            None if in_step is None else in_step.at(t),
         )  # fmt: skip
         h = h_out
     if hs is not None:
@@ -106,12 +139,14 @@ def forward_inference(
     plan: GatePlan,
     route: str,
     step: Step,
+    draw: GateNoise | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The forward without autograd: nothing kept, states updated in buffers of their own.
 
     Same arguments as :func:`forward_train`; returns ``(y, h_n, c_n)``.
     """
     steps, batch, _ = x.shape
+    noise, in_step = split_noise(x, noise, draw, plan, step)
     pre = input_projection(x, w_ih, noise, plan, route)
     y = x.new_empty(steps, batch, plan.hidden)
     c = c0.clone(memory_format=torch.contiguous_format)  # updated in place
@@ -119,11 +154,12 @@ def forward_inference(
     gemm = StepGemm(w_hh, batch, route, bias, cache=True)
     h_buf = None if mask is None else torch.empty_like(h)
     for t in range(steps):
+        nz = None if in_step is None else in_step.at(t)
         if mask is None:  # h_t is written straight into y[t]
-            step.forward(pre[t], gemm(h), c, None, c, y[t], None, None, None, False)
+            step.forward(pre[t], gemm(h), c, None, c, y[t], None, None, None, False, nz)
             h = y[t]
         else:
-            step.forward(pre[t], gemm(h), c, h, c, h_buf, y[t], None, mask[t], False)  # type: ignore[arg-type]
+            step.forward(pre[t], gemm(h), c, h, c, h_buf, y[t], None, mask[t], False, nz)  # type: ignore[arg-type]
             h, h_buf = h_buf, h  # type: ignore[assignment]
     return y, h.clone() if mask is None else h, c
 

@@ -15,7 +15,10 @@ the operators, when they run, eagerly: never in traced code and never by a graph
 Gate options cross the boundary as plain values: ``rows`` (noisy gate indices, 0=i, 1=f,
 3=o), ``tau``, ``mode`` (a :class:`~g2lstm.nn.functional.GateMode` value), ``route``
 (``"auto"``, ``"torch"``, ``"onednn"``) and ``step`` (``"auto"``, ``"kernel"``, ``"triton"``,
-``"aten"``; see :mod:`g2lstm.nn.fast.steps`).
+``"aten"``; see :mod:`g2lstm.nn.fast.steps`). The gate noise comes either as a tensor
+(``noise``) or as the generator seeds of :class:`~g2lstm.nn.noise.GateNoise`: ``noise_key``
+(int64 ``(2,)``, drawn eagerly from the module's generator by the caller, an ordinary random
+op that the compiler traces), ``noise_p`` and ``noise_schedule``.
 
 This module deliberately does not use ``from __future__ import annotations``: the operator
 schemas are inferred from the real annotations.
@@ -30,6 +33,7 @@ from g2lstm.nn.fast.gemm import resolve_route
 from g2lstm.nn.fast.plan import GatePlan
 from g2lstm.nn.fast.steps import select_step
 from g2lstm.nn.functional import GateMode, GateSpec
+from g2lstm.nn.noise import GateNoise, NoiseSchedule
 
 __all__ = [
     "TrainFunction",
@@ -44,6 +48,10 @@ _Out6 = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 def _plan(rows: list[int], tau: float, mode: str, hidden: int) -> GatePlan:
     return GatePlan.build(GateSpec(tuple(rows), tau, GateMode(mode), False), hidden)
+
+
+def _draw(key: Tensor | None, p: float, schedule: str) -> GateNoise | None:
+    return None if key is None else GateNoise(key, p, NoiseSchedule(schedule))
 
 
 def _machine(x: Tensor, plan: GatePlan, route: str, step: str):
@@ -69,15 +77,20 @@ def recurrence_train(
     mode: str,
     route: str,
     step: str,
+    noise_key: Tensor | None = None,
+    noise_p: float = 0.0,
+    noise_schedule: str = "per_step",
 ) -> _Out7:
     """``(y, h_n, c_n, gates, cs, hs, s_buf)``: see :func:`g2lstm.nn.fast.loop.forward_train`."""
     plan = _plan(rows, tau, mode, w_hh.shape[1])
     r, s = _machine(x, plan, route, step)
-    return loop.forward_train(x, w_ih, bias, w_hh, h0, c0, noise, mask, plan, r, s)
+    draw = _draw(noise_key, noise_p, noise_schedule)
+    return loop.forward_train(x, w_ih, bias, w_hh, h0, c0, noise, mask, plan, r, s, draw)
 
 
 @recurrence_train.register_fake
-def _(x, w_ih, bias, w_hh, h0, c0, noise, mask, rows, tau, mode, route, step):
+def _(x, w_ih, bias, w_hh, h0, c0, noise, mask, rows, tau, mode, route, step, noise_key=None,
+      noise_p=0.0, noise_schedule="per_step"):  # fmt: skip
     steps, batch, _ = x.shape
     hid = w_hh.shape[1]
     st = len(rows) * hid if mode == GateMode.STRAIGHT_THROUGH.value else 0
@@ -134,7 +147,7 @@ def _(dy, dh_n, dc_n, x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask, rows, tau
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    x, w_ih, bias, w_hh, h0, c0, noise, mask, rows, tau, mode, route, step = inputs
+    x, w_ih, bias, w_hh, h0, c0, noise, mask, rows, tau, mode, route, step, *_noise = inputs
     y, _h_n, _c_n, gates, cs, hs, s_buf = output
     saved = [x, w_ih, w_hh, h0, gates, cs, y if mask is None else hs, s_buf]
     ctx.save_for_backward(*saved, *([] if mask is None else [mask]))  # no None: AOTAutograd
@@ -154,8 +167,8 @@ def _backward(ctx, dy, dh_n, dc_n, *_unused):
     # under torch.func the tensors are wrapped: go through an autograd.Function it accepts
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor(dy)
     grads = BackwardFunction.apply(*args) if wrapped else recurrence_backward(*args)
-    return (*(g if n else None for g, n in zip(grads, needs)), None, None, None, None, None,
-            None, None)  # fmt: skip
+    # no gradient for noise, mask, rows, tau, mode, route, step, noise_key, noise_p, schedule
+    return (*(g if n else None for g, n in zip(grads, needs)), *([None] * 10))
 
 
 class BackwardFunction(torch.autograd.Function):
@@ -219,15 +232,20 @@ def recurrence_inference(
     mode: str,
     route: str,
     step: str,
+    noise_key: Tensor | None = None,
+    noise_p: float = 0.0,
+    noise_schedule: str = "per_step",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(y, h_n, c_n)``: see :func:`g2lstm.nn.fast.loop.forward_inference`."""
     plan = _plan(rows, tau, mode, w_hh.shape[1])
     r, s = _machine(x, plan, route, step)
-    return loop.forward_inference(x, w_ih, bias, w_hh, h0, c0, noise, mask, plan, r, s)
+    draw = _draw(noise_key, noise_p, noise_schedule)
+    return loop.forward_inference(x, w_ih, bias, w_hh, h0, c0, noise, mask, plan, r, s, draw)
 
 
 @recurrence_inference.register_fake
-def _(x, w_ih, bias, w_hh, h0, c0, noise, mask, rows, tau, mode, route, step):
+def _(x, w_ih, bias, w_hh, h0, c0, noise, mask, rows, tau, mode, route, step, noise_key=None,
+      noise_p=0.0, noise_schedule="per_step"):  # fmt: skip
     steps, batch, _ = x.shape
     hid = w_hh.shape[1]
     return x.new_empty(steps, batch, hid), x.new_empty(batch, hid), x.new_empty(batch, hid)

@@ -46,6 +46,8 @@ class GatePlan:
         st_width: columns of the straight-through side buffer (0 when unused).
         kernel_kinds, kernel_scales: the same per gate i, f, o for the fused CPU kernel
             (``csrc/g2lstm_cpu.cpp``): kind 0 sigmoid, 1 hard, 2 straight-through.
+        kernel_noise_blocks: per gate i, f, o, the block (in units of ``H``) of the noise
+            columns it gets, or -1 (no noise): its index in ``spec.rows``.
     """
 
     hidden: int
@@ -54,6 +56,12 @@ class GatePlan:
     st_width: int
     kernel_kinds: tuple[int, int, int]
     kernel_scales: tuple[float, float, float]
+    kernel_noise_blocks: tuple[int, int, int]
+
+    @property
+    def noise_width(self) -> int:
+        """Columns of the gate noise: ``H`` per noisy gate."""
+        return sum(b >= 0 for b in self.kernel_noise_blocks) * self.hidden
 
     @staticmethod
     @functools.lru_cache(maxsize=64)
@@ -98,4 +106,7 @@ class GatePlan:
             st_width=s_pos,
             kernel_kinds=tuple(codes[s.kind] for s in per_gate),  # type: ignore[arg-type]
             kernel_scales=tuple(s.scale for s in per_gate),  # type: ignore[arg-type]
+            kernel_noise_blocks=tuple(  # type: ignore[arg-type]
+                spec.rows.index(k) if k in spec.rows else -1 for k in (0, 1, 3)
+            ),
         )

@@ -18,6 +18,7 @@ from g2lstm.nn.fast import ops
 from g2lstm.nn.fast.gemm import ROUTES
 from g2lstm.nn.fast.steps import STEPS
 from g2lstm.nn.functional import GateSpec
+from g2lstm.nn.noise import GateNoise
 from g2lstm.nn.reference import RecurrenceOutput, length_mask
 
 __all__ = ["POINTWISE", "recurrence_fast"]
@@ -35,7 +36,7 @@ def recurrence_fast(
     h0: Tensor,
     c0: Tensor,
     spec: GateSpec,
-    noise: Tensor | None = None,
+    noise: Tensor | GateNoise | None = None,
     lengths: Tensor | None = None,
     route: str = "auto",
     pointwise: str = "auto",
@@ -46,7 +47,9 @@ def recurrence_fast(
         x: ``(T, N, H_in)`` input in processing order, ``T >= 1``.
         w_ih: ``(4H, H_in)``; bias: ``(4H,)`` = ``b_ih + b_hh`` or ``None``; w_hh: ``(4H, H)``.
         h0, c0: ``(N, H)`` initial states (no projection: ``proj_size == 0``).
-        spec: resolved gate behaviour; noise: ``(T, N, len(spec.rows) * H)`` or ``None``.
+        spec: resolved gate behaviour; noise: ``(T, N, len(spec.rows) * H)``, the generator
+            seeds of the noise (:class:`~g2lstm.nn.noise.GateNoise`: drawn inside the fused
+            CPU step, materialised for the other steps) or ``None``.
         lengths: ``(N,)`` valid lengths or ``None``.
         route: GEMM route, ``"auto"``, ``"onednn"`` or ``"torch"``, resolved when the
             operator runs (:func:`~g2lstm.nn.fast.gemm.resolve_route`; oneDNN only for CPU
@@ -68,8 +71,11 @@ def recurrence_fast(
         mask = length_mask(lengths, x.shape[0], x.device).unsqueeze(-1)
     if not spec.noisy:
         noise = None
-    args = (x, w_ih, bias, w_hh, h0, c0, noise, mask, list(spec.rows), float(spec.tau),
-            spec.mode.value, route, pointwise)  # fmt: skip
+    draw = noise if isinstance(noise, GateNoise) else None
+    args = (x, w_ih, bias, w_hh, h0, c0, noise if draw is None else None, mask, list(spec.rows),
+            float(spec.tau), spec.mode.value, route, pointwise)  # fmt: skip
+    if draw is not None:
+        args += (draw.key, draw.p, draw.schedule.value)
     tensors = (x, w_ih, bias, w_hh, h0, c0)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
         # the operator (with its autograd registration) for the compiler; the equivalent

@@ -27,11 +27,18 @@ gates; ``mask`` ``(N, 1)`` bool or ``None``: rows whose mask is false keep their
 output 0. The backward step takes the activated ``gates`` of step t, ``c_t`` and ``c_prev``,
 ``dh`` (dL/dh_t from later steps), optional ``dy`` (dL/dy_t), ``dc`` (dL/dc_t in, dL/dc_{t-1}
 out) and writes ``dgates`` (dL/da_t); masked rows get zero ``dgates`` and keep ``dc``.
+
+Gate noise: a step whose ``draws_noise`` is true (the C++ kernel) takes a :class:`StepNoise`
+(the call's generator seed, ``p``, the step index and the per-sequence mask) and adds the
+noise ``B * L`` of each row to the noisy gates' pre-activations itself, computing the
+row's Philox uniforms where they are used (:mod:`g2lstm.nn.philox`, same values); the
+others get the noise already added to ``pre``.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Protocol
 
@@ -47,6 +54,7 @@ __all__ = [
     "AtenStep",
     "FusedStep",
     "Step",
+    "StepNoise",
     "select_step",
     "step_override",
 ]
@@ -59,10 +67,33 @@ _tanh_backward = torch.ops.aten.tanh_backward
 _tanh_backward_out = torch.ops.aten.tanh_backward.grad_input
 
 
+@dataclass(frozen=True)
+class StepNoise:
+    """The gate noise a step draws itself (see the module docstring).
+
+    Attributes:
+        seed: the call's Philox key (``GateNoise.key[0]``), ``0 <= seed < 2**63``.
+        p: ``P(B = 1)``.
+        mask: ``(N, W)`` bool ``B`` of ``mask_per_sequence`` (then ``L`` comes from the full
+            uniform), or ``None`` (``B = [v < p]``, ``U = v / p``).
+        t: the step index (the counter's time word); set per step by :meth:`at`.
+    """
+
+    seed: int
+    p: float
+    mask: Tensor | None = None
+    t: int = 0
+
+    def at(self, t: int) -> StepNoise:
+        """The same draw at step ``t``."""
+        return replace(self, t=t)
+
+
 class Step(Protocol):
     """One time step's pointwise work, forward and backward (see the module docstring)."""
 
     name: str
+    draws_noise: bool
 
     def forward(
         self,
@@ -76,6 +107,7 @@ class Step(Protocol):
         s_out: Tensor | None,
         mask: Tensor | None,
         keep_gates: bool,
+        noise: StepNoise | None = None,
     ) -> None: ...
 
     def backward(
@@ -99,12 +131,23 @@ class FusedStep:
     def __init__(self, module: ModuleType, plan: GatePlan, name: str) -> None:
         self.k, self.name = module, name
         self.kinds, self.scales = plan.kernel_kinds, plan.kernel_scales
+        self.blocks = plan.kernel_noise_blocks
+        self.draws_noise = name == "kernel"  # the Triton step takes the noise in ``pre``
 
-    def forward(self, pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, mask, keep_gates):
+    def forward(
+        self, pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, mask, keep_gates, noise=None
+    ):
         m = None if mask is None else mask.view(-1)
+        if noise is None:
+            self.k.forward_step(
+                pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, m, self.kinds,
+                self.scales, keep_gates,
+            )  # fmt: skip
+            return
         self.k.forward_step(
             pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, m, self.kinds, self.scales,
-            keep_gates,
+            keep_gates, noise_seed=noise.seed, noise_t=noise.t, noise_p=noise.p,
+            noise_mask=noise.mask, noise_blocks=self.blocks,
         )  # fmt: skip
 
     def backward(self, gates, c_t, c_prev, dh, dy, dc, dgates, s, mask):
@@ -116,6 +159,7 @@ class AtenStep:
     """The step as ATen ops: runs on every device and floating dtype."""
 
     name = "aten"
+    draws_noise = False
 
     def __init__(self, plan: GatePlan) -> None:
         self.plan = plan
@@ -137,7 +181,10 @@ class AtenStep:
                     torch.mul(src, seg.scale, out=s_out[:, seg.s_lo : seg.s_hi]).sigmoid_()
                 src.ge_(0)
 
-    def forward(self, pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, mask, keep_gates):
+    def forward(
+        self, pre, hw, c_prev, h_prev, c_out, h_out, y_out, s_out, mask, keep_gates, noise=None
+    ):
+        assert noise is None, "the ATen step takes the noise in pre"
         a = pre.add_(hw)
         self._activate(a, s_out)
         i, f, g, o = a.split(self.plan.hidden, dim=1)
