@@ -24,6 +24,7 @@ OPTIONS = {  # name: (constructor kwargs, packed, train)
     "weight-dropout-batch-first": (dict(weight_dropout=0.4, batch_first=True), False, True),
     "straight-through-ifo": (dict(estimator="straight_through", noisy_gates="i,f,o"), True, True),
     "mask-per-sequence": (dict(noise_schedule="mask_per_sequence", tau=0.5), False, True),
+    "noise-per-sequence": (dict(noise_schedule="noise_per_sequence", num_layers=2), True, True),
     "hard-eval-bidir-packed": (dict(eval_gates="hard", bidirectional=True), True, False),
     "sample-eval": (dict(eval_gates="sample", num_layers=2), False, False),
     "proj-fallback": (dict(proj_size=3, bidirectional=True), True, True),

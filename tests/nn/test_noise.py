@@ -78,3 +78,51 @@ def test_generator_makes_draws_reproducible():
     a = sample_gate_noise(5, 4, 6, 0.2, generator=torch.Generator().manual_seed(3))
     b = sample_gate_noise(5, 4, 6, 0.2, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def test_one_seed_per_layer_call_from_the_default_generator():
+    """Each layer-direction call takes exactly one draw from torch's default generator, so
+    ``torch.manual_seed`` and a saved RNG state (checkpoint resume) reproduce the noise."""
+    from g2lstm import G2LSTM
+    from g2lstm.nn.noise import SEED_HIGH
+
+    m = G2LSTM(3, 5, num_layers=2, bidirectional=True, noise_p=0.5).train()
+    x = torch.randn(6, 2, 3)
+    torch.manual_seed(4)
+    out, _ = m(x)
+    after = torch.rand(3)
+    torch.manual_seed(4)
+    seeds = [torch.randint(0, SEED_HIGH, ()) for _ in range(4)]  # 2 layers x 2 directions
+    assert torch.equal(torch.rand(3), after)
+    assert len({int(s) for s in seeds}) == 4
+    state = torch.get_rng_state()
+    a, _ = m(x)
+    b, _ = m(x)
+    torch.set_rng_state(state)
+    c, _ = m(x)
+    assert torch.equal(a, c) and not torch.equal(a, b)
+    m.backend = "reference"  # the reference materialises the same noise
+    torch.set_rng_state(state)
+    torch.testing.assert_close(m(x)[0], a, atol=1e-5, rtol=1e-4)
+
+
+def test_gate_noise_materialize_is_the_generator_function():
+    """``GateNoise.materialize`` from the seeds: ``B = [v < p]``, ``L = logit(v / p)`` with
+    ``v`` the Philox uniforms of stream 0 at steps ``0..T-1``."""
+    from g2lstm.nn import philox
+    from g2lstm.nn.noise import GateNoise
+
+    key = torch.tensor([123456789, 987654321])
+    v = philox.uniform(key[0], 4, 3, 10, 0, torch.float64)
+    want = torch.where(v < 0.3, (v / 0.3).logit(), torch.zeros_like(v))
+    got = GateNoise(key, 0.3, NoiseSchedule.PER_STEP).materialize(4, 3, 10, torch.float64)
+    torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+    per_seq = GateNoise(key, 0.3, NoiseSchedule.NOISE_PER_SEQUENCE)
+    v1 = philox.uniform(key[1], 1, 3, 10, 0, torch.float64)
+    want1 = torch.where(v1 < 0.3, (v1 / 0.3).logit(), torch.zeros_like(v1))
+    torch.testing.assert_close(per_seq.materialize(4, 3, 10, torch.float64)[3], want1[0])
+    masked = GateNoise(key, 0.3, NoiseSchedule.MASK_PER_SEQUENCE)
+    b = philox.uniform(key[1], 1, 3, 10, 1, torch.float64)[0] < 0.3
+    got_m = masked.materialize(4, 3, 10, torch.float64)
+    torch.testing.assert_close(got_m, v.logit() * b)
+    assert torch.equal(masked.sequence_mask(3, 10, torch.float64), b)

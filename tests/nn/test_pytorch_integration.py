@@ -340,6 +340,17 @@ def test_opcheck_training_operator(mask, mode):
     torch.library.opcheck(ops.recurrence_train, tuple(args))
 
 
+@pytest.mark.parametrize("schedule", ["per_step", "mask_per_sequence"])
+def test_opcheck_training_operator_drawing_its_noise(schedule):
+    """The noise as generator seeds (drawn in the fused CPU step, else materialised)."""
+    args = list(_op_args(True, "relaxed"))
+    args[6] = None  # no noise tensor: the seeds instead
+    for i in range(6):
+        args[i] = args[i].requires_grad_(True)
+    key = torch.tensor([2**62 + 5, 17])
+    torch.library.opcheck(ops.recurrence_train, (*args, key, 0.3, schedule))
+
+
 @pytest.mark.parametrize("mask", [False, True])
 def test_opcheck_inference_operator(mask):
     torch.library.opcheck(ops.recurrence_inference, _op_args(mask, "hard"))
