@@ -106,18 +106,19 @@ def test_step_equals_full_sequence_in_training_without_noise() -> None:
 
 
 def _record_decoder_noise(monkeypatch: pytest.MonkeyPatch) -> list[torch.Tensor]:
-    """Record every gate-noise draw of the G2 layers, ``(T, N, width)`` per layer call."""
+    """Record the gate noise of every G2 layer call, ``(1, N, width)`` per call (the calls
+    here are one step each): the values of the call's drawn seeds, materialised."""
     import g2lstm.nn.lstm as lstm_module
 
     draws: list[torch.Tensor] = []
-    real = lstm_module.sample_gate_noise
+    real = lstm_module.draw_gate_noise
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        noise = real(*args, **kwargs)
-        draws.append(noise.detach().clone())
-        return noise
+        draw = real(*args, **kwargs)
+        draws.append(draw.materialize(1, kwargs["batch"], kwargs["width"], torch.float32))
+        return draw
 
-    monkeypatch.setattr(lstm_module, "sample_gate_noise", spy)
+    monkeypatch.setattr(lstm_module, "draw_gate_noise", spy)
     return draws
 
 
