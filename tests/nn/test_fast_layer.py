@@ -269,6 +269,30 @@ def test_weight_grad_reads_the_transposed_gradient_in_place():
         torch.testing.assert_close(got, want)
         got = gemm.weight_grad(grad, inp, route, grad_t=grad.t().contiguous())
         torch.testing.assert_close(got, want)
+        assert got.is_contiguous()  # else autograd would copy it into .grad's layout
+
+
+def test_backward_gets_no_zero_filled_gradient_for_the_saved_state_outputs(monkeypatch):
+    """The fast op's saved-state outputs (gates, cell states, ...) never get a gradient;
+    autograd must pass ``None`` for them, not fill a zero tensor the size of the
+    ``(T, N, 4H)`` gates (~2% of a B80 H1150 training step)."""
+    from g2lstm.nn.fast import ops
+
+    seen = []
+    original = ops._backward
+
+    def spy(ctx, *grads):
+        seen.append(grads)
+        return original(ctx, *grads)
+
+    monkeypatch.setattr(ops, "_backward", spy)
+    model = G2LSTM(IN, H)
+    x = torch.randn(6, 3, IN, requires_grad=True)
+    model(x)[0].sum().backward()
+    (grads,) = seen
+    assert grads[0] is not None  # dL/dy
+    assert all(g is None for g in grads[3:])  # gates, cs, hs, s_buf
+    assert x.grad is not None and model.weight_hh_l0.grad is not None
 
 
 @pytest.mark.parametrize("backend", ["fast-mm", "fast-onednn"])
@@ -312,6 +336,10 @@ def test_blocked_transpose():
     assert torch.equal(gemm.transpose(w, block=256), w.t())
     assert gemm.transpose(w, block=256).is_contiguous()
     assert torch.equal(gemm.transpose(w[:5]), w[:5].t())
+    buf = torch.zeros(7, 1040)  # into a column slice (rows strided), the rest untouched
+    out = gemm.transpose(w, block=256, out=buf[:, 10:])
+    assert out.data_ptr() == buf[:, 10:].data_ptr()
+    assert torch.equal(buf[:, 10:], w.t()) and not buf[:, :10].any()
 
 
 def test_soft_inference_caches_scaled_weights_until_they_change():

@@ -230,9 +230,9 @@ def _recurrent_weight_grad(
         hp_t = dgates.new_empty(hid, rows)  # h_{t-1} for all t, transposed: (H, T N)
         if is_output:
             hp_t[:, :batch] = h0.t()
-            hp_t[:, batch:] = hbuf[: steps - 1].reshape(-1, hid).t()
+            transpose(hbuf[: steps - 1].reshape(-1, hid), out=hp_t[:, batch:])
         else:
-            hp_t.copy_(hbuf[:steps].reshape(rows, hid).t())
+            transpose(hbuf[:steps].reshape(rows, hid), out=hp_t)
         return weight_grad(dgates.view(rows, four_h), None, route, inp_t=hp_t)
     if not is_output:
         return torch.mm(dgates.view(rows, four_h).t(), hbuf[:steps].reshape(rows, hid))
