@@ -113,6 +113,37 @@ def write_parallel_corpus() -> Callable[..., Path]:
     return _write_parallel_corpus
 
 
+class CliArgv:
+    """Argument lists of the CLI's training commands at test size (one thread, no bar)."""
+
+    @staticmethod
+    def lm_train(data: Path, out: Path, *extra: str) -> list[str]:
+        """``g2lstm lm train`` on the tiny preset."""
+        return ["lm", "train", "--preset", "tiny", "--data", str(data), "--out", str(out),
+                "--threads", "1", "--no-progress", *extra]  # fmt: skip
+
+    @staticmethod
+    def mt_prepare(raw: Path, out: Path, *extra: str) -> list[str]:
+        """``g2lstm mt prepare`` of a pre-tokenised ``{split}.src``/``.tgt`` folder, no BPE."""
+        return ["mt", "prepare", "--dataset", "folder", "--raw", str(raw), "--src", "src",
+                "--tgt", "tgt", "--pretokenized", "--bpe-merges", "0", "--out", str(out),
+                *extra]  # fmt: skip
+
+    @staticmethod
+    def mt_train(prep: Path, out: Path, *extra: str) -> list[str]:
+        """``g2lstm mt train`` on the tiny preset, no BLEU at the end."""
+        return ["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(out),
+                "--threads", "1", "--no-progress", "--set", "train.valid_bleu=false",
+                *extra]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def cli_argv() -> CliArgv:
+    """:class:`CliArgv`: ``cli_argv.lm_train(data, out, *extra)``, ``.mt_prepare(raw, out,
+    *extra)``, ``.mt_train(prep, out, *extra)`` -> the ``main()`` argument list."""
+    return CliArgv()
+
+
 @pytest.fixture(scope="session")
 def browser():  # type: ignore[no-untyped-def]
     """``tests/browser.py``: headless Chromium helpers (``page_images``); skips the test when

@@ -158,25 +158,14 @@ def test_analyze_two_trained_mt_checkpoints(
         assert w > 100 and h > 100
     links = re.findall(r"\]\(([^)]+\.png)\)", report)
     assert len(links) == 4 and all((out / link).is_file() for link in links)
+
+    def encoder(out: str, *extra: str) -> list[str]:
+        return ["analyze", g2, "-o", str(tmp_path / out), "--layer", "0", "--max-batches", "2",
+                "--no-sensitivity", "--no-hard-gates", "--input-format", "tok",
+                "--sentences", "s1 s2 s3", *extra]  # fmt: skip
+
     # --layer 0: the bidirectional encoder layer, on source subwords
-    rc = main(
-        [
-            "analyze",
-            g2,
-            "-o",
-            str(tmp_path / "enc"),
-            "--layer",
-            "0",
-            "--max-batches",
-            "2",
-            "--no-sensitivity",
-            "--no-hard-gates",
-            "--input-format",
-            "tok",
-            "--sentences",
-            "s1 s2 s3",
-        ]
-    )
+    rc = main(encoder("enc"))
     assert rc == 0, capsys.readouterr().err
     extremes = json.loads((tmp_path / "enc" / "token_extremes.json").read_text())["G2-LSTM"]
     assert (extremes["module"], extremes["direction"]) == ("enc_bi", 0)
@@ -184,26 +173,7 @@ def test_analyze_two_trained_mt_checkpoints(
     assert heat["tokens"][-1] == "</s>" and "".join(heat["tokens"][:-1]) == "s1s2s@@3"
     # --eval-temperature drop: the soft gates are sigmoid(a), not sigmoid(a / 0.9)
     capsys.readouterr()
-    rc = main(
-        [
-            "analyze",
-            g2,
-            "-o",
-            str(tmp_path / "drop"),
-            "--layer",
-            "0",
-            "--max-batches",
-            "2",
-            "--no-sensitivity",
-            "--no-hard-gates",
-            "--input-format",
-            "tok",
-            "--sentences",
-            "s1 s2 s3",
-            "--eval-temperature",
-            "drop",
-        ]
-    )
+    rc = main(encoder("drop", "--eval-temperature", "drop"))
     assert rc == 0 and "eval temperature drop" in capsys.readouterr().out
     drop = json.loads((tmp_path / "drop" / "heatmap_0.json").read_text())
     assert drop["tokens"] == heat["tokens"] and drop != heat

@@ -59,23 +59,11 @@ def test_print_config_layers_preset_file_and_flags(tmp_path: Path, capsys) -> No
 
 
 def test_train_eval_generate_round_trip(
-    tmp_path: Path, capsys, write_lm_corpus: Callable[..., Path]
+    tmp_path: Path, capsys, write_lm_corpus: Callable[..., Path], cli_argv
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     run = tmp_path / "run"
-    base = [
-        "lm",
-        "train",
-        "--preset",
-        "tiny",
-        "--data",
-        str(data),
-        "--out",
-        str(run),
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
+    base = cli_argv.lm_train(data, run)
     assert main([*base, "--max-steps", "5"]) == 0
     assert "--resume" in capsys.readouterr().err
     assert main(["lm", "eval", str(run), "--json", "--split", "valid"]) == 0

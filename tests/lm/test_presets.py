@@ -29,24 +29,11 @@ def _big_corpus(folder: Path, train_tokens: int) -> Path:
 
 
 @pytest.mark.slow
-def test_tiny_takes_seconds_on_a_large_dataset(tmp_path: Path, capsys) -> None:
+def test_tiny_takes_seconds_on_a_large_dataset(tmp_path: Path, capsys, cli_argv) -> None:
     data = _big_corpus(tmp_path / "big", 400_000)
     run = tmp_path / "run"
     start = time.perf_counter()
-    argv = [
-        "lm",
-        "train",
-        "--preset",
-        "tiny",
-        "--data",
-        str(data),
-        "--out",
-        str(run),
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
-    assert main(argv) == 0
+    assert main(cli_argv.lm_train(data, run)) == 0
     seconds = time.perf_counter() - start
     capsys.readouterr()
     result = json.loads((run / "results.json").read_text())

@@ -15,24 +15,6 @@ import pytest
 from g2lstm.cli import main
 
 
-def lm_train_argv(data: Path, out: Path, *extra: str) -> list[str]:
-    """``g2lstm lm train`` on the tiny preset, one thread, no progress bar."""
-    return [
-        "lm",
-        "train",
-        "--preset",
-        "tiny",
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--threads",
-        "1",
-        "--no-progress",
-        *extra,
-    ]
-
-
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Bytes and mtime (ns) of every file under ``folder``, by relative path."""
     return {
@@ -61,12 +43,14 @@ def cli_error(capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
 
 
 @pytest.fixture(scope="session")
-def trained_lm(tmp_path_factory: pytest.TempPathFactory, write_lm_corpus) -> tuple[Path, Path]:
+def trained_lm(
+    tmp_path_factory: pytest.TempPathFactory, write_lm_corpus, cli_argv
+) -> tuple[Path, Path]:
     """(data folder, run folder) of a 3-step tiny LM run, trained once per session."""
     root = tmp_path_factory.mktemp("trained_lm")
     data = write_lm_corpus(root / "data")
     run = root / "run"
-    assert main(lm_train_argv(data, run, "--max-steps", "3")) == 0
+    assert main(cli_argv.lm_train(data, run, "--max-steps", "3")) == 0
     return data, run
 
 
@@ -79,56 +63,14 @@ def lm_run(trained_lm: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     return data, copy
 
 
-def mt_prepare_argv(raw: Path, out: Path, *extra: str) -> list[str]:
-    """``g2lstm mt prepare`` of a pre-tokenised ``{split}.src``/``.tgt`` folder, no BPE."""
-    return [
-        "mt",
-        "prepare",
-        "--dataset",
-        "folder",
-        "--raw",
-        str(raw),
-        "--src",
-        "src",
-        "--tgt",
-        "tgt",
-        "--pretokenized",
-        "--bpe-merges",
-        "0",
-        "--out",
-        str(out),
-        *extra,
-    ]
-
-
-def mt_train_argv(prep: Path, out: Path, *extra: str) -> list[str]:
-    """``g2lstm mt train`` on the tiny preset, no BLEU at the end, no progress bar."""
-    return [
-        "mt",
-        "train",
-        "--preset",
-        "tiny",
-        "--data",
-        str(prep),
-        "--out",
-        str(out),
-        "--threads",
-        "1",
-        "--no-progress",
-        "--set",
-        "train.valid_bleu=false",
-        *extra,
-    ]
-
-
 @pytest.fixture(scope="session")
 def trained_mt(
-    tmp_path_factory: pytest.TempPathFactory, write_parallel_corpus
+    tmp_path_factory: pytest.TempPathFactory, write_parallel_corpus, cli_argv
 ) -> tuple[Path, Path]:
     """(prepared folder, run folder) of a 4-update tiny MT run, trained once per session."""
     root = tmp_path_factory.mktemp("trained_mt")
     raw = write_parallel_corpus(root / "raw", {"train": 120, "valid": 12, "test": 12})
     prep, run = root / "prep", root / "run"
-    assert main(mt_prepare_argv(raw, prep)) == 0
-    assert main(mt_train_argv(prep, run, "--max-updates", "4")) == 0
+    assert main(cli_argv.mt_prepare(raw, prep)) == 0
+    assert main(cli_argv.mt_train(prep, run, "--max-updates", "4")) == 0
     return prep, run

@@ -11,7 +11,7 @@ from pathlib import Path
 import g2lstm
 from g2lstm.cli import main
 
-from .conftest import lm_train_argv, snapshot
+from .conftest import snapshot
 
 _HOLD_LOCK = """
 import sys, time
@@ -127,11 +127,11 @@ def test_no_pickle_import_and_every_torch_load_is_weights_only() -> None:
 
 
 def test_commands_announce_what_they_do_and_where_they_write(
-    lm_run, tmp_path: Path, capsys
+    lm_run, tmp_path: Path, capsys, cli_argv
 ) -> None:
     data, run = lm_run
     out = tmp_path / "new"
-    assert main(lm_train_argv(data, out, "--max-steps", "1")) == 0
+    assert main(cli_argv.lm_train(data, out, "--max-steps", "1")) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("g2lstm lm train: training") and first.endswith(f"-> {out}")
 
@@ -191,11 +191,11 @@ def test_sweep_analyze_and_reproduce_announce_where_they_write(
     assert not rep.exists()
 
 
-def test_mt_train_announces_what_it_does(tmp_path: Path, capsys, write_parallel_corpus) -> None:
-    from .conftest import mt_prepare_argv
-
+def test_mt_train_announces_what_it_does(
+    tmp_path: Path, capsys, write_parallel_corpus, cli_argv
+) -> None:
     raw = write_parallel_corpus(tmp_path / "raw", {"train": 40, "valid": 8, "test": 8})
-    assert main(mt_prepare_argv(raw, tmp_path / "prep")) == 0
+    assert main(cli_argv.mt_prepare(raw, tmp_path / "prep")) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("g2lstm mt prepare: ") and str(tmp_path / "prep") in first
     out = tmp_path / "mt"

@@ -13,46 +13,48 @@ import pytest
 
 from g2lstm.cli import main
 
-from .conftest import lm_train_argv, mt_prepare_argv
 
-
-def test_missing_data_directory(tmp_path: Path, cli_error) -> None:
+def test_missing_data_directory(tmp_path: Path, cli_error, cli_argv) -> None:
     missing = tmp_path / "nope"
-    cli_error(lm_train_argv(missing, tmp_path / "run"), str(missing), "does not exist")
+    cli_error(cli_argv.lm_train(missing, tmp_path / "run"), str(missing), "does not exist")
     assert not list((tmp_path / "run").glob("checkpoints/step-*"))
 
 
 def test_missing_split_lists_the_expected_layout(
-    tmp_path: Path, cli_error, write_lm_corpus
+    tmp_path: Path, cli_error, write_lm_corpus, cli_argv
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     (data / "valid.txt").unlink()
-    cli_error(lm_train_argv(data, tmp_path / "run"), "valid.txt", "expected layout")
+    cli_error(cli_argv.lm_train(data, tmp_path / "run"), "valid.txt", "expected layout")
 
 
-def test_empty_file_is_named(tmp_path: Path, cli_error, write_lm_corpus) -> None:
+def test_empty_file_is_named(tmp_path: Path, cli_error, write_lm_corpus, cli_argv) -> None:
     data = write_lm_corpus(tmp_path / "data")
     (data / "test.txt").write_text("", encoding="utf-8")
-    cli_error(lm_train_argv(data, tmp_path / "run"), str(data / "test.txt"), "0 tokens")
+    cli_error(cli_argv.lm_train(data, tmp_path / "run"), str(data / "test.txt"), "0 tokens")
 
 
-def test_split_shorter_than_one_batch(tmp_path: Path, cli_error, write_lm_corpus) -> None:
+def test_split_shorter_than_one_batch(tmp_path: Path, cli_error, write_lm_corpus, cli_argv) -> None:
     data = write_lm_corpus(tmp_path / "data")
     (data / "train.txt").write_text("w1\n", encoding="utf-8")  # 2 tokens, batch size 4
-    line = cli_error(lm_train_argv(data, tmp_path / "run"), "train")
+    line = cli_error(cli_argv.lm_train(data, tmp_path / "run"), "train")
     assert "batch_size" in line and "8" in line
 
 
-def test_non_utf8_bytes_report_file_and_line(tmp_path: Path, cli_error, write_lm_corpus) -> None:
+def test_non_utf8_bytes_report_file_and_line(
+    tmp_path: Path, cli_error, write_lm_corpus, cli_argv
+) -> None:
     data = write_lm_corpus(tmp_path / "data")
     lines = (data / "valid.txt").read_bytes().split(b"\n")
     lines[6] = b"w1 caf\xe9 w2"  # latin-1, line 7
     (data / "valid.txt").write_bytes(b"\n".join(lines))
-    line = cli_error(lm_train_argv(data, tmp_path / "run"), str(data / "valid.txt"), "7")
+    line = cli_error(cli_argv.lm_train(data, tmp_path / "run"), str(data / "valid.txt"), "7")
     assert "UTF-8" in line or "utf-8" in line
 
 
-def test_crlf_line_endings_are_accepted_like_lf(tmp_path: Path, capsys, write_lm_corpus) -> None:
+def test_crlf_line_endings_are_accepted_like_lf(
+    tmp_path: Path, capsys, write_lm_corpus, cli_argv
+) -> None:
     from g2lstm.lm.data import Corpus
 
     lf = write_lm_corpus(tmp_path / "lf")
@@ -60,7 +62,7 @@ def test_crlf_line_endings_are_accepted_like_lf(tmp_path: Path, capsys, write_lm
     for split in ("train", "valid", "test"):
         text = (crlf / f"{split}.txt").read_bytes()
         (crlf / f"{split}.txt").write_bytes(text.replace(b"\n", b"\r\n"))
-    assert main(lm_train_argv(crlf, tmp_path / "run", "--max-steps", "1")) == 0
+    assert main(cli_argv.lm_train(crlf, tmp_path / "run", "--max-steps", "1")) == 0
     assert "Traceback" not in capsys.readouterr().err
     a, b = Corpus.load(lf, cache=False), Corpus.load(crlf, cache=False)
     assert a.vocab == b.vocab
@@ -69,7 +71,7 @@ def test_crlf_line_endings_are_accepted_like_lf(tmp_path: Path, capsys, write_lm
     assert not any("\r" in token for token in b.vocab)
 
 
-def test_ten_megabyte_line_is_read(tmp_path: Path, capsys, write_lm_corpus) -> None:
+def test_ten_megabyte_line_is_read(tmp_path: Path, capsys, write_lm_corpus, cli_argv) -> None:
     data = write_lm_corpus(tmp_path / "data")
     words = [f"w{i % 30}" for i in range(2_000_000)]
     big = " ".join(words)
@@ -77,7 +79,7 @@ def test_ten_megabyte_line_is_read(tmp_path: Path, capsys, write_lm_corpus) -> N
     assert len(big) >= 10_000_000
     with (data / "valid.txt").open("a", encoding="utf-8") as f:
         f.write(big + "\n")
-    assert main(lm_train_argv(data, tmp_path / "run", "--max-steps", "1")) == 0
+    assert main(cli_argv.lm_train(data, tmp_path / "run", "--max-steps", "1")) == 0
     assert "Traceback" not in capsys.readouterr().err
     from g2lstm.lm.data import Corpus
 
@@ -92,12 +94,14 @@ def test_ten_megabyte_line_is_read(tmp_path: Path, capsys, write_lm_corpus) -> N
 SIZES = {"train": 40, "valid": 8, "test": 8}
 
 
-def test_mt_misaligned_parallel_files(tmp_path: Path, cli_error, write_parallel_corpus) -> None:
+def test_mt_misaligned_parallel_files(
+    tmp_path: Path, cli_error, write_parallel_corpus, cli_argv
+) -> None:
     raw = write_parallel_corpus(tmp_path / "raw", SIZES)
     with (raw / "train.tgt").open("a", encoding="utf-8") as f:
         f.write("t1 t2\n")
     cli_error(
-        mt_prepare_argv(raw, tmp_path / "prep"),
+        cli_argv.mt_prepare(raw, tmp_path / "prep"),
         str(raw / "train.src"),
         str(raw / "train.tgt"),
         "40",
@@ -106,28 +110,32 @@ def test_mt_misaligned_parallel_files(tmp_path: Path, cli_error, write_parallel_
     assert not (tmp_path / "prep" / "prepare.json").exists()
 
 
-def test_mt_non_utf8_names_file_and_line(tmp_path: Path, cli_error, write_parallel_corpus) -> None:
+def test_mt_non_utf8_names_file_and_line(
+    tmp_path: Path, cli_error, write_parallel_corpus, cli_argv
+) -> None:
     raw = write_parallel_corpus(tmp_path / "raw", SIZES)
     lines = (raw / "valid.src").read_bytes().split(b"\n")
     lines[2] = b"s1 \xff\xfe s2"
     (raw / "valid.src").write_bytes(b"\n".join(lines))
-    cli_error(mt_prepare_argv(raw, tmp_path / "prep"), str(raw / "valid.src"), "3")
+    cli_error(cli_argv.mt_prepare(raw, tmp_path / "prep"), str(raw / "valid.src"), "3")
 
 
-def test_mt_missing_file(tmp_path: Path, cli_error, write_parallel_corpus) -> None:
+def test_mt_missing_file(tmp_path: Path, cli_error, write_parallel_corpus, cli_argv) -> None:
     raw = write_parallel_corpus(tmp_path / "raw", SIZES)
     (raw / "test.tgt").unlink()
-    cli_error(mt_prepare_argv(raw, tmp_path / "prep"), "test.tgt")
+    cli_error(cli_argv.mt_prepare(raw, tmp_path / "prep"), "test.tgt")
 
 
-def test_mt_empty_lines_dropped_and_counted(tmp_path: Path, capsys, write_parallel_corpus) -> None:
+def test_mt_empty_lines_dropped_and_counted(
+    tmp_path: Path, capsys, write_parallel_corpus, cli_argv
+) -> None:
     raw = write_parallel_corpus(tmp_path / "raw", SIZES)
     src = (raw / "train.src").read_text(encoding="utf-8").splitlines()
     tgt = (raw / "train.tgt").read_text(encoding="utf-8").splitlines()
     src[4], tgt[9] = "", "   "  # lines 5 and 10
     (raw / "train.src").write_text("\r\n".join(src) + "\r\n", encoding="utf-8")  # CRLF too
     (raw / "train.tgt").write_text("\n".join(tgt) + "\n", encoding="utf-8")
-    assert main(mt_prepare_argv(raw, tmp_path / "prep")) == 0
+    assert main(cli_argv.mt_prepare(raw, tmp_path / "prep")) == 0
     assert "Traceback" not in capsys.readouterr().err
     info = json.loads((tmp_path / "prep" / "prepare.json").read_text(encoding="utf-8"))
     read = info["counts"]["read"]["train"]

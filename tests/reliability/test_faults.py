@@ -16,7 +16,7 @@ import g2lstm.lm.trainer as trainer_mod
 from g2lstm.cli import main
 from g2lstm.train import CheckpointManager, load_checkpoint
 
-from .conftest import lm_train_argv, snapshot
+from .conftest import snapshot
 
 
 def _latest_tensors(run: Path) -> dict[str, torch.Tensor]:
@@ -43,14 +43,14 @@ def _hook_step(monkeypatch: pytest.MonkeyPatch, after_step: int, action) -> None
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
 def test_signal_writes_a_resumable_checkpoint_and_resume_is_exact(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, signum: int, write_lm_corpus
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, signum: int, write_lm_corpus, cli_argv
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
-    assert main(lm_train_argv(data, tmp_path / "full", "--max-steps", "6")) == 0
+    assert main(cli_argv.lm_train(data, tmp_path / "full", "--max-steps", "6")) == 0
     with monkeypatch.context() as m:
         _hook_step(m, 2, lambda _: os.kill(os.getpid(), signum))
         # interrupted = not finished: a distinct exit status, so scripts do not go on
-        assert main(lm_train_argv(data, tmp_path / "split", "--max-steps", "6")) == 130
+        assert main(cli_argv.lm_train(data, tmp_path / "split", "--max-steps", "6")) == 130
     err = capsys.readouterr().err
     assert "stopped (interrupted) after step 2" in err and "--resume" in err
     assert _latest_tensors(tmp_path / "split")["step"].item() == 2
@@ -100,6 +100,12 @@ def _no_partial_files(run: Path) -> None:
         assert load_checkpoint(step).model_state  # every final name is complete
 
 
+def _resume_argv(run: Path) -> list[str]:
+    """``g2lstm lm train --resume`` of ``run`` for 5 steps, a checkpoint after every step."""
+    return ["lm", "train", "--out", str(run), "--resume", "--max-steps", "5",
+            "--checkpoint-every", "1", "--no-progress"]  # fmt: skip
+
+
 def test_exception_while_writing_keeps_the_previous_checkpoint(
     lm_run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -107,20 +113,7 @@ def test_exception_while_writing_keeps_the_previous_checkpoint(
     before = snapshot(run / "checkpoints")
     tried = _failing_writer(monkeypatch, RuntimeError("boom while writing"))
     with pytest.raises(RuntimeError, match="boom while writing"):
-        main(
-            [
-                "lm",
-                "train",
-                "--out",
-                str(run),
-                "--resume",
-                "--max-steps",
-                "5",
-                "--checkpoint-every",
-                "1",
-                "--no-progress",
-            ]
-        )
+        main(_resume_argv(run))
     assert tried and ".tmp" in str(tried[0].parent)
     assert snapshot(run / "checkpoints") == before
     _no_partial_files(run)
@@ -133,18 +126,7 @@ def test_disk_full_is_one_clear_error_and_keeps_the_previous_checkpoint(
     before = snapshot(run / "checkpoints")
     _failing_writer(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
     cli_error(
-        [
-            "lm",
-            "train",
-            "--out",
-            str(run),
-            "--resume",
-            "--max-steps",
-            "5",
-            "--checkpoint-every",
-            "1",
-            "--no-progress",
-        ],
+        _resume_argv(run),
         "space",
         str(run),
     )
@@ -153,15 +135,15 @@ def test_disk_full_is_one_clear_error_and_keeps_the_previous_checkpoint(
 
 
 def test_unwritable_output_directory_is_reported_before_training(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_error, write_lm_corpus
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli_error, write_lm_corpus, cli_argv
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     built = []
     monkeypatch.setattr(trainer_mod.LMTrainer, "_build", lambda *a: built.append(1))
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    cli_error(lm_train_argv(data, blocker / "run"), str(blocker / "run"), "--out")
-    cli_error(lm_train_argv(data, blocker), str(blocker), "not a directory")
+    cli_error(cli_argv.lm_train(data, blocker / "run"), str(blocker / "run"), "--out")
+    cli_error(cli_argv.lm_train(data, blocker), str(blocker), "not a directory")
 
     import tempfile
 
@@ -169,7 +151,9 @@ def test_unwritable_output_directory_is_reported_before_training(
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(tempfile, "NamedTemporaryFile", read_only)
-    cli_error(lm_train_argv(data, tmp_path / "ro"), str(tmp_path / "ro"), "not writable", "--out")
+    cli_error(
+        cli_argv.lm_train(data, tmp_path / "ro"), str(tmp_path / "ro"), "not writable", "--out"
+    )
     assert not built
 
 
@@ -202,27 +186,27 @@ def _nan_in_grad(monkeypatch: pytest.MonkeyPatch, name: str, steps: set[int]) ->
 
 
 def test_nan_in_loss_raise_names_the_step(
-    tmp_path: Path, monkeypatch, cli_error, write_lm_corpus
+    tmp_path: Path, monkeypatch, cli_error, write_lm_corpus, cli_argv
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     _nan_in_loss(monkeypatch, {2})
-    cli_error(lm_train_argv(data, tmp_path / "run", "--max-steps", "5"), "step 2", "non-finite")
+    cli_error(cli_argv.lm_train(data, tmp_path / "run", "--max-steps", "5"), "step 2", "non-finite")
 
 
 def test_nan_in_gradient_raise_names_step_and_parameter(
-    tmp_path: Path, monkeypatch, cli_error, write_lm_corpus
+    tmp_path: Path, monkeypatch, cli_error, write_lm_corpus, cli_argv
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     _nan_in_grad(monkeypatch, "rnns.1.weight_hh_l0", {3})
     cli_error(
-        lm_train_argv(data, tmp_path / "run", "--max-steps", "5"),  # clipping on
+        cli_argv.lm_train(data, tmp_path / "run", "--max-steps", "5"),  # clipping on
         "step 3",
         "rnns.1.weight_hh_l0",
     )
 
 
 def test_skip_keeps_weights_and_optimizer_then_stops_after_k(
-    tmp_path: Path, monkeypatch, cli_error, capsys, write_lm_corpus
+    tmp_path: Path, monkeypatch, cli_error, capsys, write_lm_corpus, cli_argv
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     seen: dict[int, dict[str, torch.Tensor]] = {}
@@ -244,7 +228,7 @@ def test_skip_keeps_weights_and_optimizer_then_stops_after_k(
     _nan_in_grad(monkeypatch, "rnns.0.weight_ih_l0", {2, 3})
     assert (
         main(
-            lm_train_argv(
+            cli_argv.lm_train(
                 data, tmp_path / "a", "--max-steps", "6", "--on-nonfinite", "skip", "--clip", "0"
             )
         )
@@ -262,7 +246,8 @@ def test_skip_keeps_weights_and_optimizer_then_stops_after_k(
     seen.clear()
     _nan_in_grad(monkeypatch, "rnns.0.weight_ih_l0", set(range(1000)))
     line = cli_error(
-        lm_train_argv(data, tmp_path / "b", "--on-nonfinite", "skip", "--clip", "0"), "consecutive"
+        cli_argv.lm_train(data, tmp_path / "b", "--on-nonfinite", "skip", "--clip", "0"),
+        "consecutive",
     )
     assert "rnns.0.weight_ih_l0" in line or "step" in line
     assert len(seen) < 1000

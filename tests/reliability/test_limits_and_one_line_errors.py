@@ -23,7 +23,7 @@ from g2lstm.cli import main
 from g2lstm.lm.evaluate import load_model
 from g2lstm.lm.generate import generate, join_words
 
-from .conftest import lm_train_argv, mt_train_argv, snapshot
+from .conftest import snapshot
 
 
 def _meta_path(run: Path) -> Path:
@@ -192,7 +192,7 @@ def test_deeply_nested_meta_json_is_one_line(lm_run, cli_error) -> None:
 
 
 def test_bad_configuration_values_are_one_line(
-    lm_run, tmp_path: Path, cli_error, write_lm_corpus
+    lm_run, tmp_path: Path, cli_error, write_lm_corpus, cli_argv
 ) -> None:
     _, run = lm_run
     out = str(tmp_path / "o")
@@ -217,7 +217,7 @@ def test_bad_configuration_values_are_one_line(
     cli_error(["analyze", str(run), "--seed", huge, "-o", out], "--seed")
     data = write_lm_corpus(tmp_path / "data")
     cli_error(
-        lm_train_argv(data, tmp_path / "big", "--set", "model.nhid=1000000"),
+        cli_argv.lm_train(data, tmp_path / "big", "--set", "model.nhid=1000000"),
         "exceeds the limit",
         "G2LSTM_MAX_PARAMETERS",
     )
@@ -324,16 +324,16 @@ def test_empty_lines_translate_to_empty_lines(trained_mt, tmp_path: Path, monkey
     assert len(asked) == 2 and all(asked)
 
 
-def test_resume_after_kill_logs_the_same_rows(tmp_path: Path, write_lm_corpus) -> None:
+def test_resume_after_kill_logs_the_same_rows(tmp_path: Path, write_lm_corpus, cli_argv) -> None:
     """Case 5: a run killed after step 5 (last checkpoint at 3) and resumed logs, from the
     checkpoint on, the rows of an uninterrupted run (loss, ppl, grad norm, lr)."""
     from g2lstm.train import read_metrics
 
     data = write_lm_corpus(tmp_path / "data")
     flags = ("--log-interval", "2", "--checkpoint-every", "3", "--epochs", "1")
-    assert main(lm_train_argv(data, tmp_path / "whole", *flags, "--max-steps", "8")) == 0
+    assert main(cli_argv.lm_train(data, tmp_path / "whole", *flags, "--max-steps", "8")) == 0
     broken = tmp_path / "broken"
-    assert main(lm_train_argv(data, broken, *flags, "--max-steps", "5")) == 0
+    assert main(cli_argv.lm_train(data, broken, *flags, "--max-steps", "5")) == 0
     ckpts = broken / "checkpoints"
     for step in sorted(ckpts.glob("step-*"))[1:]:  # the kill -9: only step 3 was saved
         shutil.rmtree(step)
@@ -368,15 +368,15 @@ def test_resume_after_kill_logs_the_same_rows(tmp_path: Path, write_lm_corpus) -
     )
 
 
-def test_mt_resume_logs_the_same_rows(trained_mt, tmp_path: Path) -> None:
+def test_mt_resume_logs_the_same_rows(trained_mt, tmp_path: Path, cli_argv) -> None:
     """Case 5 for MT: rows logged after a resume mid log-window equal an unbroken run's."""
     from g2lstm.train import read_metrics
 
     prep, _ = trained_mt
     flags = ("--set", "train.log_every=2")
-    assert main(mt_train_argv(prep, tmp_path / "whole", *flags, "--max-updates", "6")) == 0
+    assert main(cli_argv.mt_train(prep, tmp_path / "whole", *flags, "--max-updates", "6")) == 0
     broken = tmp_path / "broken"
-    assert main(mt_train_argv(prep, broken, *flags, "--max-updates", "3")) == 0
+    assert main(cli_argv.mt_train(prep, broken, *flags, "--max-updates", "3")) == 0
     assert (
         main(
             [

@@ -19,7 +19,7 @@ from g2lstm.errors import OutputError
 from g2lstm.lm.evaluate import load_model
 from g2lstm.train import CheckpointManager, MetricsLogger, RunLock, claim_run_dir
 
-from .conftest import lm_train_argv, mt_prepare_argv, mt_train_argv, snapshot
+from .conftest import snapshot
 
 SECRET = b"KEY=do-not-touch\n"
 #: every name ``lm train`` writes or appends to in its run folder (files and folders)
@@ -45,7 +45,7 @@ def _victim(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("name", _RUN_NAMES)
 def test_link_planted_in_a_new_run_folder_is_refused(
-    name: str, tmp_path: Path, cli_error, write_lm_corpus
+    name: str, tmp_path: Path, cli_error, write_lm_corpus, cli_argv
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     victim = _victim(tmp_path)
@@ -56,7 +56,7 @@ def test_link_planted_in_a_new_run_folder_is_refused(
     run = tmp_path / "r"
     run.mkdir()
     (run / name).symlink_to(target)
-    cli_error(lm_train_argv(data, run, "--max-steps", "2"), str(run / name), "symbolic link")
+    cli_error(cli_argv.lm_train(data, run, "--max-steps", "2"), str(run / name), "symbolic link")
     assert victim.read_bytes() == SECRET
     assert not (tmp_path / "elsewhere").exists() or not any((tmp_path / "elsewhere").iterdir())
 
@@ -127,7 +127,7 @@ def test_pointer_files_cannot_lead_outside_the_run(lm_run, tmp_path: Path, capsy
 
 
 def test_out_that_is_a_foreign_folder_is_refused(
-    tmp_path: Path, cli_error, write_lm_corpus, trained_mt
+    tmp_path: Path, cli_error, write_lm_corpus, trained_mt, cli_argv
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
     mine = tmp_path / "mine"
@@ -136,19 +136,24 @@ def test_out_that_is_a_foreign_folder_is_refused(
     (mine / "metrics.csv").write_text("a,b\n1,2\n")
     before = snapshot(mine)
     cli_error(
-        lm_train_argv(data, mine, "--max-steps", "2"), str(mine), "not empty", "not a g2lstm run"
+        cli_argv.lm_train(data, mine, "--max-steps", "2"),
+        str(mine),
+        "not empty",
+        "not a g2lstm run",
     )
     prep, _ = trained_mt
-    cli_error(mt_train_argv(prep, mine, "--max-updates", "1"), "not a g2lstm run")
+    cli_error(cli_argv.mt_train(prep, mine, "--max-updates", "1"), "not a g2lstm run")
     assert snapshot(mine) == before and sorted(os.listdir(mine)) == ["config.yaml", "metrics.csv"]
 
 
-def test_a_run_of_another_kind_is_refused(tmp_path: Path, lm_run, trained_mt, cli_error) -> None:
+def test_a_run_of_another_kind_is_refused(
+    tmp_path: Path, lm_run, trained_mt, cli_error, cli_argv
+) -> None:
     _, lm = lm_run
     prep, mt = trained_mt
     before = snapshot(lm)
     claim_run_dir(lm, "lm")  # legacy runs and marked runs of the same kind are accepted
-    cli_error(mt_train_argv(prep, lm, "--max-updates", "1"), "not a mt run")
+    cli_error(cli_argv.mt_train(prep, lm, "--max-updates", "1"), "not a mt run")
     assert snapshot(lm) == before
     with pytest.raises(Exception, match="not a lm run"):
         claim_run_dir(mt, "lm")
@@ -219,7 +224,7 @@ def test_two_concurrent_exclusive_saves_one_wins(lm_run, tmp_path: Path) -> None
 
 
 def test_mt_prepare_never_writes_through_a_planted_temporary_name(
-    tmp_path: Path, write_parallel_corpus
+    tmp_path: Path, write_parallel_corpus, cli_argv
 ) -> None:
     raw = write_parallel_corpus(tmp_path / "raw", {"train": 30, "valid": 5, "test": 5})
     victim = _victim(tmp_path)
@@ -227,6 +232,6 @@ def test_mt_prepare_never_writes_through_a_planted_temporary_name(
     prep.mkdir()
     for name in ("train.src.tmp", "train.src", "prepare.json.tmp", "vocab.json.tmp"):
         (prep / name).symlink_to(victim)
-    assert main(mt_prepare_argv(raw, prep, "--overwrite")) == 0
+    assert main(cli_argv.mt_prepare(raw, prep, "--overwrite")) == 0
     assert victim.read_bytes() == SECRET
     assert not (prep / "train.src").is_symlink()
