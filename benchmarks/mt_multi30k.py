@@ -44,7 +44,7 @@ import sys
 import time
 from pathlib import Path
 
-from g2lstm.train import read_result
+from g2lstm.train import RunLock, read_result
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "mt_multi30k.json"
@@ -125,9 +125,17 @@ def cmd_run(args: argparse.Namespace) -> None:
             if _finished(run):
                 print(f"{run}: finished, skipped", flush=True)
                 continue
+            bench_file = _bench_file(run)
+            if run.is_dir() and not (run / "checkpoints").is_dir():
+                # killed before its first checkpoint (SIGKILL, a lost machine): nothing in it
+                # can be resumed, so it starts again from scratch (unless it is training now:
+                # then the lock names the process)
+                with RunLock(run):
+                    print(f"{run}: stopped before its first checkpoint, started again", flush=True)
+                shutil.rmtree(run)
+                bench_file.unlink(missing_ok=True)
             if args.continue_from and not (run / "checkpoints").is_dir():
                 _start_from(Path(args.continue_from) / run.name, run)
-            bench_file = _bench_file(run)
             bench = _read(bench_file) or {"recipe": args.preset, "wall_seconds": 0.0}
             if bench["recipe"] != args.preset:
                 was = bench["recipe"]
