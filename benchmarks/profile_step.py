@@ -1,12 +1,15 @@
-"""Where a training step's CPU time goes: ``torch.profiler`` self time per kind of operator.
+"""Where a layer call's CPU time goes: ``torch.profiler`` self time per kind of operator.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/profile_step.py [--batch 20 --steps 35
-        --input 650 --hidden 650] [--threads 2] [--repeats 5] [--json out.json]
+    PYTHONPATH=src .venv/bin/python benchmarks/profile_step.py [--task train|hard]
+        [--batch 20 --steps 35 --input 650 --hidden 650] [--threads 2] [--repeats 5]
+        [--json out.json]
 
 One training step = zero grads, forward of a ``(T, B, I)`` input that needs its gradient,
 ``backward`` of a fixed ``dy`` (as ``g2lstm bench layer``'s train task), for ``nn.LSTM``,
 ``G2LSTM`` (the fused step: ``backend="auto"``) and ``G2LSTM`` with the ATen step
-(``backend="fast-aten"``), noise_p 0.2, tau 0.9. Each is warmed up twice, then ``--repeats``
+(``backend="fast-aten"``), noise_p 0.2, tau 0.9. ``--task hard``: instead, inference with
+exact hard 0/1 gates under ``torch.no_grad()`` (``nn.LSTM`` with the same weights as the
+anchor, as ``bench layer``'s hard task). Each is warmed up twice, then ``--repeats``
 steps run under the profiler; the table gives milliseconds of self CPU time per step, summed
 by kind (the operator names each kind matches are in ``KINDS``), and the wall time per step.
 Self CPU time adds up the work of the op's own thread only; with several threads the GEMMs'
@@ -70,6 +73,7 @@ def _profile(step, repeats: int) -> tuple[dict[str, float], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=["train", "hard"], default="train")
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--steps", type=int, default=35)
     parser.add_argument("--input", type=int, default=650)
@@ -96,14 +100,26 @@ def main() -> None:
 
         return step
 
+    def hard(model: nn.Module, backend: str | None):
+        def step() -> None:
+            if backend is not None:
+                model.backend = backend
+                model.set_gate_options(eval_gates="hard")
+            model.eval()
+            with torch.no_grad():
+                model(x)
+
+        return step
+
+    task = train if args.task == "train" else hard
     rows = {
-        "nn.LSTM": train(ref, None),
-        "G2LSTM": train(g2, "auto"),
-        "G2LSTM ATen step": train(g2, "fast-aten"),
+        "nn.LSTM": task(ref, None),
+        "G2LSTM": task(g2, "auto"),
+        "G2LSTM ATen step": task(g2, "fast-aten"),
     }
     results = {name: _profile(step, args.repeats) for name, step in rows.items()}
     kinds = [k for k in (*KINDS, "other") if any(r[0].get(k, 0) > 0 for r in results.values())]
-    shape = f"B{args.batch} T{args.steps} I{args.input} H{args.hidden}"
+    shape = f"{args.task}, B{args.batch} T{args.steps} I{args.input} H{args.hidden}"
     print(
         f"{shape}, {args.threads} threads, {args.repeats} profiled steps after 2 warm-ups; "
         f"torch {torch.__version__}, cpu {cpu_model()}"
