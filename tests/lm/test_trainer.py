@@ -142,7 +142,7 @@ def test_nonfinite_loss_raises_or_skips(
 
     import torch.nn.functional as F
 
-    import g2lstm.lm.trainer as trainer_mod
+    import g2lstm.lm.epochs as epochs_mod
 
     calls = {"n": 0}
 
@@ -153,7 +153,7 @@ def test_nonfinite_loss_raises_or_skips(
 
     fake = types.SimpleNamespace(**{k: getattr(F, k) for k in dir(F) if not k.startswith("__")})
     fake.cross_entropy = poisoned
-    monkeypatch.setattr(trainer_mod, "F", fake)
+    monkeypatch.setattr(epochs_mod, "F", fake)  # the F of LMTrainer._step
     cfg = _config(write_lm_corpus(tmp_path / "data"), **{"train.max_steps": 8})
     with pytest.raises(TrainingError, match="non-finite loss or gradient at step 2"):
         train(cfg, tmp_path / "a")

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 from g2lstm.errors import CheckpointError
 from g2lstm.mt.config import load_config
+from g2lstm.mt.objective import label_smoothed_loss
 from g2lstm.mt.prepare import prepare_dataset, prepare_multi30k
-from g2lstm.mt.trainer import label_smoothed_loss, train
+from g2lstm.mt.trainer import train
 from g2lstm.mt.translate import evaluate_split, load_translator
 
 

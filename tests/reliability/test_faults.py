@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import g2lstm.lm.epochs as epochs_mod
 import g2lstm.lm.trainer as trainer_mod
 from g2lstm.cli import main
 from g2lstm.train import CheckpointManager, load_checkpoint
@@ -171,7 +172,7 @@ def _nan_in_loss(monkeypatch: pytest.MonkeyPatch, steps: set[int]) -> None:
 
     fake = types.SimpleNamespace(**{k: getattr(F, k) for k in dir(F) if not k.startswith("__")})
     fake.cross_entropy = poisoned
-    monkeypatch.setattr(trainer_mod, "F", fake)
+    monkeypatch.setattr(epochs_mod, "F", fake)  # the F of LMTrainer._step
 
 
 def _nan_in_grad(monkeypatch: pytest.MonkeyPatch, name: str, steps: set[int]) -> None:

@@ -8,7 +8,10 @@ Modules (import what you need; this package imports nothing heavy itself):
 - :mod:`~g2lstm.mt.config`: typed run configuration and the ``iwslt``/``wmt``/``tiny`` presets;
 - :mod:`~g2lstm.mt.model`, :mod:`~g2lstm.mt.attention`: the attention encoder-decoder;
 - :mod:`~g2lstm.mt.beam`: batched beam search and greedy decoding;
-- :mod:`~g2lstm.mt.trainer`: the training loop (``mt train``);
+- :mod:`~g2lstm.mt.trainer`: the training run and its loop (``mt train``);
+  :mod:`~g2lstm.mt.steps`: one update, validation, checkpoint save/restore;
+  :mod:`~g2lstm.mt.objective`: the label-smoothed loss and the optimiser;
+  :mod:`~g2lstm.mt.resume`: what a resumed run may change;
 - :mod:`~g2lstm.mt.translate`, :mod:`~g2lstm.mt.bleu`: translation and BLEU (``mt translate``,
   ``mt eval``);
 - :mod:`~g2lstm.mt.cli`: the ``g2lstm mt`` commands.

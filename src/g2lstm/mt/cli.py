@@ -4,7 +4,7 @@ Configuration of ``train`` is layered: ``--preset`` (default ``iwslt``), then ``
 FILE`` (YAML with sections ``model``, ``optim``, ``train``, ``decode``; the ``config.yaml`` of
 every run has this layout), then the flags and ``--set section.key=value``. ``--resume``
 continues the run in ``--out`` with its saved configuration (flags may only change budgets
-and bookkeeping, :data:`~g2lstm.mt.trainer.RESUMABLE_CHANGES`).
+and bookkeeping, :data:`~g2lstm.mt.resume.RESUMABLE_CHANGES`).
 """
 
 from __future__ import annotations

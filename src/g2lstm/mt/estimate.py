@@ -16,7 +16,7 @@ import torch
 
 from g2lstm.mt.config import MTConfig
 from g2lstm.mt.prepared import PreparedData
-from g2lstm.mt.trainer import _Trainer
+from g2lstm.mt.steps import _Trainer
 from g2lstm.train.estimate import RunEstimate, time_steps
 from g2lstm.train.nonfinite import NonFiniteGuard, NonFinitePolicy
 
