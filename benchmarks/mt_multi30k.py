@@ -296,7 +296,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
 
     from g2lstm.mt.config import load_config
     from g2lstm.mt.prepare import load_prepared
-    from g2lstm.mt.trainer import _Trainer
+    from g2lstm.mt.steps import MTTrainer
     from g2lstm.mt.translate import Translator, evaluate_split
     from g2lstm.train import NonFiniteGuard
 
@@ -313,7 +313,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
                 f"train.threads={args.threads}",
             ],
         )
-        tr = _Trainer(cfg, prepared, torch.device("cpu"))
+        tr = MTTrainer(cfg, prepared, torch.device("cpu"))
         batches = tr.sampler.batches(0)
         guard = NonFiniteGuard()
         for idx in batches[:3]:

@@ -228,7 +228,7 @@ def test_interrupted_training_exits_130_and_resumes(
     from g2lstm.mt import steps as steps_mod
 
     prep, run = prepare_toy({"train": 120, "valid": 10, "test": 10}, seed=2)
-    original = steps_mod._Trainer.train_step
+    original = steps_mod.MTTrainer.train_step
     calls = []
 
     def step(self, *args, **kwargs):
@@ -239,7 +239,7 @@ def test_interrupted_training_exits_130_and_resumes(
 
     budget = ["--max-updates", "5", "--set", "train.valid_bleu=false"]
     with monkeypatch.context() as m:
-        m.setattr(steps_mod._Trainer, "train_step", step)
+        m.setattr(steps_mod.MTTrainer, "train_step", step)
         assert (
             main(
                 ["mt", "train", "--preset", "tiny", "--data", str(prep), "--out", str(run), *budget]

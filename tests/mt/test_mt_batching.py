@@ -174,3 +174,12 @@ def test_collate_errors() -> None:
 
     with pytest.raises(ShapeError, match="1-D"):
         collate([([[1, 2]], [1])], 0, 2, 3)
+
+
+def test_for_pairs_counts_the_lengths_collate_gives():
+    pairs = [([4, 5, 6], [7]), ([4], [7, 8, 9, 10]), ([5, 6], [8, 9])]
+    got = TokenBatchSampler.for_pairs(pairs, 8, seed=3, bucket_width=2)
+    want = TokenBatchSampler([4, 2, 3], [2, 5, 3], 8, seed=3, bucket_width=2)
+    assert got.src_lengths.tolist() == [4, 2, 3] and got.tgt_lengths.tolist() == [2, 5, 3]
+    assert list(got) == list(want)
+    assert TokenBatchSampler.for_pairs(pairs, 8, shuffle=False).shuffle is False

@@ -71,6 +71,20 @@ class TokenBatchSampler:
     Iterating yields ``list[int]`` batches; it can be used as a ``DataLoader(batch_sampler=)``.
     """
 
+    @classmethod
+    def for_pairs(
+        cls,
+        pairs: Sequence[tuple[Sequence[int], Sequence[int]]]
+        | Sequence[tuple[np.ndarray, np.ndarray]],
+        max_tokens: int,
+        **kwargs: Any,
+    ) -> TokenBatchSampler:
+        """The sampler of encoded ``(source ids, target ids)`` pairs, each counted at the
+        lengths :func:`collate` gives it (:func:`collate_lengths`); keyword arguments as the
+        constructor's."""
+        lengths = np.array([collate_lengths(s, y) for s, y in pairs], dtype=np.int64).reshape(-1, 2)
+        return cls(lengths[:, 0], lengths[:, 1], max_tokens, **kwargs)
+
     def __init__(
         self,
         src_lengths: Sequence[int] | np.ndarray,

@@ -16,7 +16,7 @@ import torch
 
 from g2lstm.mt.config import MTConfig
 from g2lstm.mt.prepared import PreparedData
-from g2lstm.mt.steps import _Trainer
+from g2lstm.mt.steps import MTTrainer
 from g2lstm.train.estimate import RunEstimate, time_steps
 from g2lstm.train.nonfinite import NonFiniteGuard, NonFinitePolicy
 
@@ -35,7 +35,7 @@ def estimate_run(
     ``train.max_minutes`` bounds the time. Validation and BLEU are not included.
     """
     t = config.train
-    trainer = _Trainer(config, prepared, torch.device("cpu"))
+    trainer = MTTrainer(config, prepared, torch.device("cpu"))
     guard = NonFiniteGuard(NonFinitePolicy("skip"))  # a NaN of an untrained model: no error
     trainer.sampler.set_epoch(0)
     batches = itertools.cycle(list(trainer.sampler))

@@ -1,7 +1,7 @@
-"""The state and steps of one MT training run: :class:`_Trainer`.
+"""The state and steps of one MT training run: :class:`MTTrainer`.
 
 It holds the model, the optimiser, the token-batch sampler and the loop position
-(:class:`_Progress`, saved in every checkpoint), and does one update (:meth:`_Trainer.train_step`:
+(:class:`_Progress`, saved in every checkpoint), and does one update (:meth:`MTTrainer.train_step`:
 re-seeded from ``(seed, step)``, scheduled lr, non-finite check, clipping), a validation pass,
 and the checkpoint save and exact restore. The epochs around it, the budgets and the run folder
 are :func:`g2lstm.mt.trainer.train`'s.
@@ -48,7 +48,7 @@ class _Progress:
     window_tokens: int = 0
 
 
-class _Trainer:
+class MTTrainer:
     """State and steps of one training run (used by :func:`~g2lstm.mt.trainer.train`)."""
 
     def __init__(
@@ -63,13 +63,8 @@ class _Trainer:
         t = config.train
         self.train_pairs = prepared.encoded("train", t.limit_sentences)
         self.valid_pairs = prepared.encoded("valid", t.limit_sentences)
-        self.sampler = TokenBatchSampler(
-            [len(s) + 1 for s, _ in self.train_pairs],
-            [len(y) + 1 for _, y in self.train_pairs],
-            t.max_tokens,
-            shuffle=True,
-            seed=t.seed,
-            bucket_width=t.bucket_width,
+        self.sampler = TokenBatchSampler.for_pairs(
+            self.train_pairs, t.max_tokens, seed=t.seed, bucket_width=t.bucket_width
         )
         seed_everything(t.seed)  # the initial weights depend on the seed only
         # sizes checked (against the checkpoint resumed from) before anything is allocated
@@ -132,12 +127,7 @@ class _Trainer:
     def validate(self) -> dict[str, float]:
         self.model.eval()
         pairs = self.valid_pairs
-        sampler = TokenBatchSampler(
-            [len(s) + 1 for s, _ in pairs],
-            [len(y) + 1 for _, y in pairs],
-            self.cfg.train.max_tokens,
-            shuffle=False,
-        )
+        sampler = TokenBatchSampler.for_pairs(pairs, self.cfg.train.max_tokens, shuffle=False)
         total_nll, total_tok = 0.0, 0
         for idx in sampler:
             _, nll, ntok = self.loss(self.batch(pairs, idx))

@@ -23,7 +23,7 @@ multiplied by ``optim.lr_decay`` after an epoch whose validation loss did not im
 (``plateau``).
 
 This module holds the run (:func:`train`: run folder, resume, budgets, epochs, final BLEU);
-one update, validation and the checkpoint contents are :class:`g2lstm.mt.steps._Trainer`'s,
+one update, validation and the checkpoint contents are :class:`g2lstm.mt.steps.MTTrainer`'s,
 the configuration changes a resume accepts are :mod:`g2lstm.mt.resume`'s.
 """
 
@@ -42,9 +42,8 @@ import torch
 from g2lstm.config import CONFIG_FILE
 from g2lstm.errors import CheckpointError
 from g2lstm.mt.config import MTConfig
-from g2lstm.mt.objective import batch_loss, build_optimizer, label_smoothed_loss
 from g2lstm.mt.prepare import load_prepared
-from g2lstm.mt.steps import _Trainer
+from g2lstm.mt.steps import MTTrainer
 from g2lstm.mt.translate import Translator, evaluate_split
 from g2lstm.train import (
     CheckpointManager,
@@ -61,7 +60,7 @@ from g2lstm.train import (
 )
 
 # the objective is re-exported: it is part of this module's API (g2lstm.tasks.mt uses it)
-__all__ = ["TrainResult", "batch_loss", "build_optimizer", "label_smoothed_loss", "train"]
+__all__ = ["TrainResult", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ def train(
     prepared = load_prepared(t.data)
     out = claim_run_dir(out_dir, "mt")
     latest = CheckpointManager(out, keep_last=None).latest() if resume else None
-    trainer = _Trainer(config, prepared, device, latest)
+    trainer = MTTrainer(config, prepared, device, latest)
     guard = NonFiniteGuard(NonFinitePolicy(t.on_nonfinite))
     with RunLock(out), GracefulInterrupt() as stop, MetricsLogger(out) as metrics:
         manager = CheckpointManager(out, keep_last=t.keep_last)
@@ -256,7 +255,7 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
             return reason
 
 
-def _valid_bleu(trainer: _Trainer, best: Path, metrics: Any) -> dict[str, Any]:
+def _valid_bleu(trainer: MTTrainer, best: Path, metrics: Any) -> dict[str, Any]:
     """Decode the validation set with the best checkpoint's weights; log and return BLEU."""
     model = trainer.model
     model.load_state_dict(load_checkpoint(best, map_location=trainer.device).model_state)

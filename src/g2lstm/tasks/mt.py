@@ -9,8 +9,8 @@
   batches of ``g2lstm mt train`` (:class:`~g2lstm.mt.batching.TokenBatchSampler` with
   ``train.max_tokens``, ``train.bucket_width`` and the run's seed, epoch ``k // n`` for step
   ``k``), teacher-forced label-smoothed cross-entropy with the run's ``optim.label_smoothing``
-  averaged over target tokens (:func:`~g2lstm.mt.trainer.batch_loss`); the run's optimizer
-  (:func:`~g2lstm.mt.trainer.build_optimizer`), ``optim.clip`` and a tenth of its lr;
+  averaged over target tokens (:func:`~g2lstm.mt.objective.batch_loss`); the run's optimizer
+  (:func:`~g2lstm.mt.objective.build_optimizer`), ``optim.clip`` and a tenth of its lr;
 - gate analysis: target-length batches of a prepared split (:mod:`g2lstm.tasks.mt_probe`).
 """
 
@@ -30,9 +30,10 @@ from g2lstm.errors import ConfigError, DataError
 from g2lstm.mt.batching import TokenBatchSampler, collate
 from g2lstm.mt.config import MTConfig
 from g2lstm.mt.model import Seq2Seq
+from g2lstm.mt.objective import batch_loss, build_optimizer
 from g2lstm.mt.prepare import prepare_dataset
 from g2lstm.mt.prepared import PrepareConfig, PreparedData, load_prepared
-from g2lstm.mt.trainer import batch_loss, build_optimizer, train
+from g2lstm.mt.trainer import train
 from g2lstm.mt.translate import (
     META_KIND,
     EvalResult,
@@ -150,13 +151,8 @@ class MTStepLoss:
         self.pairs = self.prepared.encoded("train")
         t = cfg.train
         self.max_tokens = positive_int("max_tokens", max_tokens) or t.max_tokens
-        self.sampler = TokenBatchSampler(
-            [len(s) + 1 for s, _ in self.pairs],
-            [len(y) + 1 for _, y in self.pairs],
-            self.max_tokens,
-            shuffle=True,
-            seed=t.seed,
-            bucket_width=t.bucket_width,
+        self.sampler = TokenBatchSampler.for_pairs(
+            self.pairs, self.max_tokens, seed=t.seed, bucket_width=t.bucket_width
         )
         self.num_batches = self.sampler.num_batches
         self.smoothing = cfg.optim.label_smoothing
