@@ -17,7 +17,7 @@ from g2lstm.config.gates import CELLS, GateConfig
 from g2lstm.config.tree import ConfigTree, command_line_config, flag_overrides
 from g2lstm.errors import ConfigError
 from g2lstm.train import CheckpointManager
-from g2lstm.train.checkpoint import read_manifest
+from g2lstm.train.manifest import read_manifest
 
 __all__ = [
     "GATE_FLAGS",

@@ -21,7 +21,8 @@ from g2lstm.lm.data import Vocabulary
 from g2lstm.lm.evaluate import check_vocab
 from g2lstm.lm.model import Hidden, RNNLanguageModel
 from g2lstm.train import Checkpoint, CheckpointManager, NonFiniteGuard, check_state_dict_compat
-from g2lstm.train.checkpoint import read_manifest, read_model_shapes
+from g2lstm.train.checkpoint import read_model_shapes
+from g2lstm.train.manifest import read_manifest
 
 __all__ = ["check_resumable", "load_lm_checkpoint", "save_lm_checkpoint"]
 

@@ -27,7 +27,8 @@ from g2lstm.mt.resume import check_resume_config, check_same_vocab
 from g2lstm.mt.schedule import scheduled_lr
 from g2lstm.mt.translate import META_KIND, data_meta
 from g2lstm.train import check_state_dict_compat, derive_seed, seed_everything
-from g2lstm.train.checkpoint import read_manifest, read_model_shapes
+from g2lstm.train.checkpoint import read_model_shapes
+from g2lstm.train.manifest import read_manifest
 
 
 @dataclass

@@ -15,7 +15,7 @@ from g2lstm.tasks.base import LoadedRun, Task
 from g2lstm.tasks.lm import LMTask
 from g2lstm.tasks.mt import MTTask
 from g2lstm.train import resolve_checkpoint
-from g2lstm.train.checkpoint import read_manifest
+from g2lstm.train.manifest import read_manifest
 
 __all__ = ["COMPRESSED", "TASKS", "get_task", "kind_of", "load", "task_of_checkpoint_kind"]
 

@@ -5,6 +5,7 @@ Building blocks, not a framework: each trainer writes its own loop and uses
 - :mod:`~g2lstm.train.atomic`: crash-safe file writes (``atomic_write_json``, ``atomic_path``);
 - :mod:`~g2lstm.train.checkpoint` / :mod:`~g2lstm.train.manager`: safetensors + JSON
   checkpoints, verified on load, never pickle; ``CheckpointManager`` keeps last N + best;
+- :mod:`~g2lstm.train.manifest`: a checkpoint's ``meta.json``, format version, pickle refusal;
 - :mod:`~g2lstm.train.state`: optimizer state <-> tensors + JSON, state-dict compatibility;
 - :mod:`~g2lstm.train.rng`: seeding, RNG capture/restore, per-step generators;
 - :mod:`~g2lstm.train.signals`: ``GracefulInterrupt`` (save and exit on Ctrl-C/SIGTERM);
@@ -43,15 +44,11 @@ from g2lstm.train.atomic import (
     atomic_write_json,
     atomic_write_text,
 )
-from g2lstm.train.checkpoint import (
-    CHECKPOINT_FORMAT,
-    Checkpoint,
-    load_checkpoint,
-    save_checkpoint,
-)
+from g2lstm.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from g2lstm.train.distributed import DistributedContext, init_distributed
 from g2lstm.train.lock import RunLock, ensure_writable_dir
 from g2lstm.train.manager import CheckpointManager, resolve_checkpoint
+from g2lstm.train.manifest import CHECKPOINT_FORMAT
 from g2lstm.train.metrics import MetricsLogger, read_metrics
 from g2lstm.train.nonfinite import NonFiniteGuard, NonFinitePolicy, first_nonfinite_grad
 from g2lstm.train.progress import Throughput, format_duration, progress

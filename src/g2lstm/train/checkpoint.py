@@ -14,6 +14,9 @@ file and refuses pickle / ``torch.save`` files without ever unpickling them.
 
 Tensors that share storage (tied embedding and softmax weights) are stored once and restored as
 the same tensor object under every name.
+
+This module writes and reads the tensor files; the manifest (``meta.json``), the layout
+constants and the pickle refusal are :mod:`g2lstm.train.manifest`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,30 +33,27 @@ import torch
 from g2lstm.datasets.verify import sha256_file
 from g2lstm.errors import CheckpointError
 from g2lstm.train.atomic import atomic_directory
+from g2lstm.train.manifest import (
+    CHECKPOINT_FORMAT,
+    FORMAT_NAME,
+    META_FILE,
+    MODEL_FILE,
+    TRAINER_FILE,
+    library_versions,
+    pickle_error,
+    previous_hint,
+    read_manifest,
+    sniff,
+)
 from g2lstm.train.state import flatten_state, unflatten_state
 from g2lstm.train.tensor_header import read_header
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
-    "META_FILE",
-    "MODEL_FILE",
-    "TRAINER_FILE",
     "Checkpoint",
     "load_checkpoint",
-    "read_manifest",
     "read_model_shapes",
     "save_checkpoint",
 ]
-
-#: Version of the on-disk layout; bumped on incompatible changes (older ones stay loadable).
-CHECKPOINT_FORMAT = 1
-MODEL_FILE = "model.safetensors"
-TRAINER_FILE = "trainer.safetensors"
-META_FILE = "meta.json"
-_FORMAT_NAME = "g2lstm-checkpoint"
-#: Largest ``meta.json`` read (a big vocabulary and BPE codes take a few MB).
-MAX_META_BYTES = 256 * 1024 * 1024
-_PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar"}
 
 
 @dataclass
@@ -80,34 +78,6 @@ class Checkpoint:
     def step(self) -> int | None:
         """``meta["step"]`` if the caller stored one."""
         return self.meta.get("step")
-
-
-def _library_versions() -> dict[str, Any]:
-    from importlib import metadata
-
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    g2 = version("g2lstm")
-    if g2 is None:
-        import g2lstm
-
-        g2 = getattr(g2lstm, "__version__", "unknown")
-    out: dict[str, Any] = {
-        "g2lstm": g2,
-        "torch": torch.__version__,
-        "safetensors": version("safetensors"),
-        "numpy": version("numpy"),
-        "python": platform.python_version(),
-        "cuda": torch.version.cuda,
-    }
-    if torch.cuda.is_available():
-        out["cudnn"] = torch.backends.cudnn.version()
-        out["device"] = torch.cuda.get_device_name()
-    return out
 
 
 def _dedupe(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -136,7 +106,7 @@ def _dedupe(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], 
 
 
 def _write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    import safetensors.torch
+    import safetensors.torch  # the ``train`` extra: ``g2lstm.train`` imports with torch alone
 
     unique, aliases = _dedupe(tensors)
     meta = {"format": "pt", "g2lstm_checkpoint_format": str(CHECKPOINT_FORMAT)}
@@ -176,10 +146,10 @@ def save_checkpoint(
         )
     trainer_tensors, structure = flatten_state(trainer_state)
     record: dict[str, Any] = {
-        "format": _FORMAT_NAME,
+        "format": FORMAT_NAME,
         "format_version": CHECKPOINT_FORMAT,
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "versions": _library_versions(),
+        "versions": library_versions(),
         "meta": meta,
         "files": {},
         "trainer_structure": structure,
@@ -199,114 +169,6 @@ def save_checkpoint(
     return final
 
 
-def _sniff(path: Path) -> str:
-    """Classify a file by its first bytes: 'safetensors', 'pickle', 'json' or 'unknown'."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    size = path.stat().st_size
-    if head[:4] == b"PK\x03\x04" or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
-        return "pickle"  # torch.save zip archive, or a pickle of protocol 2..5
-    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
-        return "safetensors"
-    if head[:1] == b"{":
-        return "json"
-    return "pickle" if path.suffix.lower() in _PICKLE_SUFFIXES else "unknown"
-
-
-def _pickle_error(path: Path) -> CheckpointError:
-    return CheckpointError(
-        f"{path}: this looks like a pickle/torch.save file; g2lstm only loads safetensors "
-        "checkpoints (a directory with model.safetensors, trainer.safetensors and meta.json) "
-        "and never unpickles files, because unpickling can run arbitrary code. If you trust "
-        "the file, convert it in a separate step: torch.load(path, weights_only=True), then "
-        "g2lstm.train.save_checkpoint(...)."
-    )
-
-
-_STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-def _previous_hint(path: Path) -> str:
-    """Point at the newest complete sibling checkpoint older than ``path``, if any."""
-    match = _STEP_DIR.match(path.name)
-    if not match or not path.parent.is_dir():
-        return ""
-    older = [
-        p
-        for p in path.parent.iterdir()
-        if (m := _STEP_DIR.match(p.name))
-        and int(m.group(1)) < int(match.group(1))
-        and (p / META_FILE).is_file()
-    ]
-    if not older:
-        return ""
-    prev = max(older, key=lambda p: int(_STEP_DIR.match(p.name).group(1)))  # type: ignore[union-attr]
-    return f" The previous checkpoint is {prev}."
-
-
-def _read_meta(path: Path) -> dict[str, Any]:
-    meta_path = path / META_FILE
-    if not meta_path.is_file():
-        raise CheckpointError(
-            f"incomplete checkpoint {path}: {META_FILE} is missing (interrupted save or copy?)."
-            + _previous_hint(path)
-        )
-    if _sniff(meta_path) == "pickle":
-        raise _pickle_error(meta_path)
-    if meta_path.stat().st_size > MAX_META_BYTES:
-        raise CheckpointError(
-            f"{meta_path} has {meta_path.stat().st_size:,} bytes, more than a manifest can "
-            f"({MAX_META_BYTES:,}); the checkpoint is corrupt." + _previous_hint(path)
-        )
-    try:
-        record = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
-        raise CheckpointError(
-            f"{meta_path} is not valid JSON ({why}); the checkpoint is corrupt."
-            + _previous_hint(path)
-        ) from None
-    if not isinstance(record, dict) or record.get("format") != _FORMAT_NAME:
-        raise CheckpointError(f"{meta_path} is not a g2lstm checkpoint manifest")
-    version = record.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise CheckpointError(f"{meta_path}: invalid format_version {version!r}")
-    if version > CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {version}, but this g2lstm "
-            f"({_library_versions()['g2lstm']}) reads versions up to {CHECKPOINT_FORMAT}; "
-            "upgrade g2lstm (pip install -U g2lstm) to load it."
-        )
-    _check_manifest(meta_path, record)
-    return record
-
-
-def _check_manifest(meta_path: Path, record: dict[str, Any]) -> None:
-    """Refuse a manifest whose fields have the wrong JSON types (a tampered or foreign file)."""
-    problem = None
-    files = record.get("files", {})
-    if not isinstance(record.get("meta", {}), dict):
-        problem = "'meta' must be an object"
-    elif not isinstance(files, dict):
-        problem = "'files' must be an object"
-    for name, entry in files.items() if isinstance(files, dict) else ():
-        aliases = entry.get("aliases", {}) if isinstance(entry, dict) else None
-        if not isinstance(entry, dict):
-            problem = f"files[{name!r}] must be an object"
-        elif not isinstance(entry.get("sha256", ""), str) or not isinstance(
-            entry.get("bytes", 0), int
-        ):
-            problem = f"files[{name!r}] has a malformed sha256 or bytes"
-        elif not isinstance(aliases, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
-        ):
-            problem = f"files[{name!r}].aliases must map names to names"
-        if problem:
-            break
-    if problem:
-        raise CheckpointError(f"{meta_path}: {problem}; the checkpoint is corrupt")
-
-
 def _read_tensors(
     path: Path, entry: dict[str, Any], device: str, verify: bool
 ) -> dict[str, torch.Tensor]:
@@ -315,53 +177,44 @@ def _read_tensors(
 
     if not path.is_file():
         raise CheckpointError(
-            f"incomplete checkpoint: {path} is missing." + _previous_hint(path.parent)
+            f"incomplete checkpoint: {path} is missing." + previous_hint(path.parent)
         )
-    kind = _sniff(path)
+    kind = sniff(path)
     if kind == "pickle":
-        raise _pickle_error(path)
+        raise pickle_error(path)
     if verify:
         size, want = path.stat().st_size, entry.get("bytes")
         if want is not None and size != want:
             raise CheckpointError(
                 f"{path} has {size} bytes but {want} were written: the file is truncated or "
-                "corrupt." + _previous_hint(path.parent)
+                "corrupt." + previous_hint(path.parent)
             )
         digest = sha256_file(path)
         if digest != entry.get("sha256"):
             raise CheckpointError(
                 f"{path} is corrupt: sha256 {digest} does not match {entry.get('sha256')} "
-                f"recorded in {META_FILE}." + _previous_hint(path.parent)
+                f"recorded in {META_FILE}." + previous_hint(path.parent)
             )
     try:  # a typed error for any malformed header, before the library parses it
         stored = read_header(path).shapes
     except CheckpointError as exc:
-        raise CheckpointError(f"{exc}." + _previous_hint(path.parent)) from None
+        raise CheckpointError(f"{exc}." + previous_hint(path.parent)) from None
     missing = sorted(t for t in entry.get("aliases", {}).values() if t not in stored)
     if missing:
         raise CheckpointError(
             f"{path}: {META_FILE} names aliases of tensors the file lacks ({missing[:3]}); "
-            "the checkpoint is corrupt." + _previous_hint(path.parent)
+            "the checkpoint is corrupt." + previous_hint(path.parent)
         )
     try:
         tensors = safetensors.torch.load_file(str(path), device=device)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
             f"cannot read {path} ({exc}); the file is probably truncated or corrupt."
-            + _previous_hint(path.parent)
+            + previous_hint(path.parent)
         ) from exc
     for name, target in entry.get("aliases", {}).items():
         tensors[name] = tensors[target]
     return tensors
-
-
-def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The checked ``meta.json`` record of a checkpoint directory, without loading tensors.
-
-    Its ``meta`` is the caller's metadata (a dict). Raises CheckpointError as
-    :func:`load_checkpoint` does for a missing, corrupt or malformed manifest.
-    """
-    return _read_meta(Path(directory))
 
 
 def read_model_shapes(directory: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
@@ -372,13 +225,13 @@ def read_model_shapes(directory: str | os.PathLike[str]) -> dict[str, tuple[int,
         CheckpointError: the manifest or the file header is missing, malformed or corrupt.
     """
     path = Path(directory)
-    entry = _read_meta(path).get("files", {}).get(MODEL_FILE)
+    entry = read_manifest(path).get("files", {}).get(MODEL_FILE)
     if entry is None:
         raise CheckpointError(f"{path / META_FILE} lists no {MODEL_FILE}; it is corrupt")
     try:
         shapes = read_header(path / MODEL_FILE).shapes
     except CheckpointError as exc:
-        raise CheckpointError(f"{exc}." + _previous_hint(path)) from None
+        raise CheckpointError(f"{exc}." + previous_hint(path)) from None
     for name, target in entry.get("aliases", {}).items():
         if target not in shapes:
             raise CheckpointError(f"{path / MODEL_FILE}: alias {name!r} of a missing tensor")
@@ -410,14 +263,14 @@ def load_checkpoint(
     if path.is_file():
         if path.name in (MODEL_FILE, TRAINER_FILE, META_FILE):
             path = path.parent
-        elif _sniff(path) == "pickle":
-            raise _pickle_error(path)
+        elif sniff(path) == "pickle":
+            raise pickle_error(path)
         else:
             raise CheckpointError(
                 f"{path} is a file; a g2lstm checkpoint is a directory holding {MODEL_FILE}, "
                 f"{TRAINER_FILE} and {META_FILE}"
             )
-    record = _read_meta(path)
+    record = read_manifest(path)
     files = record.get("files", {})
     device = str(map_location)
     if MODEL_FILE not in files:

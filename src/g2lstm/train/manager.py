@@ -29,7 +29,8 @@ import torch
 from g2lstm.errors import CheckpointError, ConfigError
 from g2lstm.safe_files import refuse_symlink
 from g2lstm.train.atomic import atomic_write_json
-from g2lstm.train.checkpoint import META_FILE, Checkpoint, load_checkpoint, save_checkpoint
+from g2lstm.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from g2lstm.train.manifest import META_FILE
 
 __all__ = ["CheckpointManager", "resolve_checkpoint"]
 
