@@ -9,23 +9,18 @@ tasks from here only::
     evaluator = run.task.evaluator(split="test")
     print(run.kind, run.cell, evaluator.metric, evaluator.score(run, run.model))
 
-See :mod:`g2lstm.tasks.base` for the interface and ``ARCHITECTURE.md`` for where a new task
-goes.
+See :mod:`g2lstm.tasks.base` for the interface (its data types are in
+:mod:`~g2lstm.tasks.loaded_run`, :mod:`~g2lstm.tasks.evaluation` and
+:mod:`~g2lstm.tasks.finetune`) and ``ARCHITECTURE.md`` for where a new task goes.
 """
 
 from __future__ import annotations
 
 from g2lstm.config import CELL_LABELS, CELLS, cell_label
-from g2lstm.tasks.base import (
-    EvalData,
-    EvalDataOptions,
-    Evaluator,
-    FinetuneRecipe,
-    LoadedRun,
-    OptimizerFactory,
-    StepLoss,
-    Task,
-)
+from g2lstm.tasks.base import Task
+from g2lstm.tasks.evaluation import EvalData, EvalDataOptions, Evaluator
+from g2lstm.tasks.finetune import FinetuneRecipe, OptimizerFactory, StepLoss
+from g2lstm.tasks.loaded_run import LoadedRun
 from g2lstm.tasks.registry import (
     COMPRESSED,
     TASKS,

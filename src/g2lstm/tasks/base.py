@@ -15,6 +15,11 @@ never branch on the task. A :class:`Task` knows how to
 - fine-tune a model (:meth:`Task.finetune_recipe`: the training batches, loss and optimizer of
   one step).
 
+The interface's data types live beside it: :class:`~g2lstm.tasks.loaded_run.LoadedRun`,
+:mod:`~g2lstm.tasks.evaluation` (``Evaluator``, ``EvalDataOptions``, ``EvalData``),
+:mod:`~g2lstm.tasks.finetune` (``FinetuneRecipe``) and :mod:`~g2lstm.tasks.checks` (checks the
+implementations share).
+
 The implementations are :class:`g2lstm.tasks.lm.LMTask` and :class:`g2lstm.tasks.mt.MTTask`;
 :mod:`g2lstm.tasks.registry` finds the task of a path (``kind_of``, ``load``).
 """
@@ -24,254 +29,23 @@ from __future__ import annotations
 import inspect
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from g2lstm.config import ConfigTree, resolve
-from g2lstm.errors import CheckpointError, ConfigError, G2LSTMError
+from g2lstm.errors import ConfigError
 from g2lstm.limits import build_checked
+from g2lstm.tasks.checks import malformed_metadata
+from g2lstm.tasks.evaluation import EvalData, EvalDataOptions, Evaluator
+from g2lstm.tasks.finetune import FinetuneRecipe
+from g2lstm.tasks.loaded_run import LoadedRun
 from g2lstm.train import check_state_dict_compat
 
-__all__ = [
-    "EvalData",
-    "EvalDataOptions",
-    "Evaluator",
-    "FinetuneRecipe",
-    "LoadedRun",
-    "OptimizerFactory",
-    "StepLoss",
-    "Task",
-    "malformed_metadata",
-    "positive_int",
-]
-
-#: ``step_loss(model, step)`` -> scalar training loss of one batch (graph attached).
-StepLoss = Callable[[nn.Module, int], Tensor]
-#: ``optimizer(model, lr)`` -> the optimizer of a fine-tune (over the trainable parameters).
-OptimizerFactory = Callable[[nn.Module, float], torch.optim.Optimizer]
-
-
-def positive_int(name: str, value: Any) -> int | None:
-    """``value`` if it is None or an integer >= 1, else ConfigError naming ``--name``."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
-    return value
-
-
-@contextmanager
-def malformed_metadata(source: str, what: str) -> Iterator[None]:
-    """Turn the ``TypeError``/``ValueError``/``KeyError``/``AttributeError`` of reading a
-    malformed ``what`` from ``source`` into one :class:`CheckpointError` naming the file
-    (typed errors of the package pass through)."""
-    try:
-        yield
-    except G2LSTMError:
-        raise
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise CheckpointError(f"{source}: malformed {what} ({type(exc).__name__}: {exc})") from None
-
-
-@dataclass
-class LoadedRun:
-    """A trained model of some task, with what is needed to evaluate, compress and rebuild it.
-
-    Attributes:
-        path: the checkpoint directory or compressed file it was read from.
-        task: the :class:`Task` it belongs to.
-        model: the model, in eval mode.
-        config: its run config (the task's config class).
-        cell: ``"lstm"``, ``"sharpened"`` or ``"g2"``.
-        seed: the training seed.
-        hidden: ``H``, the hidden size of its LSTM layers.
-        file_config: JSON-able metadata that lets :meth:`Task.rebuild` rebuild the model (what
-            a compressed file stores): ``{"kind", "config", ..., "source"}``.
-        vocab: the task's vocabulary (LM: one; translation: ``(source, target)``).
-        extra: the task's handle on the model for scoring (LM: the vocabulary; translation:
-            a :class:`~g2lstm.mt.translate.Translator`).
-        report: the saved compression report when ``path`` is a compressed file, else None.
-    """
-
-    path: Path
-    task: Task
-    model: nn.Module
-    config: Any
-    cell: str
-    seed: int
-    hidden: int
-    file_config: dict[str, Any]
-    vocab: Any = None
-    extra: Any = None
-    report: dict[str, Any] | None = field(default=None, repr=False)
-
-    @property
-    def kind(self) -> str:
-        """The task's name (``"lm"``, ``"mt"``)."""
-        return self.task.name
-
-
-@dataclass(frozen=True)
-class FinetuneRecipe:
-    """What one task plugs into the compression-aware fine-tune
-    (:func:`g2lstm.compress.finetune.finetune`).
-
-    Attributes:
-        step_loss: the training batches and loss (step ``k`` -> loss of batch ``k``).
-        lr: default learning rate (a tenth of the run's).
-        clip: gradient-norm clipping (the run's).
-        seed: seed of dropout and gate noise (the run's).
-        optimizer: the optimizer factory (the run's optimizer kind).
-        num_batches: batches in one pass over the training data (steps wrap around after it).
-        description: one line naming the data and batching (for logs).
-    """
-
-    step_loss: StepLoss
-    lr: float
-    clip: float
-    seed: int
-    optimizer: OptimizerFactory
-    num_batches: int
-    description: str = ""
-
-    @classmethod
-    def of_run(
-        cls, step_loss: Any, run_lr: float, clip: float, seed: int, optimizer: OptimizerFactory
-    ) -> FinetuneRecipe:
-        """The recipe of a run trained with learning rate ``run_lr``: a tenth of it, the run's
-        clipping, seed and optimizer kind; ``step_loss`` names its ``num_batches`` and
-        ``description``."""
-        return cls(
-            step_loss,
-            run_lr / 10,
-            clip,
-            seed,
-            optimizer,
-            step_loss.num_batches,
-            step_loss.description,
-        )
-
-
-class Evaluator(ABC):
-    """Scores models of one task on one split.
-
-    Attributes:
-        task: the task's name (models of another task are refused by :meth:`check`).
-        metric: column name (``"ppl"`` / ``"BLEU"``).
-        higher_is_better: False for perplexity, True for BLEU.
-    """
-
-    task: ClassVar[str] = ""
-    metric: ClassVar[str] = ""
-    higher_is_better: ClassVar[bool] = False
-
-    def check(self, run: LoadedRun) -> LoadedRun:
-        """``run`` if it is a model of this evaluator's task, else ConfigError."""
-        if run.kind != self.task:
-            raise ConfigError(
-                f"{run.path} is a {run.kind.upper()} model but this sweep evaluates "
-                f"{self.task.upper()} models; sweep each kind separately"
-            )
-        return run
-
-    @abstractmethod
-    def score(self, run: LoadedRun, model: nn.Module) -> float:
-        """The metric of ``model`` (``run.model`` or a compressed copy of it)."""
-
-    def scores(self, run: LoadedRun, model: nn.Module) -> dict[str, Any]:
-        """Every number of one evaluation, JSON-ready: ``{metric: score}`` plus what else the
-        task reports (translation: detokenised BLEU and both signatures)."""
-        return {self.metric: self.score(run, model)}
-
-    def degradation(self, original: float, compressed: float) -> float:
-        """How much worse ``compressed`` is (positive = worse): ppl up or BLEU down."""
-        return original - compressed if self.higher_is_better else compressed - original
-
-    @abstractmethod
-    def describe(self) -> str:
-        """One line naming the data, split and limits (for reports)."""
-
-
-@dataclass(frozen=True)
-class EvalDataOptions:
-    """How to cut a task's evaluation data for the gate analysis (``g2lstm analyze`` flags).
-
-    ``None`` means the task's default. Options a task does not use are ignored by it.
-
-    Attributes:
-        data, data_dir: dataset (LM: name or folder; MT: prepared folder) and root of named
-            datasets (default: the first run's).
-        split: ``"train"``, ``"valid"`` or ``"test"``.
-        batch_size: LM: parallel streams (10); MT: sentence pairs per batch (32).
-        bptt: LM segment length.
-        max_batches: batches for histograms and token classes.
-        eval_tokens: LM: score the first N tokens only.
-        limit, beam: MT: BLEU on the first N sentences, beam size.
-        input_format: MT: format of heatmap sentences (``raw``/``tok``/``bpe``).
-        layer: recorded layer for heatmaps and token classes.
-        sentences: heatmap sentences (``()``: no heatmap).
-        hard_gates: whether hard-gate inference will be scored (named in the description).
-        metric: the metric of hard-gate inference (None: the task's; translation also takes
-            ``"perplexity"``, teacher-forced on the analysed batches).
-        device: where batches and models go.
-    """
-
-    data: str | None = None
-    data_dir: str | None = None
-    split: str = "valid"
-    batch_size: int | None = None
-    bptt: int = 70
-    max_batches: int | None = 20
-    eval_tokens: int | None = None
-    limit: int | None = None
-    beam: int | None = None
-    input_format: str = "raw"
-    layer: int | None = None
-    sentences: Sequence[str] | None = None
-    hard_gates: bool = True
-    metric: str | None = None
-    device: str = "cpu"
-
-
-@dataclass
-class EvalData:
-    """A task's evaluation data and the callables of :func:`g2lstm.analysis.analyze_models`.
-
-    Attributes:
-        models: label -> model.
-        batches: the batches recorded for histograms and token classes.
-        forward: ``forward(model, batch)`` -> scalar loss (drives the recorded forward pass).
-        evaluate: ``evaluate(model)`` -> the task's metric (hard-gate inference).
-        metric, higher_is_better: its name and direction.
-        layer: the recorded layer followed by heatmaps and token classes.
-        what: one line naming the data (for logs and the report).
-        tokens, itos: ``tokens(batch)`` -> ``(T, B)`` ids into ``itos`` (None: no token classes).
-        sentences, encode: heatmap sentences and ``encode(sentence) -> (tokens, batch)``.
-        summary_layer: the layer of the report's summary (None: the first).
-        notes: lines to show the user.
-        metric_what: the split and subset ``evaluate`` scores (for the report).
-    """
-
-    models: dict[str, nn.Module]
-    batches: list[Any]
-    forward: Callable[[nn.Module, Any], Tensor]
-    evaluate: Callable[[nn.Module], float]
-    metric: str
-    higher_is_better: bool
-    layer: int
-    what: str
-    tokens: Callable[[Any], Tensor] | None = None
-    itos: Sequence[str] | None = None
-    sentences: Sequence[str] = ()
-    encode: Callable[[str], Any] | None = None
-    summary_layer: int | None = None
-    notes: list[str] = field(default_factory=list)
-    metric_what: str = ""
+__all__ = ["Task"]
 
 
 class Task(ABC):

@@ -40,16 +40,12 @@ from g2lstm.lm.evaluate import (
 )
 from g2lstm.lm.model import RNNLanguageModel, detach_hidden
 from g2lstm.lm.pointer import PointerConfig
-from g2lstm.tasks.base import (
-    EvalData,
-    EvalDataOptions,
-    Evaluator,
-    FinetuneRecipe,
-    LoadedRun,
-    Task,
-    positive_int,
-)
+from g2lstm.tasks.base import Task
+from g2lstm.tasks.checks import positive_int
+from g2lstm.tasks.evaluation import EvalData, EvalDataOptions, Evaluator
+from g2lstm.tasks.finetune import FinetuneRecipe
 from g2lstm.tasks.lm_probe import LMAdapter, lm_batches, lm_forward, lm_tokens
+from g2lstm.tasks.loaded_run import LoadedRun
 
 __all__ = ["DEFAULT_SENTENCES", "LMEvaluator", "LMStepLoss", "LMTask"]
 

@@ -43,15 +43,11 @@ from g2lstm.mt.translate import (
     load_translator,
     vocabs_from_meta,
 )
-from g2lstm.tasks.base import (
-    EvalData,
-    EvalDataOptions,
-    Evaluator,
-    FinetuneRecipe,
-    LoadedRun,
-    Task,
-    positive_int,
-)
+from g2lstm.tasks.base import Task
+from g2lstm.tasks.checks import positive_int
+from g2lstm.tasks.evaluation import EvalData, EvalDataOptions, Evaluator
+from g2lstm.tasks.finetune import FinetuneRecipe
+from g2lstm.tasks.loaded_run import LoadedRun
 from g2lstm.tasks.mt_probe import MTAdapter, check_prepared, layer_side, side_layer_index
 
 __all__ = ["MTEvaluator", "MTStepLoss", "MTTask"]

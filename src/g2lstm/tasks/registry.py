@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 from g2lstm.errors import CheckpointError, ConfigError
-from g2lstm.tasks.base import LoadedRun, Task
+from g2lstm.tasks.base import Task
 from g2lstm.tasks.lm import LMTask
+from g2lstm.tasks.loaded_run import LoadedRun
 from g2lstm.tasks.mt import MTTask
 from g2lstm.train import resolve_checkpoint
 from g2lstm.train.manifest import read_manifest
