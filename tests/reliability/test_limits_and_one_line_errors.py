@@ -263,9 +263,9 @@ def test_outputs_are_checked_before_the_work(
     folder = tmp_path / "a-folder"
     folder.mkdir()
     work: list[str] = []
-    import g2lstm.mt.cli as mt_cli
+    import g2lstm.mt.cli_decode as mt_decode
 
-    monkeypatch.setattr(mt_cli, "_load", lambda args: work.append("load"))
+    monkeypatch.setattr(mt_decode, "_load", lambda args: work.append("load"))
     compress = ["compress", str(run), "--method", "quant", "--bits", "4", "-o"]
     for argv in (
         ["mt", "translate", str(mt), "--input", str(src), "--output", str(folder)],

@@ -14,7 +14,8 @@ Modules (import what you need; this package imports nothing heavy itself):
   :mod:`~g2lstm.mt.resume`: what a resumed run may change;
 - :mod:`~g2lstm.mt.translate`, :mod:`~g2lstm.mt.bleu`: translation and BLEU (``mt translate``,
   ``mt eval``);
-- :mod:`~g2lstm.mt.cli`: the ``g2lstm mt`` commands.
+- :mod:`~g2lstm.mt.cli`: the ``g2lstm mt`` commands, one module each: :mod:`~g2lstm.mt.cli_prepare`,
+  :mod:`~g2lstm.mt.cli_train`, :mod:`~g2lstm.mt.cli_decode` (``translate``, ``eval``).
 """
 
 from __future__ import annotations
