@@ -45,15 +45,15 @@ def test_analyze_two_trained_lm_checkpoints(
     lm_runs: dict[str, Path], tmp_path: Path, read_png_size, monkeypatch
 ) -> None:
     pytest.importorskip("matplotlib")
-    import g2lstm.analysis.run as run
+    import g2lstm.analysis.sections as sections
 
-    titles, real_plot = [], run.plot_hard_gates
+    titles, real_plot = [], sections.plot_hard_gates
 
     def spy(*a, **k):  # type: ignore[no-untyped-def]
         titles.append(k["title"])
         return real_plot(*a, **k)
 
-    monkeypatch.setattr(run, "plot_hard_gates", spy)
+    monkeypatch.setattr(sections, "plot_hard_gates", spy)
     g2, lstm, out = str(lm_runs["g2"]), str(lm_runs["lstm"]), tmp_path / "out"
     assert analysis_kind([g2, lstm]) == "lm"
     argv = ["analyze", g2, lstm, "-o", str(out), "--batch-size", "2", "--bptt", "8"]

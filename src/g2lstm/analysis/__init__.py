@@ -14,9 +14,11 @@ in BLEU: :mod:`g2lstm.tasks.mt_probe`).
 from __future__ import annotations
 
 from g2lstm.analysis.collect import BatchSource, ensure_recordable, record_pass, record_traces
+from g2lstm.analysis.config import AnalysisConfig
 from g2lstm.analysis.hard_gates import check_binary_gates, hard_gate_eval, hard_gate_model
 from g2lstm.analysis.heatmap import GateHeatmap, heatmap_from_traces, plot_heatmap
 from g2lstm.analysis.histogram import BINS, GATES, GateHistogram, GateKey, GateStats
+from g2lstm.analysis.layers import layer_names, recorded_layers
 from g2lstm.analysis.plots import (
     plot_class_stats,
     plot_gate_histograms,
@@ -24,13 +26,7 @@ from g2lstm.analysis.plots import (
     plot_sensitivity,
 )
 from g2lstm.analysis.report import ReportSection, write_report
-from g2lstm.analysis.run import (
-    AnalysisConfig,
-    AnalysisResult,
-    analyze_models,
-    layer_names,
-    recorded_layers,
-)
+from g2lstm.analysis.run import AnalysisResult, analyze_models
 from g2lstm.analysis.sensitivity import SensitivityConfig, gate_sensitivity
 from g2lstm.analysis.tokens import (
     FUNCTION_WORDS,

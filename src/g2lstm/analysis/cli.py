@@ -171,7 +171,8 @@ def analysis_kind(paths: Sequence[str | os.PathLike[str]]) -> str:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     import torch
 
-    from g2lstm.analysis.run import AnalysisConfig, analyze_models
+    from g2lstm.analysis.config import AnalysisConfig
+    from g2lstm.analysis.run import analyze_models
     from g2lstm.analysis.sensitivity import SensitivityConfig
     from g2lstm.config_checks import check_int
     from g2lstm.safe_files import check_output_dir

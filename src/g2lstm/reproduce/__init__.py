@@ -5,7 +5,9 @@
 - :mod:`~g2lstm.reproduce.steps_lm`, :mod:`~g2lstm.reproduce.steps_mt`: what each step does,
   through :mod:`g2lstm.lm`, :mod:`g2lstm.mt`, :mod:`g2lstm.compress`, :mod:`g2lstm.analysis`;
 - :mod:`~g2lstm.reproduce.collect`, :mod:`~g2lstm.reproduce.report`,
-  :mod:`~g2lstm.reproduce.verdicts`: numbers, ``report.md``/``report.html`` and verdicts;
+  :mod:`~g2lstm.reproduce.verdicts`: numbers, ``report.md``/``report.html`` and verdicts
+  (sections in :mod:`~g2lstm.reproduce.report_tables` and
+  :mod:`~g2lstm.reproduce.report_gates`; the plan's step: :mod:`~g2lstm.reproduce.steps_report`);
 - :mod:`~g2lstm.reproduce.paper`: the paper's own numbers, with their tables.
 
 Heavy dependencies (torch models, matplotlib) are imported only when a step runs.

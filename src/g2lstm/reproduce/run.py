@@ -47,7 +47,7 @@ ALL_RANKS = frozenset({"lm-train"})
 
 def step_function(kind: str) -> StepFn:
     """The function that runs steps of ``kind`` (imported lazily)."""
-    from g2lstm.reproduce import report, steps_lm, steps_mt, steps_probe
+    from g2lstm.reproduce import steps_lm, steps_mt, steps_probe, steps_report
 
     table: dict[str, StepFn] = {
         "lm-data": steps_lm.lm_data,
@@ -60,7 +60,7 @@ def step_function(kind: str) -> StepFn:
         "mt-train": steps_mt.mt_train,
         "mt-eval": steps_mt.mt_eval,
         "mt-analyze": steps_mt.mt_analyze,
-        "report": report.report_step,
+        "report": steps_report.report_step,
     }
     return table[kind]
 

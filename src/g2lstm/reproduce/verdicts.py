@@ -179,7 +179,7 @@ def _hard_cost(numbers: Mapping[str, Any], part: str, cell: str) -> list[float] 
 def evaluate_claims(numbers: Mapping[str, Any]) -> list[Verdict]:
     """The verdicts on the paper's claims (docs ``paper.md`` §6) from collected numbers.
 
-    ``numbers`` (see :func:`g2lstm.reproduce.report.collect`) maps ``"lm"``/``"mt"`` to
+    ``numbers`` (see :func:`g2lstm.reproduce.collect.collect`) maps ``"lm"``/``"mt"`` to
     ``cell -> {"test_ppl" | "tok_bleu": [per seed], "compression": {setting: [...]},
     "near_binary": {gate: [...]}, "hard": {"soft": [...], "hard": [...]}}``.
     """

@@ -1,0 +1,45 @@
+"""The plan's last step: collect the markers of every other step and write the report.
+
+:func:`report_step` gathers the numbers (:func:`g2lstm.reproduce.collect.collect`, plus the
+ablations), describes the scale and hands both to
+:func:`g2lstm.reproduce.report.write_report`; like the other steps it returns the JSON-ready
+numbers of its ``DONE.json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from g2lstm.reproduce.ablation_collect import collect_ablations
+from g2lstm.reproduce.collect import collect
+from g2lstm.reproduce.context import RunContext
+from g2lstm.reproduce.plan import Step
+from g2lstm.reproduce.report import all_claims, write_report
+from g2lstm.reproduce.steps_mt import overrides_text
+
+__all__ = ["report_step"]
+
+
+def report_step(step: Step, ctx: RunContext) -> dict[str, Any]:
+    """The plan's last step: collect the markers of every other step and write the report."""
+    sc = ctx.scale
+    numbers = collect(step.deps)
+    numbers["ablations"] = collect_ablations(step.deps)
+    info = {
+        "scale": sc.name,
+        "description": sc.description,
+        "LM": f"preset {sc.lm_preset} with {dict(sc.lm_overrides)}; PTB "
+        + (f"slice {sc.lm_slice} lines" if sc.lm_slice else "(full)")
+        + (f", its {sc.lm_vocab} most frequent words" if sc.lm_vocab else ""),
+        "MT": f"preset {sc.mt_preset} with {overrides_text(sc.mt_overrides)}; {sc.mt_dataset} "
+        + (f"slice {sc.mt_slice} pairs" if sc.mt_slice else "(full)")
+        + f", {sc.mt_bpe_merges} joint BPE merges",
+        "mt_dataset": sc.mt_dataset,
+        "output": str(ctx.out_dir),
+    }
+    paths = write_report(numbers, step.out_dir, info=info)
+    return {
+        "report_md": str(paths["md"]),
+        "report_html": str(paths["html"]),
+        "verdicts": {v.claim: v.status for v in all_claims(numbers)},
+    }
