@@ -41,6 +41,7 @@ from torch import nn
 from g2lstm.errors import ConfigError
 from g2lstm.nn import G2LSTM
 from g2lstm.nn.fast import onednn_available, triton_step
+from g2lstm.nn.fast.autotune import cpu_model
 from g2lstm.nn.fast.kernel import cpu_kernel
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Shape",
     "environment",
     "format_table",
+    "layer_tasks",
     "parse_shape",
     "run_layer_benchmark",
 ]
@@ -129,20 +131,11 @@ class BenchConfig:
 
 def environment(device: str = "cpu") -> dict[str, object]:
     """Torch version, threads, CPU model, GPU model and the GEMM libraries in use."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     env: dict[str, object] = {
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cpu_count": __import__("os").cpu_count(),
         "onednn_gemm": onednn_available(),
         # building the kernel just to report it would cost a GPU run ~20 s: CPU runs only
@@ -170,8 +163,10 @@ def _models(shape: Shape, device: str) -> tuple[nn.LSTM, G2LSTM]:
     return ref, g2
 
 
-def _tasks(shape: Shape, cfg: BenchConfig) -> dict[str, dict[str, Callable[[], object]]]:
-    """``{task: {row: callable}}``; the first row of each task is its anchor."""
+def layer_tasks(shape: Shape, cfg: BenchConfig) -> dict[str, dict[str, Callable[[], object]]]:
+    """``{task: {row: callable}}`` (tasks ``train``, ``soft``, ``hard``): the calls the bench
+    times, each a whole layer call on ``shape`` (``benchmarks/profile_step.py`` profiles the
+    same calls); the first row of each task is its anchor."""
     dev, dtype = cfg.device, _DTYPES[shape.dtype]
     ref, g2 = _models(shape, dev)
     gen = torch.Generator(device=dev).manual_seed(cfg.seed)
@@ -251,7 +246,7 @@ def _peak_bytes(fn: Callable[[], object], device: str) -> int:
 
 
 def _bench_shape(shape: Shape, cfg: BenchConfig) -> dict[str, object]:
-    tasks = _tasks(shape, cfg)
+    tasks = layer_tasks(shape, cfg)
     rows = [(task, name, fn) for task, impls in tasks.items() for name, fn in impls.items()]
     times: dict[tuple[str, str], list[float]] = {(t, n): [] for t, n, _ in rows}
     for _ in range(cfg.warmup):
