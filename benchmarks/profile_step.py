@@ -1,17 +1,18 @@
 """Where a layer call's CPU time goes: ``torch.profiler`` self time per kind of operator.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/profile_step.py [--task train|hard]
+    PYTHONPATH=src .venv/bin/python benchmarks/profile_step.py [--task train|soft|hard]
         [--batch 20 --steps 35 --input 650 --hidden 650] [--threads 2] [--repeats 5]
         [--json out.json]
 
-One training step = zero grads, forward of a ``(T, B, I)`` input that needs its gradient,
-``backward`` of a fixed ``dy`` (as ``g2lstm bench layer``'s train task), for ``nn.LSTM``,
-``G2LSTM`` (the fused step: ``backend="auto"``) and ``G2LSTM`` with the ATen step
-(``backend="fast-aten"``), noise_p 0.2, tau 0.9. ``--task hard``: instead, inference with
-exact hard 0/1 gates under ``torch.no_grad()`` (``nn.LSTM`` with the same weights as the
-anchor, as ``bench layer``'s hard task). Each is warmed up twice, then ``--repeats``
-steps run under the profiler; the table gives milliseconds of self CPU time per step, summed
-by kind (the operator names each kind matches are in ``KINDS``), and the wall time per step.
+The rows are exactly the calls ``g2lstm bench layer`` times for ``--task``
+(:func:`g2lstm.bench.layer.layer_tasks`, without the reference loop): ``train`` = zero
+grads, forward of a ``(T, B, I)`` input that needs its gradient, ``backward`` of a fixed
+``dy``, for ``nn.LSTM``, ``G2LSTM`` (``backend="auto"``, noise_p 0.2, tau 0.9, same weights)
+and ``G2LSTM ATen step``; ``soft`` / ``hard`` = inference under ``torch.no_grad()`` with
+soft or exact hard 0/1 gates (``hard`` adds the ``fused-hard`` row). Each is warmed up twice,
+then ``--repeats`` steps run under the profiler; the table gives milliseconds of self CPU time
+per step, summed by kind (the operator names each kind matches are in ``KINDS``), and the
+wall time per step.
 Self CPU time adds up the work of the op's own thread only; with several threads the GEMMs'
 worker threads are not in it, so compare kinds within one row, and rows at 1 thread.
 """
@@ -24,10 +25,9 @@ import time
 from collections import defaultdict
 
 import torch
-from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from g2lstm import G2LSTM
+from g2lstm.bench.layer import BenchConfig, Shape, layer_tasks
 from g2lstm.nn.fast.autotune import cpu_model
 
 #: kind -> substrings of profiler event names (first match wins, in this order)
@@ -73,7 +73,7 @@ def _profile(step, repeats: int) -> tuple[dict[str, float], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", choices=["train", "hard"], default="train")
+    parser.add_argument("--task", choices=["train", "soft", "hard"], default="train")
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--steps", type=int, default=35)
     parser.add_argument("--input", type=int, default=650)
@@ -84,44 +84,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    ref = nn.LSTM(args.input, args.hidden)
-    g2 = G2LSTM(args.input, args.hidden, noise_p=0.2, tau=0.9)
-    x = torch.randn(args.steps, args.batch, args.input).requires_grad_()
-    dy = torch.randn(args.steps, args.batch, args.hidden)
-
-    def train(model: nn.Module, backend: str | None):
-        def step() -> None:
-            if backend is not None:
-                model.backend = backend
-            model.zero_grad(set_to_none=True)
-            x.grad = None
-            y, _ = model(x)
-            y.backward(dy)
-
-        return step
-
-    def hard(model: nn.Module, backend: str | None):
-        def step() -> None:
-            if backend is not None:
-                model.backend = backend
-                model.set_gate_options(eval_gates="hard")
-            model.eval()
-            with torch.no_grad():
-                model(x)
-
-        return step
-
-    task = train if args.task == "train" else hard
-    rows = {
-        "nn.LSTM": task(ref, None),
-        "G2LSTM": task(g2, "auto"),
-        "G2LSTM ATen step": task(g2, "fast-aten"),
-    }
+    shape = Shape(args.batch, args.steps, args.input, args.hidden)
+    # exactly the calls `g2lstm bench layer` times (no reference loop rows)
+    rows = layer_tasks(shape, BenchConfig(shapes=(shape,), reference=False))[args.task]
     results = {name: _profile(step, args.repeats) for name, step in rows.items()}
     kinds = [k for k in (*KINDS, "other") if any(r[0].get(k, 0) > 0 for r in results.values())]
-    shape = f"{args.task}, B{args.batch} T{args.steps} I{args.input} H{args.hidden}"
+    label = f"{args.task}, B{args.batch} T{args.steps} I{args.input} H{args.hidden}"
     print(
-        f"{shape}, {args.threads} threads, {args.repeats} profiled steps after 2 warm-ups; "
+        f"{label}, {args.threads} threads, {args.repeats} profiled steps after 2 warm-ups; "
         f"torch {torch.__version__}, cpu {cpu_model()}"
     )
     print("\n| row | wall ms | self CPU ms | " + " | ".join(kinds) + " |")
@@ -131,7 +101,7 @@ def main() -> None:
         print(f"| {name} | {wall:.1f} | {sum(by_kind.values()):.1f} | {cells} |")
     if args.json:
         out = {
-            "shape": shape,
+            "shape": label,
             "threads": args.threads,
             "torch": torch.__version__,
             "cpu": cpu_model(),
