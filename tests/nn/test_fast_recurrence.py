@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from g2lstm.nn.fast import GatePlan, onednn_available, recurrence_fast
+from g2lstm.nn.fast import GatePlan, loop, onednn_available, recurrence_fast
 from g2lstm.nn.functional import GateSpec
 from g2lstm.nn.noise import sample_gate_noise
 from g2lstm.nn.reference import recurrence_reference
@@ -121,6 +121,35 @@ def test_inference_matches_reference(case, dtype, route, pointwise):
     if lengths is not None:  # padded steps output exactly zero
         pad = torch.arange(T).unsqueeze(1) >= lengths.unsqueeze(0)
         assert torch.all(got[0][pad] == 0)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 700], ids=["1-step", "3-steps"])
+@pytest.mark.parametrize("pointwise", POINTWISE)
+@pytest.mark.parametrize("case", ["gumbel", "hard-packed", "gumbel-noise-per-seq"])
+def test_inference_in_projection_chunks_matches_reference(
+    case, pointwise, chunk_bytes, monkeypatch
+):
+    """Inference projecting the input a few steps at a time (as large CPU calls do) gives the
+    reference's numbers, with explicit noise and variable lengths, also when the last chunk
+    is shorter (700 bytes = 3 steps of N=3 rows x 4H=20 float32 columns: chunks 3, 3, 1)."""
+    monkeypatch.setattr(loop, "CHUNK_FROM_BYTES", 0)
+    monkeypatch.setattr(loop, "CHUNK_BYTES", chunk_bytes)
+    spec, tensors, noise, lengths = _setup(case, torch.float32)
+    assert loop.projection_chunk(tensors["x"], 4 * H) == (1 if chunk_bytes == 1 else 3)
+    want = _run("reference", spec, tensors, noise, lengths, grad=False)
+    got = _run("fast", spec, tensors, noise, lengths, "torch", grad=False, pointwise=pointwise)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, **_close(torch.float32))
+
+
+def test_projection_chunk_only_splits_large_cpu_projections():
+    """A whole-sequence projection up to 16 MiB stays one GEMM; above, chunks of >= 4 MiB."""
+    assert loop.projection_chunk(torch.empty(35, 20, 650), 4 * 650) == 35  # 7.3 MB
+    big = torch.empty(70, 80, 400)  # 4H = 4600: 1.47 MB per step, 103 MB in all
+    assert loop.projection_chunk(big, 4600) == 3
+    assert loop.projection_chunk(torch.empty(1000, 1, 8), 4 * 1150) == 228  # 18 KB per step
+    assert loop.projection_chunk(torch.empty(2, 512, 8), 4 * 4096) == 1  # 8 MiB per step
+    assert loop.projection_chunk(torch.empty(70, 80, 400, device="meta"), 4600) == 70  # not CPU
 
 
 @pytest.mark.parametrize("pointwise", POINTWISE)

@@ -31,7 +31,22 @@ from g2lstm.nn.fast.plan import GatePlan
 from g2lstm.nn.fast.steps import Step, StepNoise
 from g2lstm.nn.noise import GateNoise
 
-__all__ = ["backward", "forward_inference", "forward_train", "input_projection", "split_noise"]
+__all__ = [
+    "CHUNK_BYTES",
+    "CHUNK_FROM_BYTES",
+    "backward",
+    "forward_inference",
+    "forward_train",
+    "input_projection",
+    "projection_chunk",
+    "split_noise",
+]
+
+#: inference on CPU projects the input ``CHUNK_BYTES`` of pre-activations at a time once the
+#: whole ``(T, N, 4H)`` projection would exceed ``CHUNK_FROM_BYTES`` (see
+#: :func:`projection_chunk`)
+CHUNK_BYTES = 4 << 20
+CHUNK_FROM_BYTES = 16 << 20
 
 
 def split_noise(
@@ -147,21 +162,45 @@ def forward_inference(
     """
     steps, batch, _ = x.shape
     noise, in_step = split_noise(x, noise, draw, plan, step)
-    pre = input_projection(x, w_ih, noise, plan, route)
     y = x.new_empty(steps, batch, plan.hidden)
     c = c0.clone(memory_format=torch.contiguous_format)  # updated in place
     h = h0.contiguous() if mask is None else h0.clone(memory_format=torch.contiguous_format)
     gemm = StepGemm(w_hh, batch, route, bias, cache=True)
     h_buf = None if mask is None else torch.empty_like(h)
-    for t in range(steps):
-        nz = None if in_step is None else in_step.at(t)
-        if mask is None:  # h_t is written straight into y[t]
-            step.forward(pre[t], gemm(h), c, None, c, y[t], None, None, None, False, nz)
-            h = y[t]
-        else:
-            step.forward(pre[t], gemm(h), c, h, c, h_buf, y[t], None, mask[t], False, nz)  # type: ignore[arg-type]
-            h, h_buf = h_buf, h  # type: ignore[assignment]
+    chunk = projection_chunk(x, 4 * plan.hidden)
+    for t0 in range(0, steps, chunk):  # the input projection of `chunk` steps at a time
+        t1 = min(steps, t0 + chunk)
+        pre = input_projection(x[t0:t1], w_ih, None if noise is None else noise[t0:t1], plan, route)
+        for t in range(t0, t1):
+            nz = None if in_step is None else in_step.at(t)
+            if mask is None:  # h_t is written straight into y[t]
+                step.forward(pre[t - t0], gemm(h), c, None, c, y[t], None, None, None, False, nz)
+                h = y[t]
+            else:
+                step.forward(
+                    pre[t - t0], gemm(h), c, h, c, h_buf, y[t], None, mask[t], False, nz  # type: ignore[arg-type]
+                )  # fmt: skip
+                h, h_buf = h_buf, h  # type: ignore[assignment]
     return y, h.clone() if mask is None else h, c
+
+
+def projection_chunk(x: Tensor, width: int) -> int:
+    """Steps per input projection in the inference loop, for ``x (T, N, H_in)`` and ``width``
+    (``4H``) columns.
+
+    On CPU a projection over ``T`` steps larger than :data:`CHUNK_FROM_BYTES` is done
+    :data:`CHUNK_BYTES` at a time, in one buffer's worth of steps: a whole ``(T, N, 4H)``
+    buffer that large comes fresh from the OS on every call (one page fault per 4 KiB) and
+    is read back from memory step by step, while a chunk is reused by the allocator and
+    still in cache when its steps read it (B80 T70 I400 H1150, 2 threads, AMD EPYC: the
+    projection with the steps' reads 140 ms whole, 112 ms in chunks of 2-4 steps; below, a
+    whole projection is as fast or faster). Elsewhere (CUDA) one projection of all steps.
+    """
+    steps, batch, _ = x.shape
+    per_step = max(1, batch * width * x.element_size())
+    if x.device.type != "cpu" or steps * per_step <= CHUNK_FROM_BYTES:
+        return max(1, steps)
+    return max(1, min(steps, -(-CHUNK_BYTES // per_step)))
 
 
 def backward(
