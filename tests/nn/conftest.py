@@ -16,27 +16,27 @@ def _triton_step(monkeypatch: pytest.MonkeyPatch, interpret: bool) -> ModuleType
     """:mod:`g2lstm.nn.fast.triton_step` with interpreted or compiled kernels.
 
     Triton reads ``TRITON_INTERPRET`` when a kernel is decorated (and its helpers while an
-    interpreted kernel runs), so the variable is set or removed for the test and the module
-    reloaded when its kernels are of the other kind.
+    interpreted kernel runs), so the variable is set or removed for the test and the kernels'
+    module (:mod:`~g2lstm.nn.fast.triton_kernels`) reloaded when they are of the other kind.
     """
     pytest.importorskip("triton", reason="triton is not installed: pip install -e '.[triton]'")
-    from g2lstm.nn.fast import triton_step
+    from g2lstm.nn.fast import triton_kernels, triton_step
 
     if interpret:
         monkeypatch.setenv("TRITON_INTERPRET", "1")
     else:
         monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    if triton_step.interpreting() != interpret:
-        importlib.reload(triton_step)
+    if triton_kernels.interpreting() != interpret:
+        importlib.reload(triton_kernels)
     return triton_step
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _triton_step_compiled_after() -> Iterator[None]:
-    """Leave :mod:`~g2lstm.nn.fast.triton_step` with compiled kernels after the session (as
-    an import without ``TRITON_INTERPRET`` makes it), whatever the tests switched it to."""
+    """Leave :mod:`~g2lstm.nn.fast.triton_kernels` compiled after the session (as an import
+    without ``TRITON_INTERPRET`` makes it), whatever the tests switched it to."""
     yield
-    module = sys.modules.get("g2lstm.nn.fast.triton_step")
+    module = sys.modules.get("g2lstm.nn.fast.triton_kernels")
     if module is not None and module.interpreting() and os.environ.get("TRITON_INTERPRET") != "1":
         importlib.reload(module)
 

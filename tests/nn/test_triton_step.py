@@ -411,13 +411,23 @@ def test_cpu_tensors_without_the_interpreter_are_refused(triton_interpreter, mon
 
 def test_module_imports_without_triton(monkeypatch):
     """The core layer needs torch alone: without triton the module loads and says why not."""
-    from g2lstm.nn.fast import triton_step
+    import g2lstm.nn.fast
+    from g2lstm.nn.fast import triton_kernels, triton_step
 
     monkeypatch.setitem(sys.modules, "triton", None)  # `import triton` raises ImportError
     monkeypatch.setitem(sys.modules, "triton.language", None)
-    spec = importlib.util.spec_from_file_location("_triton_step_probe", triton_step.__file__)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+
+    def load(name: str, path: str):
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    kernels = load("_triton_kernels_probe", triton_kernels.__file__)
+    assert kernels.triton is None and "pip install 'g2lstm[triton]'" in kernels.IMPORT_ERROR
+    monkeypatch.setitem(sys.modules, "g2lstm.nn.fast.triton_kernels", kernels)
+    monkeypatch.setattr(g2lstm.nn.fast, "triton_kernels", kernels, raising=False)
+    module = load("_triton_step_probe", triton_step.__file__)
     assert not module.available() and not module.interpreting()
     assert "pip install 'g2lstm[triton]'" in module.unavailable_reason(torch.zeros(1))
     with pytest.raises(RuntimeError, match="triton is not installed"):
