@@ -38,6 +38,7 @@ so it never enters an autograd graph or touches a random number generator.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -110,8 +111,10 @@ def cache_path() -> Path:
     return folder / FILE_NAME
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (else ``platform.processor()``)."""
+    """The CPU's model name from ``/proc/cpuinfo`` (else ``platform.processor()``), read once
+    per process (it is part of every autotuning key, looked up on every layer call)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
