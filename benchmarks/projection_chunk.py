@@ -27,7 +27,8 @@ import torch
 
 from g2lstm.nn.fast import loop
 from g2lstm.nn.fast.autotune import cpu_model
-from g2lstm.nn.fast.gemm import linear, resolve_route
+from g2lstm.nn.fast.gemm import linear
+from g2lstm.nn.fast.routes import resolve_route
 
 SHAPES = [(20, 35, 650, 650), (80, 70, 400, 1150), (32, 200, 256, 1024), (1, 2000, 400, 1150)]
 CHUNKS = (1, 2, 4, 8, 16, 32)

@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 from g2lstm import G2LSTM
 from g2lstm.errors import ConfigError
 from g2lstm.nn import backends
-from g2lstm.nn.fast import gemm
+from g2lstm.nn.fast import gemm, routes
 
 IN, H, T, N = 5, 6, 7, 4
 
@@ -94,9 +94,9 @@ def test_dispatcher_choices():
         backends.choose(x32, None, backend="cudnn")
     # what "auto" resolves to inside the operator
     onednn = "onednn" if gemm.onednn_available() else "torch"
-    auto = onednn if gemm.preferred_cpu_route() == "onednn" else "torch"
-    assert gemm.resolve_route(x32, "auto") == auto
-    assert gemm.resolve_route(x64, "onednn") == "torch"
+    auto = onednn if routes.preferred_cpu_route() == "onednn" else "torch"
+    assert routes.resolve_route(x32, "auto") == auto
+    assert routes.resolve_route(x64, "onednn") == "torch"
 
 
 def test_backend_strings_are_implementation_combinations():
@@ -161,24 +161,24 @@ def _break_probe(monkeypatch, capsys, loader: str, probe: str) -> None:
 
 def test_onednn_probe_failure_falls_back_with_notice(monkeypatch, capsys):
     _break_probe(monkeypatch, capsys, "_op", "onednn_available")
-    assert gemm.resolve_route(torch.zeros(2, 2)) == "torch"
-    assert gemm.resolve_route(torch.zeros(2, 2), "onednn") == "torch"
+    assert routes.resolve_route(torch.zeros(2, 2)) == "torch"
+    assert routes.resolve_route(torch.zeros(2, 2), "onednn") == "torch"
     with pytest.raises(ValueError, match="route"):
-        gemm.resolve_route(torch.zeros(2, 2), "mkl")
+        routes.resolve_route(torch.zeros(2, 2), "mkl")
 
 
 def test_preferred_cpu_route_env_override(monkeypatch):
     monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "onednn")
-    assert gemm.preferred_cpu_route() == "onednn"
+    assert routes.preferred_cpu_route() == "onednn"
     monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "torch")
-    assert gemm.preferred_cpu_route() == "torch"
+    assert routes.preferred_cpu_route() == "torch"
     monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "mkl")  # alias of torch (MKL on CPU)
-    assert gemm.preferred_cpu_route() == "torch"
+    assert routes.preferred_cpu_route() == "torch"
     monkeypatch.delenv("G2LSTM_GEMM_ROUTE")
-    assert gemm.preferred_cpu_route() == gemm.DEFAULT_ROUTE  # never a vendor name
+    assert routes.preferred_cpu_route() == gemm.DEFAULT_ROUTE  # never a vendor name
     monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "cublas")
     with pytest.raises(ConfigError, match="G2LSTM_GEMM_ROUTE"):
-        gemm.preferred_cpu_route()
+        routes.preferred_cpu_route()
 
 
 def test_vendor_spec_choices():
@@ -231,10 +231,10 @@ def _assert_training_matches_reference(backend: str) -> None:
 def test_step_gemm_matches_matmul():
     w = torch.randn(12, 5)
     x, add = torch.randn(3, 5), torch.randn(3, 12)
-    routes = ["torch"] + (["onednn"] if gemm.onednn_available() else [])
+    names = ["torch"] + (["onednn"] if gemm.onednn_available() else [])
     b = torch.randn(12)
     w_t = torch.randn(5, 12)  # a transposed view as the weight (the backward's W_hh^T)
-    for route in routes:
+    for route in names:
         step = gemm.StepGemm(w, 3, route)
         torch.testing.assert_close(step(x), x @ w.t())
         torch.testing.assert_close(step(x, add=add), add + x @ w.t())
@@ -242,6 +242,10 @@ def test_step_gemm_matches_matmul():
         torch.testing.assert_close(with_bias(x), x @ w.t() + b)
         torch.testing.assert_close(with_bias(x, add=add), add + x @ w.t() + b)
         torch.testing.assert_close(gemm.StepGemm(w_t.t(), 3, route)(x), x @ w_t)
+        plain = gemm.StepGemm(w_t.t(), 3, route, pack=False)  # the view read as it is
+        assert plain.packed is None
+        torch.testing.assert_close(plain(x), x @ w_t)
+        torch.testing.assert_close(gemm.StepGemm(w, 3, route, b, pack=False)(x), x @ w.t() + b)
     assert (gemm.StepGemm(w, 3, "torch").packed is not None) == gemm.mkl_packed_available()
     packed = gemm.StepGemm(w, 3, "onednn").packed
     assert (packed is not None) == gemm.onednn_packed_available()

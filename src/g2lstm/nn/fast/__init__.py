@@ -6,16 +6,19 @@
 - :mod:`g2lstm.nn.fast.steps`: one time step's pointwise work behind one signature: the fused
   C++ CPU kernel (:mod:`g2lstm.nn.fast.kernel`, built just in time, optional), the fused
   Triton kernel (:mod:`g2lstm.nn.fast.triton_step`, CUDA), or ATen ops.
-- :mod:`g2lstm.nn.fast.gemm`: the GEMM routes (MKL packed, oneDNN, ``torch.mm``/cuBLAS).
+- :mod:`g2lstm.nn.fast.gemm`: the GEMM routes (MKL packed, oneDNN, ``torch.mm``/cuBLAS);
+  :mod:`g2lstm.nn.fast.routes` picks the route and the backward's packing, measured
+  (:mod:`g2lstm.nn.fast.autotune`).
 
 Imports torch alone.
 """
 
 from __future__ import annotations
 
-from g2lstm.nn.fast.gemm import ROUTES, onednn_available, resolve_route
+from g2lstm.nn.fast.gemm import ROUTES, onednn_available
 from g2lstm.nn.fast.plan import GatePlan
 from g2lstm.nn.fast.recurrence import POINTWISE, recurrence_fast
+from g2lstm.nn.fast.routes import resolve_route
 from g2lstm.nn.fast.steps import STEPS
 
 __all__ = [

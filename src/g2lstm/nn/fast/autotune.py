@@ -1,9 +1,9 @@
-"""Measured choice of the CPU GEMM route, once per shape, cached in memory and on disk.
+"""Measured CPU GEMM route and packing choices, once per shape, cached in memory and on disk.
 
 Which library multiplies faster (oneDNN or MKL through ``torch.mm``) depends on the CPU (MKL
 runs its AVX2 code on AMD, oneDNN its AVX-512 code), the shape and the thread count; a CPU's
 vendor name does not say. So the first time the fast recurrence meets a shape on CPU float32,
-:func:`choose_route` times what each route would run (:func:`g2lstm.nn.fast.gemm.route_workloads`:
+:func:`choose_route` times what each route would run (:func:`g2lstm.nn.fast.routes.route_workloads`:
 the packing of the per-step weight as that route packs it, one per-step product ``h W_hh^T``
 and an input projection of :data:`PROJ_ROWS` rows) a few times, interleaved, best of each,
 and keeps the route with the smaller estimated cost of a forward pass (a route other than
@@ -11,14 +11,19 @@ the first must win by :data:`MARGIN`)::
 
     cost(route) = T * step + T * N * proj / PROJ_ROWS + pack
 
-The timings (not the choice: it depends on ``T``) are kept per *shape bucket* ``(N bucket,
+The same rounds time the backward's per-step product ``dG_t W_hh`` with a packed ``W_hh^T``
+(``bpack`` once, ``bstep`` per step) and reading ``W_hh`` as it is (``bplain``):
+:func:`choose_backward_packing` packs unless ``T * bplain`` is below ``(1 - MARGIN) *
+(bpack + T * bstep)`` (packing pays only over enough steps of large enough products).
+
+The timings (not the choices: they depend on ``T``) are kept per *shape bucket* ``(N bucket,
 input size, hidden size)``, dtype and thread count, so that a run whose batches vary in
 length or size (translation) measures a handful of buckets, not every batch: the batch is
 rounded up to the next of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and their 1.5x),
 and the first batch seen in a bucket is the one timed. Cost, once per bucket and process
-(then from the disk cache): ~60 ms of CPU time at batch 20, hidden 650 and ~190 ms at
-batch 80, hidden 1150 with one thread on a 2-vCPU AMD EPYC VM (allocating the constant
-operands and MKL's packing are a good part of it).
+(then from the disk cache), both routes: ~180 ms of CPU time at batch 20, hidden 650 and
+~600 ms at batch 80, hidden 1150 with one thread on a 2-vCPU AMD EPYC VM (allocating the
+constant operands and the packings are a good part of it).
 
 Cache: in memory for the process, and (unless ``$G2LSTM_AUTOTUNE=memory``) in the JSON file
 ``$G2LSTM_CACHE/gemm_routes.json`` (default ``~/.cache/g2lstm/``), keyed by the CPU model name
@@ -61,6 +66,7 @@ __all__ = [
     "autotune_mode",
     "batch_bucket",
     "cache_path",
+    "choose_backward_packing",
     "choose_route",
     "clear",
     "cpu_model",
@@ -79,10 +85,13 @@ STEP_CALLS = 2
 #: chosen, so that timing noise between near-equal routes does not flip the choice
 MARGIN = 0.05
 FILE_NAME = "gemm_routes.json"
-_FORMAT = 1
-_ROLES = ("pack", "step", "proj")  # in this order: "pack" builds what "step" runs
+_FORMAT = 2  # 2: the backward's roles; a cache of an older format is measured again
+#: in this order: "pack" builds what "step" runs, "bpack" what "bstep" runs
+_ROLES = ("pack", "step", "proj", "bpack", "bstep", "bplain")
+_PACK_ROLES = ("pack", "bpack")  # timed in the first two rounds only
+_STEP_ROLES = ("step", "bstep", "bplain")  # timed STEP_CALLS times per round
 
-#: ``Costs`` of one bucket: ``{route: {"step": s, "pack": s, "proj": s}}`` (best seconds)
+#: ``Costs`` of one bucket: ``{route: {role: s}}`` (best seconds; roles in ``_ROLES``)
 Costs = dict[str, dict[str, float]]
 #: what :func:`choose_route` times: ``(routes, batch) -> {route: {role: callable}}``
 Workloads = Callable[[Sequence[str], int], Mapping[str, Mapping[str, Callable[[], object]]]]
@@ -175,6 +184,50 @@ def choose_route(
     off (``$G2LSTM_AUTOTUNE=0``) or not allowed now (tracing) and nothing is cached: the
     caller then takes its fixed default.
     """
+    costs = _bucket_costs(routes, batch, input_size, hidden, dtype, workloads)
+    if costs is None:
+        return None
+    cost = {r: estimate(costs[r], steps, batch) for r in routes}
+    best = min(routes, key=cost.__getitem__)
+    return best if cost[best] < (1.0 - MARGIN) * cost[routes[0]] else routes[0]
+
+
+def choose_backward_packing(
+    route: str,
+    steps: int,
+    batch: int,
+    input_size: int,
+    hidden: int,
+    dtype: torch.dtype,
+    workloads: Workloads,
+) -> bool | None:
+    """Whether the backward's per-step product ``dG_t W_hh`` should use a packed ``W_hh^T``.
+
+    Packing pays once per call (a transpose and a reorder, ``bpack``) for faster steps
+    (``bstep``); the plain product reads ``W_hh`` as it is (``bplain``). Measured with the
+    route's other timings (same bucket, same cache): the plain product is chosen when
+    ``T * bplain`` is below ``(1 - MARGIN) * (bpack + T * bstep)``. ``None`` when nothing
+    may be measured and nothing is cached (the caller packs, as it always did).
+    """
+    costs = _bucket_costs((route,), batch, input_size, hidden, dtype, workloads)
+    if costs is None:
+        return None
+    c = costs[route]
+    packed = c["bpack"] + steps * c["bstep"]
+    return not steps * c["bplain"] < (1.0 - MARGIN) * packed
+
+
+def _bucket_costs(
+    routes: Sequence[str],
+    batch: int,
+    input_size: int,
+    hidden: int,
+    dtype: torch.dtype,
+    workloads: Workloads,
+) -> Costs | None:
+    """The timings of the shape's bucket for ``routes``: from memory, the disk cache, or
+    measured now (only the routes not known yet); ``None`` when measuring is off or not
+    allowed now and they are not all known."""
     mode = autotune_mode()
     if mode == "off":
         return None
@@ -182,17 +235,16 @@ def choose_route(
     with _lock:
         if mode == "on" and not _disk["loaded"]:
             _load_disk()
-        costs = _memory.get(key)
-        if costs is None or any(r not in costs for r in routes):
+        costs = _memory.get(key, {})
+        missing = [r for r in routes if r not in costs]
+        if missing:
             if _tracing():
                 return None
-            costs = _measure(routes, batch, workloads)
+            costs = {**costs, **_measure(missing, batch, workloads)}
             _memory[key] = costs
             if mode == "on":
                 _save_disk(key, costs)
-    cost = {r: estimate(costs[r], steps, batch) for r in routes}
-    best = min(routes, key=cost.__getitem__)
-    return best if cost[best] < (1.0 - MARGIN) * cost[routes[0]] else routes[0]
+    return costs
 
 
 def _time(label: tuple[str, str], fn: Callable[[], object]) -> float:
@@ -210,11 +262,12 @@ def _time(label: tuple[str, str], fn: Callable[[], object]) -> float:
 def _measure(routes: Sequence[str], batch: int, workloads: Workloads) -> Costs:
     """Best seconds per route and role over interleaved rounds.
 
-    Every round times each route's per-step product (:data:`STEP_CALLS` times) and
-    projection; the first two rounds also its packing (once per call of the recurrence, so it
-    weighs little). No separate warm-up: the first call of a workload also builds oneDNN's
-    kernels or MKL's buffers, and the best of the samples leaves that out, as it leaves out
-    a sample that another process interrupted.
+    Every round times each route's per-step products (forward, backward packed, backward
+    plain: :data:`STEP_CALLS` times each) and projection; the first two rounds also its
+    packings (once per call of the recurrence, so they weigh little). No separate warm-up:
+    the first call of a workload also builds oneDNN's kernels or MKL's buffers, and the best
+    of the samples leaves that out, as it leaves out a sample that another process
+    interrupted.
     """
     with torch.no_grad():
         fns = workloads(routes, batch)
@@ -224,8 +277,10 @@ def _measure(routes: Sequence[str], batch: int, workloads: Workloads) -> Costs:
             rounds < MAX_ROUNDS and time.perf_counter() - start < BUDGET_S
         ):
             for route in routes:
-                for role in _ROLES if rounds < 2 else _ROLES[1:]:
-                    for _ in range(STEP_CALLS if role == "step" else 1):
+                for role in _ROLES:
+                    if rounds >= 2 and role in _PACK_ROLES:
+                        continue
+                    for _ in range(STEP_CALLS if role in _STEP_ROLES else 1):
                         seconds = _time((route, role), fns[route][role])
                         best[route][role] = min(best[route][role], seconds)
             rounds += 1
@@ -252,7 +307,10 @@ def _read_disk(path: Path) -> dict[str, Costs]:
         data = json.loads(text)
     except ValueError:
         return _corrupt(path, "is not valid JSON")
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
+    version = data.get("format") if isinstance(data, dict) else None
+    if isinstance(version, int) and 1 <= version < _FORMAT:
+        return {}  # an older version's timings: measured again, the file rewritten
+    if version != _FORMAT:
         return _corrupt(path, f"is not a format-{_FORMAT} route cache")
     entries = data.get("entries")
     if not isinstance(entries, dict) or not all(_valid(c) for c in entries.values()):

@@ -16,8 +16,9 @@ and MKL's packed-GEMM API (``torch.ops.mkl._mkl_reorder_linear_weight`` / ``_mkl
 the ``"torch"`` route; both are private ops, probed once like the first.
 
 Which route is faster depends on the CPU, the shape and the thread count, so
-:func:`resolve_route` *measures* it, once per shape, with :mod:`g2lstm.nn.fast.autotune`
-(``$G2LSTM_GEMM_ROUTE`` forces one, ``$G2LSTM_AUTOTUNE=0`` takes :data:`DEFAULT_ROUTE`).
+:mod:`g2lstm.nn.fast.routes` *measures* it, once per shape, with
+:mod:`g2lstm.nn.fast.autotune` (``$G2LSTM_GEMM_ROUTE`` forces one, ``$G2LSTM_AUTOTUNE=0``
+takes :data:`DEFAULT_ROUTE`), and whether the backward packs its per-step weight.
 
 Every function computes a plain matrix product; the routes differ only in rounding.
 """
@@ -25,16 +26,12 @@ Every function computes a plain matrix product; the routes differ only in roundi
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
-
-from g2lstm.errors import ConfigError
-from g2lstm.nn.fast import autotune
 
 __all__ = [
     "DEFAULT_ROUTE",
@@ -44,9 +41,6 @@ __all__ = [
     "mkl_packed_available",
     "onednn_available",
     "onednn_packed_available",
-    "preferred_cpu_route",
-    "resolve_route",
-    "route_workloads",
     "transpose",
     "weight_grad",
 ]
@@ -204,6 +198,8 @@ class StepGemm:
         cache: keep the packed weight for later calls with the same ``w`` and ``batch``
             (inference: packing costs ~5% of a whole B20 T35 H650 forward); see
             :func:`_packed` for when a cached copy is reused.
+        pack: ``False`` multiplies with ``w`` as it is (no packing: cheaper for short loops
+            of small products; :func:`g2lstm.nn.fast.routes.backward_packing` measures when).
     """
 
     def __init__(
@@ -214,11 +210,12 @@ class StepGemm:
         bias: Tensor | None = None,
         *,
         cache: bool = False,
+        pack: bool = True,
     ) -> None:
         self.w, self.batch, self.route, self.bias = w, batch, route, bias
         self.packed: Tensor | None = None
         self.library = ""  # who packed ``self.packed``: "mkl" or "onednn"
-        if w.device.type != "cpu" or w.dtype != torch.float32 or batch <= 0:
+        if not pack or w.device.type != "cpu" or w.dtype != torch.float32 or batch <= 0:
             return
         if route == "onednn" and onednn_packed_available():
             self.library = "onednn"
@@ -261,90 +258,6 @@ def transpose(w: Tensor, block: int = 512, out: Tensor | None = None) -> Tensor:
 
 def _op():  # the private op, looked up at call time (a test replaces this function)
     return torch.ops.mkldnn._linear_pointwise
-
-
-def resolve_route(
-    like: Tensor, route: str = "auto", *, shape: tuple[int, int, int, int] | None = None
-) -> str:
-    """The GEMM route for tensors like ``like``: ``"onednn"`` only for CPU float32.
-
-    ``route="auto"`` picks, for CPU float32 where oneDNN is available, the route measured
-    fastest on this machine for ``shape = (steps, batch, input_size, hidden)``
-    (:func:`g2lstm.nn.fast.autotune.choose_route`, once per shape bucket, dtype and thread
-    count, cached), or :func:`preferred_cpu_route` without a shape; ``"torch"`` forces
-    ``torch.mm``; ``"onednn"`` asks for oneDNN and still falls back where it cannot run.
-    ``$G2LSTM_GEMM_ROUTE`` overrides ``"auto"`` (see :func:`preferred_cpu_route`).
-    """
-    if route not in ("auto", *ROUTES):
-        raise ValueError(f"route={route!r} is not valid; expected 'auto', 'onednn' or 'torch'")
-    if route == "torch":
-        return "torch"
-    usable = like.device.type == "cpu" and like.dtype == torch.float32 and onednn_available()
-    if route == "onednn" or not usable:
-        return "onednn" if usable else "torch"
-    forced = _forced_route()
-    if forced is not None or shape is None:
-        return forced or preferred_cpu_route()
-    steps, batch, input_size, hidden = (int(n) for n in shape)
-    measured = autotune.choose_route(
-        ROUTES, steps, batch, input_size, hidden, like.dtype,
-        lambda routes, b: route_workloads(routes, b, input_size, hidden),
-    )  # fmt: skip
-    return measured or preferred_cpu_route()
-
-
-def _forced_route() -> str | None:
-    """``$G2LSTM_GEMM_ROUTE`` as a route (``mkl`` = ``torch``), ``None`` if unset/``auto``."""
-    env = os.environ.get("G2LSTM_GEMM_ROUTE", "").strip().lower()
-    if env in ("", "auto"):
-        return None
-    if env in ROUTES or env == "mkl":
-        return "torch" if env == "mkl" else env
-    raise ConfigError(
-        f"G2LSTM_GEMM_ROUTE={env!r} is not valid; expected onednn, torch (or mkl), or auto"
-    )
-
-
-def preferred_cpu_route() -> str:
-    """The CPU float32 route when none is measured: ``$G2LSTM_GEMM_ROUTE`` or the default.
-
-    ``$G2LSTM_GEMM_ROUTE`` (``onednn``, ``torch`` or its alias ``mkl``) decides if set;
-    otherwise :data:`DEFAULT_ROUTE`. :func:`resolve_route` uses this when it is given no shape
-    or measuring is off (``$G2LSTM_AUTOTUNE=0``).
-    """
-    return _forced_route() or DEFAULT_ROUTE
-
-
-def route_workloads(
-    routes: Sequence[str], batch: int, input_size: int, hidden: int
-) -> dict[str, dict[str, Callable[[], object]]]:
-    """What :mod:`~g2lstm.nn.fast.autotune` times, ``{route: {role: callable}}`` (CPU float32).
-
-    ``"pack"``: packing ``W_hh (4H, H)`` for ``batch`` rows as :class:`StepGemm` packs it
-    (it keeps the packed weight for ``"step"``, so it runs first); ``"step"``: one per-step
-    product ``h W_hh^T + b``, ``(batch, H) x (4H, H)``; ``"proj"``: the input projection of
-    :data:`autotune.PROJ_ROWS` rows, ``(rows, I) x (4H, I)``. All routes share one set of
-    tensors holding constants (the speed of a float32 product does not depend on the values;
-    no random generator is used).
-    """
-    w_hh = torch.full((4 * hidden, hidden), 0.5 / hidden)
-    w_ih = torch.full((4 * hidden, input_size), 0.5 / input_size)
-    bias = torch.full((4 * hidden,), 0.1)
-    h, x = torch.full((batch, hidden), 0.3), torch.full((autotune.PROJ_ROWS, input_size), 0.3)
-
-    def one(route: str) -> dict[str, Callable[[], object]]:
-        built: list[StepGemm] = []
-
-        def pack() -> None:
-            built[:] = [StepGemm(w_hh, batch, route, bias)]
-
-        return {
-            "pack": pack,
-            "step": lambda: built[0](h),
-            "proj": lambda: linear(x, w_ih, None, route),
-        }
-
-    return {route: one(route) for route in routes}
 
 
 def linear(x: Tensor, w: Tensor, bias: Tensor | None, route: str) -> Tensor:

@@ -220,16 +220,20 @@ def backward(
     route: str,
     step: Step,
     needs: tuple[bool, bool, bool, bool, bool, bool],
+    pack: bool = True,
 ) -> tuple[Tensor | None, ...]:
     """Gradients of :func:`forward_train` with respect to ``(x, w_ih, bias, w_hh, h0, c0)``.
 
     ``hbuf`` is ``y`` (no mask) or the states ``h_0..h_T`` (masked); ``needs`` says which
-    gradients to compute (``None`` for the others).
+    gradients to compute (``None`` for the others); ``pack``: whether the per-step products
+    use a packed ``W_hh^T`` (:func:`g2lstm.nn.fast.routes.backward_packing`).
     """
     steps, batch, feat = x.shape
     hid = plan.hidden
-    # dh_{t-1} = dG_t W_hh = dG_t (W_hh^T)^T: a "linear" with weight W_hh^T, packed once
-    gemm = StepGemm(transpose(w_hh), batch, route)
+    # dh_{t-1} = dG_t W_hh = dG_t (W_hh^T)^T: a "linear" with weight W_hh^T, packed once, or
+    # read through the view W_hh^T of W_hh as it is
+    w_t = transpose(w_hh) if pack else w_hh.t()
+    gemm = StepGemm(w_t, batch, route, pack=pack)
     dgates = torch.empty_like(gates)
     dy = dy.contiguous()
     dc = dc_n.clone(memory_format=torch.contiguous_format)  # dL/dc, updated in place

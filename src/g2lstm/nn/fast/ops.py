@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from g2lstm.nn.fast import loop
-from g2lstm.nn.fast.gemm import resolve_route
 from g2lstm.nn.fast.plan import GatePlan
+from g2lstm.nn.fast.routes import backward_packing, resolve_route
 from g2lstm.nn.fast.steps import select_step
 from g2lstm.nn.functional import GateMode, GateSpec
 from g2lstm.nn.noise import GateNoise, NoiseSchedule
@@ -131,9 +131,10 @@ def recurrence_backward(
     """``(dx, dw_ih, db, dw_hh, dh0, dc0)``; an empty tensor where ``needs`` is False."""
     plan = _plan(rows, tau, mode, w_hh.shape[1])
     r, s = _machine(x, plan, route, step)
+    pack = backward_packing(x, r, (x.shape[0], x.shape[1], x.shape[2], plan.hidden))
     grads = loop.backward(
         dy, dh_n, dc_n, x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask, plan, r, s,
-        tuple(needs),  # type: ignore[arg-type]
+        tuple(needs), pack,  # type: ignore[arg-type]
     )  # fmt: skip
     # contiguous: the fake implementation promises dense outputs
     return tuple(x.new_empty(0) if g is None else g.contiguous() for g in grads)  # type: ignore[return-value]

@@ -52,7 +52,7 @@ def recurrence_fast(
             CPU step, materialised for the other steps) or ``None``.
         lengths: ``(N,)`` valid lengths or ``None``.
         route: GEMM route, ``"auto"``, ``"onednn"`` or ``"torch"``, resolved when the
-            operator runs (:func:`~g2lstm.nn.fast.gemm.resolve_route`; oneDNN only for CPU
+            operator runs (:func:`~g2lstm.nn.fast.routes.resolve_route`; oneDNN only for CPU
             float32).
         pointwise: the step implementation, one of :data:`POINTWISE`; ``"kernel"`` and
             ``"triton"`` raise :class:`~g2lstm.errors.ConfigError` where they cannot run.

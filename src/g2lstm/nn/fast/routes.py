@@ -1,0 +1,136 @@
+"""Which GEMM route and weight packing a pass of the fast recurrence uses: measured or forced.
+
+:func:`resolve_route` picks the route of the products (:data:`g2lstm.nn.fast.gemm.ROUTES`:
+oneDNN or ``torch.mm``) and :func:`backward_packing` whether the backward's per-step
+products use a packed ``W_hh^T``. On CPU float32 both are measured once per shape bucket on
+the running machine (:mod:`g2lstm.nn.fast.autotune`, timing the workloads of
+:func:`route_workloads`), never chosen by the CPU's vendor name; ``$G2LSTM_GEMM_ROUTE``
+forces a route (``$G2LSTM_AUTOTUNE=0`` takes :data:`g2lstm.nn.fast.gemm.DEFAULT_ROUTE`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from g2lstm.errors import ConfigError
+from g2lstm.nn.fast import autotune, gemm
+
+__all__ = ["backward_packing", "preferred_cpu_route", "resolve_route", "route_workloads"]
+
+
+def resolve_route(
+    like: Tensor, route: str = "auto", *, shape: tuple[int, int, int, int] | None = None
+) -> str:
+    """The GEMM route for tensors like ``like``: ``"onednn"`` only for CPU float32.
+
+    ``route="auto"`` picks, for CPU float32 where oneDNN is available, the route measured
+    fastest on this machine for ``shape = (steps, batch, input_size, hidden)``
+    (:func:`g2lstm.nn.fast.autotune.choose_route`, once per shape bucket, dtype and thread
+    count, cached), or :func:`preferred_cpu_route` without a shape; ``"torch"`` forces
+    ``torch.mm``; ``"onednn"`` asks for oneDNN and still falls back where it cannot run.
+    ``$G2LSTM_GEMM_ROUTE`` overrides ``"auto"`` (see :func:`preferred_cpu_route`).
+    """
+    if route not in ("auto", *gemm.ROUTES):
+        raise ValueError(f"route={route!r} is not valid; expected 'auto', 'onednn' or 'torch'")
+    if route == "torch":
+        return "torch"
+    usable = like.device.type == "cpu" and like.dtype == torch.float32 and gemm.onednn_available()
+    if route == "onednn" or not usable:
+        return "onednn" if usable else "torch"
+    forced = _forced_route()
+    if forced is not None or shape is None:
+        return forced or preferred_cpu_route()
+    steps, batch, input_size, hidden = (int(n) for n in shape)
+    measured = autotune.choose_route(
+        gemm.ROUTES, steps, batch, input_size, hidden, like.dtype,
+        lambda routes, b: route_workloads(routes, b, input_size, hidden),
+    )  # fmt: skip
+    return measured or preferred_cpu_route()
+
+
+def _forced_route() -> str | None:
+    """``$G2LSTM_GEMM_ROUTE`` as a route (``mkl`` = ``torch``), ``None`` if unset/``auto``."""
+    env = os.environ.get("G2LSTM_GEMM_ROUTE", "").strip().lower()
+    if env in ("", "auto"):
+        return None
+    if env in gemm.ROUTES or env == "mkl":
+        return "torch" if env == "mkl" else env
+    raise ConfigError(
+        f"G2LSTM_GEMM_ROUTE={env!r} is not valid; expected onednn, torch (or mkl), or auto"
+    )
+
+
+def preferred_cpu_route() -> str:
+    """The CPU float32 route when none is measured: ``$G2LSTM_GEMM_ROUTE`` or the default.
+
+    ``$G2LSTM_GEMM_ROUTE`` (``onednn``, ``torch`` or its alias ``mkl``) decides if set;
+    otherwise :data:`DEFAULT_ROUTE`. :func:`resolve_route` uses this when it is given no shape
+    or measuring is off (``$G2LSTM_AUTOTUNE=0``).
+    """
+    return _forced_route() or gemm.DEFAULT_ROUTE
+
+
+def backward_packing(like: Tensor, route: str, shape: tuple[int, int, int, int]) -> bool:
+    """Whether the backward packs ``W_hh^T`` for its per-step products, for tensors like
+    ``like`` and ``shape = (steps, batch, input_size, hidden)`` on ``route``.
+
+    Measured with the route's timings on CPU float32
+    (:func:`g2lstm.nn.fast.autotune.choose_backward_packing`: packing pays once per call, so
+    short loops of small products are faster without it); ``True`` elsewhere and when
+    measuring is off.
+    """
+    if like.device.type != "cpu" or like.dtype != torch.float32 or route not in gemm.ROUTES:
+        return True
+    steps, batch, input_size, hidden = (int(n) for n in shape)
+    pack = autotune.choose_backward_packing(
+        route, steps, batch, input_size, hidden, like.dtype,
+        lambda routes, b: route_workloads(routes, b, input_size, hidden),
+    )  # fmt: skip
+    return True if pack is None else pack
+
+
+def route_workloads(
+    routes: Sequence[str], batch: int, input_size: int, hidden: int
+) -> dict[str, dict[str, Callable[[], object]]]:
+    """What :mod:`~g2lstm.nn.fast.autotune` times, ``{route: {role: callable}}`` (CPU float32).
+
+    ``"pack"``: packing ``W_hh (4H, H)`` for ``batch`` rows as :class:`StepGemm` packs it
+    (it keeps the packed weight for ``"step"``, so it runs first); ``"step"``: one per-step
+    product ``h W_hh^T + b``, ``(batch, H) x (4H, H)``; ``"proj"``: the input projection of
+    :data:`autotune.PROJ_ROWS` rows, ``(rows, I) x (4H, I)``; the backward's per-step product
+    ``dG_t W_hh``, ``(batch, 4H) x (4H, H)``: ``"bpack"`` (transpose and pack ``W_hh^T``, as
+    the backward does), ``"bstep"`` (with it), ``"bplain"`` (reading ``W_hh`` as it is).
+    All routes share one set of tensors holding constants (the speed of a float32 product does
+    not depend on the values; no random generator is used).
+    """
+    w_hh = torch.full((4 * hidden, hidden), 0.5 / hidden)
+    w_ih = torch.full((4 * hidden, input_size), 0.5 / input_size)
+    bias = torch.full((4 * hidden,), 0.1)
+    h, x = torch.full((batch, hidden), 0.3), torch.full((autotune.PROJ_ROWS, input_size), 0.3)
+    dg = torch.full((batch, 4 * hidden), 0.2)
+
+    def one(route: str) -> dict[str, Callable[[], object]]:
+        built: list[gemm.StepGemm] = []
+        built_b: list[gemm.StepGemm] = []
+
+        def pack() -> None:
+            built[:] = [gemm.StepGemm(w_hh, batch, route, bias)]
+
+        def bpack() -> None:  # as the backward packs W_hh^T (loop.backward)
+            built_b[:] = [gemm.StepGemm(gemm.transpose(w_hh), batch, route)]
+
+        plain = gemm.StepGemm(w_hh.t(), batch, route, pack=False)
+        return {
+            "pack": pack,
+            "step": lambda: built[0](h),
+            "proj": lambda: gemm.linear(x, w_ih, None, route),
+            "bpack": bpack,
+            "bstep": lambda: built_b[0](dg),
+            "bplain": lambda: plain(dg),
+        }
+
+    return {route: one(route) for route in routes}
