@@ -68,8 +68,8 @@ def preferred_cpu_route() -> str:
     """The CPU float32 route when none is measured: ``$G2LSTM_GEMM_ROUTE`` or the default.
 
     ``$G2LSTM_GEMM_ROUTE`` (``onednn``, ``torch`` or its alias ``mkl``) decides if set;
-    otherwise :data:`DEFAULT_ROUTE`. :func:`resolve_route` uses this when it is given no shape
-    or measuring is off (``$G2LSTM_AUTOTUNE=0``).
+    otherwise :data:`g2lstm.nn.fast.gemm.DEFAULT_ROUTE`. :func:`resolve_route` uses this
+    when it is given no shape or measuring is off (``$G2LSTM_AUTOTUNE=0``).
     """
     return _forced_route() or gemm.DEFAULT_ROUTE
 
@@ -98,8 +98,9 @@ def route_workloads(
 ) -> dict[str, dict[str, Callable[[], object]]]:
     """What :mod:`~g2lstm.nn.fast.autotune` times, ``{route: {role: callable}}`` (CPU float32).
 
-    ``"pack"``: packing ``W_hh (4H, H)`` for ``batch`` rows as :class:`StepGemm` packs it
-    (it keeps the packed weight for ``"step"``, so it runs first); ``"step"``: one per-step
+    ``"pack"``: packing ``W_hh (4H, H)`` for ``batch`` rows as
+    :class:`~g2lstm.nn.fast.gemm.StepGemm` packs it (it keeps the packed weight for
+    ``"step"``, so it runs first); ``"step"``: one per-step
     product ``h W_hh^T + b``, ``(batch, H) x (4H, H)``; ``"proj"``: the input projection of
     :data:`autotune.PROJ_ROWS` rows, ``(rows, I) x (4H, I)``; the backward's per-step product
     ``dG_t W_hh``, ``(batch, 4H) x (4H, H)``: ``"bpack"`` (transpose and pack ``W_hh^T``, as
