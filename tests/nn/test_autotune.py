@@ -19,7 +19,9 @@ SHAPE = (7, 5, 5, 4)  # steps, batch, input size, hidden: tiny, so the real work
 
 @pytest.fixture(autouse=True)
 def _fresh(tmp_path, monkeypatch):
-    """Each test: its own cache folder, nothing in memory, no route forced."""
+    """Each test: its own cache folder, nothing in memory, no route forced, and a machine
+    that counts as idle (this suite may run beside other jobs)."""
+    monkeypatch.setattr(autotune, "machine_busy", lambda: False)
     monkeypatch.setenv("G2LSTM_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("G2LSTM_GEMM_ROUTE", raising=False)
     monkeypatch.delenv("G2LSTM_AUTOTUNE", raising=False)
@@ -229,6 +231,29 @@ def test_unpacked_backward_gives_the_packed_gradients(monkeypatch, route):
     assert seen == [True, False]
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+def test_timings_from_a_busy_machine_stay_in_memory(monkeypatch, tmp_path):
+    """Wall-clock timings taken while other processes load the CPUs are not written to disk:
+    a later process measures again instead of inheriting a choice made under load."""
+    monkeypatch.setattr(autotune, "machine_busy", lambda: True)
+    _fake_timer(monkeypatch, FAST_TORCH)
+    assert routes.resolve_route(LIKE, shape=SHAPE) == "torch"
+    assert not (tmp_path / "cache" / autotune.FILE_NAME).exists()
+    _no_timer(monkeypatch)
+    assert routes.resolve_route(LIKE, shape=SHAPE) == "torch"  # kept in memory
+
+
+@pytest.mark.parametrize(
+    ("threads", "load", "cpus", "busy"),
+    [(2, 3.0, 2, True), (2, 2.4, 2, False), (1, 9.0, 2, False), (4, 10.0, 64, False)],
+)
+def test_machine_busy_compares_the_load_with_the_cpus(monkeypatch, threads, load, cpus, busy):
+    monkeypatch.undo()  # the real function, not the fixture's stand-in
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    monkeypatch.setattr(autotune.os, "getloadavg", lambda: (load, 0.0, 0.0))
+    monkeypatch.setattr(autotune.os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    assert autotune.machine_busy() is busy
 
 
 def test_cache_write_never_follows_a_symlink(monkeypatch, tmp_path):

@@ -28,7 +28,10 @@ constant operands and the packings are a good part of it).
 Cache: in memory for the process, and (unless ``$G2LSTM_AUTOTUNE=memory``) in the JSON file
 ``$G2LSTM_CACHE/gemm_routes.json`` (default ``~/.cache/g2lstm/``), keyed by the CPU model name
 (``/proc/cpuinfo``), the torch version, the thread count, dtype and shape bucket, so that a
-later process on the same machine reuses them and picks the same route. The file is replaced
+later process on the same machine reuses them and picks the same route. Timings taken at
+several threads while other processes kept the CPUs busy (:func:`machine_busy`) are kept in
+memory only: they are wall-clock times, and a choice made from them would outlive the load.
+The file is replaced
 atomically (temporary file + rename in its folder; a symlink there is replaced, never written
 through); an unreadable or malformed file is ignored with one notice on stderr and rewritten.
 
@@ -71,6 +74,7 @@ __all__ = [
     "clear",
     "cpu_model",
     "estimate",
+    "machine_busy",
 ]
 
 #: rows of the input projection that is timed (its cost is taken as linear in the rows)
@@ -84,6 +88,9 @@ STEP_CALLS = 2
 #: a route other than the first of ``routes`` must be estimated this much faster to be
 #: chosen, so that timing noise between near-equal routes does not flip the choice
 MARGIN = 0.05
+#: how far the 1-minute load average may exceed the CPUs this process may run on before
+#: multi-thread timings count as taken on a busy machine (:func:`machine_busy`)
+BUSY_LOAD = 0.5
 FILE_NAME = "gemm_routes.json"
 _FORMAT = 2  # 2: the backward's roles; a cache of an older format is measured again
 #: in this order: "pack" builds what "step" runs, "bpack" what "bstep" runs
@@ -161,6 +168,20 @@ def _key(dtype: torch.dtype, bucket: int, input_size: int, hidden: int) -> str:
         f"{cpu_model()} | torch {torch.__version__} | {threads} threads | {dtype} "
         f"| N{bucket} I{input_size} H{hidden}"
     )
+
+
+def machine_busy() -> bool:
+    """Whether timings taken now may be distorted by other processes: more than one torch
+    thread (so they are wall-clock times) and a 1-minute load average above the CPUs this
+    process may use by more than :data:`BUSY_LOAD`. ``False`` where the load is unknown."""
+    if torch.get_num_threads() <= 1:
+        return False  # one thread is timed in its own CPU time
+    try:
+        load = os.getloadavg()[0]
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on this platform
+        return False
+    return load > cpus + BUSY_LOAD
 
 
 def _tracing() -> bool:
@@ -242,7 +263,7 @@ def _bucket_costs(
                 return None
             costs = {**costs, **_measure(missing, batch, workloads)}
             _memory[key] = costs
-            if mode == "on":
+            if mode == "on" and not machine_busy():
                 _save_disk(key, costs)
     return costs
 
