@@ -57,8 +57,12 @@ def _draw(key: Tensor | None, p: float, schedule: str) -> GateNoise | None:
 def _machine(x: Tensor, plan: GatePlan, route: str, step: str):
     """GEMM route and step implementation for tensors like ``x`` (eager, cached; the route
     measured once per shape bucket on CPU float32, :mod:`g2lstm.nn.fast.autotune`)."""
-    shape = (x.shape[0], x.shape[1], x.shape[2], plan.hidden)
-    return resolve_route(x, route, shape=shape), select_step(x, plan, step)
+    return resolve_route(x, route, shape=_shape(x, plan)), select_step(x, plan, step)
+
+
+def _shape(x: Tensor, plan: GatePlan) -> tuple[int, int, int, int]:
+    """``(steps, batch, input_size, hidden)``: the shape the measured choices are keyed by."""
+    return x.shape[0], x.shape[1], x.shape[2], plan.hidden
 
 
 # ---------------------------------------------------------------------- training forward
@@ -131,7 +135,7 @@ def recurrence_backward(
     """``(dx, dw_ih, db, dw_hh, dh0, dc0)``; an empty tensor where ``needs`` is False."""
     plan = _plan(rows, tau, mode, w_hh.shape[1])
     r, s = _machine(x, plan, route, step)
-    pack = backward_packing(x, r, (x.shape[0], x.shape[1], x.shape[2], plan.hidden))
+    pack = backward_packing(x, r, _shape(x, plan))
     grads = loop.backward(
         dy, dh_n, dc_n, x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask, plan, r, s,
         tuple(needs), pack,  # type: ignore[arg-type]

@@ -47,7 +47,7 @@ def resolve_route(
     steps, batch, input_size, hidden = (int(n) for n in shape)
     measured = autotune.choose_route(
         gemm.ROUTES, steps, batch, input_size, hidden, like.dtype,
-        lambda routes, b: route_workloads(routes, b, input_size, hidden),
+        _workloads(input_size, hidden),
     )  # fmt: skip
     return measured or preferred_cpu_route()
 
@@ -87,10 +87,14 @@ def backward_packing(like: Tensor, route: str, shape: tuple[int, int, int, int])
         return True
     steps, batch, input_size, hidden = (int(n) for n in shape)
     pack = autotune.choose_backward_packing(
-        route, steps, batch, input_size, hidden, like.dtype,
-        lambda routes, b: route_workloads(routes, b, input_size, hidden),
-    )  # fmt: skip
+        route, steps, batch, input_size, hidden, like.dtype, _workloads(input_size, hidden)
+    )
     return True if pack is None else pack
+
+
+def _workloads(input_size: int, hidden: int) -> autotune.Workloads:
+    """:func:`route_workloads` for one layer shape, as the autotuner calls it."""
+    return lambda routes, batch: route_workloads(routes, batch, input_size, hidden)
 
 
 def route_workloads(
