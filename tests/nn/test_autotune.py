@@ -62,16 +62,18 @@ FAST_TORCH = {"onednn": FAST_ONEDNN["torch"], "torch": FAST_ONEDNN["onednn"]}
 def test_the_faster_route_is_chosen(monkeypatch, times, want):
     calls = _fake_timer(monkeypatch, times)
     assert routes.resolve_route(LIKE, shape=SHAPE) == want
-    # 2 routes x (3 kinds of step products x STEP_CALLS + the projection)
-    per_round = 2 * (1 + 3 * autotune.STEP_CALLS)
-    packs = 2 * 2  # "pack" and "bpack" per route, in the first two rounds only
+    # 2 routes x (the per-step product x STEP_CALLS + the projection); the backward's products
+    # are not timed until a backward pass asks (test_inference_never_times_the_backward)
+    per_round = 2 * (1 + autotune.STEP_CALLS)
+    packs = 2  # "pack" per route, in the first two rounds only
     rounds = 2 + (len(calls) - 2 * (per_round + packs)) // per_round
     assert autotune.MIN_ROUNDS <= rounds <= autotune.MAX_ROUNDS
     assert len(calls) == 2 * (per_round + packs) + per_round * (rounds - 2)
     assert {route for route, _ in calls} == {"onednn", "torch"}
     roles = [role for _, role in calls]
-    assert roles.count("pack") == 4 and roles.count("bpack") == 4  # twice per route
-    assert all(roles.count(r) == 2 * autotune.STEP_CALLS * rounds for r in ("bstep", "bplain"))
+    assert roles.count("pack") == 4  # twice per route
+    assert roles.count("step") == 2 * autotune.STEP_CALLS * rounds
+    assert set(roles) == {"pack", "step", "proj"}
     n = len(calls)
     assert routes.resolve_route(LIKE, shape=SHAPE) == want  # cached: not measured again
     assert routes.resolve_route(LIKE, shape=(50, 6, 5, 4)) == want  # same bucket (5 and 6)
@@ -132,7 +134,7 @@ def test_disk_cache_round_trip_keyed_by_cpu_model(monkeypatch, tmp_path):
     path = tmp_path / "cache" / autotune.FILE_NAME
     data = json.loads(path.read_text())
     (key,) = data["entries"]
-    assert data["format"] == 2 and autotune.cpu_model() in key and torch.__version__ in key
+    assert data["format"] == 3 and autotune.cpu_model() in key and torch.__version__ in key
     assert f"{torch.get_num_threads()} threads" in key and "float32" in key and "N6 I5 H4" in key
     assert not list(path.parent.glob(".*"))  # no temporary file left
     # a new process (memory cleared) reads the file and measures nothing
@@ -149,7 +151,15 @@ def test_disk_cache_round_trip_keyed_by_cpu_model(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "content", ["{not json", json.dumps([1, 2]), json.dumps({"format": 2, "entries": {"k": 3}})]
+    "content",
+    [
+        "{not json",
+        json.dumps([1, 2]),
+        json.dumps({"format": 3, "entries": {"k": 3}}),
+        # a route with part of a role group, or a role that does not exist
+        json.dumps({"format": 3, "entries": {"k": {"onednn": {"step": 1e-4}}}}),
+        json.dumps({"format": 3, "entries": {"k": {"onednn": {**BACKWARD, "x": 1.0}}}}),
+    ],
 )
 def test_corrupt_cache_is_ignored_with_one_notice(monkeypatch, tmp_path, capsys, content):
     path = tmp_path / "cache" / autotune.FILE_NAME
@@ -163,17 +173,21 @@ def test_corrupt_cache_is_ignored_with_one_notice(monkeypatch, tmp_path, capsys,
     assert len(json.loads(path.read_text())["entries"]) == 2  # rewritten, valid
 
 
-def test_an_older_cache_format_is_measured_again_without_a_notice(monkeypatch, tmp_path, capsys):
-    """A cache written before the backward's timings existed (format 1) is replaced quietly."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_cache_format_is_measured_again_without_a_notice(
+    monkeypatch, tmp_path, capsys, version
+):
+    """A cache of an older format (1: before the backward's timings, 2: all roles of both
+    routes at once) is replaced quietly."""
     path = tmp_path / "cache" / autotune.FILE_NAME
     path.parent.mkdir()
     old = {"onednn": {"step": 1e-4, "pack": 1e-4, "proj": 1e-4}}
-    path.write_text(json.dumps({"format": 1, "entries": {"k": old}}))
+    path.write_text(json.dumps({"format": version, "entries": {"k": old}}))
     calls = _fake_timer(monkeypatch, FAST_TORCH)
     assert routes.resolve_route(LIKE, shape=SHAPE) == "torch"
     assert calls and "ignoring" not in capsys.readouterr().err
     data = json.loads(path.read_text())
-    assert data["format"] == 2 and "k" not in data["entries"]
+    assert data["format"] == 3 and "k" not in data["entries"]
 
 
 @pytest.mark.parametrize(
@@ -192,16 +206,45 @@ def test_the_backward_packs_only_where_it_pays(monkeypatch, bpack, bstep, bplain
     calls = _fake_timer(monkeypatch, times)
     shape = (steps, 5, 5, 4)
     assert routes.backward_packing(LIKE, "onednn", shape) is want
-    assert {route for route, _ in calls} == {"onednn"}  # only the route in use is measured
+    # only the route in use, and only the backward's products, are measured
+    assert {route for route, _ in calls} == {"onednn"}
+    assert {role for _, role in calls} == {"bpack", "bstep", "bplain"}
     n = len(calls)
-    assert routes.resolve_route(LIKE, shape=shape) == "onednn"  # the other route measured now
-    assert {route for route, _ in calls[n:]} == {"torch"}
+    assert routes.resolve_route(LIKE, shape=shape) == "onednn"  # the forward's measured now
+    assert {route for route, _ in calls[n:]} == {"onednn", "torch"}
+    assert {role for _, role in calls[n:]} == {"pack", "step", "proj"}
+    n = len(calls)
     assert routes.backward_packing(LIKE, "onednn", shape) is want  # cached
+    assert routes.resolve_route(LIKE, shape=shape) == "onednn"
+    assert len(calls) == n
     # not measured (and packed, as before) where it cannot matter or must not measure
     _no_timer(monkeypatch)
     assert routes.backward_packing(LIKE.double(), "torch", shape) is True
     monkeypatch.setenv("G2LSTM_AUTOTUNE", "0")
     assert routes.backward_packing(LIKE, "onednn", (9, 300, 5, 4)) is True
+
+
+def test_inference_never_times_the_backward(monkeypatch, tmp_path):
+    """A process that only runs inference times the forward's products alone; the first
+    backward pass then times the backward's, on the route chosen for the forward only, and
+    both groups end up in one disk entry that a later process reads without measuring."""
+    calls = _fake_timer(monkeypatch, FAST_TORCH)
+    torch.manual_seed(0)
+    layer = G2LSTM(5, 4, eval_gates="hard").eval()  # hard gates: the fast recurrence
+    x = torch.randn(7, 5, 5)
+    with torch.no_grad():
+        layer(x)
+    assert calls and {role for _, role in calls} == {"pack", "step", "proj"}
+    n = len(calls)
+    layer.train()
+    layer(x)[0].sum().backward()
+    assert {label for label in calls[n:]} == {("torch", r) for r in ("bpack", "bstep", "bplain")}
+    (entry,) = json.loads((tmp_path / "cache" / autotune.FILE_NAME).read_text())["entries"].values()
+    assert set(entry["torch"]) == {"pack", "step", "proj", "bpack", "bstep", "bplain"}
+    assert set(entry["onednn"]) == {"pack", "step", "proj"}
+    autotune.clear()  # a new process: everything from the disk
+    _no_timer(monkeypatch)
+    layer(x)[0].sum().backward()
 
 
 @pytest.mark.parametrize("route", gemm.ROUTES)

@@ -11,19 +11,23 @@ the first must win by :data:`MARGIN`)::
 
     cost(route) = T * step + T * N * proj / PROJ_ROWS + pack
 
-The same rounds time the backward's per-step product ``dG_t W_hh`` with a packed ``W_hh^T``
-(``bpack`` once, ``bstep`` per step) and reading ``W_hh`` as it is (``bplain``):
+The first time a backward pass needs it, the same kind of rounds time, on the route chosen
+for the forward pass only, the backward's per-step product ``dG_t W_hh`` with a packed
+``W_hh^T`` (``bpack`` once, ``bstep`` per step) and reading ``W_hh`` as it is (``bplain``):
 :func:`choose_backward_packing` packs unless ``T * bplain`` is below ``(1 - MARGIN) *
-(bpack + T * bstep)`` (packing pays only over enough steps of large enough products).
+(bpack + T * bstep)`` (packing pays only over enough steps of large enough products). A
+process that only runs inference never times the backward's products.
 
 The timings (not the choices: they depend on ``T``) are kept per *shape bucket* ``(N bucket,
 input size, hidden size)``, dtype and thread count, so that a run whose batches vary in
 length or size (translation) measures a handful of buckets, not every batch: the batch is
 rounded up to the next of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and their 1.5x),
 and the first batch seen in a bucket is the one timed. Cost, once per bucket and process
-(then from the disk cache), both routes: ~180 ms of CPU time at batch 20, hidden 650 and
-~600 ms at batch 80, hidden 1150 with one thread on a 2-vCPU AMD EPYC VM (allocating the
-constant operands and the packings are a good part of it).
+(then from the disk cache), CPU time with one thread on a 2-vCPU AMD EPYC VM (allocating the
+constant operands and the packings are a good part of it; ``benchmarks/autotune_cost.py``):
+the forward's roles on both routes ~40 ms at batch 20, hidden 650 and ~200 ms at batch 80,
+hidden 1150; the backward's on one route ~20 ms and ~115 ms more (all six roles on both
+routes at once, as format 2 did, took ~90 and ~490 ms).
 
 Cache: in memory for the process, and (unless ``$G2LSTM_AUTOTUNE=memory``) in the JSON file
 ``$G2LSTM_CACHE/gemm_routes.json`` (default ``~/.cache/g2lstm/``), keyed by the CPU model name
@@ -92,9 +96,15 @@ MARGIN = 0.05
 #: multi-thread timings count as taken on a busy machine (:func:`machine_busy`)
 BUSY_LOAD = 0.5
 FILE_NAME = "gemm_routes.json"
-_FORMAT = 2  # 2: the backward's roles; a cache of an older format is measured again
-#: in this order: "pack" builds what "step" runs, "bpack" what "bstep" runs
-_ROLES = ("pack", "step", "proj", "bpack", "bstep", "bplain")
+#: 2: the backward's roles; 3: a route's forward and backward roles measured apart (an entry
+#: may hold either or both). A cache of an older format is measured again.
+_FORMAT = 3
+#: the roles :func:`choose_route` needs, and those :func:`choose_backward_packing` needs,
+#: each group timed the first time it is needed (an inference-only process never times the
+#: backward's); in this order: "pack" builds what "step" runs, "bpack" what "bstep" runs
+_FORWARD = ("pack", "step", "proj")
+_BACKWARD = ("bpack", "bstep", "bplain")
+_ROLES = _FORWARD + _BACKWARD
 _PACK_ROLES = ("pack", "bpack")  # timed in the first two rounds only
 _STEP_ROLES = ("step", "bstep", "bplain")  # timed STEP_CALLS times per round
 
@@ -205,7 +215,7 @@ def choose_route(
     off (``$G2LSTM_AUTOTUNE=0``) or not allowed now (tracing) and nothing is cached: the
     caller then takes its fixed default.
     """
-    costs = _bucket_costs(routes, batch, input_size, hidden, dtype, workloads)
+    costs = _bucket_costs(routes, _FORWARD, batch, input_size, hidden, dtype, workloads)
     if costs is None:
         return None
     cost = {r: estimate(costs[r], steps, batch) for r in routes}
@@ -230,7 +240,7 @@ def choose_backward_packing(
     ``T * bplain`` is below ``(1 - MARGIN) * (bpack + T * bstep)``. ``None`` when nothing
     may be measured and nothing is cached (the caller packs, as it always did).
     """
-    costs = _bucket_costs((route,), batch, input_size, hidden, dtype, workloads)
+    costs = _bucket_costs((route,), _BACKWARD, batch, input_size, hidden, dtype, workloads)
     if costs is None:
         return None
     c = costs[route]
@@ -240,15 +250,16 @@ def choose_backward_packing(
 
 def _bucket_costs(
     routes: Sequence[str],
+    roles: Sequence[str],
     batch: int,
     input_size: int,
     hidden: int,
     dtype: torch.dtype,
     workloads: Workloads,
 ) -> Costs | None:
-    """The timings of the shape's bucket for ``routes``: from memory, the disk cache, or
-    measured now (only the routes not known yet); ``None`` when measuring is off or not
-    allowed now and they are not all known."""
+    """The timings ``roles`` (:data:`_FORWARD` or :data:`_BACKWARD`) of the shape's bucket
+    for ``routes``: from memory, the disk cache, or measured now (only for the routes that
+    lack them); ``None`` when measuring is off or not allowed now and they are not all known."""
     mode = autotune_mode()
     if mode == "off":
         return None
@@ -257,11 +268,12 @@ def _bucket_costs(
         if mode == "on" and not _disk["loaded"]:
             _load_disk()
         costs = _memory.get(key, {})
-        missing = [r for r in routes if r not in costs]
+        missing = [r for r in routes if not all(role in costs.get(r, {}) for role in roles)]
         if missing:
             if _tracing():
                 return None
-            costs = {**costs, **_measure(missing, batch, workloads)}
+            measured = _measure(missing, roles, batch, workloads)
+            costs = {**costs, **{r: {**costs.get(r, {}), **measured[r]} for r in missing}}
             _memory[key] = costs
             if mode == "on" and not machine_busy():
                 _save_disk(key, costs)
@@ -280,25 +292,27 @@ def _time(label: tuple[str, str], fn: Callable[[], object]) -> float:
     return clock() - t0
 
 
-def _measure(routes: Sequence[str], batch: int, workloads: Workloads) -> Costs:
-    """Best seconds per route and role over interleaved rounds.
+def _measure(
+    routes: Sequence[str], roles: Sequence[str], batch: int, workloads: Workloads
+) -> Costs:
+    """Best seconds per route and role of ``roles`` over interleaved rounds.
 
-    Every round times each route's per-step products (forward, backward packed, backward
-    plain: :data:`STEP_CALLS` times each) and projection; the first two rounds also its
-    packings (once per call of the recurrence, so they weigh little). No separate warm-up:
+    Every round times each route's per-step products of ``roles`` (forward, or backward
+    packed and plain: :data:`STEP_CALLS` times each) and projection; the first two rounds
+    also its packings (once per call of the recurrence, so they weigh little). No separate warm-up:
     the first call of a workload also builds oneDNN's kernels or MKL's buffers, and the best
     of the samples leaves that out, as it leaves out a sample that another process
     interrupted.
     """
     with torch.no_grad():
         fns = workloads(routes, batch)
-        best = {route: dict.fromkeys(_ROLES, math.inf) for route in routes}
+        best = {route: dict.fromkeys(roles, math.inf) for route in routes}
         start, rounds = time.perf_counter(), 0
         while rounds < MIN_ROUNDS or (
             rounds < MAX_ROUNDS and time.perf_counter() - start < BUDGET_S
         ):
             for route in routes:
-                for role in _ROLES:
+                for role in roles:
                     if rounds >= 2 and role in _PACK_ROLES:
                         continue
                     for _ in range(STEP_CALLS if role in _STEP_ROLES else 1):
@@ -309,9 +323,12 @@ def _measure(routes: Sequence[str], batch: int, workloads: Workloads) -> Costs:
 
 
 def _valid(costs: object) -> bool:
+    """Whether a cache entry is ``{route: {role: seconds}}`` with whole role groups."""
     return isinstance(costs, dict) and all(
         isinstance(c, dict)
-        and all(isinstance(c.get(r), (int, float)) and c[r] >= 0 for r in _ROLES)
+        and bool(c)
+        and all(isinstance(v, (int, float)) and v >= 0 for v in c.values())
+        and set(c) in ({*_FORWARD}, {*_BACKWARD}, {*_ROLES})
         for c in costs.values()
     )
 
