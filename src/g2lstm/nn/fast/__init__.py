@@ -8,7 +8,7 @@
   Triton kernel (:mod:`g2lstm.nn.fast.triton_step`, CUDA), or ATen ops.
 - :mod:`g2lstm.nn.fast.gemm`: the GEMM routes (MKL packed, oneDNN, ``torch.mm``/cuBLAS);
   :mod:`g2lstm.nn.fast.routes` picks the route and the backward's packing, measured
-  (:mod:`g2lstm.nn.fast.autotune`).
+  (:mod:`g2lstm.nn.fast.autotune`, timings kept on disk by :mod:`g2lstm.nn.fast.route_cache`).
 
 Imports torch alone.
 """

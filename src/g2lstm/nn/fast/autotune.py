@@ -35,9 +35,7 @@ Cache: in memory for the process, and (unless ``$G2LSTM_AUTOTUNE=memory``) in th
 later process on the same machine reuses them and picks the same route. Timings taken at
 several threads while other processes kept the CPUs busy (:func:`machine_busy`) are kept in
 memory only: they are wall-clock times, and a choice made from them would outlive the load.
-The file is replaced
-atomically (temporary file + rename in its folder; a symlink there is replaced, never written
-through); an unreadable or malformed file is ignored with one notice on stderr and rewritten.
+The file's format, atomic writes and the handling of a bad file: :mod:`g2lstm.nn.fast.route_cache`.
 
 Environment: ``$G2LSTM_AUTOTUNE`` = ``1``/``on`` (default: measure, memory and disk),
 ``memory`` (measure, memory only), ``0``/``off`` (never measure: the caller's fixed default);
@@ -51,20 +49,18 @@ so it never enters an autograd graph or touches a random number generator.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import platform
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 import torch
 
 from g2lstm.errors import ConfigError
+from g2lstm.nn.fast import route_cache
+from g2lstm.nn.fast.route_cache import FILE_NAME, Costs, cache_path
 
 __all__ = [
     "BUDGET_S",
@@ -95,27 +91,19 @@ MARGIN = 0.05
 #: how far the 1-minute load average may exceed the CPUs this process may run on before
 #: multi-thread timings count as taken on a busy machine (:func:`machine_busy`)
 BUSY_LOAD = 0.5
-FILE_NAME = "gemm_routes.json"
-#: 2: the backward's roles; 3: a route's forward and backward roles measured apart (an entry
-#: may hold either or both). A cache of an older format is measured again.
-_FORMAT = 3
 #: the roles :func:`choose_route` needs, and those :func:`choose_backward_packing` needs,
 #: each group timed the first time it is needed (an inference-only process never times the
 #: backward's); in this order: "pack" builds what "step" runs, "bpack" what "bstep" runs
-_FORWARD = ("pack", "step", "proj")
-_BACKWARD = ("bpack", "bstep", "bplain")
-_ROLES = _FORWARD + _BACKWARD
+_FORWARD, _BACKWARD = route_cache.FORWARD, route_cache.BACKWARD
 _PACK_ROLES = ("pack", "bpack")  # timed in the first two rounds only
 _STEP_ROLES = ("step", "bstep", "bplain")  # timed STEP_CALLS times per round
 
-#: ``Costs`` of one bucket: ``{route: {role: s}}`` (best seconds; roles in ``_ROLES``)
-Costs = dict[str, dict[str, float]]
 #: what :func:`choose_route` times: ``(routes, batch) -> {route: {role: callable}}``
 Workloads = Callable[[Sequence[str], int], Mapping[str, Mapping[str, Callable[[], object]]]]
 
 _lock = threading.Lock()
 _memory: dict[str, Costs] = {}
-_disk: dict[str, object] = {"loaded": False, "noticed": False, "failed_write": False}
+_disk = {"loaded": False}  # whether the disk cache has been read into _memory
 
 
 def autotune_mode() -> str:
@@ -128,13 +116,6 @@ def autotune_mode() -> str:
     if raw == "memory":
         return "memory"
     raise ConfigError(f"G2LSTM_AUTOTUNE={raw!r} is not valid; expected 1 (on), memory or 0 (off)")
-
-
-def cache_path() -> Path:
-    """``$G2LSTM_CACHE/gemm_routes.json``, or under ``~/.cache/g2lstm/`` when that is unset."""
-    root = os.environ.get("G2LSTM_CACHE", "").strip()
-    folder = Path(root).expanduser() if root else Path.home() / ".cache" / "g2lstm"
-    return folder / FILE_NAME
 
 
 @functools.lru_cache(maxsize=1)
@@ -169,7 +150,8 @@ def clear() -> None:
     """Forget the timings kept in memory (the disk file is read again on next use)."""
     with _lock:
         _memory.clear()
-        _disk.update(loaded=False, noticed=False, failed_write=False)
+        _disk["loaded"] = False
+        route_cache.reset_notices()
 
 
 def _key(dtype: torch.dtype, bucket: int, input_size: int, hidden: int) -> str:
@@ -276,7 +258,7 @@ def _bucket_costs(
             costs = {**costs, **{r: {**costs.get(r, {}), **measured[r]} for r in missing}}
             _memory[key] = costs
             if mode == "on" and not machine_busy():
-                _save_disk(key, costs)
+                route_cache.save(key, costs)
     return costs
 
 
@@ -322,79 +304,7 @@ def _measure(
     return best
 
 
-def _valid(costs: object) -> bool:
-    """Whether a cache entry is ``{route: {role: seconds}}`` with whole role groups."""
-    return isinstance(costs, dict) and all(
-        isinstance(c, dict)
-        and bool(c)
-        and all(isinstance(v, (int, float)) and v >= 0 for v in c.values())
-        and set(c) in ({*_FORWARD}, {*_BACKWARD}, {*_ROLES})
-        for c in costs.values()
-    )
-
-
-def _read_disk(path: Path) -> dict[str, Costs]:
-    """The entries of the cache file; ``{}`` (and one notice) if it is unusable."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as e:
-        return _corrupt(path, f"cannot be read ({type(e).__name__})")
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return _corrupt(path, "is not valid JSON")
-    version = data.get("format") if isinstance(data, dict) else None
-    if isinstance(version, int) and 1 <= version < _FORMAT:
-        return {}  # an older version's timings: measured again, the file rewritten
-    if version != _FORMAT:
-        return _corrupt(path, f"is not a format-{_FORMAT} route cache")
-    entries = data.get("entries")
-    if not isinstance(entries, dict) or not all(_valid(c) for c in entries.values()):
-        return _corrupt(path, "has malformed entries")
-    return entries
-
-
-def _corrupt(path: Path, why: str) -> dict[str, Costs]:
-    if not _disk["noticed"]:
-        _disk["noticed"] = True
-        print(
-            f"g2lstm: ignoring the GEMM route cache {path}: it {why}; "
-            "routes are measured again and the file rewritten",
-            file=sys.stderr,
-        )
-    return {}
-
-
 def _load_disk() -> None:
     _disk["loaded"] = True
-    for key, costs in _read_disk(cache_path()).items():
+    for key, costs in route_cache.read(route_cache.cache_path()).items():
         _memory.setdefault(key, costs)
-
-
-def _save_disk(key: str, costs: Costs) -> None:
-    """Merge ``key`` into the cache file and replace it atomically (failures: one notice)."""
-    path = cache_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        entries = _read_disk(path)
-        entries[key] = costs
-        text = json.dumps({"format": _FORMAT, "entries": entries}, indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{FILE_NAME}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text + "\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:
-        if not _disk["failed_write"]:
-            _disk["failed_write"] = True
-            print(
-                f"g2lstm: cannot write the GEMM route cache {path} ({type(e).__name__}: {e}); "
-                "keeping the measured routes in memory only (set G2LSTM_CACHE to a writable "
-                "folder or G2LSTM_AUTOTUNE=memory)",
-                file=sys.stderr,
-            )
