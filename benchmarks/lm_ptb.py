@@ -9,6 +9,8 @@ of valid/test perplexity, wall time, training tokens/s, G2/LSTM throughput ratio
 it with the raw numbers to ``OUT/summary.json`` and ``OUT/summary.md``.
 
     G2LSTM_DATA=../shared/data python benchmarks/lm_ptb.py --out runs/bench-ptb-small
+    G2LSTM_DATA=../shared/data python benchmarks/lm_ptb.py --out runs/bench-ptb-small \
+        --cells g2 --seeds 3 --jobs 1          # one cell and seed (e.g. one per shell)
     python benchmarks/lm_ptb.py --out runs/bench-ptb-small --summarize-only
 """
 
@@ -137,13 +139,21 @@ def main() -> int:
     p.add_argument("--data", default="ptb", help="dataset name or folder (default: ptb)")
     p.add_argument("--preset", default="small")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument(
+        "--cells",
+        nargs="+",
+        choices=CELLS,
+        default=list(CELLS),
+        help="cells to train (default: all three); one shell per cell list with --jobs 1 runs "
+        "them side by side",
+    )
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time (1 thread each)")
     p.add_argument("--summarize-only", action="store_true")
     args = p.parse_args()
     out = Path(args.out)
     if not args.summarize_only:
         out.mkdir(parents=True, exist_ok=True)
-        jobs = [(cell, seed) for seed in args.seeds for cell in CELLS]
+        jobs = [(cell, seed) for seed in args.seeds for cell in args.cells]
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
             for future in [pool.submit(run_one, out, c, s, args) for c, s in jobs]:
                 future.result()
