@@ -1,9 +1,12 @@
 """The ``g2lstm`` command line.
 
 Each command group lives beside the code it drives and exposes ``register(subparsers)``;
-this module only assembles them, so ``g2lstm --help`` stays fast (heavy imports happen when a
-command runs). Errors raised on purpose (:class:`~g2lstm.errors.G2LSTMError`) are printed as
-one line and exit with status 2; ``--debug`` shows the traceback instead.
+this module only assembles them. The command line is read twice: first with a placeholder
+per group (names and one-line help from :data:`COMMANDS`, nothing imported), which answers
+``g2lstm``, ``--help``, ``--version`` and top-level mistakes without loading torch; then, once
+the command is known, with that group's real parser alone. Errors raised on purpose
+(:class:`~g2lstm.errors.G2LSTMError`) are printed as one line and exit with status 2;
+``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NoReturn
 
 from g2lstm import __version__
@@ -50,7 +53,9 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{where}{message}; see '{self.prog} --help'")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``g2lstm`` parser with the real sub-parsers of ``commands`` (default: every group)
+    and a placeholder for the other groups (their name and help line, no import)."""
     parser = _Parser(
         prog="g2lstm",
         description="G2-LSTM (Gumbel-gate LSTM, Li et al. ICML 2018): train, evaluate, "
@@ -68,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_ in COMMANDS:
+        if commands is not None and name not in commands:
+            # add_help=False: "g2lstm lm --help" must reach the real parser of "lm"
+            sub.add_parser(name, help=help_, add_help=False)
+            continue
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:
@@ -98,9 +107,15 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser.parse_args(argv)
+        parser = build_parser(commands=())
+        known, _ = parser.parse_known_args(argv)
+        if known.command is None:
+            args = parser.parse_args(argv)  # no command: refuse what is left over
+        else:
+            parser = build_parser(commands=(known.command,))
+            args = parser.parse_args(argv)
     except _UsageError as e:
         print(f"g2lstm: error: {_one_line(e)}", file=sys.stderr)
         return 2
