@@ -81,14 +81,15 @@ def run_one(
             "--no-progress",
         ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    run.mkdir(parents=True, exist_ok=True)
-    with open(run / "train.log", "a", encoding="utf-8") as log:
+    # beside the run, not in it: `lm train` refuses a new run's folder that holds other files
+    log_path = out / f"{run.name}.train.log"
+    with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"$ {' '.join(cmd)}  # {time.ctime()}\n")
         log.flush()
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     done = _result(run)
     if proc.returncode != 0 or done is None:
-        raise SystemExit(f"{run}: training failed (exit {proc.returncode}); see {run}/train.log")
+        raise SystemExit(f"{run}: training failed (exit {proc.returncode}); see {log_path}")
     return done
 
 
