@@ -9,7 +9,7 @@ import torch
 
 from g2lstm import G2LSTM
 from g2lstm.errors import ConfigError
-from g2lstm.nn.fast import autotune, gemm, loop, routes
+from g2lstm.nn.fast import autotune, gemm, loop, route_cache, routes
 
 pytestmark = pytest.mark.skipif(not gemm.onednn_available(), reason="oneDNN GEMM not available")
 
@@ -385,3 +385,15 @@ def test_measurement_is_cheap_at_the_benchmark_shapes():
         t0 = time.perf_counter()
         assert routes.resolve_route(LIKE, shape=shape) in gemm.ROUTES
         assert time.perf_counter() - t0 < 5.0  # ~50-100 ms idle; loose for shared CI cores
+
+
+def test_workloads_are_built_for_the_asked_roles_only():
+    """A forward's timing builds no backward operand and the reverse (the backward's first
+    call would otherwise fill a (4H, I) input weight it never reads)."""
+    forward = routes.route_workloads(gemm.ROUTES, 5, 5, 4, roles=route_cache.FORWARD)
+    backward = routes.route_workloads(("onednn",), 5, 5, 4, roles=route_cache.BACKWARD)
+    assert all(set(fns) == set(route_cache.FORWARD) for fns in forward.values())
+    assert set(backward) == {"onednn"} and set(backward["onednn"]) == set(route_cache.BACKWARD)
+    for fns in (forward["onednn"], backward["onednn"]):
+        for fn in fns.values():  # in the order given: "pack"/"bpack" build what the next runs
+            fn()

@@ -98,8 +98,11 @@ _FORWARD, _BACKWARD = route_cache.FORWARD, route_cache.BACKWARD
 _PACK_ROLES = ("pack", "bpack")  # timed in the first two rounds only
 _STEP_ROLES = ("step", "bstep", "bplain")  # timed STEP_CALLS times per round
 
-#: what :func:`choose_route` times: ``(routes, batch) -> {route: {role: callable}}``
-Workloads = Callable[[Sequence[str], int], Mapping[str, Mapping[str, Callable[[], object]]]]
+#: what :func:`choose_route` times: ``(routes, roles, batch) -> {route: {role: callable}}``,
+#: the callables of ``roles`` only
+Workloads = Callable[
+    [Sequence[str], Sequence[str], int], Mapping[str, Mapping[str, Callable[[], object]]]
+]
 
 _lock = threading.Lock()
 _memory: dict[str, Costs] = {}
@@ -193,9 +196,9 @@ def choose_route(
     """The route of ``routes`` with the smallest :func:`estimate` for this shape.
 
     The timings of the shape's bucket come from memory, the disk cache or, the first time,
-    from timing ``workloads(routes, batch)`` (see the module doc). ``None`` when measuring is
-    off (``$G2LSTM_AUTOTUNE=0``) or not allowed now (tracing) and nothing is cached: the
-    caller then takes its fixed default.
+    from timing the forward's roles of ``workloads(routes, roles, batch)`` (see the module
+    doc). ``None`` when measuring is off (``$G2LSTM_AUTOTUNE=0``) or not allowed now
+    (tracing) and nothing is cached: the caller then takes its fixed default.
     """
     costs = _bucket_costs(routes, _FORWARD, batch, input_size, hidden, dtype, workloads)
     if costs is None:
@@ -287,7 +290,7 @@ def _measure(
     interrupted.
     """
     with torch.no_grad():
-        fns = workloads(routes, batch)
+        fns = workloads(routes, roles, batch)
         best = {route: dict.fromkeys(roles, math.inf) for route in routes}
         start, rounds = time.perf_counter(), 0
         while rounds < MIN_ROUNDS or (

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from g2lstm.errors import ConfigError
-from g2lstm.nn.fast import autotune, gemm
+from g2lstm.nn.fast import autotune, gemm, route_cache
 
 __all__ = ["backward_packing", "preferred_cpu_route", "resolve_route", "route_workloads"]
 
@@ -94,13 +94,21 @@ def backward_packing(like: Tensor, route: str, shape: tuple[int, int, int, int])
 
 def _workloads(input_size: int, hidden: int) -> autotune.Workloads:
     """:func:`route_workloads` for one layer shape, as the autotuner calls it."""
-    return lambda routes, batch: route_workloads(routes, batch, input_size, hidden)
+    return lambda routes, roles, batch: route_workloads(routes, batch, input_size, hidden, roles)
+
+
+RoleFns = dict[str, Callable[[], object]]
 
 
 def route_workloads(
-    routes: Sequence[str], batch: int, input_size: int, hidden: int
-) -> dict[str, dict[str, Callable[[], object]]]:
-    """What :mod:`~g2lstm.nn.fast.autotune` times, ``{route: {role: callable}}`` (CPU float32).
+    routes: Sequence[str],
+    batch: int,
+    input_size: int,
+    hidden: int,
+    roles: Sequence[str] = route_cache.FORWARD + route_cache.BACKWARD,
+) -> dict[str, RoleFns]:
+    """What :mod:`~g2lstm.nn.fast.autotune` times, ``{route: {role: callable}}`` for the
+    ``roles`` asked for (CPU float32); only their operands are allocated.
 
     ``"pack"``: packing ``W_hh (4H, H)`` for ``batch`` rows as
     :class:`~g2lstm.nn.fast.gemm.StepGemm` packs it (it keeps the packed weight for
@@ -112,30 +120,51 @@ def route_workloads(
     All routes share one set of tensors holding constants (the speed of a float32 product does
     not depend on the values; no random generator is used).
     """
-    w_hh = torch.full((4 * hidden, hidden), 0.5 / hidden)
+    w_hh = torch.full((4 * hidden, hidden), 0.5 / hidden)  # read by both groups
+    makers: list[Callable[[str], RoleFns]] = []
+    if not set(roles).isdisjoint(route_cache.FORWARD):
+        makers.append(_forward_workloads(w_hh, batch, input_size))
+    if not set(roles).isdisjoint(route_cache.BACKWARD):
+        makers.append(_backward_workloads(w_hh, batch))
+    return {
+        route: {role: fn for make in makers for role, fn in make(route).items() if role in roles}
+        for route in routes
+    }
+
+
+def _forward_workloads(w_hh: Tensor, batch: int, input_size: int) -> Callable[[str], RoleFns]:
+    """``route -> {"pack", "step", "proj"}`` (see :func:`route_workloads`)."""
+    hidden = w_hh.shape[1]
     w_ih = torch.full((4 * hidden, input_size), 0.5 / input_size)
     bias = torch.full((4 * hidden,), 0.1)
     h, x = torch.full((batch, hidden), 0.3), torch.full((autotune.PROJ_ROWS, input_size), 0.3)
-    dg = torch.full((batch, 4 * hidden), 0.2)
 
-    def one(route: str) -> dict[str, Callable[[], object]]:
+    def one(route: str) -> RoleFns:
         built: list[gemm.StepGemm] = []
-        built_b: list[gemm.StepGemm] = []
 
         def pack() -> None:
             built[:] = [gemm.StepGemm(w_hh, batch, route, bias)]
 
-        def bpack() -> None:  # as the backward packs W_hh^T (loop.backward)
-            built_b[:] = [gemm.StepGemm(gemm.transpose(w_hh), batch, route)]
-
-        plain = gemm.StepGemm(w_hh.t(), batch, route, pack=False)
         return {
             "pack": pack,
             "step": lambda: built[0](h),
             "proj": lambda: gemm.linear(x, w_ih, None, route),
-            "bpack": bpack,
-            "bstep": lambda: built_b[0](dg),
-            "bplain": lambda: plain(dg),
         }
 
-    return {route: one(route) for route in routes}
+    return one
+
+
+def _backward_workloads(w_hh: Tensor, batch: int) -> Callable[[str], RoleFns]:
+    """``route -> {"bpack", "bstep", "bplain"}`` (see :func:`route_workloads`)."""
+    dg = torch.full((batch, w_hh.shape[0]), 0.2)
+
+    def one(route: str) -> RoleFns:
+        built: list[gemm.StepGemm] = []
+
+        def bpack() -> None:  # as the backward packs W_hh^T (loop.backward)
+            built[:] = [gemm.StepGemm(gemm.transpose(w_hh), batch, route)]
+
+        plain = gemm.StepGemm(w_hh.t(), batch, route, pack=False)
+        return {"bpack": bpack, "bstep": lambda: built[0](dg), "bplain": lambda: plain(dg)}
+
+    return one
