@@ -7,9 +7,13 @@ The runs are exactly those ``g2lstm reproduce --scale cpu --ablations`` declares
 --seed K --data ptb --no-progress --set KEY=VALUE...`` into ``OUT/<variant>-seed<k>/``, with
 one thread each, ``--jobs`` at a time (the reproduction itself trains one run at a time). A
 finished run is skipped and an interrupted one resumed, so the script can be stopped and
-restarted. ``--epochs E`` trains the reduced budget (the three baselines too); check it first
-with ``--check-budget E``, which reads the full-budget runs under ``--full-runs`` (their
-``metrics.jsonl`` and ``results.json``) and prints the ranking check the reproduction applies
+restarted. ``--epochs E`` trains the variants at the reduced budget; the three baselines at
+that budget are the full-budget runs under ``--full-runs`` cut to their first E epochs
+(``g2lstm lm truncate``: the first E epochs of a longer run are the E-epoch run), from their
+kept checkpoints or from copies under ``--checkpoints-from DIR/<cell>-seed<k>/``; a baseline
+whose epoch-E checkpoint is not kept is trained. Check the budget first with
+``--check-budget E``, which reads the full-budget runs (their ``metrics.jsonl`` and
+``results.json``) and prints the ranking check the reproduction applies
 (:mod:`g2lstm.reproduce.budget`); exit status 1 when it does not pass.
 
     G2LSTM_DATA=../shared/data python benchmarks/lm_ablations.py --out runs/ablate-ptb-small
@@ -25,8 +29,11 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from g2lstm.errors import DataError
+from g2lstm.lm.truncate import truncate_run
 from g2lstm.reproduce.ablations import sweep_runs
 from g2lstm.reproduce.budget import ranking_check, records_from_runs, smallest_budget
+from g2lstm.reproduce.paper import CELLS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lm_ptb import run_one
@@ -38,6 +45,23 @@ def set_args(overrides: tuple[tuple[str, object], ...]) -> tuple[str, ...]:
     for key, value in overrides:
         out += ["--set", f"{key}={json.dumps(list(value) if isinstance(value, tuple) else value)}"]
     return tuple(out)
+
+
+def cut_baseline(out: Path, name: str, cell: str, seed: int, args: argparse.Namespace) -> bool:
+    """``OUT/<name>-seed<k>`` as the full-budget run of ``cell`` cut to ``--epochs`` (False:
+    no full run, or its epoch checkpoint is not kept: train it instead)."""
+    full, run = Path(args.full_runs) / f"{cell}-seed{seed}", out / f"{name}-seed{seed}"
+    if run.exists() or not (full / "config.yaml").is_file():
+        return False  # a cut or training already began there: run_one finishes or reads it
+    copies = Path(args.checkpoints_from) / full.name if args.checkpoints_from else None
+    dirs = [copies] if copies is not None and copies.is_dir() else []
+    try:
+        truncate_run(full, args.epochs, run, checkpoint_dirs=dirs, threads=1)
+    except DataError as exc:
+        print(f"{run}: not cut from {full} ({exc}); training it", flush=True)
+        return False
+    print(f"{run}: {full} cut to {args.epochs} epochs", flush=True)
+    return True
 
 
 def check_budget(full_runs: Path, epochs: int) -> int:
@@ -62,19 +86,35 @@ def main() -> int:
     p.add_argument("--dry-run", action="store_true", help="print the runs and exit")
     p.add_argument("--check-budget", type=int, metavar="E", help="ranking check of E epochs")
     p.add_argument("--full-runs", default="runs/bench-ptb-small", help="full-budget run folders")
+    p.add_argument(
+        "--checkpoints-from",
+        metavar="DIR",
+        help="copies of the full runs' checkpoints, DIR/<cell>-seed<k>/step-N (with --epochs)",
+    )
     args = p.parse_args()
     if args.check_budget is not None:
         return check_budget(Path(args.full_runs), args.check_budget)
     out = Path(args.out)
-    jobs = [
-        (name if args.epochs is None else f"{name}-e{args.epochs}", cell, seed, set_args(ov))
-        for name, cell, seed, ov in sweep_runs(args.seeds, args.epochs)
-    ]
+    jobs, baselines = [], []
+    for name, cell, seed, overrides in sweep_runs(args.seeds, args.epochs):
+        job = (name if args.epochs is None else f"{name}-e{args.epochs}", cell, seed)
+        if args.epochs is not None and name in CELLS:
+            baselines.append(job)  # cut from the full-budget run where it can be
+        else:
+            jobs.append((*job, set_args(overrides)))
     if args.dry_run:
+        for name, cell, seed in baselines:
+            print(
+                f"{out / f'{name}-seed{seed}'}: {Path(args.full_runs) / f'{cell}-seed{seed}'} "
+                f"cut to {args.epochs} epochs (trained if that epoch's checkpoint is not kept)"
+            )
         for name, cell, seed, extra in jobs:
             print(f"{out / f'{name}-seed{seed}'}: --cell {cell} --seed {seed} {' '.join(extra)}")
         return 0
     out.mkdir(parents=True, exist_ok=True)
+    budget = set_args((("train.epochs", args.epochs),)) if baselines else ()
+    trained = [(*b, budget) for b in baselines if not cut_baseline(out, *b, args)]
+    jobs = trained + jobs
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = [
             pool.submit(run_one, out, cell, seed, args, name=name, extra=extra)

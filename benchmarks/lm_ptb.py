@@ -26,6 +26,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from g2lstm.lm import preset_config
 from g2lstm.train import read_result
 
 CELLS = ("lstm", "g2", "sharpened")
@@ -41,10 +42,14 @@ def run_one(
     extra: tuple[str, ...] = (),
 ) -> dict:
     """Train (or resume, or read the result of) ``OUT/<name or cell>-seed<seed>``, with one
-    thread; ``extra``: more ``g2lstm lm train`` arguments (``--set key=value``)."""
+    thread; ``extra``: more ``g2lstm lm train`` arguments (``--set key=value``). Every
+    epoch's checkpoint is kept, so that ``g2lstm lm truncate`` can cut the run to a shorter
+    budget later (``benchmarks/lm_ablations.py --epochs``)."""
     run = out / f"{name or cell}-seed{seed}"
     if (done := _result(run)) is not None:
         return done
+    t = preset_config(args.preset).train
+    keep = ("--set", f"train.keep_last={t.epochs + t.finetune_epochs}")
     cmd = [
         sys.executable,
         "-m",
@@ -64,6 +69,7 @@ def run_one(
         "--threads",
         "1",
         "--no-progress",
+        *keep,
         *extra,
     ]
     if (run / "checkpoints" / "last.json").is_file():
@@ -79,6 +85,7 @@ def run_one(
             "--threads",
             "1",
             "--no-progress",
+            *keep,
         ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     # beside the run, not in it: `lm train` refuses a new run's folder that holds other files

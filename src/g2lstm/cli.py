@@ -22,7 +22,7 @@ from g2lstm.errors import EXIT_INTERRUPTED, ConfigError, G2LSTMError
 
 #: (command, module with ``register(subparsers)``, one-line help)
 COMMANDS: list[tuple[str, str, str]] = [
-    ("lm", "g2lstm.lm.cli", "language modelling: train, eval, generate"),
+    ("lm", "g2lstm.lm.cli", "language modelling: train, eval, generate, truncate"),
     ("mt", "g2lstm.mt.cli", "machine translation: prepare, train, translate, eval"),
     (
         "compress",

@@ -23,7 +23,9 @@ def test_trains_the_chosen_cell_with_its_log_beside_the_run(tmp_path, write_lm_c
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # the run folder holds the run alone (`lm train` refuses a new folder with other files)
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["g2-seed1"]
-    assert "training g2" in (out / "g2-seed1.train.log").read_text()
+    log = (out / "g2-seed1.train.log").read_text()
+    assert "training g2" in log
+    assert "train.keep_last=2" in log  # every epoch kept (tiny: 2), for `lm truncate`
     summary = json.loads((out / "summary.json").read_text())
     assert "g2" in json.dumps(summary) and "lstm-seed1" not in json.dumps(summary)
     # a second invocation finds the finished run and trains nothing

@@ -1,4 +1,4 @@
-"""``g2lstm lm train|eval|generate``: the language-model commands.
+"""``g2lstm lm train|eval|generate|truncate``: the language-model commands.
 
 Configuration is layered: ``--preset`` (default: the config file's ``preset`` key, else
 ``paper``), then ``--config FILE`` (YAML, same layout as the ``config.yaml`` saved in every
@@ -313,11 +313,53 @@ def _add_train(sub: Any) -> None:
     p.set_defaults(func=_cmd_train)
 
 
+def _cmd_truncate(args: argparse.Namespace) -> int:
+    from g2lstm.lm.truncate import truncate_run
+
+    r = truncate_run(
+        args.run, args.epochs, args.out, checkpoint_dirs=args.checkpoints, threads=args.threads
+    )
+    numbers = {
+        "out": args.out,
+        "epochs": r.epochs,
+        "valid_ppl": r.valid_ppl,
+        "test_ppl": r.test_ppl,
+    }
+    print(
+        json.dumps(numbers) if args.json else f"{args.run} cut to {r.epochs} epochs -> {args.out}"
+    )
+    return 0
+
+
+def _add_truncate(sub: Any) -> None:
+    p = sub.add_parser(
+        "truncate",
+        help="a run as if trained for fewer epochs (from its kept checkpoints)",
+        description="Write RUN cut to its first --epochs epochs into --out: the checkpoint "
+        "of that epoch and the best one before it, the config and metrics, then evaluate it "
+        "as at the end of training. The first E epochs of a longer run are an E-epoch run; "
+        "keep them with `lm train --set train.keep_last=N`. RUN is only read.",
+    )
+    p.add_argument("run", help="run directory (g2lstm lm train --out)")
+    p.add_argument("--epochs", type=int, required=True, help="the shorter budget")
+    p.add_argument("--out", required=True, help="new or empty run directory")
+    p.add_argument(
+        "--checkpoints",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of copies of RUN's step-N checkpoints (repeatable)",
+    )
+    p.add_argument("--threads", type=int, help="CPU threads (default: the run's)")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    p.set_defaults(func=_cmd_truncate)
+
+
 def register(subparsers: Any) -> None:
     """Add the ``lm`` command group to the top-level ``g2lstm`` parser."""
     lm = subparsers.add_parser(
         "lm",
-        help="language modelling: train, eval, generate",
+        help="language modelling: train, eval, generate, truncate",
         description="Word-level language modelling (AWD-LSTM recipe).",
     )
     sub = lm.add_subparsers(dest="lm_command", metavar="COMMAND")
@@ -370,6 +412,7 @@ def register(subparsers: Any) -> None:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--prompt", help="words to start from")
     g.set_defaults(func=_cmd_generate)
+    _add_truncate(sub)
 
     def _help(args: argparse.Namespace) -> int:
         lm.print_help()

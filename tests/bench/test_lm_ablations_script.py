@@ -1,0 +1,84 @@
+"""``benchmarks/lm_ablations.py --epochs E``: the baselines are the full runs cut to E epochs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from g2lstm.lm import load_model, preset_config, train
+from g2lstm.train import read_result
+
+SCRIPT = Path(__file__).parents[2] / "benchmarks" / "lm_ablations.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("lm_ablations", SCRIPT)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+
+
+def _args(full: Path, copies: Path | None = None) -> argparse.Namespace:
+    return argparse.Namespace(
+        epochs=1, full_runs=str(full), checkpoints_from=str(copies) if copies else None
+    )
+
+
+def test_a_baseline_is_cut_from_the_full_run_or_left_to_train(
+    script, tmp_path: Path, write_lm_corpus
+) -> None:
+    data = write_lm_corpus(tmp_path / "data")
+    config = preset_config(
+        "tiny", {"data": str(data), "model.cell": "lstm", "train.progress": False}
+    )
+    full = tmp_path / "bench"
+    train(config, full / "lstm-seed1")  # 2 epochs, both checkpoints kept
+    out = tmp_path / "ablate"
+    assert script.cut_baseline(out, "lstm-e1", "lstm", 1, _args(full))
+    cut = read_result(out / "lstm-e1-seed1")
+    assert cut is not None and cut.finished and cut.epochs == 1
+    assert load_model(out / "lstm-e1-seed1").config.train.epochs == 1
+    # a folder already there is left to run_one (which resumes or reads it)
+    assert not script.cut_baseline(out, "lstm-e1", "lstm", 1, _args(full))
+    # no full run of that cell and seed: trained
+    assert not script.cut_baseline(out, "g2-e1", "g2", 1, _args(full))
+    assert not (out / "g2-e1-seed1").exists()
+    # the epoch's checkpoint pruned: trained, unless a copy is given
+    pruned = tmp_path / "pruned"
+    shutil.copytree(full, pruned)
+    copies = tmp_path / "copies" / "lstm-seed1"
+    copies.mkdir(parents=True)
+    first = sorted((pruned / "lstm-seed1" / "checkpoints").glob("step-*"))[0]
+    shutil.move(first, copies / first.name)
+    assert not script.cut_baseline(tmp_path / "a", "lstm-e1", "lstm", 1, _args(pruned))
+    assert not (tmp_path / "a" / "lstm-e1-seed1").exists()
+    assert script.cut_baseline(tmp_path / "b", "lstm-e1", "lstm", 1, _args(pruned, copies.parent))
+    again = read_result(tmp_path / "b" / "lstm-e1-seed1")
+    assert again is not None and again.flat()["test_ppl"] == cut.flat()["test_ppl"]
+
+
+def test_the_dry_run_lists_the_cut_baselines_first(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--epochs", "6",
+           "--seeds", "1", "--dry-run"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0].rsplit("/", 1)[-1] for line in lines[:3]] == [
+        "lstm-e6-seed1",
+        "sharpened-e6-seed1",
+        "g2-e6-seed1",
+    ]
+    assert all("cut to 6 epochs" in line for line in lines[:3])
+    assert len(lines) == 9 and all("--set train.epochs=6" in line for line in lines[3:])
