@@ -233,8 +233,9 @@ SCALES: dict[str, Scale] = {
             "lm-train": 4200,
             "lm-eval": 240,
             "lm-analyze": 120,
-            # measured 14.5 min on 1 thread under load ~6.7 (benchmarks/lm_probe_cost.py)
-            "lm-probe": 870,
+            # measured 2.5 min of CPU time on 1 thread (benchmarks/lm_probe_cost.py, AMD EPYC),
+            # plus the gate fractions and perturbations
+            "lm-probe": 180,
             "lm-ranking": 5,
             "mt-data": 90,
             "mt-train": 7500,
