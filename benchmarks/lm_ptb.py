@@ -5,7 +5,7 @@ Runs ``g2lstm lm train`` for every (cell, seed), ``--jobs`` at a time with one t
 (default 2, for a 2-core machine), into ``OUT/<cell>-seed<k>/``. A finished run (with
 ``results.json``) is skipped, an interrupted one is resumed with ``--resume``, so the script
 can be stopped and restarted at any time. At the end it prints a Markdown table (mean ± std
-of valid/test perplexity, wall time, training tokens/s, G2/LSTM throughput ratio) and writes
+of valid/test perplexity, wall and CPU time, training tokens/s, G2/LSTM throughput ratio) and writes
 it with the raw numbers to ``OUT/summary.json`` and ``OUT/summary.md``.
 
     G2LSTM_DATA=../shared/data python benchmarks/lm_ptb.py --out runs/bench-ptb-small
@@ -123,14 +123,16 @@ def summarize(out: Path, seeds: list[int]) -> str:
         rows.append(
             f"| {cell} | {len(res)} | {_ms([r['valid_ppl'] for r in res])} | "
             f"{_ms([r['test_ppl'] for r in res])} | {_ms([r['wall_time_s'] / 60 for r in res])} | "
+            f"{_ms([r['cpu_time_s'] / 60 for r in res if r.get('cpu_time_s') is not None])} | "
             f"{_ms([r['tokens_per_s'] for r in res], '.0f')} |"
         )
     tput = {c: statistics.mean([r["tokens_per_s"] for r in raw[c]]) for c in CELLS if raw[c]}
     ratio = f"{tput['g2'] / tput['lstm']:.2f}" if "g2" in tput and "lstm" in tput else "-"
     table = "\n".join(
         [
-            "| cell | runs | valid ppl | test ppl | wall time (min) | train tokens/s |",
-            "|---|---|---|---|---|---|",
+            "| cell | runs | valid ppl | test ppl | wall time (min) | CPU time (min) | "
+            "train tokens/s |",
+            "|---|---|---|---|---|---|---|",
             *rows,
             "",
             f"G2 / LSTM training throughput: {ratio}",

@@ -163,3 +163,22 @@ def test_nonfinite_loss_raises_or_skips(
     ckpt = load_checkpoint(CheckpointManager(tmp_path / "b").latest())
     assert ckpt.meta["guard"]["total_skips"] == 3
     assert all(torch.isfinite(t).all() for t in ckpt.model_state.values())
+
+
+def test_cpu_time_is_recorded_and_unknown_after_an_older_checkpoint(
+    tmp_path: Path, write_lm_corpus: Callable[..., Path]
+) -> None:
+    cfg = _config(write_lm_corpus(tmp_path / "data"))
+    done = train(cfg, tmp_path / "run")
+    assert done.cpu_time_s is not None and 0 < done.cpu_time_s
+    stored = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert stored["details"]["cpu_time_s"] == pytest.approx(done.cpu_time_s)
+    # a checkpoint written before CPU time was recorded: the total is unknown, not partial
+    part = train(cfg.replace({"train.max_steps": 5}), tmp_path / "old")
+    assert not part.complete
+    latest = CheckpointManager(tmp_path / "old", keep_last=None).latest()
+    assert latest is not None
+    record = json.loads((latest / "meta.json").read_text())
+    del record["meta"]["state"]["cpu_time"]
+    (latest / "meta.json").write_text(json.dumps(record))
+    assert train(cfg, tmp_path / "old", resume=True).cpu_time_s is None

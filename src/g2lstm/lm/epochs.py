@@ -75,6 +75,7 @@ class EpochLoop:
     state: dict[str, Any]
     hidden: Hidden | None
     _t_wall: float  # perf_counter() since which wall time is not yet added to ``state``
+    _t_cpu: float  # process_time() since which CPU time is not yet added to ``state``
 
     # ------------------------------------------------------------------ checkpoints
     def _averaging(self) -> bool:
@@ -85,6 +86,9 @@ class EpochLoop:
     ) -> None:
         self.state["wall_time"] += time.perf_counter() - self._t_wall
         self._t_wall = time.perf_counter()
+        if self.state.get("cpu_time") is not None:  # None: resumed from an older checkpoint
+            self.state["cpu_time"] += time.process_time() - self._t_cpu
+        self._t_cpu = time.process_time()
         if ctx.is_main:
             save_lm_checkpoint(
                 manager,

@@ -32,7 +32,13 @@ __all__ = ["TrainResult", "finish_run"]
 
 @dataclass
 class TrainResult:
-    """Outcome of :meth:`LMTrainer.run` (also written to ``results.json`` when complete)."""
+    """Outcome of :meth:`LMTrainer.run` (also written to ``results.json`` when complete).
+
+    ``train_time_s``: wall time of the training steps; ``wall_time_s``: of the whole run
+    (validation and checkpoints too, the final evaluation not); ``cpu_time_s``: CPU time of
+    the process over the same span, all threads (what a rerun costs on a loaded machine;
+    None for a run resumed from a checkpoint written before it was recorded).
+    """
 
     run_dir: str
     complete: bool
@@ -45,6 +51,7 @@ class TrainResult:
     test_ppl: float | None = None
     train_time_s: float = 0.0
     wall_time_s: float = 0.0
+    cpu_time_s: float | None = None
     tokens_per_s: float = 0.0
     num_parameters: int = 0
     cell: str = ""
@@ -94,6 +101,7 @@ def finish_run(
         st["epoch"] - 1,
         train_time_s=st["train_time"],
         wall_time_s=st["wall_time"],
+        cpu_time_s=st.get("cpu_time"),
         tokens_per_s=st["train_tokens"] / st["train_time"] if st["train_time"] else 0.0,
         num_parameters=num_parameters,
         cell=config.model.gates.cell,

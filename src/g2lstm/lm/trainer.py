@@ -136,6 +136,7 @@ class LMTrainer(EpochLoop):
             "train_time": 0.0,
             "train_tokens": 0,
             "wall_time": 0.0,
+            "cpu_time": 0.0,
             "complete": False,
             **NEW_INTERVAL,
         }
@@ -157,7 +158,8 @@ class LMTrainer(EpochLoop):
         )
         if ckpt is None:
             return False
-        self.state = {**NEW_INTERVAL, **ckpt.meta["state"]}  # older checkpoints lack it
+        # older checkpoints lack the interval sums, and their CPU time is unknown
+        self.state = {**NEW_INTERVAL, "cpu_time": None, **ckpt.meta["state"]}
         if self.state["stage"] == "finetune":
             self.optimizer = self._make_optimizer(averaging=True)
         self.optimizer.load_state_dict(ckpt.trainer_state["optimizer"])
@@ -185,7 +187,7 @@ class LMTrainer(EpochLoop):
         if lock is not None:
             lock.acquire()
         try:
-            self._t_wall = time.perf_counter()
+            self._t_wall, self._t_cpu = time.perf_counter(), time.process_time()
             manager = CheckpointManager(out, keep_last=t.keep_last)
             latest = manager.latest()
             has_ckpt = latest is not None
