@@ -20,7 +20,10 @@ Budget: by default every variant trains with the scale's preset (``small``: 13 e
 baselines included, trains for ``E`` epochs under the same schedule, in ``OUT/lm-e<E>/``; a
 ``lm-ranking`` step first checks on the plan's full-budget runs that the ranking of the cells
 after ``E`` epochs is their ranking at the end (:mod:`~g2lstm.reproduce.budget`) and stops
-the plan if it is not, so a reduced budget is used only where it is justified.
+the plan if it is not, so a reduced budget is used only where it is justified. The reduced
+baselines need not train: a full-budget run that kept its epoch checkpoints, cut to ``E``
+epochs (``g2lstm lm truncate``; ``benchmarks/lm_ablations.py --epochs E`` cuts all three), is
+the ``E``-epoch run, and ``--reuse`` adopts it like a trained one.
 
 Folders: ``OUT/lm/<run>-s<k>/{train,probe}`` with ``<run>`` ``lstm``, ``sharpened``, ``g2``
 (the plan's) or a variant (``g2-p0.05``); reduced: ``OUT/lm-e<E>/<run>-s<k>/...`` and
