@@ -13,8 +13,9 @@ that budget are the full-budget runs under ``--full-runs`` cut to their first E 
 kept checkpoints or from copies under ``--checkpoints-from DIR/<cell>-seed<k>/``; a baseline
 whose epoch-E checkpoint is not kept is trained. Check the budget first with
 ``--check-budget E``, which reads the full-budget runs (their ``metrics.jsonl`` and
-``results.json``) and prints the ranking check the reproduction applies
-(:mod:`g2lstm.reproduce.budget`); exit status 1 when it does not pass.
+``results.json``) and prints the ranking check the reproduction applies (same order of the
+cells, at least half of each gap between neighbouring cells kept;
+:mod:`g2lstm.reproduce.budget`); exit status 1 when it does not pass.
 
     G2LSTM_DATA=../shared/data python benchmarks/lm_ablations.py --out runs/ablate-ptb-small
     python benchmarks/lm_ablations.py --check-budget 6 --full-runs runs/bench-ptb-small

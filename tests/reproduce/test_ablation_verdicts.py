@@ -213,6 +213,31 @@ def test_ranking_check() -> None:
     assert kendall_tau(["a", "b", "c"], ["c", "b", "a"]) == -1.0
 
 
+def test_ranking_check_refuses_a_budget_where_a_gap_has_not_opened() -> None:
+    # as PTB small: the LSTM plateaus early, G2 catches up late; the order is the final one
+    # from epoch 3 on, but the G2 lead is a tenth of its final size there
+    records = _records(
+        {"lstm": [150.0, 120.0, 117.4, 117.2, 117.0], "g2": [155.0, 121.0, 117.1, 115.0, 114.0]},
+        {"lstm": 111.5, "g2": 110.4},
+    )
+    at3, at4 = ranking_check(records, 3), ranking_check(records, 4)
+    assert at3.rows[0]["order"] and not at3.passed
+    (gap,) = at3.rows[0]["gaps"]
+    assert gap["pair"] == ["g2", "lstm"]
+    assert gap["full"] == pytest.approx(3.0) and gap["reduced"] == pytest.approx(0.3)
+    assert gap["kept"] == pytest.approx(0.1)
+    assert "GAP LOST" in at3.summary() and "0.10 (lstm-g2)" in at3.summary()
+    assert at4.passed and at4.rows[0]["gaps"][0]["kept"] == pytest.approx(2.2 / 3.0)
+    assert smallest_budget(records, 5) == 4
+    with pytest.raises(G2LSTMError, match="smallest budget that passes is 4 epochs"):
+        require_ranking(records, 3, 5)
+    assert ranking_check(records, 3, min_gap=0.0).passed  # the order alone
+    assert ranking_check(records, 3, min_gap=0.05).passed
+    # the reduced runs' test against the full test: 111.5 - 110.4 = 1.1 at the full budget
+    kept = ranking_check(records, 3, {"lstm": {1: 120.0, 2: 120.0}, "g2": {1: 119.0, 2: 119.0}})
+    assert kept.rows[-1]["gaps"][0]["kept"] == pytest.approx(1.0 / 1.1) and kept.passed
+
+
 def test_records_from_run_folders(tmp_path: Path) -> None:
     run = tmp_path / "g2-seed1"
     run.mkdir()

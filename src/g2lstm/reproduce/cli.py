@@ -96,7 +96,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="train the sweeps (and their baselines) for this many epochs instead of the "
         "preset's; the plan first checks on its full-budget runs that the cells rank the same "
-        "after this many epochs, and stops if not",
+        "after this many epochs with at least half of each gap between them, and stops if not",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan with estimated times and exit"
