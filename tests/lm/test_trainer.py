@@ -170,7 +170,7 @@ def test_cpu_time_is_recorded_and_unknown_after_an_older_checkpoint(
 ) -> None:
     cfg = _config(write_lm_corpus(tmp_path / "data"))
     done = train(cfg, tmp_path / "run")
-    assert done.cpu_time_s is not None and 0 < done.cpu_time_s
+    assert done.cpu_time_s is not None and done.cpu_time_s > 0
     stored = json.loads((tmp_path / "run" / "results.json").read_text())
     assert stored["details"]["cpu_time_s"] == pytest.approx(done.cpu_time_s)
     # a checkpoint written before CPU time was recorded: the total is unknown, not partial
