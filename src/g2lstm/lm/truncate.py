@@ -42,7 +42,7 @@ from g2lstm.lm.config import RunConfig
 from g2lstm.lm.results import TrainResult
 from g2lstm.lm.resume import RESUMABLE_KEYS
 from g2lstm.lm.trainer import train
-from g2lstm.train import atomic_write_json, atomic_write_text, claim_run_dir, read_metrics
+from g2lstm.train import CheckpointManager, atomic_write_text, claim_run_dir, read_metrics
 from g2lstm.train.atomic import atomic_directory
 from g2lstm.train.manifest import META_FILE, read_manifest
 from g2lstm.train.rundir import RUN_MARKER
@@ -223,19 +223,10 @@ def truncate_run(
         if (src / name).is_file() and not (src / name).is_symlink():
             shutil.copyfile(src / name, target / name)
     atomic_write_text(target / "config.yaml", short.to_yaml())
-    folder = target / "checkpoints"
-    folder.mkdir()
+    manager = CheckpointManager(target, keep_last=None)
     last, best = kept[epochs], kept[best_epoch]
     for ckpt in {last.path: last, best.path: best}.values():
-        _copy_checkpoint(ckpt.path, folder / ckpt.path.name, short)
-    atomic_write_json(folder / "last.json", {"path": last.path.name, "step": last.step})
-    atomic_write_json(
-        folder / "best.json",
-        {
-            "path": best.path.name,
-            "step": best.step,
-            "metric": losses[best_epoch],
-            "higher_is_better": False,
-        },
-    )
+        _copy_checkpoint(ckpt.path, manager.directory / ckpt.path.name, short)
+    manager.point("last", last.path, last.step)
+    manager.point("best", best.path, best.step, losses[best_epoch])
     return train(short, target, resume=True)

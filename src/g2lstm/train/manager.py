@@ -159,23 +159,32 @@ class CheckpointManager:
         path = save_checkpoint(
             self.path_for(step), model_state=model_state, trainer_state=trainer_state, meta=meta
         )
-        atomic_write_json(self.directory / "last.json", {"path": path.name, "step": step})
+        self.point("last", path, step)
         best = self._pointer("best")
         replaced_best = best is not None and best["path"] == path.name
         if metric is not None and (replaced_best or self._is_better(metric, higher_is_better)):
-            atomic_write_json(
-                self.directory / "best.json",
-                {
-                    "path": path.name,
-                    "step": step,
-                    "metric": metric,
-                    "higher_is_better": higher_is_better,
-                },
-            )
+            self.point("best", path, step, metric, higher_is_better)
         elif replaced_best:  # the best directory was overwritten without a metric
             (self.directory / "best.json").unlink()
         self._prune(keep=path)
         return path
+
+    def point(
+        self,
+        name: str,
+        path: Path,
+        step: int,
+        metric: float | None = None,
+        higher_is_better: bool = False,
+    ) -> None:
+        """Write the ``last`` or ``best`` pointer (atomically) to the checkpoint ``path`` of
+        ``step`` in this run's ``checkpoints/`` (``best`` with its ``metric``)."""
+        record: dict[str, Any] = {"path": path.name, "step": step}
+        if name == "best":
+            record.update(metric=metric, higher_is_better=higher_is_better)
+        elif name != "last":
+            raise ConfigError(f"pointer {name!r}: expected 'last' or 'best'")
+        atomic_write_json(self.directory / f"{name}.json", record)
 
     def _is_better(self, metric: float, higher_is_better: bool) -> bool:
         if math.isnan(metric):
