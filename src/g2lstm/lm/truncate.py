@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,12 +43,12 @@ from g2lstm.lm.resume import RESUMABLE_KEYS
 from g2lstm.lm.trainer import train
 from g2lstm.train import CheckpointManager, atomic_write_text, claim_run_dir, read_metrics
 from g2lstm.train.atomic import atomic_directory
+from g2lstm.train.manager import checkpoint_dirs as step_checkpoints
 from g2lstm.train.manifest import META_FILE, read_manifest
 from g2lstm.train.rundir import RUN_MARKER
 
 __all__ = ["EpochCheckpoint", "find_epoch_checkpoints", "truncate_run"]
 
-_STEP_DIR = re.compile(r"^step-(\d+)$")
 #: Files of the source run copied as they are (metrics are cut to the epoch by the trainer).
 _COPIED = ("vocab.json", "metrics.jsonl", "metrics.csv")
 
@@ -72,10 +71,8 @@ class EpochCheckpoint:
 
 
 def _epoch_checkpoint(path: Path, config: RunConfig) -> EpochCheckpoint | None:
-    """``path`` as an :class:`EpochCheckpoint` of the run configured by ``config``, or None
-    (not a checkpoint, mid-epoch, in the fine-tune stage, or another run's)."""
-    if path.is_symlink() or not _STEP_DIR.match(path.name) or not (path / META_FILE).is_file():
-        return None
+    """The complete checkpoint ``path`` as an :class:`EpochCheckpoint` of the run configured
+    by ``config``, or None (unreadable, mid-epoch, in the fine-tune stage, or another run's)."""
     try:
         meta = read_manifest(path)["meta"]
         saved = RunConfig.from_dict(meta.get("config"), source=f"{path}/{META_FILE}")
@@ -104,7 +101,7 @@ def find_epoch_checkpoints(
     for folder in (run / "checkpoints", *map(Path, checkpoint_dirs)):
         if not folder.is_dir():
             raise DataError(f"{folder}: no such checkpoint folder; give a folder of step-N copies")
-        for path in sorted(folder.iterdir()):
+        for path in step_checkpoints(folder):
             ckpt = _epoch_checkpoint(path, config)
             if ckpt is not None and ckpt.epoch >= 1:
                 found.setdefault(ckpt.epoch, ckpt)

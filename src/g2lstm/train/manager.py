@@ -32,7 +32,7 @@ from g2lstm.train.atomic import atomic_write_json
 from g2lstm.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from g2lstm.train.manifest import META_FILE
 
-__all__ = ["CheckpointManager", "resolve_checkpoint"]
+__all__ = ["CheckpointManager", "checkpoint_dirs", "resolve_checkpoint"]
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 _TMP_DIR = re.compile(r"^step-\d+\.(tmp|old)-")
@@ -58,12 +58,7 @@ class CheckpointManager:
     # ----------------------------------------------------------------- queries
     def checkpoints(self) -> list[Path]:
         """Complete checkpoint directories (with ``meta.json``), oldest step first."""
-        found = []
-        for p in self.directory.iterdir():
-            m = _STEP_DIR.match(p.name)
-            if m and not p.is_symlink() and (p / META_FILE).is_file():
-                found.append((int(m.group(1)), p))
-        return [p for _, p in sorted(found)]
+        return checkpoint_dirs(self.directory)
 
     def _pointer(self, name: str) -> dict[str, Any] | None:
         """The record of ``NAME.json`` if it names a complete checkpoint of this run.
@@ -210,6 +205,17 @@ class CheckpointManager:
 
     def __repr__(self) -> str:
         return f"CheckpointManager({str(self.run_dir)!r}, keep_last={self.keep_last})"
+
+
+def checkpoint_dirs(folder: str | os.PathLike[str]) -> list[Path]:
+    """The complete ``step-N`` checkpoint directories in ``folder`` (with ``meta.json``, not
+    symlinks), oldest step first: a run's ``checkpoints/`` or a folder of copies."""
+    found = []
+    for p in Path(folder).iterdir():
+        m = _STEP_DIR.match(p.name)
+        if m and not p.is_symlink() and (p / META_FILE).is_file():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found)]
 
 
 def resolve_checkpoint(path: str | os.PathLike[str], which: str = "best") -> Path:
