@@ -152,6 +152,29 @@ def test_a_checkpoint_without_the_schedule_keys_resumes_as_plateau(
     assert load_config("tiny").optim.schedule == "plateau"
 
 
+def test_cpu_time_is_recorded_and_unknown_after_an_older_checkpoint(
+    toy_data: Path, tmp_path: Path
+) -> None:
+    from g2lstm.train import CheckpointManager
+
+    done = train(toy_config(toy_data, "train.max_updates=4"), tmp_path / "run", show_progress=False)
+    assert done.cpu_time_s is not None and done.cpu_time_s > 0
+    stored = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert stored["details"]["cpu_time_s"] == pytest.approx(done.cpu_time_s)
+    # resumed from a checkpoint written before CPU time was kept: unknown, not partial
+    meta_path = CheckpointManager(tmp_path / "run").latest() / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["meta"]["progress"]["cpu_seconds"]
+    meta_path.write_text(json.dumps(meta))
+    resumed = train(
+        toy_config(toy_data, "train.max_updates=6"),
+        tmp_path / "run",
+        resume=True,
+        show_progress=False,
+    )
+    assert resumed.steps == 6 and resumed.cpu_time_s is None
+
+
 @pytest.mark.slow
 def test_learns_a_toy_translation_task(toy_data: Path, tmp_path: Path) -> None:
     """Reverse-order word mapping: needs attention; a tiny model gets it nearly right."""

@@ -42,6 +42,7 @@ class _Progress:
     best_valid_loss: float = math.inf
     best_epoch_loss: float = math.inf  # best end-of-epoch validation loss (drives lr decay)
     train_seconds: float = 0.0
+    cpu_seconds: float | None = 0.0  # CPU time of the same spans (None: resumed from older)
     finished: bool = False
     # running sums of the current log window, so rows after a resume match an unbroken run
     window_loss: float = 0.0
@@ -171,6 +172,7 @@ class MTTrainer:
         self.optimizer.load_state_dict(ckpt.trainer_state["optimizer"])
         guard.load_state_dict(ckpt.trainer_state["guard"])
         saved = {k: v for k, v in ckpt.meta["progress"].items() if k in _Progress.__annotations__}
+        saved.setdefault("cpu_seconds", None)  # a checkpoint from before CPU time was kept
         self.progress = _Progress(**saved)
         self.set_lr(self.progress.lr)
         self.sampler.load_state_dict(ckpt.meta["sampler"])

@@ -8,7 +8,9 @@
       checkpoints/          safetensors checkpoints (g2lstm.train): last ``keep_last`` + best
                             by validation loss; each is self-contained (vocab, BPE, settings)
       results.json          final summary (:class:`~g2lstm.train.RunResult`: steps, time; details:
-                            best validation loss, best checkpoint, valid BLEU)
+                            best validation loss, best checkpoint, valid BLEU, CPU time
+                            ``cpu_time_s``: all threads, None if resumed from a checkpoint
+                            written before CPU time was kept)
 
 Randomness (batch order, dropout, gate noise) is a function of ``(seed, step)``: the batch
 order of epoch ``e`` comes from ``(seed, e)`` and each update re-seeds torch with
@@ -81,6 +83,7 @@ class TrainResult:
     valid_bleu: dict[str, Any] | None
     cell: str = ""
     seed: int | None = None
+    cpu_time_s: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -153,6 +156,7 @@ def train(
             bleu,
             config.model.gates.cell,
             t.seed,
+            p.cpu_seconds,
         )
         result.to_run_result().write(out)
     return result
@@ -163,12 +167,15 @@ def _loop(trainer, manager, guard, metrics, stop, progress, show) -> str:  # typ
     t, o, p = trainer.cfg.train, trainer.cfg.optim, trainer.progress
     sampler = trainer.sampler
     last = window_start = time.perf_counter()
+    last_cpu = time.process_time()
 
     def clock() -> None:
-        nonlocal last
-        now = time.perf_counter()
+        nonlocal last, last_cpu
+        now, now_cpu = time.perf_counter(), time.process_time()
         p.train_seconds += now - last
-        last = now
+        if p.cpu_seconds is not None:
+            p.cpu_seconds += now_cpu - last_cpu
+        last, last_cpu = now, now_cpu
 
     def checkpoint(end_of_epoch: bool) -> None:
         valid = trainer.validate()

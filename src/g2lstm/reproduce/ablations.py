@@ -56,6 +56,7 @@ __all__ = [
     "Variant",
     "add_ablations",
     "run_key",
+    "split_key",
     "sweep_keys",
     "sweep_runs",
 ]
@@ -118,6 +119,15 @@ def run_key(name: str, epochs: int | None) -> str:
     """Key of a run in the report's numbers: ``g2-p0.05``, or ``g2-p0.05-e6`` at a reduced
     budget of 6 epochs (the three cells too: ``lstm-e6``)."""
     return name if epochs is None else f"{name}-e{epochs}"
+
+
+def split_key(key: str) -> tuple[str, int | None]:
+    """The inverse of :func:`run_key`: ``g2-p0.05-e6`` -> ``("g2-p0.05", 6)``,
+    ``g2-p0.05`` -> ``("g2-p0.05", None)``."""
+    name, sep, epochs = key.rpartition("-e")
+    if sep and epochs.isdigit():
+        return name, int(epochs)
+    return key, None
 
 
 def sweep_keys(group: str, epochs: int | None = None) -> list[tuple[float, str]]:

@@ -13,6 +13,9 @@ The result (``numbers``) is plain JSON, the only input of the report writer and 
      "info": {"lm": {...data...}, "mt": {...}, "seconds": total},
      "reused": [{"step": id, "path": run folder, "config_hash": str}]}  # --reuse
 
+The report step adds ``numbers["ablations"]`` (:mod:`g2lstm.reproduce.ablation_collect`) and
+``numbers["cost"]`` (:mod:`g2lstm.reproduce.cost`).
+
 Lists are per seed in seed order (one entry per seed that finished the step).
 """
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from g2lstm.reproduce.ablation_report import write_ablations
 from g2lstm.reproduce.ablation_verdicts import EQUIVALENCE_RULE, ablation_claims
+from g2lstm.reproduce.cost import cost_section
 from g2lstm.reproduce.document import Document
 from g2lstm.reproduce.figures import plot_compression, plot_learning_curves, plot_near_binary
 from g2lstm.reproduce.report_gates import hard_gate_section, polarisation_section
@@ -47,6 +48,7 @@ SECTIONS = (
     "Hard-gate inference",
     "Learning curves",
     "How the verdicts are computed",
+    "Compute per experiment",
     "Setup",
 )
 
@@ -146,7 +148,7 @@ def write_report(
             f"**{len(reused)} training run(s) were reused**, not trained by this "
             "reproduction: finished runs whose resolved configuration and data equal the "
             "step's (`--reuse`); they are listed under Setup, and the compute time does not "
-            "include them."
+            "include them (the cost per experiment does)."
         )
     doc.h(1, SECTIONS[0])
     _verdict_section(doc, verdicts)
@@ -172,6 +174,8 @@ def write_report(
     doc.p(RULE)
     doc.p(EQUIVALENCE_RULE)
     doc.h(1, SECTIONS[9])
+    cost_section(doc, numbers.get("cost") or [])
+    doc.h(1, SECTIONS[10])
     _setup_section(doc, numbers, info)
     paths = {
         "md": atomic_write_text(out / "report.md", doc.markdown(out)),

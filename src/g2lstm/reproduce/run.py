@@ -21,11 +21,14 @@ steps of :data:`ALL_RANKS` (LM training, data parallel through the LM trainer) r
 rank; every other step, the markers, ``plan.json`` and the progress lines are rank 0's alone
 while the others wait (:func:`~g2lstm.reproduce.ranks.on_main`). The marker of a step of
 :data:`ALL_RANKS` records ``world_size``, the number of ranks that finished it (1 without
-torchrun).
+torchrun). Every marker records the step's wall time ``seconds`` and ``cpu_seconds``, the CPU
+time of this process (all threads) and of the child processes it waited for, on rank 0
+(:mod:`g2lstm.reproduce.cost` turns them into the report's cost per experiment).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +46,22 @@ StepFn = Callable[[Step, RunContext], dict[str, Any]]
 #: Step kinds run by every rank under torchrun (the LM trainer is data parallel); the others
 #: run on rank 0 alone (the MT trainer, evaluation and analysis are single-process).
 ALL_RANKS = frozenset({"lm-train"})
+
+
+class _Clock:
+    """Wall and CPU seconds since construction (CPU: this process's threads and its
+    waited-for children, :func:`os.times`)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), self._cpu()
+
+    @staticmethod
+    def _cpu() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def elapsed(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, self._cpu() - self.cpu
 
 
 def step_function(kind: str) -> StepFn:
@@ -123,9 +142,9 @@ class _Runner:
         for k, step in enumerate(self.steps, 1):
             outcome = on_main(self.ranks, step.id, self._main_prepare, k, step)
             if outcome["action"] == "all-ranks":
-                t0 = time.perf_counter()
+                clock = _Clock()
                 result = self.functions(step.kind)(step, self.ctx)
-                seconds = time.perf_counter() - t0
+                elapsed = clock.elapsed()
                 world = len(self.ranks.all_gather(self.ranks.rank))
                 outcome = on_main(
                     self.ranks,
@@ -134,7 +153,7 @@ class _Runner:
                     k,
                     step,
                     result,
-                    seconds,
+                    elapsed,
                     {"world_size": world},
                 )
             if outcome["action"] == "skipped":
@@ -182,24 +201,31 @@ class _Runner:
             if decision is not None and decision.message:
                 ctx.log(decision.message)
         if decision is not None and decision.run is not None:
-            t0 = time.perf_counter()
+            clock = _Clock()
             result = adopt(step, decision)
             extra = {"reused_from": str(decision.run.path), "config_hash": decision.config_hash}
-            return self._main_finish(k, step, result, time.perf_counter() - t0, extra)
+            return self._main_finish(k, step, result, clock.elapsed(), extra)
         if step.kind in ALL_RANKS:
             return {"action": "all-ranks"}
-        t0 = time.perf_counter()
+        clock = _Clock()
         result = self.functions(step.kind)(step, ctx)
-        return self._main_finish(k, step, result, time.perf_counter() - t0, {})
+        return self._main_finish(k, step, result, clock.elapsed(), {})
 
     def _main_finish(
-        self, k: int, step: Step, result: dict[str, Any], seconds: float, extra: dict[str, Any]
+        self,
+        k: int,
+        step: Step,
+        result: dict[str, Any],
+        elapsed: tuple[float, float],
+        extra: dict[str, Any],
     ) -> dict[str, Any]:
-        """Write the step's marker and its progress line (rank 0)."""
+        """Write the step's marker and its progress line (rank 0); ``elapsed``: the step's
+        wall and CPU seconds."""
         from g2lstm.train import atomic_write_json
         from g2lstm.train.progress import format_duration
 
         n = len(self.steps)
+        seconds, cpu_seconds = elapsed
         marker = {
             "id": step.id,
             "kind": step.kind,
@@ -208,6 +234,7 @@ class _Runner:
             **({"variant": step.variant} if step.variant else {}),
             "inputs": step.inputs(),
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             **extra,
             "result": result,

@@ -1,7 +1,7 @@
 """The plan's last step: collect the markers of every other step and write the report.
 
 :func:`report_step` gathers the numbers (:func:`g2lstm.reproduce.collect.collect`, plus the
-ablations), describes the scale and hands both to
+ablations and the cost per experiment), describes the scale and hands both to
 :func:`g2lstm.reproduce.report.write_report`; like the other steps it returns the JSON-ready
 numbers of its ``DONE.json``.
 """
@@ -13,6 +13,7 @@ from typing import Any
 from g2lstm.reproduce.ablation_collect import collect_ablations
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
+from g2lstm.reproduce.cost import experiment_costs
 from g2lstm.reproduce.plan import Step
 from g2lstm.reproduce.report import all_claims, write_report
 from g2lstm.reproduce.steps_mt import overrides_text
@@ -25,6 +26,7 @@ def report_step(step: Step, ctx: RunContext) -> dict[str, Any]:
     sc = ctx.scale
     numbers = collect(step.deps)
     numbers["ablations"] = collect_ablations(step.deps)
+    numbers["cost"] = experiment_costs(step.deps)
     info = {
         "scale": sc.name,
         "description": sc.description,
