@@ -166,6 +166,11 @@ def test_gaps() -> None:
     expect = y0 + (y1 - y0) * (math.log(70.0) - x0) / (x1 - x0)
     assert gaps["a"] == pytest.approx([expect])
     assert gaps["b"] == pytest.approx([math.log(90 / 70)])
+    # at a given level: a run that never trained down to it has no value there
+    gaps, level = gap_at_equal_loss(curves, ("a", "b"), at=math.log(60.0))
+    assert level == math.log(60.0) and math.isnan(gaps["b"][0])
+    expect = y0 + (y1 - y0) * (math.log(60.0) - x0) / (x1 - x0)
+    assert gaps["a"] == pytest.approx([expect])
 
 
 # ---------------------------------------------------------------------- ranking check
