@@ -130,3 +130,28 @@ def test_changed_scale_setting_reruns_only_the_steps_that_read_it(tmp_path: Path
     after = {s.id: s.inputs() for s in build_plan(other, 1, tmp_path)}
     changed = {k for k in before if before[k] != after[k]}
     assert changed == {"lm-eval-lstm-s1", "lm-eval-sharpened-s1", "lm-eval-g2-s1"}
+
+
+def test_report_only_writes_a_partial_report_and_runs_nothing(tmp_path: Path, capsys) -> None:
+    scale = get_scale("tiny")
+    steps = build_plan(scale, 1, tmp_path, only=("lm",))
+    calls: list[str] = []
+    finished = [s for s in steps if s.kind in ("lm-data", "lm-train")]
+    run_plan(finished, RunContext(scale, tmp_path, log=lambda _: None), functions=_fake(calls))
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob(DONE))
+
+    argv = ["reproduce", "--scale", "tiny", "--seeds", "1", "--only", "lm", "-o", str(tmp_path)]
+    assert main([*argv, "--report-only"]) == 0
+    assert f"{len(finished)} of {len(steps) - 1} steps finished" in capsys.readouterr().out
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "**Partial report**" in report and "not run" in report
+    # nothing ran: the same markers, none for the report (a full run still writes it)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob(DONE)) == before
+    assert not steps[-1].done()
+
+    capsys.readouterr()
+    assert main([*argv, "--report-only", "--dry-run"]) == 2  # not both
+    assert "not allowed with" in capsys.readouterr().err
+    assert main([*argv[:-1], str(tmp_path / "nowhere"), "--report-only"]) != 0
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()

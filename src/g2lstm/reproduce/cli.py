@@ -7,6 +7,7 @@ Examples::
     g2lstm reproduce --scale paper --dry-run               # the plan and its estimated time
     g2lstm reproduce --scale cpu --reuse runs/ -o repro    # reuse finished runs under runs/
     g2lstm reproduce --scale cpu --seeds 3 --only lm --ablations -o repro  # + the sweeps
+    g2lstm reproduce --scale cpu --seeds 3 -o repro --report-only  # the report so far
     torchrun --nproc-per-node 4 -m g2lstm.cli reproduce --scale paper --device cuda -o repro
 
 Running the same command again skips finished steps and resumes an interrupted training run.
@@ -98,8 +99,15 @@ def register(subparsers: Any) -> None:
         "preset's; the plan first checks on its full-budget runs that the cells rank the same "
         "after this many epochs with at least half of each gap between them, and stops if not",
     )
-    p.add_argument(
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
         "--dry-run", action="store_true", help="print the plan with estimated times and exit"
+    )
+    mode.add_argument(
+        "--report-only",
+        action="store_true",
+        help="write the report from the steps finished so far and exit, running nothing else "
+        "(a partial report says how many steps are missing; a later full run rewrites it)",
     )
     p.set_defaults(func=_cmd_reproduce)
 
@@ -116,10 +124,13 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     steps = build_plan(scale, args.seeds, out, only=tuple(args.only or PARTS))
     steps = _with_ablations(args, steps, scale, out)
     reuse = tuple(Path(d).resolve() for d in args.reuse or ())
-    if args.dry_run:
-        if env_rank() == 0:
+    if args.dry_run or args.report_only:
+        if env_rank() == 0:  # neither needs the other ranks
             ctx = RunContext(scale, out, args.data_dir, args.device, reuse=reuse)
-            _show_plan(steps, ctx, dry_run=True)
+            if args.dry_run:
+                _show_plan(steps, ctx, dry_run=True)
+            else:
+                _report_only(steps, ctx)
         return 0
     _check_world_size(scale, steps)
     ranks = open_ranks()
@@ -157,6 +168,29 @@ def _with_ablations(
     seeds = AblationSettings().seeds if args.ablation_seeds is None else args.ablation_seeds
     settings = AblationSettings(seeds=seeds, epochs=args.ablation_epochs)
     return add_ablations(steps, scale, out, args.seeds or scale.seeds, settings)
+
+
+def _report_only(steps: Sequence[Step], ctx: RunContext) -> None:
+    """Write the report step's output from the markers there are, without running any step
+    and without the report's own marker (so that a later full run still writes it)."""
+    from g2lstm.reproduce.steps_report import report_step
+
+    report = steps[-1]
+    done = sum(s.done() for s in steps[:-1])
+    if not ctx.out_dir.is_dir():
+        from g2lstm.errors import ConfigError
+
+        raise ConfigError(
+            f"--report-only: {ctx.out_dir} does not exist; pass the -o folder of a "
+            "reproduction that has run (with the same --scale, --seeds, --only, --ablations)"
+        )
+    report.out_dir.mkdir(parents=True, exist_ok=True)
+    result = report_step(report, ctx)
+    print(
+        f"{done} of {len(steps) - 1} steps finished. Report: {result['report_md']} and "
+        f"{result['report_html']}",
+        flush=True,
+    )
 
 
 def _show_plan(steps: Sequence[Step], ctx: RunContext, *, dry_run: bool = False) -> dict[str, Any]:

@@ -80,7 +80,8 @@ def plot_learning_curves(
         ax.set_xlabel("update step")
         ax.set_ylabel("perplexity (valid: dots; train: faint)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a curve without validation rows has no label
+            ax.legend(fontsize=8)
     if not parts:
         axes[0][0].text(0.5, 0.5, "no runs", ha="center")
     return _save(fig, path)
@@ -126,7 +127,8 @@ def plot_compression(
         ax.set_title(part)
         ax.set_ylabel(ylabels.get(part, "change"))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # a curve without validation rows has no label
+            ax.legend(fontsize=8)
     if not parts:
         axes[0][0].text(0.5, 0.5, "no runs", ha="center")
     return _save(fig, path)

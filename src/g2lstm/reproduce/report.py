@@ -142,6 +142,9 @@ def write_report(
         f"{numbers.get('info', {}).get('seconds', 0.0) / 60:.1f} min. "
         f"{info.get('description', '')}"
     )
+    status = info.pop("status", None)
+    if status:
+        doc.p(status)
     reused = numbers.get("reused") or []
     if reused:
         doc.p(

@@ -14,7 +14,7 @@ from g2lstm.reproduce.ablation_collect import collect_ablations
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.cost import experiment_costs
-from g2lstm.reproduce.plan import Step
+from g2lstm.reproduce.plan import Step, read_marker
 from g2lstm.reproduce.report import all_claims, write_report
 from g2lstm.reproduce.steps_mt import overrides_text
 
@@ -39,6 +39,13 @@ def report_step(step: Step, ctx: RunContext) -> dict[str, Any]:
         "mt_dataset": sc.mt_dataset,
         "output": str(ctx.out_dir),
     }
+    finished = sum(read_marker(d) is not None for d in step.deps)
+    if finished < len(step.deps):  # g2lstm reproduce --report-only before the end
+        info["status"] = (
+            f"**Partial report**: {finished} of the plan's {len(step.deps)} steps have "
+            "finished; tables and verdicts that need the others show them as missing "
+            "(*not run*). Run the same command without `--report-only` to finish them."
+        )
     paths = write_report(numbers, step.out_dir, info=info)
     return {
         "report_md": str(paths["md"]),
