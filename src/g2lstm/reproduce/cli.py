@@ -175,8 +175,7 @@ def _report_only(steps: Sequence[Step], ctx: RunContext) -> None:
     and without the report's own marker (so that a later full run still writes it)."""
     from g2lstm.reproduce.steps_report import report_step
 
-    report = steps[-1]
-    done = sum(s.done() for s in steps[:-1])
+    report, todo = steps[-1], [s for s in steps[:-1] if not s.done()]
     if not ctx.out_dir.is_dir():
         from g2lstm.errors import ConfigError
 
@@ -185,10 +184,18 @@ def _report_only(steps: Sequence[Step], ctx: RunContext) -> None:
             "reproduction that has run (with the same --scale, --seeds, --only, --ablations)"
         )
     report.out_dir.mkdir(parents=True, exist_ok=True)
-    result = report_step(report, ctx)
+    status = None
+    if todo:
+        status = (
+            f"**Partial report**: {len(steps) - 1 - len(todo)} of the plan's {len(steps) - 1} "
+            f"steps have finished (not yet: {', '.join(s.id for s in todo[:3])}"
+            f"{', ...' if len(todo) > 3 else ''}); what needs the others shows as missing "
+            "(*not run*). The same command without `--report-only` runs them."
+        )
+    result = report_step(report, ctx, status)
     print(
-        f"{done} of {len(steps) - 1} steps finished. Report: {result['report_md']} and "
-        f"{result['report_html']}",
+        f"{len(steps) - 1 - len(todo)} of {len(steps) - 1} steps finished. "
+        f"Report: {result['report_md']} and {result['report_html']}",
         flush=True,
     )
 

@@ -14,15 +14,16 @@ from g2lstm.reproduce.ablation_collect import collect_ablations
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.cost import experiment_costs
-from g2lstm.reproduce.plan import Step, read_marker
+from g2lstm.reproduce.plan import Step
 from g2lstm.reproduce.report import all_claims, write_report
 from g2lstm.reproduce.steps_mt import overrides_text
 
 __all__ = ["report_step"]
 
 
-def report_step(step: Step, ctx: RunContext) -> dict[str, Any]:
-    """The plan's last step: collect the markers of every other step and write the report."""
+def report_step(step: Step, ctx: RunContext, status: str | None = None) -> dict[str, Any]:
+    """The plan's last step: collect the markers of every other step and write the report;
+    ``status``: a line shown under the report's title (``--report-only``'s partial note)."""
     sc = ctx.scale
     numbers = collect(step.deps)
     numbers["ablations"] = collect_ablations(step.deps)
@@ -39,13 +40,8 @@ def report_step(step: Step, ctx: RunContext) -> dict[str, Any]:
         "mt_dataset": sc.mt_dataset,
         "output": str(ctx.out_dir),
     }
-    finished = sum(read_marker(d) is not None for d in step.deps)
-    if finished < len(step.deps):  # g2lstm reproduce --report-only before the end
-        info["status"] = (
-            f"**Partial report**: {finished} of the plan's {len(step.deps)} steps have "
-            "finished; tables and verdicts that need the others show them as missing "
-            "(*not run*). Run the same command without `--report-only` to finish them."
-        )
+    if status:
+        info["status"] = status
     paths = write_report(numbers, step.out_dir, info=info)
     return {
         "report_md": str(paths["md"]),
