@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from g2lstm.reproduce.ablations import PROBE_COLUMNS
-from g2lstm.reproduce.figures import _pyplot, _save
+from g2lstm.reproduce.figures import _legend, _pyplot, _save
 from g2lstm.reproduce.paper import CELL_LABELS
 from g2lstm.reproduce.verdicts import Stats
 
@@ -107,8 +107,7 @@ def plot_sweep(
         ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        _legend(ax, fontsize=7)
     if not any(runs.get(k) for _, k in points):
         left.text(0.5, 0.5, "no runs", ha="center", transform=left.transAxes)
     return _save(fig, path)
@@ -166,8 +165,7 @@ def plot_gap_curves(runs: Mapping[str, Any], keys: Sequence[str], path: Path) ->
         ax.set_ylabel("log valid ppl - log train ppl (nats)")
         ax.axhline(0, color="k", lw=0.6)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        _legend(ax, fontsize=7)
     if not drawn:
         left.text(0.5, 0.5, "no runs", ha="center", transform=left.transAxes)
     return _save(fig, path)

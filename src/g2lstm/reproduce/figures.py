@@ -36,6 +36,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """The legend of ``ax`` where it has labelled lines (none: no run had data to draw; an
+    empty legend would only warn)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
@@ -80,8 +87,7 @@ def plot_learning_curves(
         ax.set_xlabel("update step")
         ax.set_ylabel("perplexity (valid: dots; train: faint)")
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:  # a curve without validation rows has no label
-            ax.legend(fontsize=8)
+        _legend(ax, fontsize=8)
     if not parts:
         axes[0][0].text(0.5, 0.5, "no runs", ha="center")
     return _save(fig, path)
@@ -127,8 +133,7 @@ def plot_compression(
         ax.set_title(part)
         ax.set_ylabel(ylabels.get(part, "change"))
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:  # a curve without validation rows has no label
-            ax.legend(fontsize=8)
+        _legend(ax, fontsize=8)
     if not parts:
         axes[0][0].text(0.5, 0.5, "no runs", ha="center")
     return _save(fig, path)
