@@ -175,7 +175,6 @@ def _report_only(steps: Sequence[Step], ctx: RunContext) -> None:
     and without the report's own marker (so that a later full run still writes it)."""
     from g2lstm.reproduce.steps_report import report_step
 
-    report, todo = steps[-1], [s for s in steps[:-1] if not s.done()]
     if not ctx.out_dir.is_dir():
         from g2lstm.errors import ConfigError
 
@@ -183,6 +182,7 @@ def _report_only(steps: Sequence[Step], ctx: RunContext) -> None:
             f"--report-only: {ctx.out_dir} does not exist; pass the -o folder of a "
             "reproduction that has run (with the same --scale, --seeds, --only, --ablations)"
         )
+    report, todo = steps[-1], [s for s in steps[:-1] if not s.done()]
     report.out_dir.mkdir(parents=True, exist_ok=True)
     status = None
     if todo:

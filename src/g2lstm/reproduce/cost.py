@@ -36,11 +36,15 @@ _SWEEPS = {
     "gates": "PTB sweep: noise on the output gate too (claim 9)",
 }
 
-
 #: A row before its first step (counts, and seconds summed over the steps).
-_EMPTY_ROW = dict.fromkeys(("steps", "trainings", "reused", "cpu_missing"), 0) | dict.fromkeys(
-    ("wall_s", "cpu_s"), 0.0
-)
+_EMPTY_ROW: dict[str, Any] = {
+    "steps": 0,
+    "trainings": 0,
+    "reused": 0,
+    "wall_s": 0.0,
+    "cpu_s": 0.0,
+    "cpu_missing": 0,
+}
 
 
 def _seconds(x: Any) -> float | None:

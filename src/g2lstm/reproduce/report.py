@@ -125,10 +125,15 @@ def _gather_figures(numbers: Mapping[str, Any], fig_dir: Path) -> dict[str, Path
 
 
 def write_report(
-    numbers: Mapping[str, Any], out_dir: str | Path, *, info: Mapping[str, str] | None = None
+    numbers: Mapping[str, Any],
+    out_dir: str | Path,
+    *,
+    info: Mapping[str, str] | None = None,
+    status: str | None = None,
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.html``, ``numbers.json``, ``verdicts.json`` and
-    ``figures/`` into ``out_dir``; return their paths."""
+    ``figures/`` into ``out_dir``; return their paths. ``status``: a paragraph under the
+    title (the partial note of ``reproduce --report-only``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     info = dict(info or {})
@@ -142,7 +147,6 @@ def write_report(
         f"{numbers.get('info', {}).get('seconds', 0.0) / 60:.1f} min. "
         f"{info.get('description', '')}"
     )
-    status = info.pop("status", None)
     if status:
         doc.p(status)
     reused = numbers.get("reused") or []

@@ -40,9 +40,7 @@ def report_step(step: Step, ctx: RunContext, status: str | None = None) -> dict[
         "mt_dataset": sc.mt_dataset,
         "output": str(ctx.out_dir),
     }
-    if status:
-        info["status"] = status
-    paths = write_report(numbers, step.out_dir, info=info)
+    paths = write_report(numbers, step.out_dir, info=info, status=status)
     return {
         "report_md": str(paths["md"]),
         "report_html": str(paths["html"]),
