@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +38,7 @@ from g2lstm.reproduce.budget import ranking_check, records_from_runs, smallest_b
 from g2lstm.reproduce.paper import CELLS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lm_ptb import run_one
+from lm_ptb import probe_one, run_one, run_record, write_record
 
 
 def set_args(overrides: tuple[tuple[str, object], ...]) -> tuple[str, ...]:
@@ -92,6 +93,12 @@ def main() -> int:
         metavar="DIR",
         help="copies of the full runs' checkpoints, DIR/<cell>-seed<k>/step-N (with --epochs)",
     )
+    p.add_argument("--no-probe", action="store_true", help="do not probe the finished runs")
+    p.add_argument(
+        "--results",
+        default="benchmarks/results/lm_ablations_ptb.json",
+        help="machine-readable record of the finished runs ('' for none)",
+    )
     args = p.parse_args()
     if args.check_budget is not None:
         return check_budget(Path(args.full_runs), args.check_budget)
@@ -116,11 +123,20 @@ def main() -> int:
     budget = set_args((("train.epochs", args.epochs),)) if baselines else ()
     trained = [(*b, budget) for b in baselines if not cut_baseline(out, *b, args)]
     jobs = trained + jobs
+    command = shlex.join(["python", *sys.argv])
+    variants = {name: dict(o) for name, _, _, o in sweep_runs(args.seeds, args.epochs)}
+
+    def one(name: str, cell: str, seed: int, extra: tuple[str, ...]) -> dict:
+        result = run_one(out, cell, seed, args, name=name, extra=extra)
+        run = out / f"{name}-seed{seed}"
+        if not args.no_probe:
+            probe_one(run, args)
+        overrides = variants.get(name.removesuffix(f"-e{args.epochs}"), {})
+        write_record(args.results, [run_record(run, cell, seed, overrides)], command)
+        return result
+
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [
-            pool.submit(run_one, out, cell, seed, args, name=name, extra=extra)
-            for name, cell, seed, extra in jobs
-        ]
+        futures = [pool.submit(one, *job) for job in jobs]
         for (name, _, seed, _), future in zip(jobs, futures):
             r = future.result()
             print(f"{name} seed {seed}: valid {r['valid_ppl']:.2f} test {r['test_ppl']:.2f}")

@@ -8,10 +8,19 @@ can be stopped and restarted at any time. At the end it prints a Markdown table 
 of valid/test perplexity, wall and CPU time, training tokens/s, G2/LSTM throughput ratio) and writes
 it with the raw numbers to ``OUT/summary.json`` and ``OUT/summary.md``.
 
+Each finished run is then *probed* (one thread, in its own process) with the reproduction's
+``lm-probe`` (:func:`g2lstm.reproduce.steps_probe.probe_run`: soft/hard gates with and
+without the cache pointer, clean training perplexity, near-0/1 fractions, the compression
+deltas at the paper's settings) into ``OUT/<run>.probe.json``; ``--no-probe`` skips it. The
+machine-readable record, ``--results`` (default ``benchmarks/results/lm_ptb.json``), is
+rewritten after every finished run: per run its result, its per-epoch curve and its probe
+numbers, so the measurements outlive the run folders (which a change of machine loses).
+
     G2LSTM_DATA=../shared/data python benchmarks/lm_ptb.py --out runs/bench-ptb-small
     G2LSTM_DATA=../shared/data python benchmarks/lm_ptb.py --out runs/bench-ptb-small \
         --cells g2 --seeds 3 --jobs 1          # one cell and seed (e.g. one per shell)
     python benchmarks/lm_ptb.py --out runs/bench-ptb-small --summarize-only
+    G2LSTM_DATA=../shared/data python benchmarks/lm_ptb.py --probe-run runs/bench-ptb-small/g2-seed1
 """
 
 from __future__ import annotations
@@ -19,15 +28,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from g2lstm.config import load_yaml
 from g2lstm.lm import preset_config
-from g2lstm.train import read_result
+from g2lstm.nn.fast.autotune import cpu_model
+from g2lstm.reproduce.scales import get_scale
+from g2lstm.train import atomic_write_json, read_metrics, read_result
 
 CELLS = ("lstm", "g2", "sharpened")
 
@@ -87,17 +101,102 @@ def run_one(
             "--no-progress",
             *keep,
         ]
+    code, log_path = _logged(run, cmd)
+    done = _result(run)
+    if code != 0 or done is None:
+        raise SystemExit(f"{run}: training failed (exit {code}); see {log_path}")
+    return done
+
+
+def _logged(run: Path, cmd: list[str]) -> tuple[int, Path]:
+    """Run ``cmd`` with one thread, appending its output to ``OUT/<run>.train.log`` (beside
+    the run, not in it: ``lm train`` refuses a new run's folder that holds other files)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    # beside the run, not in it: `lm train` refuses a new run's folder that holds other files
-    log_path = out / f"{run.name}.train.log"
+    log_path = run.parent / f"{run.name}.train.log"
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"$ {' '.join(cmd)}  # {time.ctime()}\n")
         log.flush()
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    done = _result(run)
-    if proc.returncode != 0 or done is None:
-        raise SystemExit(f"{run}: training failed (exit {proc.returncode}); see {log_path}")
-    return done
+    return proc.returncode, log_path
+
+
+def probe_path(run: Path) -> Path:
+    """Where the probe numbers of ``run`` are kept: ``OUT/<run>.probe.json``."""
+    return run.parent / f"{run.name}.probe.json"
+
+
+def probe_one(run: Path, args: argparse.Namespace) -> dict | None:
+    """The probe numbers of a finished ``run``, measured first (one thread, in a child
+    process) when ``OUT/<run>.probe.json`` is absent; None for an unfinished run."""
+    if _result(run) is None:
+        return None
+    path = probe_path(run)
+    if not path.is_file():
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-run", str(run)]
+        code, log_path = _logged(run, [*cmd, "--data", args.data])
+        if code != 0 or not path.is_file():
+            raise SystemExit(f"{run}: probe failed (exit {code}); see {log_path}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_probe(run: Path, data: str) -> Path:
+    """Probe ``run`` on ``data`` as the ``cpu`` reproduction does and write its numbers."""
+    # imported here: the reproduction's probe loads the analysis and compression packages,
+    # which the training loop of this script never needs
+    from g2lstm.reproduce.steps_probe import probe_run
+
+    config = load_yaml(run / "config.yaml")
+    numbers = probe_run(
+        run,
+        data,
+        analysis_batches=get_scale("cpu").analysis_batches,
+        seed=int(config["train"]["seed"]),
+        metrics=str(run / "metrics.jsonl"),
+    )
+    return atomic_write_json(probe_path(run), {**numbers, "metrics": None})
+
+
+def run_record(run: Path, cell: str, seed: int, overrides: dict | None = None) -> dict | None:
+    """One run of the machine-readable record: its result, per-epoch curve and probe numbers
+    (None until it has finished)."""
+    result = _result(run)
+    if result is None:
+        return None
+    rows = read_metrics(run) if (run / "metrics.jsonl").is_file() else []
+    keys = ("epoch", "train_ppl", "valid_ppl")
+    curve = [{k: r.get(k) for k in keys} for r in rows if r.get("valid_ppl") is not None]
+    probe = probe_path(run)
+    return {
+        "run": run.name,
+        "cell": cell,
+        "seed": seed,
+        "overrides": overrides or {},
+        "result": result,
+        "curve": curve,
+        "probe": json.loads(probe.read_text(encoding="utf-8")) if probe.is_file() else None,
+    }
+
+
+_RECORD_LOCK = threading.Lock()
+
+
+def write_record(path: str | None, runs: list[dict | None], command: str) -> None:
+    """Merge the finished ``runs`` into the record at ``path`` (nothing when ``path`` is
+    empty) and rewrite it: a run finished here replaces its entry, an entry whose run is not
+    finished here (its folder lost with a machine, or not yet retrained) is kept as it was."""
+    if not path:
+        return
+    with _RECORD_LOCK:  # the trainings' threads finish independently
+        old = json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else {}
+        entries = {e["run"]: e for e in old.get("runs", [])}
+        for run in runs:
+            if run is None:
+                continue
+            before = entries.get(run["run"], {})
+            same = before.get("result") == run["result"]  # the same training: keep who ran it
+            stamp = {k: before[k] for k in ("command", "cpu")} if same else {}
+            entries[run["run"]] = {**run, "command": command, "cpu": cpu_model(), **stamp}
+        atomic_write_json(path, {"runs": [entries[k] for k in sorted(entries)]}, indent=1)
 
 
 def _result(run: Path) -> dict | None:
@@ -159,14 +258,38 @@ def main() -> int:
     )
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time (1 thread each)")
     p.add_argument("--summarize-only", action="store_true")
+    p.add_argument("--no-probe", action="store_true", help="do not probe the finished runs")
+    p.add_argument(
+        "--results",
+        default="benchmarks/results/lm_ptb.json",
+        help="machine-readable record of the finished runs ('' for none)",
+    )
+    p.add_argument("--probe-run", metavar="RUN", help="probe this finished run and exit")
     args = p.parse_args()
+    if args.probe_run:
+        print(write_probe(Path(args.probe_run), args.data))
+        return 0
     out = Path(args.out)
+    jobs = [(cell, seed) for seed in args.seeds for cell in CELLS]
+
+    def record() -> None:
+        runs = [run_record(out / f"{c}-seed{s}", c, s) for c, s in jobs]
+        write_record(args.results, runs, shlex.join(["python", *sys.argv]))
+
+    out.mkdir(parents=True, exist_ok=True)
     if not args.summarize_only:
-        out.mkdir(parents=True, exist_ok=True)
-        jobs = [(cell, seed) for seed in args.seeds for cell in args.cells]
+        chosen = [(c, s) for c, s in jobs if c in args.cells]
+
+        def one(cell: str, seed: int) -> None:
+            run_one(out, cell, seed, args)
+            if not args.no_probe:
+                probe_one(out / f"{cell}-seed{seed}", args)
+            record()
+
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            for future in [pool.submit(run_one, out, c, s, args) for c, s in jobs]:
+            for future in [pool.submit(one, c, s) for c, s in chosen]:
                 future.result()
+    record()
     print(summarize(out, args.seeds))
     return 0
 

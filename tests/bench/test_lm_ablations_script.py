@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from g2lstm.lm import load_model, preset_config, train
+from g2lstm.reproduce.ablations import sweep_runs
 from g2lstm.train import read_result
 
 SCRIPT = Path(__file__).parents[2] / "benchmarks" / "lm_ablations.py"
@@ -82,3 +84,24 @@ def test_the_dry_run_lists_the_cut_baselines_first(tmp_path: Path) -> None:
     ]
     assert all("cut to 6 epochs" in line for line in lines[:3])
     assert len(lines) == 9 and all("--set train.epochs=6" in line for line in lines[3:])
+
+
+@pytest.mark.slow
+def test_every_variant_is_trained_probed_and_recorded_with_its_setting(
+    tmp_path: Path, write_lm_corpus
+) -> None:
+    data = write_lm_corpus(tmp_path / "data")
+    record = tmp_path / "record.json"
+    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path / "ablate"), "--data", str(data),
+           "--preset", "tiny", "--seeds", "1", "--results", str(record)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = {r["run"]: r for r in json.loads(record.read_text())["runs"]}
+    assert sorted(runs) == sorted(f"{name}-seed1" for name, *_ in sweep_runs(1))
+    p05 = runs["g2-p0.05-seed1"]
+    assert p05["overrides"] == {"model.gates.noise_p": 0.05}
+    assert p05["probe"]["config"]["noise_p"] == 0.05
+    assert runs["g2-tau0.5-seed1"]["probe"]["config"]["tau"] == 0.5
+    ifo = runs["g2-ifo-seed1"]["probe"]["config"]["noisy_gates"]
+    assert ifo == ["input", "forget", "output"]
+

@@ -42,7 +42,7 @@ from g2lstm.reproduce.plan import Step
 from g2lstm.tasks import EvalDataOptions, LoadedRun, get_task
 from g2lstm.train.metrics import read_metrics
 
-__all__ = ["lm_probe", "lm_ranking"]
+__all__ = ["lm_probe", "lm_ranking", "probe_run"]
 
 LM = get_task("lm")
 
@@ -59,7 +59,31 @@ def lm_probe(step: Step, ctx: RunContext) -> dict[str, Any]:
     """Every number of the ablation tables for one trained run (module docstring)."""
     trained = dep_marker(step, "train")
     data = dep_marker(step, "data/lm")["data"]
-    run = LM.load(Path(trained["run_dir"]), device="cpu")
+    numbers = probe_run(
+        Path(trained["run_dir"]),
+        data,
+        analysis_batches=ctx.scale.analysis_batches,
+        seed=step.seed or 0,
+        metrics=trained.get("metrics"),
+    )
+    return {"cell": step.cell, "seed": step.seed, "variant": step.variant, **numbers}
+
+
+def probe_run(
+    run_dir: Path,
+    data: str,
+    *,
+    analysis_batches: int,
+    seed: int,
+    metrics: str | None = None,
+) -> dict[str, Any]:
+    """The probe's numbers (module docstring) for the trained LM in ``run_dir``, evaluated on
+    ``data`` (a dataset name or folder): ``config``, ``hidden``, ``ppl`` (valid/test x
+    soft/hard x with/without pointer), ``train_ppl``, ``train_ppl_logged`` (from the
+    trainer's ``metrics`` log, when given), ``near_binary``, ``sensitivity`` (seeded by
+    ``seed``), ``compression``, ``pointer``, ``metrics``. ``analysis_batches`` validation
+    segments feed the gate fractions and the sensitivity."""
+    run = LM.load(Path(run_dir), device="cpu")
     model = run.model
     hard = hard_gate_model(model)
     pointer = dict(PROBE.pointer)
@@ -90,9 +114,6 @@ def lm_probe(step: Step, ctx: RunContext) -> dict[str, Any]:
         }
     cfg = run.config
     return {
-        "cell": step.cell,
-        "seed": step.seed,
-        "variant": step.variant,
         "config": {
             "noise_p": cfg.model.gates.noise_p,
             "tau": cfg.model.gates.tau,
@@ -102,11 +123,11 @@ def lm_probe(step: Step, ctx: RunContext) -> dict[str, Any]:
         "hidden": run.hidden,
         "ppl": ppl,
         "train_ppl": train_ev.score(run, model),
-        "train_ppl_logged": _last_logged(trained.get("metrics")),
-        **_gates(run, data, ctx.scale.analysis_batches, step.seed or 0),
+        "train_ppl_logged": _last_logged(metrics),
+        **_gates(run, data, analysis_batches, seed),
         "compression": compression,
         "pointer": pointer,
-        "metrics": trained.get("metrics"),
+        "metrics": metrics,
     }
 
 
