@@ -38,7 +38,7 @@ from g2lstm.reproduce.budget import ranking_check, records_from_runs, smallest_b
 from g2lstm.reproduce.paper import CELLS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lm_ptb import probe_one, run_one, run_record, write_record
+from lm_ptb import add_record_args, probe_one, run_one, run_record, write_record
 
 
 def set_args(overrides: tuple[tuple[str, object], ...]) -> tuple[str, ...]:
@@ -93,12 +93,7 @@ def main() -> int:
         metavar="DIR",
         help="copies of the full runs' checkpoints, DIR/<cell>-seed<k>/step-N (with --epochs)",
     )
-    p.add_argument("--no-probe", action="store_true", help="do not probe the finished runs")
-    p.add_argument(
-        "--results",
-        default="benchmarks/results/lm_ablations_ptb.json",
-        help="machine-readable record of the finished runs ('' for none)",
-    )
+    add_record_args(p, "benchmarks/results/lm_ablations_ptb.json")
     args = p.parse_args()
     if args.check_budget is not None:
         return check_budget(Path(args.full_runs), args.check_budget)

@@ -177,6 +177,16 @@ def run_record(run: Path, cell: str, seed: int, overrides: dict | None = None) -
     }
 
 
+def add_record_args(p: argparse.ArgumentParser, results: str) -> None:
+    """``--no-probe`` and ``--results`` (default ``results``) of the benchmark scripts."""
+    p.add_argument("--no-probe", action="store_true", help="do not probe the finished runs")
+    p.add_argument(
+        "--results",
+        default=results,
+        help="machine-readable record of the finished runs ('' for none)",
+    )
+
+
 _RECORD_LOCK = threading.Lock()
 
 
@@ -258,12 +268,7 @@ def main() -> int:
     )
     p.add_argument("--jobs", type=int, default=2, help="trainings at a time (1 thread each)")
     p.add_argument("--summarize-only", action="store_true")
-    p.add_argument("--no-probe", action="store_true", help="do not probe the finished runs")
-    p.add_argument(
-        "--results",
-        default="benchmarks/results/lm_ptb.json",
-        help="machine-readable record of the finished runs ('' for none)",
-    )
+    add_record_args(p, "benchmarks/results/lm_ptb.json")
     p.add_argument("--probe-run", metavar="RUN", help="probe this finished run and exit")
     args = p.parse_args()
     if args.probe_run:
