@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 
 from g2lstm.analysis import hard_gate_model
 from g2lstm.compress import compress
+from g2lstm.nn.fast.autotune import cpu_model
 from g2lstm.reproduce.ablations import PROBE
 from g2lstm.tasks import get_task
 
@@ -40,17 +40,6 @@ COUNTS = {
     "train, 100k tokens": 1,
     "compress (SVD)": 5,
 }
-
-
-def cpu_model() -> str:
-    """The CPU model name (``/proc/cpuinfo``), else the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:
