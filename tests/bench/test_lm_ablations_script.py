@@ -104,4 +104,3 @@ def test_every_variant_is_trained_probed_and_recorded_with_its_setting(
     assert runs["g2-tau0.5-seed1"]["probe"]["config"]["tau"] == 0.5
     ifo = runs["g2-ifo-seed1"]["probe"]["config"]["noisy_gates"]
     assert ifo == ["input", "forget", "output"]
-

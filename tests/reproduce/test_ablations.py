@@ -23,7 +23,7 @@ from g2lstm.reproduce.ablations import (
 )
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
-from g2lstm.reproduce.plan import build_plan, get_scale, read_marker
+from g2lstm.reproduce.plan import build_plan, get_scale, read_marker, read_markers
 from g2lstm.reproduce.report import SECTIONS
 from g2lstm.reproduce.run import run_plan, step_function
 from g2lstm.reproduce.steps_lm import lm_train_config
@@ -187,7 +187,7 @@ def test_micro_plan_probes_every_run(micro) -> None:
     assert probes["g2-ifo"]["result"]["config"]["noisy_gates"] == ["input", "forget", "output"]
     assert probes["g2-tau0.5"]["result"]["config"]["tau"] == 0.5
     # the variants stay out of the paper's tables and curves
-    numbers = collect(micro["steps"][-1].deps)
+    numbers = collect(read_markers(micro["steps"][-1].deps))
     assert [len(c) for c in numbers["curves"]["lm"].values()] == [1, 1, 1]
 
 

@@ -14,7 +14,7 @@ from g2lstm.reproduce.ablations import run_key, split_key
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.cost import cost_section, experiment_costs, experiment_of, step_cost
 from g2lstm.reproduce.document import Document
-from g2lstm.reproduce.plan import DONE, build_plan, get_scale
+from g2lstm.reproduce.plan import DONE, build_plan, get_scale, read_markers
 from g2lstm.reproduce.run import run_plan
 
 
@@ -102,7 +102,7 @@ def test_experiment_costs_and_table(tmp_path: Path) -> None:
         (tmp_path / name / DONE).write_text(json.dumps(marker))
     folders = [tmp_path / n for n in (*markers, "not-done")]
     (tmp_path / "not-done").mkdir()
-    rows = {r["experiment"].split(" (")[0]: r for r in experiment_costs(folders)}
+    rows = {r["experiment"].split(" (")[0]: r for r in experiment_costs(read_markers(folders))}
     assert list(rows) == ["PTB: cells", "PTB sweep: noise probability p", "Report"]
     cells = rows["PTB: cells"]
     assert (cells["steps"], cells["trainings"], cells["reused"]) == (3, 2, 2)
@@ -112,7 +112,7 @@ def test_experiment_costs_and_table(tmp_path: Path) -> None:
     assert (sweep["wall_s"], sweep["cpu_s"], sweep["reused"]) == (90.0, 70.0, 0)
 
     doc = Document("t")
-    cost_section(doc, experiment_costs(folders))
+    cost_section(doc, experiment_costs(read_markers(folders)))
     text = doc.markdown(tmp_path)
     assert "| 3 | 2 (2 reused) | 1h32m00s | 51m40s + 1 without a record |" in text
     assert "| 2 | 1 (0 reused) | 1m30s | 1m10s |" in text

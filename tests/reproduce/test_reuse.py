@@ -15,7 +15,7 @@ import yaml
 from g2lstm.cli import main
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
-from g2lstm.reproduce.plan import build_plan, get_scale, read_marker
+from g2lstm.reproduce.plan import build_plan, get_scale, read_marker, read_markers
 from g2lstm.reproduce.report import write_report
 from g2lstm.reproduce.reuse import POINTER, ReuseFinder
 from g2lstm.reproduce.run import run_plan
@@ -158,7 +158,7 @@ def test_equal_run_is_reused_linked_recorded_and_released(tmp_path: Path) -> Non
     assert not (train.out_dir / ".g2lstm.lock").exists()
     assert any(f"{train.id} reused {run.resolve()}" in line for line in st.lines)
     assert _files(run) == before  # nothing written into the reused run
-    assert collect([train.out_dir])["reused"] == [
+    assert collect(read_markers([train.out_dir]))["reused"] == [
         {"step": train.id, "path": str(run.resolve()), "config_hash": marker["config_hash"]}
     ]
 

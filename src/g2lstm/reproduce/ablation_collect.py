@@ -19,12 +19,12 @@ The result is ``numbers["ablations"]`` (plain JSON)::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import DataError
-from g2lstm.reproduce.plan import read_marker
+from g2lstm.reproduce.plan import by_seed
 from g2lstm.train.metrics import read_metrics
 
 __all__ = ["collect_ablations", "epoch_rows"]
@@ -47,13 +47,11 @@ def _add(node: dict[str, Any], key: str, value: Any) -> None:
     node.setdefault(key, []).append(value)
 
 
-def collect_ablations(folders: Iterable[Path]) -> dict[str, Any]:
-    """``numbers["ablations"]`` from the markers in ``folders`` (empty if no probe ran)."""
-    markers = [m for m in (read_marker(Path(f)) for f in folders) if m is not None]
-    markers.sort(key=lambda m: (m.get("seed") or 0, str(m.get("id"))))
+def collect_ablations(markers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """``numbers["ablations"]`` from the report step's markers (empty if no probe ran)."""
     runs: dict[str, dict[str, Any]] = {}
     budget: dict[str, Any] = {"epochs": None, "check": None}
-    for m in markers:
+    for m in by_seed(markers):
         res = m.get("result") or {}
         if m.get("kind") == "lm-ranking":
             budget = {"epochs": res.get("epochs"), "check": res}

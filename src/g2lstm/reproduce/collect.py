@@ -21,11 +21,11 @@ Lists are per seed in seed order (one entry per seed that finished the step).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from g2lstm.reproduce.plan import read_marker
+from g2lstm.reproduce.plan import by_seed
 from g2lstm.train.metrics import read_metrics
 
 __all__ = ["collect"]
@@ -39,10 +39,9 @@ def _curve(path: str | None) -> list[dict[str, Any]]:
     return [dict(r) for r in read_metrics(path)]
 
 
-def collect(folders: Iterable[Path]) -> dict[str, Any]:
-    """Read the markers of ``folders`` (the report step's dependencies) into ``numbers``."""
-    markers = [m for m in (read_marker(Path(f)) for f in folders) if m is not None]
-    markers.sort(key=lambda m: (m.get("seed") or 0, str(m.get("id"))))
+def collect(markers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``numbers`` of the report step's dependencies, from their ``DONE.json`` markers
+    (:func:`~g2lstm.reproduce.plan.read_markers`)."""
     numbers: dict[str, Any] = {
         "lm": {},
         "mt": {},
@@ -53,7 +52,7 @@ def collect(folders: Iterable[Path]) -> dict[str, Any]:
         "reused": [],
     }
     seeds: set[int] = set()
-    for m in markers:
+    for m in by_seed(markers):
         kind, res = str(m.get("kind", "")), m.get("result") or {}
         numbers["info"]["seconds"] += float(m.get("seconds") or 0.0)
         part, _, what = kind.partition("-")

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from g2lstm.reproduce.ablations import split_key, variant
 from g2lstm.reproduce.document import Document
-from g2lstm.reproduce.plan import read_marker
 from g2lstm.train.progress import format_duration
 
 __all__ = ["cost_section", "experiment_costs", "experiment_of", "step_cost"]
@@ -83,16 +81,13 @@ def experiment_of(marker: Mapping[str, Any]) -> str:
     return "PTB: cells (data, training, evaluation and compression, analysis)"
 
 
-def experiment_costs(folders: Iterable[Path]) -> list[dict[str, Any]]:
-    """One row per experiment of the steps in ``folders`` (their ``DONE.json``), in order of
-    first appearance: ``experiment``, ``steps``, ``trainings``, ``reused`` (trainings adopted
-    by ``--reuse``), ``wall_s``, ``cpu_s`` (sums over the steps that recorded them) and
+def experiment_costs(markers: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per experiment of the steps' ``DONE.json`` ``markers``, in order of first
+    appearance: ``experiment``, ``steps``, ``trainings``, ``reused`` (trainings adopted by
+    ``--reuse``), ``wall_s``, ``cpu_s`` (sums over the steps that recorded them) and
     ``cpu_missing`` (steps without a CPU record)."""
     rows: dict[str, dict[str, Any]] = {}
-    for folder in folders:
-        marker = read_marker(Path(folder))
-        if marker is None:
-            continue
+    for marker in markers:
         row = rows.setdefault(experiment_of(marker), dict(_EMPTY_ROW))
         wall, cpu = step_cost(marker)
         row["steps"] += 1

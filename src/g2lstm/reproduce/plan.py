@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,9 +45,11 @@ __all__ = [
     "Scale",
     "Step",
     "build_plan",
+    "by_seed",
     "format_plan",
     "get_scale",
     "read_marker",
+    "read_markers",
 ]
 
 #: Name of the marker file written when a step has finished.
@@ -64,6 +66,16 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_markers(folders: Iterable[Path]) -> list[dict[str, Any]]:
+    """The ``DONE.json`` of each of ``folders`` that has one, in the folders' order."""
+    return [m for m in (read_marker(Path(f)) for f in folders) if m is not None]
+
+
+def by_seed(markers: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``markers`` in seed order (steps without a seed first), then by step id."""
+    return sorted(markers, key=lambda m: (m.get("seed") or 0, str(m.get("id"))))
 
 
 @dataclass(frozen=True)

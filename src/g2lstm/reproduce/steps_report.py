@@ -14,7 +14,7 @@ from g2lstm.reproduce.ablation_collect import collect_ablations
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.cost import experiment_costs
-from g2lstm.reproduce.plan import Step
+from g2lstm.reproduce.plan import Step, read_markers
 from g2lstm.reproduce.report import all_claims, write_report
 from g2lstm.reproduce.steps_mt import overrides_text
 
@@ -25,9 +25,10 @@ def report_step(step: Step, ctx: RunContext, status: str | None = None) -> dict[
     """The plan's last step: collect the markers of every other step and write the report;
     ``status``: a line shown under the report's title (``--report-only``'s partial note)."""
     sc = ctx.scale
-    numbers = collect(step.deps)
-    numbers["ablations"] = collect_ablations(step.deps)
-    numbers["cost"] = experiment_costs(step.deps)
+    markers = read_markers(step.deps)
+    numbers = collect(markers)
+    numbers["ablations"] = collect_ablations(markers)
+    numbers["cost"] = experiment_costs(markers)
     info = {
         "scale": sc.name,
         "description": sc.description,
