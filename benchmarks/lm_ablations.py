@@ -20,6 +20,7 @@ cells, at least half of each gap between neighbouring cells kept;
     G2LSTM_DATA=../shared/data python benchmarks/lm_ablations.py --out runs/ablate-ptb-small
     python benchmarks/lm_ablations.py --check-budget 6 --full-runs runs/bench-ptb-small
     python benchmarks/lm_ablations.py --out runs/ablate-ptb-small --dry-run   # the commands
+    python benchmarks/lm_ablations.py --summarize runs/ablate-ptb-small/summary
 """
 
 from __future__ import annotations
@@ -33,9 +34,16 @@ from pathlib import Path
 
 from g2lstm.errors import DataError
 from g2lstm.lm.truncate import truncate_run
+from g2lstm.reproduce.ablation_collect import collect_ablations
+from g2lstm.reproduce.ablation_report import write_ablations
+from g2lstm.reproduce.ablation_verdicts import EQUIVALENCE_RULE, ablation_claims
 from g2lstm.reproduce.ablations import sweep_runs
 from g2lstm.reproduce.budget import ranking_check, records_from_runs, smallest_budget
+from g2lstm.reproduce.document import Document
 from g2lstm.reproduce.paper import CELLS
+from g2lstm.reproduce.report import verdict_section
+from g2lstm.reproduce.verdicts import RULE
+from g2lstm.train import atomic_write_json, atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lm_ptb import add_record_args, probe_one, run_one, run_record, write_record
@@ -77,6 +85,48 @@ def check_budget(full_runs: Path, epochs: int) -> int:
     return 0 if check.passed else 1
 
 
+def record_markers(path: Path) -> list[dict]:
+    """The probed runs of a benchmark record as the ``lm-probe`` markers the reproduction's
+    collector reads (the paper's cells with no variant; the curve inline)."""
+    entries = json.loads(path.read_text(encoding="utf-8"))["runs"] if path.is_file() else []
+    out = []
+    for e in entries:
+        if e.get("probe") is None:
+            continue
+        key = e["run"].removesuffix(f"-seed{e['seed']}")
+        out.append(
+            {
+                "kind": "lm-probe",
+                "id": f"lm-probe-{key}-s{e['seed']}",
+                "cell": e["cell"],
+                "seed": e["seed"],
+                "variant": None if key in CELLS else key,
+                "result": {**e["probe"], "curve": e["curve"]},
+            }
+        )
+    return out
+
+
+def summarize(folder: Path, records: list[Path]) -> int:
+    """The ablation part of the report from the records alone (module docstring)."""
+    markers = [m for path in records for m in record_markers(path)]
+    numbers = {"ablations": collect_ablations(markers)}
+    verdicts = ablation_claims(numbers)
+    doc = Document("PTB ablations from the benchmark records")
+    doc.p("Records: " + ", ".join(f"`{p}`" for p in records) + f"; {len(markers)} probed runs.")
+    verdict_section(doc, verdicts)
+    doc.p(RULE)
+    doc.p(EQUIVALENCE_RULE)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_ablations(doc, numbers, folder / "figures")
+    atomic_write_text(folder / "ablations.md", doc.markdown(folder))
+    atomic_write_json(folder / "verdicts.json", [v.to_dict() for v in verdicts])
+    for v in verdicts:
+        print(f"{v.status}: {v.claim} ({v.source})")
+    print(f"wrote {folder / 'ablations.md'}")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--out", default="runs/ablate-ptb-small", help="benchmark directory")
@@ -94,7 +144,11 @@ def main() -> int:
         help="copies of the full runs' checkpoints, DIR/<cell>-seed<k>/step-N (with --epochs)",
     )
     add_record_args(p, "benchmarks/results/lm_ablations_ptb.json")
+    p.add_argument("--cells-record", default="benchmarks/results/lm_ptb.json")
+    p.add_argument("--summarize", metavar="DIR", help="write the ablation part from the records")
     args = p.parse_args()
+    if args.summarize:
+        return summarize(Path(args.summarize), [Path(args.cells_record), Path(args.results)])
     if args.check_budget is not None:
         return check_budget(Path(args.full_runs), args.check_budget)
     out = Path(args.out)

@@ -87,11 +87,11 @@ def test_the_dry_run_lists_the_cut_baselines_first(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_every_variant_is_trained_probed_and_recorded_with_its_setting(
+def test_every_variant_is_trained_probed_recorded_and_judged_from_the_records(
     tmp_path: Path, write_lm_corpus
 ) -> None:
     data = write_lm_corpus(tmp_path / "data")
-    record = tmp_path / "record.json"
+    record, cells = tmp_path / "record.json", tmp_path / "cells.json"
     cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path / "ablate"), "--data", str(data),
            "--preset", "tiny", "--seeds", "1", "--results", str(record)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -104,3 +104,25 @@ def test_every_variant_is_trained_probed_and_recorded_with_its_setting(
     assert runs["g2-tau0.5-seed1"]["probe"]["config"]["tau"] == 0.5
     ifo = runs["g2-ifo-seed1"]["probe"]["config"]["noisy_gates"]
     assert ifo == ["input", "forget", "output"]
+
+    # the cells' record from lm_ptb.py; then the verdicts from the two records alone
+    bench = [sys.executable, str(SCRIPT.parent / "lm_ptb.py"), "--out", str(tmp_path / "cells"),
+             "--data", str(data), "--preset", "tiny", "--cells", "lstm", "g2", "--seeds", "1",
+             "--results", str(cells)]  # fmt: skip
+    proc = subprocess.run(bench, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shutil.rmtree(tmp_path / "ablate")  # the run folders are not needed any more
+    summary = tmp_path / "summary"
+    judge = [sys.executable, str(SCRIPT), "--summarize", str(summary), "--results", str(record),
+             "--cells-record", str(cells)]  # fmt: skip
+    proc = subprocess.run(judge, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    verdicts = json.loads((summary / "verdicts.json").read_text())
+    assert len(verdicts) == 6
+    # one seed per side: every claim is measured, none can be decided
+    assert {v["status"] for v in verdicts} == {"inconclusive at this scale"}
+    text = (summary / "ablations.md").read_text()
+    assert "8 probed runs" in text and "p = 0.05" in text
+    test_ppl = runs["g2-p0.05-seed1"]["probe"]["ppl"]["test"]["soft"]
+    assert f"{test_ppl:.2f}" in text
+    assert (summary / "figures" / "ablation_p.png").is_file()

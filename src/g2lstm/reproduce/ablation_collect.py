@@ -13,6 +13,8 @@ The result is ``numbers["ablations"]`` (plain JSON)::
                     "curves": [[epoch rows of each seed]]}},
      "budget": {"epochs": E | None, "check": {...} | None}}
 
+A probe's learning curve is its ``curve`` (the end-of-epoch rows themselves, as the
+benchmark scripts' records keep them) or else the rows of its ``metrics`` log.
 ``key`` is the run's name: ``lstm``, ``sharpened``, ``g2`` (the plan's cells), a variant
 (``g2-p0.05``), with ``-e<E>`` at a reduced budget. Lists are per seed in seed order.
 """
@@ -85,7 +87,7 @@ def collect_ablations(markers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             node = comp.setdefault(column, {})
             for what in ("test", "test_pointer"):
                 _add(node, what, values.get(what))
-        _add(run, "curves", epoch_rows(res.get("metrics")))
+        _add(run, "curves", res.get("curve") or epoch_rows(res.get("metrics")))
     if not runs and budget["check"] is None:
         return {}
     return {"runs": runs, "budget": budget}

@@ -35,7 +35,7 @@ from g2lstm.reproduce.report_tables import (
 from g2lstm.reproduce.verdicts import RULE, Verdict, evaluate_claims
 from g2lstm.train import atomic_write_json, atomic_write_text
 
-__all__ = ["SECTIONS", "all_claims", "write_report"]
+__all__ = ["SECTIONS", "all_claims", "verdict_section", "write_report"]
 
 #: Section titles, in order (tests check that every one is present).
 SECTIONS = (
@@ -58,7 +58,8 @@ def all_claims(numbers: Mapping[str, Any]) -> list[Verdict]:
     return [*evaluate_claims(numbers), *ablation_claims(numbers)]
 
 
-def _verdict_section(doc: Document, verdicts: Sequence[Any]) -> None:
+def verdict_section(doc: Document, verdicts: Sequence[Any]) -> None:
+    """The verdict table and, below it, every comparison behind each verdict."""
     doc.table(
         ("Claim", "Paper", "Verdict"), [(v.claim, v.source, f"[[{v.status}]]") for v in verdicts]
     )
@@ -158,7 +159,7 @@ def write_report(
             "include them (the cost per experiment does)."
         )
     doc.h(1, SECTIONS[0])
-    _verdict_section(doc, verdicts)
+    verdict_section(doc, verdicts)
     doc.h(1, SECTIONS[1])
     table1(doc, numbers.get("lm", {}))
     doc.h(1, SECTIONS[2])
