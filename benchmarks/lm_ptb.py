@@ -41,6 +41,7 @@ from g2lstm.config import load_yaml
 from g2lstm.lm import preset_config
 from g2lstm.nn.fast.autotune import cpu_model
 from g2lstm.reproduce.scales import get_scale
+from g2lstm.reproduce.steps_probe import probe_run
 from g2lstm.train import atomic_write_json, read_metrics, read_result
 
 CELLS = ("lstm", "g2", "sharpened")
@@ -141,10 +142,6 @@ def probe_one(run: Path, args: argparse.Namespace) -> dict | None:
 
 def write_probe(run: Path, data: str) -> Path:
     """Probe ``run`` on ``data`` as the ``cpu`` reproduction does and write its numbers."""
-    # imported here: the reproduction's probe loads the analysis and compression packages,
-    # which the training loop of this script never needs
-    from g2lstm.reproduce.steps_probe import probe_run
-
     config = load_yaml(run / "config.yaml")
     numbers = probe_run(
         run,
