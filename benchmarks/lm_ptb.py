@@ -40,9 +40,10 @@ from pathlib import Path
 from g2lstm.config import load_yaml
 from g2lstm.lm import preset_config
 from g2lstm.nn.fast.autotune import cpu_model
+from g2lstm.reproduce.ablation_collect import epoch_rows
 from g2lstm.reproduce.scales import get_scale
 from g2lstm.reproduce.steps_probe import probe_run
-from g2lstm.train import atomic_write_json, read_metrics, read_result
+from g2lstm.train import atomic_write_json, read_result
 
 CELLS = ("lstm", "g2", "sharpened")
 
@@ -159,9 +160,8 @@ def run_record(run: Path, cell: str, seed: int, overrides: dict | None = None) -
     result = _result(run)
     if result is None:
         return None
-    rows = read_metrics(run) if (run / "metrics.jsonl").is_file() else []
-    keys = ("epoch", "train_ppl", "valid_ppl")
-    curve = [{k: r.get(k) for k in keys} for r in rows if r.get("valid_ppl") is not None]
+    keys = ("stage", "epoch", "train_ppl", "valid_ppl")
+    curve = [{k: r.get(k) for k in keys} for r in epoch_rows(str(run / "metrics.jsonl"))]
     probe = probe_path(run)
     return {
         "run": run.name,
