@@ -14,7 +14,8 @@ without the cache pointer, clean training perplexity, near-0/1 fractions, the co
 deltas at the paper's settings) into ``OUT/<run>.probe.json``; ``--no-probe`` skips it. The
 machine-readable record, ``--results`` (default ``benchmarks/results/lm_ptb.json``), is
 rewritten after every finished run: per run its result, its per-epoch curve and its probe
-numbers, so the measurements outlive the run folders (which a change of machine loses).
+numbers, so the measurements outlive the run folders (which a change of machine loses);
+the summary table takes a run whose folder is gone from it.
 
     G2LSTM_DATA=../shared/data python benchmarks/lm_ptb.py --out runs/bench-ptb-small
     G2LSTM_DATA=../shared/data python benchmarks/lm_ptb.py --out runs/bench-ptb-small \
@@ -221,10 +222,25 @@ def _ms(values: list[float], fmt: str = ".1f") -> str:
     return f"{mean} ± {statistics.stdev(values):{fmt}}"
 
 
-def summarize(out: Path, seeds: list[int]) -> str:
+def recorded_results(path: str | None) -> dict[str, dict]:
+    """``run name -> result`` of the record at ``path`` (empty without one)."""
+    if not path or not Path(path).is_file():
+        return {}
+    runs = json.loads(Path(path).read_text(encoding="utf-8")).get("runs", [])
+    return {e["run"]: e["result"] for e in runs}
+
+
+def summarize(out: Path, seeds: list[int], recorded: dict[str, dict] | None = None) -> str:
+    """The Markdown table of the runs in ``out``; a run whose folder is not there is taken
+    from ``recorded`` (the record's results), so the table outlives the run folders."""
     rows, raw = [], {}
     for cell in CELLS:
-        res = [r for s in seeds if (r := _result(out / f"{cell}-seed{s}")) is not None]
+        res = []
+        for s in seeds:
+            run = out / f"{cell}-seed{s}"
+            r = _result(run) or (recorded or {}).get(run.name)
+            if r is not None:
+                res.append(r)
         raw[cell] = res
         rows.append(
             f"| {cell} | {len(res)} | {_ms([r['valid_ppl'] for r in res])} | "
@@ -292,7 +308,7 @@ def main() -> int:
             for future in [pool.submit(one, c, s) for c, s in chosen]:
                 future.result()
     record()
-    print(summarize(out, args.seeds))
+    print(summarize(out, args.seeds, recorded_results(args.results)))
     return 0
 
 

@@ -61,3 +61,5 @@ def test_the_record_keeps_every_runs_numbers_after_its_folder_is_lost(tmp_path, 
     again = _bench(out, data, "--summarize-only")
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads((tmp_path / "record.json").read_text()) == record
+    summary = json.loads((out / "summary.json").read_text())  # the table from the record
+    assert summary["g2"] == [run["result"]] and summary["lstm"] == []
