@@ -107,10 +107,13 @@ def record_markers(path: Path) -> list[dict]:
     return out
 
 
-def summarize(folder: Path, records: list[Path]) -> int:
-    """The ablation part of the report from the records alone (module docstring)."""
+def summarize(folder: Path, records: list[Path], epochs: int | None = None) -> int:
+    """The ablation part of the report from the records alone (module docstring); with
+    ``epochs``, claims 7-9 are judged on the runs of that reduced budget."""
     markers = [m for path in records for m in record_markers(path)]
     numbers = {"ablations": collect_ablations(markers)}
+    if numbers["ablations"] and epochs is not None:
+        numbers["ablations"]["budget"]["epochs"] = epochs
     verdicts = ablation_claims(numbers)
     doc = Document("PTB ablations from the benchmark records")
     doc.p("Records: " + ", ".join(f"`{p}`" for p in records) + f"; {len(markers)} probed runs.")
@@ -148,7 +151,8 @@ def main() -> int:
     p.add_argument("--summarize", metavar="DIR", help="write the ablation part from the records")
     args = p.parse_args()
     if args.summarize:
-        return summarize(Path(args.summarize), [Path(args.cells_record), Path(args.results)])
+        records = [Path(args.cells_record), Path(args.results)]
+        return summarize(Path(args.summarize), records, args.epochs)
     if args.check_budget is not None:
         return check_budget(Path(args.full_runs), args.check_budget)
     out = Path(args.out)
