@@ -188,6 +188,11 @@ def add_record_args(p: argparse.ArgumentParser, results: str) -> None:
 _RECORD_LOCK = threading.Lock()
 
 
+def _training(result: dict | None) -> tuple:
+    """What tells one training from another in a record: its steps and training time."""
+    return (result or {}).get("steps"), (result or {}).get("train_time_s")
+
+
 def write_record(path: str | None, runs: list[dict | None], command: str) -> None:
     """Merge the finished ``runs`` into the record at ``path`` (nothing when ``path`` is
     empty) and rewrite it: a run finished here replaces its entry, an entry whose run is not
@@ -201,7 +206,8 @@ def write_record(path: str | None, runs: list[dict | None], command: str) -> Non
             if run is None:
                 continue
             before = entries.get(run["run"], {})
-            same = before.get("result") == run["result"]  # the same training: keep who ran it
+            # the same training (its steps and training time): keep who ran it
+            same = _training(before.get("result")) == _training(run["result"])
             stamp = {k: before[k] for k in ("command", "cpu")} if same else {}
             entries[run["run"]] = {**run, "command": command, "cpu": cpu_model(), **stamp}
         atomic_write_json(path, {"runs": [entries[k] for k in sorted(entries)]}, indent=1)

@@ -48,6 +48,7 @@ def test_round_trip_and_flat_view(tmp_path: Path) -> None:
     assert stored["format"] == "g2lstm-run-result" and stored["version"] == 1
     assert read_result(tmp_path) == result
     assert result.flat()["test_ppl"] == 60.3 and result.details["test_streams"] == 10
+    assert "details" not in result.flat()  # each detail once, at the top
 
 
 def test_old_language_model_results_json_is_migrated(tmp_path: Path) -> None:

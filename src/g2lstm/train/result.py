@@ -81,7 +81,8 @@ class RunResult:
     def flat(self) -> dict[str, Any]:
         """The common fields and the details in one flat dict."""
         out = asdict(self)
-        return {**out, **out.pop("details")}
+        details = out.pop("details")
+        return {**out, **details}
 
     def to_dict(self) -> dict[str, Any]:
         """What :data:`RESULT_FILE` holds."""
