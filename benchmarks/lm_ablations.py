@@ -158,34 +158,31 @@ def main() -> int:
     out = Path(args.out)
     jobs, baselines = [], []
     for name, cell, seed, overrides in sweep_runs(args.seeds, args.epochs):
-        job = (name if args.epochs is None else f"{name}-e{args.epochs}", cell, seed)
+        job = (name if args.epochs is None else f"{name}-e{args.epochs}", cell, seed, overrides)
         if args.epochs is not None and name in CELLS:
             baselines.append(job)  # cut from the full-budget run where it can be
         else:
-            jobs.append((*job, set_args(overrides)))
+            jobs.append(job)
     if args.dry_run:
-        for name, cell, seed in baselines:
+        for name, cell, seed, _ in baselines:
             print(
                 f"{out / f'{name}-seed{seed}'}: {Path(args.full_runs) / f'{cell}-seed{seed}'} "
                 f"cut to {args.epochs} epochs (trained if that epoch's checkpoint is not kept)"
             )
-        for name, cell, seed, extra in jobs:
-            print(f"{out / f'{name}-seed{seed}'}: --cell {cell} --seed {seed} {' '.join(extra)}")
+        for name, cell, seed, overrides in jobs:
+            extra = " ".join(set_args(overrides))
+            print(f"{out / f'{name}-seed{seed}'}: --cell {cell} --seed {seed} {extra}")
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    budget = set_args((("train.epochs", args.epochs),)) if baselines else ()
-    trained = [(*b, budget) for b in baselines if not cut_baseline(out, *b, args)]
-    jobs = trained + jobs
+    jobs = [b for b in baselines if not cut_baseline(out, *b[:3], args)] + jobs
     command = shlex.join(["python", *sys.argv])
-    variants = {name: dict(o) for name, _, _, o in sweep_runs(args.seeds, args.epochs)}
 
-    def one(name: str, cell: str, seed: int, extra: tuple[str, ...]) -> dict:
-        result = run_one(out, cell, seed, args, name=name, extra=extra)
+    def one(name: str, cell: str, seed: int, overrides: tuple[tuple[str, object], ...]) -> dict:
+        result = run_one(out, cell, seed, args, name=name, extra=set_args(overrides))
         run = out / f"{name}-seed{seed}"
         if not args.no_probe:
             probe_one(run, args)
-        overrides = variants.get(name.removesuffix(f"-e{args.epochs}"), {})
-        write_record(args.results, [run_record(run, cell, seed, overrides)], command)
+        write_record(args.results, [run_record(run, cell, seed, dict(overrides))], command)
         return result
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:

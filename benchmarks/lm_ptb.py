@@ -128,18 +128,15 @@ def probe_path(run: Path) -> Path:
     return run.parent / f"{run.name}.probe.json"
 
 
-def probe_one(run: Path, args: argparse.Namespace) -> dict | None:
-    """The probe numbers of a finished ``run``, measured first (one thread, in a child
-    process) when ``OUT/<run>.probe.json`` is absent; None for an unfinished run."""
-    if _result(run) is None:
-        return None
+def probe_one(run: Path, args: argparse.Namespace) -> None:
+    """Probe the finished ``run`` (one thread, in a child process) unless
+    ``OUT/<run>.probe.json`` is there already."""
     path = probe_path(run)
     if not path.is_file():
         cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-run", str(run)]
         code, log_path = _logged(run, [*cmd, "--data", args.data])
         if code != 0 or not path.is_file():
             raise SystemExit(f"{run}: probe failed (exit {code}); see {log_path}")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def write_probe(run: Path, data: str) -> Path:
@@ -295,25 +292,23 @@ def main() -> int:
         return 0
     out = Path(args.out)
     jobs = [(cell, seed) for seed in args.seeds for cell in CELLS]
-
-    def record() -> None:
-        runs = [run_record(out / f"{c}-seed{s}", c, s) for c, s in jobs]
-        write_record(args.results, runs, shlex.join(["python", *sys.argv]))
-
+    command = shlex.join(["python", *sys.argv])
     out.mkdir(parents=True, exist_ok=True)
     if not args.summarize_only:
-        chosen = [(c, s) for c, s in jobs if c in args.cells]
 
         def one(cell: str, seed: int) -> None:
             run_one(out, cell, seed, args)
+            run = out / f"{cell}-seed{seed}"
             if not args.no_probe:
-                probe_one(out / f"{cell}-seed{seed}", args)
-            record()
+                probe_one(run, args)
+            write_record(args.results, [run_record(run, cell, seed)], command)
 
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            for future in [pool.submit(one, c, s) for c, s in chosen]:
+            chosen = [pool.submit(one, c, s) for c, s in jobs if c in args.cells]
+            for future in chosen:
                 future.result()
-    record()
+    runs = [run_record(out / f"{c}-seed{s}", c, s) for c, s in jobs]  # those finished earlier
+    write_record(args.results, runs, command)
     print(summarize(out, args.seeds, recorded_results(args.results)))
     return 0
 
