@@ -173,11 +173,10 @@ def _with_ablations(
 def _report_only(steps: Sequence[Step], ctx: RunContext) -> None:
     """Write the report step's output from the markers there are, without running any step
     and without the report's own marker (so that a later full run still writes it)."""
+    from g2lstm.errors import ConfigError
     from g2lstm.reproduce.steps_report import report_step
 
     if not ctx.out_dir.is_dir():
-        from g2lstm.errors import ConfigError
-
         raise ConfigError(
             f"--report-only: {ctx.out_dir} does not exist; pass the -o folder of a "
             "reproduction that has run (with the same --scale, --seeds, --only, --ablations)"
