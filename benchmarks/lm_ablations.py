@@ -174,7 +174,9 @@ def main() -> int:
             print(f"{out / f'{name}-seed{seed}'}: --cell {cell} --seed {seed} {extra}")
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [b for b in baselines if not cut_baseline(out, *b[:3], args)] + jobs
+    for baseline in baselines:  # one not cut is trained with the variants
+        cut_baseline(out, *baseline[:3], args)
+    jobs = baselines + jobs  # a cut run is read back, probed and recorded like the others
     command = shlex.join(["python", *sys.argv])
 
     def one(name: str, cell: str, seed: int, overrides: tuple[tuple[str, object], ...]) -> dict:

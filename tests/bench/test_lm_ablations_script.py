@@ -87,34 +87,44 @@ def test_the_dry_run_lists_the_cut_baselines_first(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_every_variant_is_trained_probed_recorded_and_judged_from_the_records(
+def test_every_run_is_cut_or_trained_probed_recorded_and_judged_from_the_records(
     tmp_path: Path, write_lm_corpus
 ) -> None:
+    """The full chain at a reduced budget of 1 epoch (the ``tiny`` preset trains 2): the
+    cells' full runs from ``lm_ptb.py``, the sweeps with two baselines cut from them and one
+    trained, every run probed and recorded, then the verdicts from the two records alone."""
     data = write_lm_corpus(tmp_path / "data")
     record, cells = tmp_path / "record.json", tmp_path / "cells.json"
-    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path / "ablate"), "--data", str(data),
-           "--preset", "tiny", "--seeds", "1", "--results", str(record)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    runs = {r["run"]: r for r in json.loads(record.read_text())["runs"]}
-    assert sorted(runs) == sorted(f"{name}-seed1" for name, *_ in sweep_runs(1))
-    p05 = runs["g2-p0.05-seed1"]
-    assert p05["overrides"] == {"model.gates.noise_p": 0.05}
-    assert p05["probe"]["config"]["noise_p"] == 0.05
-    assert runs["g2-tau0.5-seed1"]["probe"]["config"]["tau"] == 0.5
-    ifo = runs["g2-ifo-seed1"]["probe"]["config"]["noisy_gates"]
-    assert ifo == ["input", "forget", "output"]
-
-    # the cells' record from lm_ptb.py; then the verdicts from the two records alone
     bench = [sys.executable, str(SCRIPT.parent / "lm_ptb.py"), "--out", str(tmp_path / "cells"),
              "--data", str(data), "--preset", "tiny", "--cells", "lstm", "g2", "--seeds", "1",
              "--results", str(cells)]  # fmt: skip
     proc = subprocess.run(bench, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    cmd = [sys.executable, str(SCRIPT), "--out", str(tmp_path / "ablate"), "--data", str(data),
+           "--preset", "tiny", "--seeds", "1", "--epochs", "1", "--full-runs",
+           str(tmp_path / "cells"), "--results", str(record)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "lstm-e1-seed1: " in proc.stdout and "cut to 1 epochs" in proc.stdout
+    runs = {r["run"]: r for r in json.loads(record.read_text())["runs"]}
+    assert sorted(runs) == sorted(f"{name}-e1-seed1" for name, *_ in sweep_runs(1, 1))
+    for cut in ("lstm-e1-seed1", "g2-e1-seed1"):  # cut, not trained: probed and recorded too
+        log = (tmp_path / "ablate" / f"{cut}.train.log").read_text()
+        assert "--probe-run" in log and " lm train " not in log
+        assert runs[cut]["probe"] is not None and len(runs[cut]["curve"]) == 1
+    trained = (tmp_path / "ablate" / "sharpened-e1-seed1.train.log").read_text()
+    assert " lm train " in trained  # no full run of that cell to cut
+    p05 = runs["g2-p0.05-e1-seed1"]
+    assert p05["overrides"] == {"model.gates.noise_p": 0.05, "train.epochs": 1}
+    assert p05["probe"]["config"]["noise_p"] == 0.05
+    assert runs["g2-tau0.5-e1-seed1"]["probe"]["config"]["tau"] == 0.5
+    ifo = runs["g2-ifo-e1-seed1"]["probe"]["config"]["noisy_gates"]
+    assert ifo == ["input", "forget", "output"]
+
     shutil.rmtree(tmp_path / "ablate")  # the run folders are not needed any more
     summary = tmp_path / "summary"
     judge = [sys.executable, str(SCRIPT), "--summarize", str(summary), "--results", str(record),
-             "--cells-record", str(cells)]  # fmt: skip
+             "--cells-record", str(cells), "--epochs", "1"]  # fmt: skip
     proc = subprocess.run(judge, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     verdicts = json.loads((summary / "verdicts.json").read_text())
@@ -122,7 +132,7 @@ def test_every_variant_is_trained_probed_recorded_and_judged_from_the_records(
     # one seed per side: every claim is measured, none can be decided
     assert {v["status"] for v in verdicts} == {"inconclusive at this scale"}
     text = (summary / "ablations.md").read_text()
-    assert "8 probed runs" in text and "p = 0.05" in text
-    test_ppl = runs["g2-p0.05-seed1"]["probe"]["ppl"]["test"]["soft"]
+    assert "11 probed runs" in text and "p = 0.05" in text
+    test_ppl = p05["probe"]["ppl"]["test"]["soft"]
     assert f"{test_ppl:.2f}" in text
     assert (summary / "figures" / "ablation_p.png").is_file()
