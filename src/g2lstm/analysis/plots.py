@@ -27,6 +27,7 @@ from g2lstm.errors import G2LSTMError
 from g2lstm.train.atomic import atomic_path, atomic_write_text
 
 __all__ = [
+    "add_legend",
     "new_figure",
     "plot_class_stats",
     "plot_gate_histograms",
@@ -61,6 +62,13 @@ def save_figure(fig: Any, path: Path) -> Path:
     with atomic_path(path) as tmp:  # a symlink planted at ``path`` is replaced, not followed
         fig.savefig(tmp, format="png", dpi=fig.dpi, metadata={"Software": None})
     return path
+
+
+def add_legend(ax: Any, **kwargs: Any) -> None:
+    """The legend of ``ax`` where it has labelled artists (none: nothing had data to draw,
+    and an empty legend would only warn)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
 
 
 def _clean(obj: Any) -> Any:
@@ -284,10 +292,8 @@ def plot_sensitivity(
         top.set_ylabel("mean |Δ gate value|")
         bottom.set_ylabel("Δ loss (perturbed − clean)")
         top.set_title(f"perturbed: {target}")
-        if top.get_legend_handles_labels()[0]:
-            top.legend(fontsize=7)
-        if bottom.get_legend_handles_labels()[0]:
-            bottom.legend(fontsize=7)
+        add_legend(top, fontsize=7)
+        add_legend(bottom, fontsize=7)
     fig.suptitle(title)
     return _outputs(stem, fig, rows, {m: list(data[m]) for m in models})
 

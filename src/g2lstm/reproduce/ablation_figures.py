@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from g2lstm.analysis.plots import add_legend, new_figure, save_figure
 from g2lstm.reproduce.ablations import PROBE_COLUMNS
-from g2lstm.reproduce.figures import _legend, _pyplot, _save
 from g2lstm.reproduce.paper import CELL_LABELS
 from g2lstm.reproduce.verdicts import Stats
 
@@ -68,8 +68,8 @@ def plot_sweep(
         baseline: run key of the LSTM baseline (dashed lines).
         name: the swept quantity for the axis (``noise probability p``).
     """
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig = new_figure((11, 3.8))
+    left, right = fig.subplots(1, 2)
     base = runs.get(baseline) or {}
     for mode, label, style in (
         ("soft", "test ppl", "o-"),
@@ -107,18 +107,18 @@ def plot_sweep(
         ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
-        _legend(ax, fontsize=7)
+        add_legend(ax, fontsize=7)
     if not any(runs.get(k) for _, k in points):
         left.text(0.5, 0.5, "no runs", ha="center", transform=left.transAxes)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_gap_curves(runs: Mapping[str, Any], keys: Sequence[str], path: Path) -> Path:
     """Generalisation gap ``log(valid ppl) - log(train ppl)`` (nats; train ppl as the trainer
     logged it, with G2's noise) per epoch, and against the training perplexity; one faint
     line per seed, the mean in bold."""
-    plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig = new_figure((11, 3.8))
+    left, right = fig.subplots(1, 2)
     drawn = False
     for key in keys:
         color = _CELL_COLORS.get(key.split("-")[0])
@@ -165,7 +165,7 @@ def plot_gap_curves(runs: Mapping[str, Any], keys: Sequence[str], path: Path) ->
         ax.set_ylabel("log valid ppl - log train ppl (nats)")
         ax.axhline(0, color="k", lw=0.6)
         ax.grid(alpha=0.3)
-        _legend(ax, fontsize=7)
+        add_legend(ax, fontsize=7)
     if not drawn:
         left.text(0.5, 0.5, "no runs", ha="center", transform=left.transAxes)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from g2lstm.analysis.plots import add_legend, new_figure, save_figure
 from g2lstm.reproduce.paper import CELL_LABELS, CELLS, FIG_NEAR_BINARY
 from g2lstm.reproduce.verdicts import Stats
 
@@ -24,30 +25,6 @@ COLUMNS = {
     "svd_low": "SVD (low rank)",
 }
 _COLORS = {"lstm": "#4477aa", "sharpened": "#ccbb44", "g2": "#ee6677"}
-DPI = 100
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _legend(ax: Any, **kwargs: Any) -> None:
-    """The legend of ``ax`` where it has labelled lines (none: no run had data to draw; an
-    empty legend would only warn)."""
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(**kwargs)
-
-
-def _save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    _pyplot().close(fig)
-    return path
 
 
 def plot_learning_curves(
@@ -60,11 +37,9 @@ def plot_learning_curves(
             ``metrics.jsonl``: ``step`` with ``valid_ppl`` or ``ppl``).
         path: the PNG to write.
     """
-    plt = _pyplot()
     parts = [p for p in curves if curves[p]]
-    fig, axes = plt.subplots(
-        1, max(len(parts), 1), figsize=(5.5 * max(len(parts), 1), 3.6), squeeze=False
-    )
+    fig = new_figure((5.5 * max(len(parts), 1), 3.6))
+    axes = fig.subplots(1, max(len(parts), 1), squeeze=False)
     for ax, part in zip(axes[0], parts):
         for cell, runs in curves[part].items():
             color = _COLORS.get(cell)
@@ -87,10 +62,10 @@ def plot_learning_curves(
         ax.set_xlabel("update step")
         ax.set_ylabel("perplexity (valid: dots; train: faint)")
         ax.grid(alpha=0.3)
-        _legend(ax, fontsize=8)
+        add_legend(ax, fontsize=8)
     if not parts:
         axes[0][0].text(0.5, 0.5, "no runs", ha="center")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_compression(
@@ -105,11 +80,9 @@ def plot_compression(
         tables: ``part title -> cell -> column -> [per-seed change vs original]``.
         ylabels: ``part title -> axis label``.
     """
-    plt = _pyplot()
     parts = [p for p in tables if tables[p]]
-    fig, axes = plt.subplots(
-        1, max(len(parts), 1), figsize=(5.5 * max(len(parts), 1), 3.6), squeeze=False
-    )
+    fig = new_figure((5.5 * max(len(parts), 1), 3.6))
+    axes = fig.subplots(1, max(len(parts), 1), squeeze=False)
     for ax, part in zip(axes[0], parts):
         for cell, cols in tables[part].items():
             xs, ys, es = [], [], []
@@ -133,10 +106,10 @@ def plot_compression(
         ax.set_title(part)
         ax.set_ylabel(ylabels.get(part, "change"))
         ax.grid(alpha=0.3)
-        _legend(ax, fontsize=8)
+        add_legend(ax, fontsize=8)
     if not parts:
         axes[0][0].text(0.5, 0.5, "no runs", ha="center")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_near_binary(
@@ -148,11 +121,9 @@ def plot_near_binary(
     Args:
         fractions: ``part title -> cell -> gate -> [per-seed fraction]``.
     """
-    plt = _pyplot()
     parts = [p for p in fractions if fractions[p]]
-    fig, axes = plt.subplots(
-        1, max(len(parts), 1), figsize=(5.5 * max(len(parts), 1), 3.6), squeeze=False
-    )
+    fig = new_figure((5.5 * max(len(parts), 1), 3.6))
+    axes = fig.subplots(1, max(len(parts), 1), squeeze=False)
     gates = ("input", "forget")
     for ax, part in zip(axes[0], parts):
         cells = [c for c in CELLS if c in fractions[part]]
@@ -188,7 +159,7 @@ def plot_near_binary(
         ax.legend(fontsize=7)
     if not parts:
         axes[0][0].text(0.5, 0.5, "no runs", ha="center")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _finite(x: Any) -> bool:
