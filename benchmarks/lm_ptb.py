@@ -11,7 +11,10 @@ it with the raw numbers to ``OUT/summary.json`` and ``OUT/summary.md``.
 Each finished run is then *probed* (one thread, in its own process) with the reproduction's
 ``lm-probe`` (:func:`g2lstm.reproduce.steps_probe.probe_run`: soft/hard gates with and
 without the cache pointer, clean training perplexity, near-0/1 fractions, the compression
-deltas at the paper's settings) into ``OUT/<run>.probe.json``; ``--no-probe`` skips it. The
+deltas at the paper's settings) into ``OUT/<run>.probe.json``, with what they were measured
+on; ``g2lstm reproduce --reuse OUT`` adopts those numbers for the run's own probe step when
+weights, data and settings are the same (:mod:`g2lstm.reproduce.probe_file`) instead of
+measuring again. ``--no-probe`` skips it. The
 machine-readable record, ``--results`` (default ``benchmarks/results/lm_ptb.json``), is
 rewritten after every finished run: per run its result, its per-epoch curve and its probe
 numbers, so the measurements outlive the run folders (which a change of machine loses);
@@ -42,6 +45,7 @@ from g2lstm.config import load_yaml
 from g2lstm.lm import preset_config
 from g2lstm.nn.fast.autotune import cpu_model
 from g2lstm.reproduce.ablation_collect import epoch_rows
+from g2lstm.reproduce.probe_file import probe_file
 from g2lstm.reproduce.scales import get_scale
 from g2lstm.reproduce.steps_probe import probe_run
 from g2lstm.train import atomic_write_json, read_result
@@ -123,15 +127,10 @@ def _logged(run: Path, cmd: list[str]) -> tuple[int, Path]:
     return proc.returncode, log_path
 
 
-def probe_path(run: Path) -> Path:
-    """Where the probe numbers of ``run`` are kept: ``OUT/<run>.probe.json``."""
-    return run.parent / f"{run.name}.probe.json"
-
-
 def probe_one(run: Path, args: argparse.Namespace) -> None:
     """Probe the finished ``run`` (one thread, in a child process) unless
     ``OUT/<run>.probe.json`` is there already."""
-    path = probe_path(run)
+    path = probe_file(run)
     if not path.is_file():
         cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-run", str(run)]
         code, log_path = _logged(run, [*cmd, "--data", args.data])
@@ -140,7 +139,8 @@ def probe_one(run: Path, args: argparse.Namespace) -> None:
 
 
 def write_probe(run: Path, data: str) -> Path:
-    """Probe ``run`` on ``data`` as the ``cpu`` reproduction does and write its numbers."""
+    """Probe ``run`` on ``data`` as the ``cpu`` reproduction does and keep its numbers beside
+    it, where ``g2lstm reproduce --reuse`` finds them (:mod:`g2lstm.reproduce.probe_file`)."""
     config = load_yaml(run / "config.yaml")
     numbers = probe_run(
         run,
@@ -149,7 +149,7 @@ def write_probe(run: Path, data: str) -> Path:
         seed=int(config["train"]["seed"]),
         metrics=str(run / "metrics.jsonl"),
     )
-    return atomic_write_json(probe_path(run), {**numbers, "metrics": None})
+    return atomic_write_json(probe_file(run), {**numbers, "metrics": None})
 
 
 def run_record(run: Path, cell: str, seed: int, overrides: dict | None = None) -> dict | None:
@@ -160,7 +160,7 @@ def run_record(run: Path, cell: str, seed: int, overrides: dict | None = None) -
         return None
     keys = ("stage", "epoch", "train_ppl", "valid_ppl")
     curve = [{k: r.get(k) for k in keys} for r in epoch_rows(str(run / "metrics.jsonl"))]
-    probe = probe_path(run)
+    probe = probe_file(run)
     return {
         "run": run.name,
         "cell": cell,

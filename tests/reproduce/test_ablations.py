@@ -24,9 +24,12 @@ from g2lstm.reproduce.ablations import (
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.plan import build_plan, get_scale, read_marker, read_markers
+from g2lstm.reproduce.probe_file import probe_file
 from g2lstm.reproduce.report import SECTIONS
 from g2lstm.reproduce.run import run_plan, step_function
 from g2lstm.reproduce.steps_lm import lm_train_config
+from g2lstm.reproduce.steps_probe import probe_run
+from g2lstm.train import atomic_write_json
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CPU = get_scale("cpu")
@@ -147,6 +150,10 @@ def micro(tmp_path_factory: pytest.TempPathFactory):
     public += ["--data", str(data), "--out", str(runs / "p005"), "--no-progress"]
     public += [a for k, v in _MICRO.items() for a in ("--set", f"{k}={v}")]
     assert main([*public, "--set", "model.noise_p=0.05"]) == 0
+    # its probe, kept beside it as the benchmark scripts do, for the probe step to adopt
+    log = str(runs / "p005" / "metrics.jsonl")
+    kept = probe_run(runs / "p005", str(data), analysis_batches=2, seed=1, metrics=log)
+    atomic_write_json(probe_file(runs / "p005"), {**kept, "metrics": None})
     steps = build_plan(scale, 1, out, only=("lm",))
     steps = add_ablations(steps, scale, out, 1, AblationSettings(seeds=1))
     keep = {"g2-p0.05", "g2-tau0.5", "g2-ifo", None}  # one variant of each sweep
@@ -160,7 +167,15 @@ def micro(tmp_path_factory: pytest.TempPathFactory):
         return step_function(kind)
 
     summary = run_plan(steps, ctx, functions=functions)
-    return {"steps": steps, "ctx": ctx, "out": out, "summary": summary, "fns": functions}
+    return {
+        "steps": steps,
+        "ctx": ctx,
+        "out": out,
+        "runs": runs,
+        "data": data,
+        "summary": summary,
+        "fns": functions,
+    }
 
 
 def test_micro_plan_probes_every_run(micro) -> None:
@@ -210,6 +225,50 @@ def test_micro_plan_reuses_the_public_run_and_resumes(micro) -> None:
     third = run_plan(steps[:-1], ctx, functions=micro["fns"])  # (not redrawing the report)
     assert third.ran == [probe.id]
     assert not steps[-1].done()  # the report depends on the probe: it would be redrawn
+
+
+def test_micro_plan_adopts_the_probe_kept_beside_the_reused_run(micro) -> None:
+    kept_file = probe_file(micro["runs"] / "p005")
+    kept = json.loads(kept_file.read_text())
+    adopted = read_marker(micro["out"] / "lm" / "g2-p0.05-s1" / "probe")["result"]
+    assert adopted["probe_reused_from"] == str(kept_file)
+    for key in ("ppl", "compression", "near_binary", "sensitivity", "train_ppl", "inputs"):
+        assert adopted[key] == kept[key], key
+    trained = read_marker(micro["out"] / "lm" / "g2-p0.05-s1" / "train")["result"]
+    assert adopted["metrics"] == trained["metrics"]  # the step's own log, not the kept None
+    measured = read_marker(micro["out"] / "lm" / "g2-tau0.5-s1" / "probe")["result"]
+    assert "probe_reused_from" not in measured and measured["inputs"]["seed"] == 1
+
+
+def test_kept_probe_numbers_measured_on_other_inputs_are_measured_again(
+    micro, tmp_path: Path
+) -> None:
+    run, data = micro["out"] / "lm" / "g2-p0.05-s1" / "train", str(micro["data"])
+    source = micro["runs"] / "p005"
+    kept = json.loads(probe_file(source).read_text())
+
+    def probe(beside: Path, batches: int = 2) -> dict:
+        return probe_run(run, data, analysis_batches=batches, seed=1, kept_beside=beside)
+
+    assert probe(source)["probe_reused_from"] == str(probe_file(source))
+    other = probe(source, batches=3)  # other analysis segments: other numbers
+    assert "probe_reused_from" not in other and other["inputs"]["analysis_batches"] == 3
+    assert other["ppl"] == kept["ppl"]  # (the perplexities do not depend on them)
+    # a file of an earlier version, or without inputs, or a link, or not JSON: measured
+    for name, text in (
+        ("old", json.dumps({**kept, "inputs": {**kept["inputs"], "version": 0}})),
+        ("none", json.dumps({k: v for k, v in kept.items() if k != "inputs"})),
+        ("bad", "{not json"),
+    ):
+        probe_file(tmp_path / name).write_text(text)
+        assert "probe_reused_from" not in probe(tmp_path / name), name
+    probe_file(tmp_path / "link").symlink_to(probe_file(source))
+    assert "probe_reused_from" not in probe(tmp_path / "link")
+    # another run (other weights and config) beside which the file is kept: measured
+    g2 = micro["out"] / "lm" / "g2-s1" / "train"
+    elsewhere = probe_run(g2, data, analysis_batches=2, seed=1, kept_beside=source)
+    assert "probe_reused_from" not in elsewhere
+    assert elsewhere["inputs"]["weights"] != kept["inputs"]["weights"]
 
 
 def test_micro_plan_report(micro) -> None:

@@ -39,6 +39,7 @@ from g2lstm.reproduce.ablations import PROBE, preset_epochs
 from g2lstm.reproduce.budget import records_from_runs, require_ranking
 from g2lstm.reproduce.context import RunContext, dep_marker
 from g2lstm.reproduce.plan import Step
+from g2lstm.reproduce.probe_file import probe_file, probe_inputs, read_probe_file
 from g2lstm.tasks import EvalDataOptions, LoadedRun, get_task
 from g2lstm.train.metrics import read_metrics
 
@@ -59,12 +60,14 @@ def lm_probe(step: Step, ctx: RunContext) -> dict[str, Any]:
     """Every number of the ablation tables for one trained run (module docstring)."""
     trained = dep_marker(step, "train")
     data = dep_marker(step, "data/lm")["data"]
+    reused = trained.get("reused_from")
     numbers = probe_run(
         Path(trained["run_dir"]),
         data,
         analysis_batches=ctx.scale.analysis_batches,
         seed=step.seed or 0,
         metrics=trained.get("metrics"),
+        kept_beside=Path(reused) if reused else None,
     )
     return {"cell": step.cell, "seed": step.seed, "variant": step.variant, **numbers}
 
@@ -76,14 +79,24 @@ def probe_run(
     analysis_batches: int,
     seed: int,
     metrics: str | None = None,
+    kept_beside: Path | None = None,
 ) -> dict[str, Any]:
     """The probe's numbers (module docstring) for the trained LM in ``run_dir``, evaluated on
     ``data`` (a dataset name or folder): ``config``, ``hidden``, ``ppl`` (valid/test x
     soft/hard x with/without pointer), ``train_ppl``, ``train_ppl_logged`` (from the
     trainer's ``metrics`` log, when given), ``near_binary``, ``sensitivity`` (seeded by
-    ``seed``), ``compression``, ``pointer``, ``metrics``. ``analysis_batches`` validation
-    segments feed the gate fractions and the sensitivity."""
+    ``seed``), ``compression``, ``pointer``, ``metrics``, and ``inputs``, what they were
+    measured on (:func:`~g2lstm.reproduce.probe_file.probe_inputs`). ``analysis_batches``
+    validation segments feed the gate fractions and the sensitivity.
+
+    ``kept_beside``: a run folder (the one ``run_dir`` reuses) whose kept numbers
+    (``<folder>.probe.json``, :mod:`~g2lstm.reproduce.probe_file`) are returned instead of
+    measuring, with ``probe_reused_from`` naming the file, when they were measured on the
+    same ``inputs``."""
     run = LM.load(Path(run_dir), device="cpu")
+    inputs = probe_inputs(run, data, analysis_batches=analysis_batches, seed=seed)
+    if kept_beside is not None and (kept := read_probe_file(kept_beside, inputs)) is not None:
+        return {**kept, "metrics": metrics, "probe_reused_from": str(probe_file(kept_beside))}
     model = run.model
     hard = hard_gate_model(model)
     pointer = dict(PROBE.pointer)
@@ -128,6 +141,7 @@ def probe_run(
         "compression": compression,
         "pointer": pointer,
         "metrics": metrics,
+        "inputs": inputs,
     }
 
 
