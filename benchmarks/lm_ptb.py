@@ -41,7 +41,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from g2lstm.config import load_yaml
 from g2lstm.lm import preset_config
 from g2lstm.nn.fast.autotune import cpu_model
 from g2lstm.reproduce.ablation_collect import epoch_rows
@@ -141,12 +140,10 @@ def probe_one(run: Path, args: argparse.Namespace) -> None:
 def write_probe(run: Path, data: str) -> Path:
     """Probe ``run`` on ``data`` as the ``cpu`` reproduction does and keep its numbers beside
     it, where ``g2lstm reproduce --reuse`` finds them (:mod:`g2lstm.reproduce.probe_file`)."""
-    config = load_yaml(run / "config.yaml")
-    numbers = probe_run(
+    numbers = probe_run(  # the sensitivity draws seeded by the run's seed, as in the plan
         run,
         data,
         analysis_batches=get_scale("cpu").analysis_batches,
-        seed=int(config["train"]["seed"]),
         metrics=str(run / "metrics.jsonl"),
     )
     return atomic_write_json(probe_file(run), {**numbers, "metrics": None})

@@ -77,7 +77,7 @@ def probe_run(
     data: str,
     *,
     analysis_batches: int,
-    seed: int,
+    seed: int | None = None,
     metrics: str | None = None,
     kept_beside: Path | None = None,
 ) -> dict[str, Any]:
@@ -85,15 +85,17 @@ def probe_run(
     ``data`` (a dataset name or folder): ``config``, ``hidden``, ``ppl`` (valid/test x
     soft/hard x with/without pointer), ``train_ppl``, ``train_ppl_logged`` (from the
     trainer's ``metrics`` log, when given), ``near_binary``, ``sensitivity`` (seeded by
-    ``seed``), ``compression``, ``pointer``, ``metrics``, and ``inputs``, what they were
-    measured on (:func:`~g2lstm.reproduce.probe_file.probe_inputs`). ``analysis_batches``
-    validation segments feed the gate fractions and the sensitivity.
+    ``seed``, default the run's training seed), ``compression``, ``pointer``, ``metrics``,
+    and ``inputs``, what they were measured on
+    (:func:`~g2lstm.reproduce.probe_file.probe_inputs`). ``analysis_batches`` validation
+    segments feed the gate fractions and the sensitivity.
 
     ``kept_beside``: a run folder (the one ``run_dir`` reuses) whose kept numbers
     (``<folder>.probe.json``, :mod:`~g2lstm.reproduce.probe_file`) are returned instead of
     measuring, with ``probe_reused_from`` naming the file, when they were measured on the
     same ``inputs``."""
     run = LM.load(Path(run_dir), device="cpu")
+    seed = run.seed if seed is None else seed
     inputs = probe_inputs(run, data, analysis_batches=analysis_batches, seed=seed)
     if kept_beside is not None and (kept := read_probe_file(kept_beside, inputs)) is not None:
         return {**kept, "metrics": metrics, "probe_reused_from": str(probe_file(kept_beside))}
