@@ -23,8 +23,14 @@ from g2lstm.reproduce.ablations import (
 )
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
-from g2lstm.reproduce.plan import build_plan, get_scale, read_marker, read_markers
-from g2lstm.reproduce.probe_file import probe_file
+from g2lstm.reproduce.plan import (
+    build_plan,
+    format_plan,
+    get_scale,
+    read_marker,
+    read_markers,
+)
+from g2lstm.reproduce.probe_file import kept_preview, probe_file
 from g2lstm.reproduce.report import SECTIONS
 from g2lstm.reproduce.run import run_plan, step_function
 from g2lstm.reproduce.steps_lm import lm_train_config
@@ -269,6 +275,25 @@ def test_kept_probe_numbers_measured_on_other_inputs_are_measured_again(
     elsewhere = probe_run(g2, data, analysis_batches=2, seed=1, kept_beside=source)
     assert "probe_reused_from" not in elsewhere
     assert elsewhere["inputs"]["weights"] != kept["inputs"]["weights"]
+
+
+def test_the_dry_run_shows_the_probes_whose_numbers_are_kept(micro, tmp_path: Path) -> None:
+    scale = micro["ctx"].scale
+    steps = add_ablations(
+        build_plan(scale, 1, tmp_path, only=("lm",)), scale, tmp_path, 1, AblationSettings(seeds=1)
+    )
+    train = {s.id: s for s in steps}
+    runs = micro["runs"]
+    adopted = {
+        train["lm-train-g2-p0.05-s1"].out_dir: runs / "p005",
+        train["lm-train-g2-s1"].out_dir: micro["out"] / "lm" / "g2-s1" / "train",  # none kept
+    }
+    labels = kept_preview(steps, adopted)
+    assert labels == {
+        "lm-probe-g2-p0.05-s1": f"kept {probe_file(runs / 'p005')} (checked when run)"
+    }
+    table = format_plan(steps, scale, tmp_path, reuse=labels)
+    assert "1 to be reused" in table  # a kept probe's estimate is not counted
 
 
 def test_micro_plan_report(micro) -> None:

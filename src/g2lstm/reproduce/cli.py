@@ -210,6 +210,11 @@ def _show_plan(steps: Sequence[Step], ctx: RunContext, *, dry_run: bool = False)
 
         preview = ReuseFinder(ctx.reuse, ctx).preview(steps)
     labels = {k: d.label() for k, d in preview.items() if d.run is not None}
+    if preview:
+        from g2lstm.reproduce.probe_file import kept_preview
+
+        adopted = {s.out_dir: d.run.path for s in steps if (d := preview.get(s.id)) and d.run}
+        labels.update(kept_preview(steps, adopted))
     print(format_plan(steps, ctx.scale, ctx.out_dir, reuse=labels), flush=True)
     if dry_run:
         for d in preview.values():

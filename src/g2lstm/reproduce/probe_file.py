@@ -19,15 +19,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from g2lstm.datasets import resolve_dataset
 from g2lstm.reproduce.ablations import PROBE
+from g2lstm.reproduce.plan import Step
 from g2lstm.reproduce.reuse_scan import file_sha256, lm_fingerprint
 from g2lstm.tasks import LoadedRun
 
-__all__ = ["PROBE_VERSION", "probe_file", "probe_inputs", "read_probe_file"]
+__all__ = ["PROBE_VERSION", "kept_preview", "probe_file", "probe_inputs", "read_probe_file"]
 
 #: Bumped whenever :func:`~g2lstm.reproduce.steps_probe.probe_run` measures differently, so
 #: that numbers kept by an earlier version are measured again.
@@ -75,16 +77,37 @@ def probe_inputs(run: LoadedRun, data: str, *, analysis_batches: int, seed: int)
     }
 
 
-def read_probe_file(run_dir: str | Path, inputs: dict[str, Any]) -> dict[str, Any] | None:
-    """The numbers kept beside ``run_dir`` if they were measured on ``inputs``; None when there
-    is no such file, it cannot be read, or it was measured on anything else."""
-    path = probe_file(run_dir)
+def _read(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None if absent, a link, unreadable or not an object."""
     if not path.is_file() or path.is_symlink():
         return None
     try:
         kept = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(kept, dict) or kept.get("inputs") != inputs:
-        return None
-    return kept
+    return kept if isinstance(kept, dict) else None
+
+
+def read_probe_file(run_dir: str | Path, inputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The numbers kept beside ``run_dir`` if they were measured on ``inputs``; None when there
+    is no such file, it cannot be read, or it was measured on anything else."""
+    kept = _read(probe_file(run_dir))
+    return kept if kept is not None and kept.get("inputs") == inputs else None
+
+
+def kept_preview(steps: Sequence[Step], reused: Mapping[Path, Path]) -> dict[str, str]:
+    """``--dry-run`` statuses of the ``lm-probe`` steps not done whose trained run ``--reuse``
+    adopts (``reused``: training step folder -> run folder) and beside which numbers of this
+    :data:`PROBE_VERSION` are kept. Whether they were measured on the same inputs is checked
+    when the step runs (it loads the model); until then they are only likely to be taken."""
+    out = {}
+    for step in steps:
+        if step.kind != "lm-probe" or step.done():
+            continue
+        run = next((reused[d] for d in step.deps if d in reused), None)
+        if run is None:
+            continue
+        kept = _read(probe_file(run))
+        if kept is not None and (kept.get("inputs") or {}).get("version") == PROBE_VERSION:
+            out[step.id] = f"kept {probe_file(run)} (checked when run)"
+    return out
