@@ -238,7 +238,8 @@ def test_micro_plan_adopts_the_probe_kept_beside_the_reused_run(micro) -> None:
     kept = json.loads(kept_file.read_text())
     adopted = read_marker(micro["out"] / "lm" / "g2-p0.05-s1" / "probe")["result"]
     assert adopted["probe_reused_from"] == str(kept_file)
-    for key in ("ppl", "compression", "near_binary", "sensitivity", "train_ppl", "inputs"):
+    assert kept["cost"]["cpu_s"] > 0 and kept["cost"]["wall_s"] > 0
+    for key in ("ppl", "compression", "near_binary", "sensitivity", "train_ppl", "inputs", "cost"):
         assert adopted[key] == kept[key], key
     trained = read_marker(micro["out"] / "lm" / "g2-p0.05-s1" / "train")["result"]
     assert adopted["metrics"] == trained["metrics"]  # the step's own log, not the kept None

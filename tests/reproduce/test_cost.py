@@ -28,6 +28,23 @@ def _marker(kind: str, **fields: Any) -> dict[str, Any]:
         # any step but a training: the reproduction's own record
         (_marker("lm-eval", seconds=90.0, cpu_seconds=85.5), (90.0, 85.5)),
         (_marker("lm-probe", seconds=90.0), (90.0, None)),
+        # a probe's numbers kept beside a reused run: what measuring them took, then
+        (
+            _marker(
+                "lm-probe",
+                seconds=0.4,
+                cpu_seconds=0.4,
+                result={
+                    "probe_reused_from": "/r.probe.json",
+                    "cost": {"wall_s": 160.0, "cpu_s": 150.0},
+                },
+            ),
+            (160.0, 150.0),
+        ),
+        (  # kept by a version that did not record it: unknown, never the adoption's 0.4 s
+            _marker("lm-probe", seconds=0.4, result={"probe_reused_from": "/r.probe.json"}),
+            (None, None),
+        ),
         # a training: the run's own record (all parts of a resumed run), reused or not
         (
             _marker(

@@ -6,6 +6,9 @@ compute time (which leaves out the training runs it reused). Each step's cost is
 - for a training step: the run's own record (``wall_time_s`` or ``train_time_s``, and
   ``cpu_time_s`` where the trainer records it: the LM trainer does), which covers every part
   of a resumed run and the runs that ``--reuse`` adopted;
+- for a probe whose numbers were kept beside a reused run
+  (:mod:`~g2lstm.reproduce.probe_file`): the ``cost`` the probe recorded when it measured
+  them;
 - for any other step: the marker's ``seconds`` and ``cpu_seconds`` (CPU time of the
   reproduction's process and of the children it waited for, all threads;
   :func:`g2lstm.reproduce.run.run_plan` writes both).
@@ -53,9 +56,12 @@ def step_cost(marker: Mapping[str, Any]) -> tuple[float | None, float | None]:
     """``(wall seconds, CPU seconds)`` of one step (None: not recorded); see the module
     docstring for which record each comes from."""
     wall, cpu = _seconds(marker.get("seconds")), _seconds(marker.get("cpu_seconds"))
+    res = marker.get("result") or {}
+    if res.get("probe_reused_from"):  # measured earlier, beside the reused run
+        kept = res.get("cost") or {}
+        return _seconds(kept.get("wall_s")), _seconds(kept.get("cpu_s"))
     if not str(marker.get("kind", "")).endswith("-train"):
         return wall, cpu
-    res = marker.get("result") or {}
     own = _seconds(res.get("wall_time_s")) or _seconds(res.get("train_time_s"))
     if own is None and not marker.get("reused_from"):
         own = wall
@@ -110,8 +116,9 @@ def cost_section(doc: Document, rows: list[Mapping[str, Any]]) -> None:
         return
     doc.p(
         "Wall and CPU time of each experiment, to plan a rerun: a training counts with its "
-        "own record (every part of a resumed run; also the runs reused with `--reuse`), any "
-        "other step with the time this reproduction spent on it. CPU time adds up all "
+        "own record (every part of a resumed run; also the runs reused with `--reuse`), a "
+        "probe whose numbers were kept beside a reused run with the time measuring them took, "
+        "any other step with the time this reproduction spent on it. CPU time adds up all "
         "threads; `+ n without a record`: steps whose CPU time was not recorded (runs "
         "trained before the trainer recorded it), left out of the sum."
     )

@@ -18,6 +18,7 @@ task interface and the compression / analysis packages:
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,14 +87,16 @@ def probe_run(
     soft/hard x with/without pointer), ``train_ppl``, ``train_ppl_logged`` (from the
     trainer's ``metrics`` log, when given), ``near_binary``, ``sensitivity`` (seeded by
     ``seed``, default the run's training seed), ``compression``, ``pointer``, ``metrics``,
-    and ``inputs``, what they were measured on
-    (:func:`~g2lstm.reproduce.probe_file.probe_inputs`). ``analysis_batches`` validation
+    ``inputs``, what they were measured on
+    (:func:`~g2lstm.reproduce.probe_file.probe_inputs`), and ``cost``, the wall and CPU
+    seconds of this process that measuring them took. ``analysis_batches`` validation
     segments feed the gate fractions and the sensitivity.
 
     ``kept_beside``: a run folder (the one ``run_dir`` reuses) whose kept numbers
     (``<folder>.probe.json``, :mod:`~g2lstm.reproduce.probe_file`) are returned instead of
     measuring, with ``probe_reused_from`` naming the file, when they were measured on the
     same ``inputs``."""
+    wall, cpu = time.perf_counter(), time.process_time()
     run = LM.load(Path(run_dir), device="cpu")
     seed = run.seed if seed is None else seed
     inputs = probe_inputs(run, data, analysis_batches=analysis_batches, seed=seed)
@@ -144,6 +147,7 @@ def probe_run(
         "pointer": pointer,
         "metrics": metrics,
         "inputs": inputs,
+        "cost": {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu},
     }
 
 
