@@ -9,8 +9,8 @@ measuring them again (about 2.5 CPU minutes a run at the ``small`` preset), but 
 they were measured on the same inputs (:func:`probe_inputs`): the same weights (sha256 of
 the checkpoint's ``model.safetensors``), run config and vocabulary, evaluation text (sha256 of
 ``train/valid/test.txt``), probe settings (:data:`~g2lstm.reproduce.ablations.PROBE`),
-analysis segments and seed, and the same :data:`PROBE_VERSION`. Anything else, a file
-without ``inputs`` included, is measured again; the step's result says which it was
+analysis segments and seed, and the same :data:`PROBE_VERSION`. Otherwise (a file without
+``inputs`` too) the step measures again; its result names the file it took, if it took one
 (``probe_reused_from``).
 """
 
