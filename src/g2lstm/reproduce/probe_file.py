@@ -11,7 +11,8 @@ the checkpoint's ``model.safetensors``), run config and vocabulary, evaluation t
 ``train/valid/test.txt``), probe settings (:data:`~g2lstm.reproduce.ablations.PROBE`),
 analysis segments and seed, and the same :data:`PROBE_VERSION`. Otherwise (a file without
 ``inputs`` too) the step measures again; its result names the file it took, if it took one
-(``probe_reused_from``).
+(``probe_reused_from``). The machine is not among the inputs: numbers kept on another CPU
+are taken (the same computation on the same weights; float rounding aside, the same numbers).
 """
 
 from __future__ import annotations
