@@ -18,7 +18,6 @@ are taken (the same computation on the same weights; float rounding aside, the s
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 from g2lstm.datasets import resolve_dataset
 from g2lstm.reproduce.ablations import PROBE
 from g2lstm.reproduce.plan import Step
-from g2lstm.reproduce.reuse_scan import file_sha256, lm_fingerprint
+from g2lstm.reproduce.reuse_scan import file_sha256, json_sha256, lm_fingerprint
 from g2lstm.tasks import LoadedRun
 
 __all__ = ["PROBE_VERSION", "kept_preview", "probe_file", "probe_inputs", "read_probe_file"]
@@ -41,10 +40,6 @@ def probe_file(run_dir: str | Path) -> Path:
     """Where the probe numbers of the run in ``run_dir`` are kept: ``<run_dir>.probe.json``."""
     run = Path(run_dir)
     return run.parent / f"{run.name}.probe.json"
-
-
-def _sha(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _data_folder(data: str) -> Path:
@@ -70,9 +65,9 @@ def probe_inputs(run: LoadedRun, data: str, *, analysis_batches: int, seed: int)
     return {
         "version": PROBE_VERSION,
         "weights": file_sha256(weights),
-        "model": _sha(model),
+        "model": json_sha256(model),
         "data": lm_fingerprint(_data_folder(data)),
-        "settings": _sha(dataclasses.asdict(PROBE)),
+        "settings": json_sha256(dataclasses.asdict(PROBE)),
         "analysis_batches": analysis_batches,
         "seed": seed,
     }

@@ -23,7 +23,6 @@ trains, so a trainer never writes through them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from g2lstm.reproduce.plan import DONE, Step, read_marker
 from g2lstm.reproduce.reuse_scan import (
     RunFolder,
     file_sha256,
+    json_sha256,
     lm_fingerprint,
     prepared_fingerprint,
     prepared_inputs,
@@ -129,7 +129,7 @@ class _Data:
 
 
 def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return json_sha256(obj)[:16]
 
 
 def _short(value: Any) -> str:
