@@ -32,14 +32,13 @@ Folders: ``OUT/lm/<run>-s<k>/{train,probe}`` with ``<run>`` ``lstm``, ``sharpene
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from g2lstm.errors import ConfigError
+from g2lstm.reproduce.digest import short_hash
 from g2lstm.reproduce.paper import CELLS
 from g2lstm.reproduce.plan import Step
 from g2lstm.reproduce.scales import Scale
@@ -190,8 +189,7 @@ class ProbeSettings:
         }
 
     def key(self) -> str:
-        text = json.dumps(vars(self), sort_keys=True, default=repr)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return short_hash(vars(self))
 
 
 #: The settings of every ``lm-probe`` step.
@@ -228,11 +226,6 @@ class AblationSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 flag = f"--ablation-{name}"
                 raise ConfigError(f"{flag}={value!r} must be an integer >= 1")
-
-
-def _hash(*parts: Any) -> str:
-    text = json.dumps(parts, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def sweep_runs(
@@ -288,7 +281,7 @@ def add_ablations(
                 f"{scale.lm_preset!r}; give fewer epochs, or leave it out for the full budget"
             )
         epochs = None
-    probe_settings = _hash(PROBE.key(), scale.analysis_batches)
+    probe_settings = short_hash([PROBE.key(), scale.analysis_batches])
     train_settings = scale.settings_key("lm-train")
     probe_estimate, train_estimate = scale.estimate("lm-probe"), scale.estimate("lm-train")
     added: list[Step] = []
@@ -321,7 +314,7 @@ def add_ablations(
             root / "ranking",
             scale.estimate("lm-ranking"),
             deps=tuple(t.out_dir for t in main_trains),
-            settings=_hash(epochs),
+            settings=short_hash([epochs]),
             overrides=(("train.epochs", epochs),),
         )
         added.append(ranking)
@@ -338,7 +331,7 @@ def add_ablations(
             cell,
             seed,
             (data.out_dir, *gate),
-            _hash(train_settings, overrides),
+            short_hash([train_settings, overrides]),
             run_key(name, epochs),
             overrides,
         )

@@ -25,8 +25,9 @@ from typing import Any
 
 from g2lstm.datasets import resolve_dataset
 from g2lstm.reproduce.ablations import PROBE
+from g2lstm.reproduce.digest import json_sha256
 from g2lstm.reproduce.plan import Step
-from g2lstm.reproduce.reuse_scan import file_sha256, json_sha256, lm_fingerprint
+from g2lstm.reproduce.reuse_scan import file_sha256, lm_fingerprint
 from g2lstm.tasks import LoadedRun
 
 __all__ = ["PROBE_VERSION", "kept_preview", "probe_file", "probe_inputs", "read_probe_file"]

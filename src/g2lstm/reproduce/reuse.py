@@ -34,11 +34,11 @@ from g2lstm.config_checks import flatten
 from g2lstm.datasets import resolve_dataset
 from g2lstm.errors import G2LSTMError
 from g2lstm.reproduce.context import RunContext
+from g2lstm.reproduce.digest import short_hash
 from g2lstm.reproduce.plan import DONE, Step, read_marker
 from g2lstm.reproduce.reuse_scan import (
     RunFolder,
     file_sha256,
-    json_sha256,
     lm_fingerprint,
     prepared_fingerprint,
     prepared_inputs,
@@ -126,10 +126,6 @@ class _Data:
     bpe_merges: int | None = None
     pending: str | None = None
     error: str | None = None
-
-
-def _hash(obj: Any) -> str:
-    return json_sha256(obj)[:16]
 
 
 def _short(value: Any) -> str:
@@ -284,7 +280,7 @@ class ReuseFinder:
         data = self._data(step)
         ignored = IGNORED[step.part]
         compared = {k: v for k, v in expected.items() if k not in ignored}
-        digest = _hash(
+        digest = short_hash(
             {"task": step.part, "data": data.fingerprint or data.inputs, "config": compared}
         )
         scored = [

@@ -175,11 +175,6 @@ def resolve_near(value: str, run_dir: Path, marker: str) -> Path | None:
 _HASHES: dict[tuple[str, int, int, int | None], str] = {}
 
 
-def json_sha256(obj: Any) -> str:
-    """sha256 of ``obj`` as canonical JSON (sorted keys; other objects as their ``str``)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def file_sha256(path: Path, n_lines: int | None = None) -> str:
     """sha256 of a file, or of its first ``n_lines`` lines (cached by size and mtime)."""
     st = path.stat()

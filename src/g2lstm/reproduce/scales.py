@@ -12,14 +12,13 @@ runs can be reused (``g2lstm reproduce --reuse``)::
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from g2lstm.errors import ConfigError
+from g2lstm.reproduce.digest import short_hash
 
 __all__ = ["SCALES", "STEP_KINDS", "CompressionSettings", "Scale", "get_scale"]
 
@@ -133,8 +132,7 @@ class Scale:
             "mt-analyze": ("analysis_batches",),
         }
         values = {f: getattr(self, f) for f in fields_by_kind.get(kind, ())}
-        text = json.dumps(values, sort_keys=True, default=repr)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return short_hash(values)
 
     def estimate(self, kind: str) -> float:
         """Estimated seconds of one step of ``kind`` (0 if unknown)."""
