@@ -7,12 +7,16 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
 from g2lstm.cli import main
+from g2lstm.reproduce import reuse
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.plan import build_plan, get_scale, read_marker, read_markers
@@ -227,6 +231,56 @@ def test_unfinished_run_is_not_reused(tmp_path: Path, state: str) -> None:
     head = f"lm-train-lstm-s1: not reusing {run.resolve()}: same config"
     assert decision.message.startswith(head)
     assert expected in decision.message
+
+
+def _trainer_process(run: Path) -> subprocess.Popen:
+    """A live process named by the run's ``.g2lstm.pid`` (reaped when it ends, as a trainer
+    that is not our child would be)."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
+    threading.Thread(target=proc.wait, daemon=True).start()
+    (run / ".g2lstm.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+@pytest.mark.parametrize("finishes", [True, False])
+def test_reuse_wait_waits_for_a_live_run(tmp_path: Path, monkeypatch, finishes: bool) -> None:
+    monkeypatch.setattr(reuse, "POLL_S", 0.05)
+    st = Study(tmp_path, "lm")
+    run = st.fake_run("lstm-seed1", "lm-train-lstm-s1", st.data, finished=finishes)
+    proc = _trainer_process(run)
+    train = st.step("lm-train-lstm-s1")
+    decision = ReuseFinder(st.ctx.reuse, st.ctx, wait=True).decide(train)
+    assert decision.run is None and decision.waiting_on.path == run.resolve()
+    assert decision.label() == f"wait {run.resolve()} (being trained now)"
+    calls: list[str] = []
+
+    def trainer(kind: str):
+        return lambda step, ctx: calls.append(step.id) or {"trained": True}
+
+    ctx = RunContext(SCALE, st.out, log=st.lines.append, reuse=(st.runs,), reuse_wait=True)
+    summary = run_plan([st.steps[0], train], ctx, functions=trainer)
+    assert proc.poll() is not None  # the step went on only once the trainer had ended
+    assert f"{train.id}: {run.resolve()} being trained now with the same config" in "".join(
+        st.lines
+    )
+    if finishes:  # adopted, not trained again
+        assert calls == [] and summary.reused == {train.id: str(run.resolve())}
+    else:  # it stopped unfinished: the step trains as usual
+        assert calls == [train.id] and not summary.reused
+        assert any("not finished (no results.json)" in line for line in st.lines)
+
+
+def test_without_reuse_wait_a_live_run_is_named_with_the_option(tmp_path: Path, capsys) -> None:
+    st = Study(tmp_path, "lm")
+    run = st.fake_run("lstm-seed1", "lm-train-lstm-s1", st.data)
+    (run / ".g2lstm.pid").write_text(f"{os.getpid()}\n")
+    decision = ReuseFinder(st.ctx.reuse, st.ctx).decide(st.step("lm-train-lstm-s1"))
+    assert decision.waiting_on is None and decision.run is None
+    assert decision.message.endswith("is a live process) (--reuse-wait waits for it instead)")
+    assert main(["reproduce", "--scale", "tiny", "--reuse-wait", "-o", str(st.out)]) != 0
+    err = capsys.readouterr().err.strip()
+    why = "--reuse-wait waits for runs under --reuse folders: add --reuse DIR"
+    assert err == f"g2lstm: error: {why}"
 
 
 def test_step_with_its_own_partial_training_keeps_it(tmp_path: Path) -> None:

@@ -28,6 +28,8 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from g2lstm.errors import ConfigError
+
 if TYPE_CHECKING:
     from g2lstm.reproduce.context import RunContext
     from g2lstm.reproduce.plan import Scale, Step
@@ -79,6 +81,13 @@ def register(subparsers: Any) -> None:
         "without training (repeatable; the report lists reused runs)",
     )
     p.add_argument(
+        "--reuse-wait",
+        action="store_true",
+        help="when a run under --reuse with a training step's config is being trained right "
+        "now (e.g. by a benchmark script beside the reproduction), wait for it to end and "
+        "reuse it instead of training the step a second time",
+    )
+    p.add_argument(
         "--ablations",
         action="store_true",
         help="add the sweeps of claims 3, 7, 8, 9 on PTB (noise probability, temperature, "
@@ -124,9 +133,13 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     steps = build_plan(scale, args.seeds, out, only=tuple(args.only or PARTS))
     steps = _with_ablations(args, steps, scale, out)
     reuse = tuple(Path(d).resolve() for d in args.reuse or ())
+    if args.reuse_wait and not reuse:
+        raise ConfigError("--reuse-wait waits for runs under --reuse folders: add --reuse DIR")
     if args.dry_run or args.report_only:
         if env_rank() == 0:  # neither needs the other ranks
-            ctx = RunContext(scale, out, args.data_dir, args.device, reuse=reuse)
+            ctx = RunContext(
+                scale, out, args.data_dir, args.device, reuse=reuse, reuse_wait=args.reuse_wait
+            )
             if args.dry_run:
                 _show_plan(steps, ctx, dry_run=True)
             else:
@@ -136,7 +149,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     ranks = open_ranks()
     try:
         log = _print_line if ranks.is_main else _quiet
-        ctx = RunContext(scale, out, args.data_dir, args.device, log=log, reuse=reuse)
+        ctx = RunContext(
+            scale,
+            out,
+            args.data_dir,
+            args.device,
+            log=log,
+            reuse=reuse,
+            reuse_wait=args.reuse_wait,
+        )
         on_main(ranks, "the plan preview", _show_plan, steps, ctx)
         from g2lstm.reproduce.run import run_plan
 
@@ -158,7 +179,6 @@ def _with_ablations(
     args: argparse.Namespace, steps: list[Step], scale: Scale, out: Any
 ) -> list[Step]:
     """The plan with the sweeps of ``--ablations`` (unchanged without it)."""
-    from g2lstm.errors import ConfigError
     from g2lstm.reproduce.ablations import AblationSettings, add_ablations
 
     if not args.ablations:
@@ -173,7 +193,6 @@ def _with_ablations(
 def _report_only(steps: Sequence[Step], ctx: RunContext) -> None:
     """Write the report step's output from the markers there are, without running any step
     and without the report's own marker (so that a later full run still writes it)."""
-    from g2lstm.errors import ConfigError
     from g2lstm.reproduce.steps_report import report_step
 
     if not ctx.out_dir.is_dir():
@@ -208,8 +227,8 @@ def _show_plan(steps: Sequence[Step], ctx: RunContext, *, dry_run: bool = False)
     if ctx.reuse:
         from g2lstm.reproduce.reuse import ReuseFinder
 
-        preview = ReuseFinder(ctx.reuse, ctx).preview(steps)
-    labels = {k: d.label() for k, d in preview.items() if d.run is not None}
+        preview = ReuseFinder(ctx.reuse, ctx, wait=ctx.reuse_wait).preview(steps)
+    labels = {k: d.label() for k, d in preview.items() if d.run or d.waiting_on}
     if preview:
         from g2lstm.reproduce.probe_file import kept_preview
 
@@ -226,7 +245,6 @@ def _show_plan(steps: Sequence[Step], ctx: RunContext, *, dry_run: bool = False)
 def _check_world_size(scale: Scale, steps: Sequence[Step]) -> None:
     """Under torchrun, refuse at once (on every rank, before any work) a number of processes
     that does not divide the LM batch: the LM trainer splits the batch over the ranks."""
-    from g2lstm.errors import ConfigError
     from g2lstm.tasks import get_task
     from g2lstm.train.distributed import DistributedContext
 

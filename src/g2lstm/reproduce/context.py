@@ -25,6 +25,8 @@ class RunContext:
         log: prints one progress line.
         reuse: folders searched for finished training runs that satisfy training steps
             (``--reuse``; :mod:`g2lstm.reproduce.reuse`).
+        reuse_wait: wait for a run with a step's config that a live process trains now
+            instead of training the step again (``--reuse-wait``).
     """
 
     scale: Scale
@@ -33,6 +35,7 @@ class RunContext:
     device: str = "cpu"
     log: Callable[[str], None] = print
     reuse: tuple[Path, ...] = ()
+    reuse_wait: bool = False
 
 
 def dep_marker(step: Step, kind_suffix: str) -> dict[str, Any]:

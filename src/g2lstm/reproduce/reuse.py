@@ -19,13 +19,19 @@ the step's ``DONE.json``, which also records ``reused_from`` and the ``config_ha
 candidate that differs is reported in one line naming the differing fields, and the step
 trains as usual. Links left by an earlier reuse are removed (:func:`release`) before a step
 trains, so a trainer never writes through them.
+
+With ``wait`` (``--reuse-wait``), a candidate with the same config that a live process trains
+right now (a benchmark script running beside the reproduction) is waited for instead of
+trained a second time: the step polls until that process ends (:func:`wait_while_training`)
+and decides again, adopting the run if it finished (and training as usual if it did not).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,12 +50,21 @@ from g2lstm.reproduce.reuse_scan import (
     prepared_inputs,
     resolve_near,
     scan_runs,
+    training_now,
 )
 from g2lstm.reproduce.steps_lm import lm_train_config
 from g2lstm.reproduce.steps_mt import SPLIT_PREFIXES, mt_train_config
 from g2lstm.train import atomic_write_json
 
-__all__ = ["IGNORED", "POINTER", "Decision", "ReuseFinder", "adopt", "release"]
+__all__ = [
+    "IGNORED",
+    "POINTER",
+    "Decision",
+    "ReuseFinder",
+    "adopt",
+    "release",
+    "wait_while_training",
+]
 
 #: Written into a step folder that reuses a run: what it points to and which entries were
 #: linked (so that :func:`release` removes exactly those).
@@ -99,9 +114,12 @@ class Decision:
         step_id: the step.
         run: the finished run that satisfies it (None: train as usual).
         config_hash: hash of the compared config and data fingerprint.
-        message: one line on a candidate that was not reused (None if there was none).
+        message: one line on a candidate that was not reused, or that is waited for (None if
+            there was none).
         pending: set when part of the data is compared only after the data step ran (dry
             run before ``mt-data``).
+        waiting_on: a run with the same config that a live process trains now (only with
+            ``wait``): the step waits for it, then decides again.
     """
 
     step_id: str
@@ -109,13 +127,16 @@ class Decision:
     config_hash: str = ""
     message: str | None = None
     pending: str | None = None
+    waiting_on: RunFolder | None = None
 
     @property
     def path(self) -> Path | None:
         return None if self.run is None else self.run.path
 
     def label(self) -> str:
-        """Status shown by ``--dry-run`` (``reuse <path>``)."""
+        """Status shown by ``--dry-run`` (``reuse <path>``, ``wait <path>``)."""
+        if self.waiting_on is not None:
+            return f"wait {self.waiting_on.path} (being trained now)"
         return f"reuse {self.path}" + (f" ({self.pending})" if self.pending else "")
 
 
@@ -140,11 +161,14 @@ class ReuseFinder:
         dirs: the ``--reuse`` folders (scanned again at each decision, so runs that finish
             while a long reproduction is running are found).
         ctx: the reproduction's context (scale, output and data folders).
+        wait: wait for a run with the step's config that a live process trains now, instead
+            of training the step (module docstring).
     """
 
-    def __init__(self, dirs: Sequence[str | Path], ctx: RunContext) -> None:
+    def __init__(self, dirs: Sequence[str | Path], ctx: RunContext, *, wait: bool = False) -> None:
         self.dirs = tuple(Path(d) for d in dirs)
         self.ctx = ctx
+        self.wait = wait
         for d in self.dirs:
             if not d.is_dir():
                 raise G2LSTMError(f"--reuse {d}: not a folder; pass a folder holding run folders")
@@ -298,15 +322,47 @@ class ReuseFinder:
                     step.id, None, digest, f"{step.id}: not reusing {same[0].path}: {why}"
                 )
             return Decision(step.id, same[0], digest, pending=data.pending)
+        live = [r for diffs, r in scored if not diffs and r.training]
+        if live and self.wait and not _own_files(step.out_dir):
+            why = "being trained now with the same config; the step waits for it to end"
+            return Decision(
+                step.id, None, digest, f"{step.id}: {live[0].path} {why}", waiting_on=live[0]
+            )
         diffs, run = min(scored, key=lambda x: (len(x[0]) + (not x[1].finished), str(x[1].path)))
         why = f"differs in {', '.join(diffs)}" if diffs else "same config"
         if not run.finished:
             why += f"; {run.status}"
+        if run.training and not diffs and not self.wait:
+            why += " (--reuse-wait waits for it instead)"
         return Decision(step.id, None, digest, f"{step.id}: not reusing {run.path}: {why}")
 
     def preview(self, steps: Sequence[Step]) -> dict[str, Decision]:
         """Decisions for the training steps of ``steps`` that are not done (for the plan)."""
         return {s.id: self.decide(s) for s in steps if s.kind.endswith("-train") and not s.done()}
+
+
+#: Seconds between two looks at a run that ``--reuse-wait`` waits for.
+POLL_S = 30.0
+
+
+def wait_while_training(
+    folder: Path,
+    log: Callable[[str], None],
+    *,
+    poll_s: float | None = None,
+    note_every_s: float = 1800.0,
+) -> float:
+    """Block until no live process trains the run in ``folder``; the seconds waited. Looks
+    every ``poll_s`` seconds (default :data:`POLL_S`) and prints a line through ``log`` every
+    ``note_every_s`` seconds of waiting."""
+    start = last = time.monotonic()
+    while training_now(folder):
+        time.sleep(POLL_S if poll_s is None else poll_s)
+        now = time.monotonic()
+        if now - last >= note_every_s:
+            log(f"still waiting for {folder} ({(now - start) / 60:.0f} min)")
+            last = now
+    return time.monotonic() - start
 
 
 def _own_files(folder: Path) -> list[str]:

@@ -39,6 +39,7 @@ __all__ = [
     "prepared_inputs",
     "resolve_near",
     "scan_runs",
+    "training_now",
 ]
 
 #: Folders never descended into while scanning (checkpoint trees, analysis outputs).
@@ -59,6 +60,7 @@ class RunFolder:
         status: ``finished`` or why it is not (shown to the user).
         result: the trainer's result file as one flat dict (:meth:`RunResult.flat
             <g2lstm.train.RunResult.flat>`; empty if unfinished).
+        training: a live process trains (or resumes) the run right now (its ``.g2lstm.pid``).
     """
 
     path: Path
@@ -67,6 +69,7 @@ class RunFolder:
     finished: bool
     status: str
     result: dict[str, Any]
+    training: bool = False
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -88,6 +91,15 @@ def _normalised(raw: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+#: The status of a run that a live process trains now.
+TRAINING_NOW = "being trained now (its .g2lstm.pid is a live process)"
+
+
+def training_now(folder: Path) -> bool:
+    """Whether a live process trains the run in ``folder`` right now (its ``.g2lstm.pid``)."""
+    return _alive(Path(folder) / ".g2lstm.pid")
+
+
 def _alive(pid_file: Path) -> bool:
     """Whether ``.g2lstm.pid`` names a running process (the run is being trained now)."""
     try:
@@ -99,8 +111,8 @@ def _alive(pid_file: Path) -> bool:
 
 
 def _status(folder: Path) -> tuple[bool, str, dict[str, Any]]:
-    if _alive(folder / ".g2lstm.pid"):
-        return False, "being trained now (its .g2lstm.pid is a live process)", {}
+    if training_now(folder):
+        return False, TRAINING_NOW, {}
     try:
         result = read_result(folder)
     except CheckpointError as exc:
@@ -155,7 +167,8 @@ def scan_runs(
                 continue
             task, config = parsed
             finished, status, result = _status(folder)
-            runs.append(RunFolder(folder, task, config, finished, status, result))
+            training = status == TRAINING_NOW
+            runs.append(RunFolder(folder, task, config, finished, status, result, training))
     return runs
 
 

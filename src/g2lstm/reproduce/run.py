@@ -170,7 +170,7 @@ class _Runner:
         from g2lstm.train import atomic_write_json
 
         ctx = self.ctx
-        self.finder = ReuseFinder(ctx.reuse, ctx) if ctx.reuse else None
+        self.finder = ReuseFinder(ctx.reuse, ctx, wait=ctx.reuse_wait) if ctx.reuse else None
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             ctx.out_dir / "plan.json",
@@ -181,7 +181,7 @@ class _Runner:
     def _main_prepare(self, k: int, step: Step) -> dict[str, Any]:
         """Skip, reuse or run ``step`` (rank 0); a step of :data:`ALL_RANKS` is left to be run
         by every rank (``action`` ``all-ranks``)."""
-        from g2lstm.reproduce.reuse import adopt, release
+        from g2lstm.reproduce.reuse import adopt, release, wait_while_training
         from g2lstm.train.progress import format_duration
 
         ctx, n = self.ctx, len(self.steps)
@@ -198,6 +198,10 @@ class _Runner:
         if step.kind.endswith("-train"):
             release(step.out_dir)  # never train through the links of an earlier reuse
             decision = self.finder.decide(step) if self.finder is not None else None
+            while decision is not None and decision.waiting_on is not None:  # --reuse-wait
+                ctx.log(str(decision.message))
+                wait_while_training(decision.waiting_on.path, ctx.log)
+                decision = self.finder.decide(step)  # adopted now if it finished
             if decision is not None and decision.message:
                 ctx.log(decision.message)
         if decision is not None and decision.run is not None:
