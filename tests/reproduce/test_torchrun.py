@@ -189,13 +189,13 @@ def test_reuse_is_decided_on_rank0_and_skips_training_everywhere(
     decided: list[str] = []
 
     class Finder:
-        def __init__(self, dirs: Any, ctx: RunContext) -> None:
+        def __init__(self, dirs: Any, ctx: RunContext, *, wait: bool = False) -> None:
             pass
 
         def decide(self, step: Step) -> Any:
             decided.append(threading.current_thread().name)
             run = SimpleNamespace(path=finished) if step.id == "lm-train-g2-s1" else None
-            return SimpleNamespace(message=None, config_hash="abc", run=run)
+            return SimpleNamespace(message=None, config_hash="abc", run=run, waiting_on=None)
 
     monkeypatch.setattr("g2lstm.reproduce.reuse.ReuseFinder", Finder)
     monkeypatch.setattr("g2lstm.reproduce.reuse.adopt", lambda step, d: {"adopted": step.id})
