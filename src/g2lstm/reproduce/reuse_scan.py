@@ -60,7 +60,6 @@ class RunFolder:
         status: ``finished`` or why it is not (shown to the user).
         result: the trainer's result file as one flat dict (:meth:`RunResult.flat
             <g2lstm.train.RunResult.flat>`; empty if unfinished).
-        training: a live process trains (or resumes) the run right now (its ``.g2lstm.pid``).
     """
 
     path: Path
@@ -69,7 +68,12 @@ class RunFolder:
     finished: bool
     status: str
     result: dict[str, Any]
-    training: bool = False
+
+    @property
+    def training(self) -> bool:
+        """A live process trained (or resumed) the run when it was scanned (its
+        ``.g2lstm.pid``)."""
+        return self.status == TRAINING_NOW
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -96,14 +100,10 @@ TRAINING_NOW = "being trained now (its .g2lstm.pid is a live process)"
 
 
 def training_now(folder: Path) -> bool:
-    """Whether a live process trains the run in ``folder`` right now (its ``.g2lstm.pid``)."""
-    return _alive(Path(folder) / ".g2lstm.pid")
-
-
-def _alive(pid_file: Path) -> bool:
-    """Whether ``.g2lstm.pid`` names a running process (the run is being trained now)."""
+    """Whether a live process trains the run in ``folder`` right now: its ``.g2lstm.pid``
+    names a running process."""
     try:
-        pid = int(pid_file.read_text().strip())
+        pid = int((Path(folder) / ".g2lstm.pid").read_text().strip())
         os.kill(pid, 0)
     except (OSError, ValueError):
         return False
@@ -167,8 +167,7 @@ def scan_runs(
                 continue
             task, config = parsed
             finished, status, result = _status(folder)
-            training = status == TRAINING_NOW
-            runs.append(RunFolder(folder, task, config, finished, status, result, training))
+            runs.append(RunFolder(folder, task, config, finished, status, result))
     return runs
 
 
