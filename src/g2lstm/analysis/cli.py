@@ -24,6 +24,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from g2lstm.config.flags import add_eval_gate_flags
 from g2lstm.errors import ConfigError
 
 __all__ = ["DEFAULT_SENTENCES", "analysis_kind", "register"]
@@ -117,12 +118,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--beam", type=int, help="MT: beam size for BLEU (1 = greedy; default: the first run's)"
     )
-    p.add_argument(
-        "--eval-temperature",
-        choices=["divide", "drop"],
-        help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
-        "(drop, as the authors' code evaluates)",
-    )
+    add_eval_gate_flags(p, gates=False)  # --no-hard-gates: hard gates are measured as well
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")

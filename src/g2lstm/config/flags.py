@@ -1,9 +1,11 @@
-"""The command-line flags every task's ``train`` command shares, and what they set.
+"""The command-line flags the task commands share, and what they set.
 
 ``--preset``, ``--config FILE``, ``--cell`` / ``--tau`` / ``--noise-p`` (the gates, described
 from :class:`~g2lstm.config.GateConfig`'s cells), ``--set section.key=value`` and
-``--print-config``; :func:`train_config` turns the parsed arguments into the run config of a
-new run, or of a resumed one (its saved config, :func:`saved_config`, with the flags applied).
+``--print-config`` of every ``train`` command: :func:`train_config` turns the parsed arguments
+into the run config of a new run, or of a resumed one (its saved config, :func:`saved_config`,
+with the flags applied). ``--eval-gates`` / ``--eval-temperature`` of the evaluation commands:
+:func:`add_eval_gate_flags`, read back by :func:`eval_gate_changes`.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from typing import Any, TypeVar
 from g2lstm.config.gates import CELLS, GateConfig
 from g2lstm.config.tree import ConfigTree, command_line_config, flag_overrides
 from g2lstm.errors import ConfigError
+from g2lstm.nn.config import EvalGates, EvalTemperature
 from g2lstm.train import CheckpointManager
 from g2lstm.train.manifest import read_manifest
 
 __all__ = [
     "GATE_FLAGS",
     "add_config_flags",
+    "add_eval_gate_flags",
     "add_override_flags",
+    "eval_gate_changes",
     "saved_config",
     "train_config",
 ]
@@ -51,6 +56,31 @@ def add_config_flags(
     parser.add_argument("--cell", choices=CELLS, help=_cells_help())
     parser.add_argument("--tau", type=float, help="override the cell's temperature")
     parser.add_argument("--noise-p", type=float, help="override the cell's noise probability")
+
+
+def add_eval_gate_flags(parser: argparse.ArgumentParser, *, gates: bool = True) -> None:
+    """``--eval-gates`` (left out when ``gates`` is False) and ``--eval-temperature``: how the
+    G2 gates of a loaded model compute at evaluation; unset, the model keeps its own."""
+    if gates:
+        parser.add_argument(
+            "--eval-gates",
+            choices=[g.value for g in EvalGates],
+            help="G2 gates at evaluation: soft sigmoid(a / tau), hard 1[a >= 0], or sample "
+            "(noise kept); default: the model's (soft)",
+        )
+    parser.add_argument(
+        "--eval-temperature",
+        choices=[t.value for t in EvalTemperature],
+        help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) (drop, as the "
+        "authors' MT code and their LM code without --divide-temp evaluate)",
+    )
+
+
+def eval_gate_changes(args: argparse.Namespace) -> dict[str, str]:
+    """The gate options :func:`add_eval_gate_flags` set in ``args`` (for
+    ``set_gate_options``); ``{}`` when none was given."""
+    keys = ("eval_gates", "eval_temperature")
+    return {k: v for k in keys if (v := getattr(args, k, None))}
 
 
 def add_override_flags(parser: argparse.ArgumentParser, *, example: str) -> None:

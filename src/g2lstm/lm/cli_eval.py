@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from g2lstm.config.flags import add_eval_gate_flags, eval_gate_changes
 from g2lstm.errors import ConfigError
 
 __all__ = ["add_eval", "cmd_eval"]
@@ -74,7 +75,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "in training (train.limit_tokens)",
             file=sys.stderr,
         )
-    gates = {k: v for k in ("eval_gates", "eval_temperature") if (v := getattr(args, k))}
+    gates = eval_gate_changes(args)
     for _, mod in g2_modules(loaded.model) if gates else ():
         mod.set_gate_options(**gates)
     mode = "cache pointer" if args.cache_pointer else "plain"
@@ -180,13 +181,7 @@ def add_eval(sub: Any) -> None:
     e.add_argument("--window", type=int, default=500, help="cache size (PTB: 500)")
     e.add_argument("--theta", type=float, default=1.0, help="cache sharpness (PTB: 1.0)")
     e.add_argument("--lambdah", type=float, default=0.1, help="cache weight (PTB: 0.1)")
-    e.add_argument("--eval-gates", choices=["soft", "hard", "sample"])
-    e.add_argument(
-        "--eval-temperature",
-        choices=["divide", "drop"],
-        help="soft gates: sigmoid(a / tau) (divide, the default) or sigmoid(a) "
-        "(drop: the authors' code without --divide-temp)",
-    )
+    add_eval_gate_flags(e)
     e.add_argument("--threads", type=int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON line")
     e.set_defaults(func=cmd_eval)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from g2lstm.config.flags import add_eval_gate_flags, eval_gate_changes
 from g2lstm.errors import DataError
 from g2lstm.limits import DEFAULT_MAX_BEAM, check_limit
 
@@ -50,7 +51,7 @@ def _load(args: argparse.Namespace) -> Any:
     check_limit(
         tr.decode.beam, args.max_beam, f"the beam size of {tr.checkpoint}", "pass --max-beam N"
     )
-    gates = {k: v for k in ("eval_gates", "eval_temperature") if (v := getattr(args, k))}
+    gates = eval_gate_changes(args)
     for _, mod in g2_modules(tr.model) if gates else ():
         mod.set_gate_options(**gates)
     return tr
@@ -177,17 +178,7 @@ def _add_decode_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="sentences decoded together")
     p.add_argument("--max-len-a", type=float, help="max output length = a * src_len + b")
     p.add_argument("--max-len-b", type=int)
-    p.add_argument(
-        "--eval-gates",
-        choices=["soft", "hard", "sample"],
-        help="G2 gates at inference (default soft)",
-    )
-    p.add_argument(
-        "--eval-temperature",
-        choices=["divide", "drop"],
-        help="soft gates at inference: sigmoid(a / tau) (divide, the default) or "
-        "sigmoid(a) (drop, as the authors' code evaluates)",
-    )
+    add_eval_gate_flags(p)
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
 
