@@ -7,7 +7,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from g2lstm import G2LSTM, GateRecorder, with_gate_options
-from g2lstm.nn import G2LSTMCell
+from g2lstm.nn import G2LSTMCell, eval_gate_settings
 from g2lstm.nn.functional import GateSpec, gate_activations
 
 
@@ -136,6 +136,17 @@ def test_with_gate_options_copies():
     hard = with_gate_options(m, eval_gates="hard")
     assert m[0].gate_config.eval_gates.value == "soft"
     assert hard[0].gate_config.eval_gates.value == "hard"
+
+
+def test_eval_gate_settings_reports_agreement_mixture_and_absence():
+    m = torch.nn.Sequential(G2LSTM(3, 4), G2LSTMCell(4, 4))
+    assert eval_gate_settings(m) == {"eval_gates": "soft", "eval_temperature": "divide"}
+    m[1].set_gate_options(eval_gates="hard")
+    assert eval_gate_settings(m) == {"eval_gates": "mixed", "eval_temperature": "divide"}
+    assert eval_gate_settings(torch.nn.LSTM(3, 4)) == {
+        "eval_gates": None,
+        "eval_temperature": None,
+    }
 
 
 def test_cell_matches_lstm_cell_and_records():

@@ -5,7 +5,8 @@ from :class:`~g2lstm.config.GateConfig`'s cells), ``--set section.key=value`` an
 ``--print-config`` of every ``train`` command: :func:`train_config` turns the parsed arguments
 into the run config of a new run, or of a resumed one (its saved config, :func:`saved_config`,
 with the flags applied). ``--eval-gates`` / ``--eval-temperature`` of the evaluation commands:
-:func:`add_eval_gate_flags`, read back by :func:`eval_gate_changes`.
+:func:`add_eval_gate_flags`, read back by :func:`eval_gate_changes` or applied to a loaded model
+by :func:`apply_eval_gate_flags`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from g2lstm.config.gates import CELLS, GateConfig
 from g2lstm.config.tree import ConfigTree, command_line_config, flag_overrides
 from g2lstm.errors import ConfigError
+from g2lstm.nn import eval_gate_settings, g2_modules
 from g2lstm.nn.config import EvalGates, EvalTemperature
 from g2lstm.train import CheckpointManager
 from g2lstm.train.manifest import read_manifest
@@ -27,6 +29,8 @@ __all__ = [
     "add_config_flags",
     "add_eval_gate_flags",
     "add_override_flags",
+    "apply_eval_gate_flags",
+    "describe_eval_gates",
     "eval_gate_changes",
     "saved_config",
     "train_config",
@@ -81,6 +85,24 @@ def eval_gate_changes(args: argparse.Namespace) -> dict[str, str]:
     ``set_gate_options``); ``{}`` when none was given."""
     keys = ("eval_gates", "eval_temperature")
     return {k: v for k in keys if (v := getattr(args, k, None))}
+
+
+def apply_eval_gate_flags(model: Any, args: argparse.Namespace) -> dict[str, str | None]:
+    """Set the gate options of ``--eval-gates`` / ``--eval-temperature`` on every G2 module of
+    ``model`` (in place: a loaded model is used once), and return how it now evaluates
+    (:func:`g2lstm.nn.eval_gate_settings`), for the command's report."""
+    changes = eval_gate_changes(args)
+    for _, mod in g2_modules(model) if changes else ():
+        mod.set_gate_options(**changes)  # type: ignore[operator]
+    return eval_gate_settings(model)
+
+
+def describe_eval_gates(settings: Mapping[str, str | None]) -> str:
+    """``"gates soft, eval temperature divide"`` from :func:`apply_eval_gate_flags`' result;
+    ``"no G2 gates"`` for a model without G2 modules."""
+    if settings.get("eval_gates") is None:
+        return "no G2 gates"
+    return f"gates {settings['eval_gates']}, eval temperature {settings['eval_temperature']}"
 
 
 def add_override_flags(parser: argparse.ArgumentParser, *, example: str) -> None:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from g2lstm.config.flags import add_eval_gate_flags, eval_gate_changes
+from g2lstm.config.flags import add_eval_gate_flags, apply_eval_gate_flags, describe_eval_gates
 from g2lstm.errors import ConfigError
 
 __all__ = ["add_eval", "cmd_eval"]
@@ -50,7 +50,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         stream_batch_size,
     )
     from g2lstm.lm.pointer import PointerConfig
-    from g2lstm.nn import g2_modules
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -75,14 +74,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "in training (train.limit_tokens)",
             file=sys.stderr,
         )
-    gates = eval_gate_changes(args)
-    for _, mod in g2_modules(loaded.model) if gates else ():
-        mod.set_gate_options(**gates)
+    gating = apply_eval_gate_flags(loaded.model, args)
     mode = "cache pointer" if args.cache_pointer else "plain"
-    temperature = args.eval_temperature or "divide"
     print(
         f"g2lstm lm eval: {loaded.checkpoint.path} on {data}/{args.split} ({mode}, "
-        f"gates {args.eval_gates or cfg.model.gates.eval_gates}, eval temperature {temperature})",
+        f"{describe_eval_gates(gating)})",
         file=sys.stderr,
     )
     default_bs = cfg.train.test_batch_size if args.split == "test" else cfg.train.eval_batch_size
@@ -124,8 +120,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "loss": loss,
         "ppl": perplexity(loss),
         "cache_pointer": bool(args.cache_pointer),
-        "eval_gates": args.eval_gates or cfg.model.gates.eval_gates,
-        "eval_temperature": temperature,
+        **gating,
         "batch_size": 1 if args.cache_pointer else batch_size,
         "warmup": warmup,
         "bptt": bptt,

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from g2lstm.config.flags import add_eval_gate_flags, eval_gate_changes
+from g2lstm.config.flags import add_eval_gate_flags, apply_eval_gate_flags, describe_eval_gates
 from g2lstm.errors import DataError
 from g2lstm.limits import DEFAULT_MAX_BEAM, check_limit
 
@@ -43,7 +43,6 @@ def _load(args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
     from g2lstm.mt.translate import load_translator
-    from g2lstm.nn import g2_modules
 
     _threads(args.threads)
     tr = load_translator(args.checkpoint, device=args.device, which=args.which)
@@ -51,18 +50,8 @@ def _load(args: argparse.Namespace) -> Any:
     check_limit(
         tr.decode.beam, args.max_beam, f"the beam size of {tr.checkpoint}", "pass --max-beam N"
     )
-    gates = eval_gate_changes(args)
-    for _, mod in g2_modules(tr.model) if gates else ():
-        mod.set_gate_options(**gates)
+    apply_eval_gate_flags(tr.model, args)
     return tr
-
-
-def _eval_temperature(tr: Any) -> dict[str, str]:
-    """``{"eval_temperature": ...}`` of the model's G2 modules (all alike), or ``{}``."""
-    from g2lstm.nn import g2_modules
-
-    found = {m.gate_config.eval_temperature.value for _, m in g2_modules(tr.model)}
-    return {"eval_temperature": found.pop()} if len(found) == 1 else {}
 
 
 def _read_input(path: str | None) -> list[str]:
@@ -115,6 +104,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from g2lstm.mt.translate import evaluate_split
+    from g2lstm.nn import eval_gate_settings
     from g2lstm.safe_files import check_output_file
     from g2lstm.train import atomic_write_json, atomic_write_text
 
@@ -128,11 +118,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     run_dir = ckpt.parent.parent if ckpt.parent.name == "checkpoints" else Path.cwd()
     json_path = Path(args.json) if args.json else run_dir / f"eval-{args.split}.json"
     check_output_file(json_path, "--json")
-    temperature = _eval_temperature(tr).get("eval_temperature", "mixed")
+    gating = eval_gate_settings(tr.model)  # after the flags: what the decode really uses
     print(
         f"g2lstm mt eval: {ckpt} on {args.data or 'its data'}/{args.split}, beam "
-        f"{tr.decode.beam}, alpha {tr.decode.alpha}, gates {args.eval_gates or 'soft'} "
-        f"(eval temperature {temperature}) -> {json_path}",
+        f"{tr.decode.beam}, alpha {tr.decode.alpha}, {describe_eval_gates(gating)} "
+        f"-> {json_path}",
         flush=True,
     )
     res = evaluate_split(tr, args.split, args.data, limit=args.limit, tok_case=args.tok_case)
@@ -148,8 +138,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         "checkpoint": str(ckpt),
         "beam": tr.decode.beam,
         "alpha": tr.decode.alpha,
-        "eval_gates": args.eval_gates or "soft",
-        **_eval_temperature(tr),
+        **gating,
         "tok_case": args.tok_case,
         **res.to_dict(),
     }

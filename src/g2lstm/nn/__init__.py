@@ -27,6 +27,7 @@ __all__ = [
     "GateTrace",
     "NoiseSchedule",
     "convert",
+    "eval_gate_settings",
     "from_authors",
     "g2_modules",
     "logistic_from_uniform",
@@ -51,3 +52,18 @@ def with_gate_options(model: nn.Module, **changes: object) -> nn.Module:
     for _, m in g2_modules(new):
         m.set_gate_options(**changes)  # type: ignore[operator]
     return new
+
+
+def eval_gate_settings(model: nn.Module) -> dict[str, str | None]:
+    """How the G2 modules of ``model`` gate in eval mode, for a report.
+
+    Returns ``{"eval_gates": ..., "eval_temperature": ...}`` with the option's value when every
+    G2 module agrees, ``"mixed"`` when they differ, and ``None`` for a model without G2 modules
+    (a plain ``nn.LSTM`` baseline, to which neither option applies).
+    """
+    mods = [m for _, m in g2_modules(model)]
+    out: dict[str, str | None] = {}
+    for key in ("eval_gates", "eval_temperature"):
+        found = {getattr(m.gate_config, key).value for m in mods}
+        out[key] = found.pop() if len(found) == 1 else ("mixed" if found else None)
+    return out
