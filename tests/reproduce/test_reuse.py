@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from g2lstm.cli import main
-from g2lstm.reproduce import reuse
+from g2lstm.reproduce import reuse_scan
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.plan import build_plan, get_scale, read_marker, read_markers
@@ -244,7 +244,7 @@ def _trainer_process(run: Path) -> subprocess.Popen:
 
 @pytest.mark.parametrize("finishes", [True, False])
 def test_reuse_wait_waits_for_a_live_run(tmp_path: Path, monkeypatch, finishes: bool) -> None:
-    monkeypatch.setattr(reuse, "POLL_S", 0.05)
+    monkeypatch.setattr(reuse_scan, "POLL_S", 0.05)
     st = Study(tmp_path, "lm")
     run = st.fake_run("lstm-seed1", "lm-train-lstm-s1", st.data, finished=finishes)
     proc = _trainer_process(run)

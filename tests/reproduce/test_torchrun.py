@@ -198,7 +198,7 @@ def test_reuse_is_decided_on_rank0_and_skips_training_everywhere(
             return SimpleNamespace(message=None, config_hash="abc", run=run, waiting_on=None)
 
     monkeypatch.setattr("g2lstm.reproduce.reuse.ReuseFinder", Finder)
-    monkeypatch.setattr("g2lstm.reproduce.reuse.adopt", lambda step, d: {"adopted": step.id})
+    monkeypatch.setattr("g2lstm.reproduce.reuse.adopt", lambda step, run, h: {"adopted": step.id})
     rec = Recorder()
     s0, s1 = _run_ranks(_job(steps, tmp_path, rec, {}, reuse=(tmp_path / "runs",)))
     assert set(decided) == {"rank0"} and len(decided) == 3

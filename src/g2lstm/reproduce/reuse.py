@@ -12,26 +12,25 @@ name) of the same task, cell and seed are compared with the config the step woul
   (``prepare.json``), wherever it lies;
 - the run must be finished (:mod:`~g2lstm.reproduce.reuse_scan`).
 
-A matching run satisfies the step: :func:`adopt` links every entry of the run folder into the
-step's folder (so the evaluation and analysis steps, which read the checkpoints from there,
-work unchanged; nothing is written into the reused run) and returns the trainer's result for
-the step's ``DONE.json``, which also records ``reused_from`` and the ``config_hash``. A
-candidate that differs is reported in one line naming the differing fields, and the step
-trains as usual. Links left by an earlier reuse are removed (:func:`release`) before a step
-trains, so a trainer never writes through them.
+A matching run satisfies the step: :func:`~g2lstm.reproduce.reuse_link.adopt` links every
+entry of the run folder into the step's folder (so the evaluation and analysis steps, which
+read the checkpoints from there, work unchanged; nothing is written into the reused run) and
+returns the trainer's result for the step's ``DONE.json``, which also records ``reused_from``
+and the ``config_hash``. A candidate that differs is reported in one line naming the
+differing fields, and the step trains as usual. Links left by an earlier reuse are removed
+(:func:`~g2lstm.reproduce.reuse_link.release`) before a step trains, so a trainer never
+writes through them.
 
 With ``wait`` (``--reuse-wait``), a candidate with the same config that a live process trains
 right now (a benchmark script running beside the reproduction) is waited for instead of
-trained a second time: the step polls until that process ends (:func:`wait_while_training`)
-and decides again, adopting the run if it finished (and training as usual if it did not).
+trained a second time: the step polls until that process ends
+(:func:`~g2lstm.reproduce.reuse_scan.wait_while_training`) and decides again, adopting the
+run if it finished (and training as usual if it did not).
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,8 @@ from g2lstm.datasets import resolve_dataset
 from g2lstm.errors import G2LSTMError
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.digest import short_hash
-from g2lstm.reproduce.plan import DONE, Step, read_marker
+from g2lstm.reproduce.plan import Step, read_marker
+from g2lstm.reproduce.reuse_link import POINTER, adopt, own_files, release
 from g2lstm.reproduce.reuse_scan import (
     RunFolder,
     file_sha256,
@@ -50,11 +50,10 @@ from g2lstm.reproduce.reuse_scan import (
     prepared_inputs,
     resolve_near,
     scan_runs,
-    training_now,
+    wait_while_training,
 )
 from g2lstm.reproduce.steps_lm import lm_train_config
 from g2lstm.reproduce.steps_mt import SPLIT_PREFIXES, mt_train_config
-from g2lstm.train import atomic_write_json
 
 __all__ = [
     "IGNORED",
@@ -65,10 +64,6 @@ __all__ = [
     "release",
     "wait_while_training",
 ]
-
-#: Written into a step folder that reuses a run: what it points to and which entries were
-#: linked (so that :func:`release` removes exactly those).
-POINTER = "REUSED.json"
 
 #: The config a training step of each part of the study trains (``step.part`` -> builder).
 TRAIN_CONFIGS = {"lm": lm_train_config, "mt": mt_train_config}
@@ -103,7 +98,6 @@ IGNORED: dict[str, dict[str, str]] = {
         "train.data": "compared by the prepared folder's settings and output hashes",
     },
 }
-_NOT_LINKED = {DONE, POINTER, ".g2lstm.lock", ".g2lstm.pid"}
 
 
 @dataclass(frozen=True)
@@ -313,7 +307,7 @@ class ReuseFinder:
         ]
         same = [r for diffs, r in scored if not diffs and r.finished]
         if same:
-            if _own_files(step.out_dir):
+            if own_files(step.out_dir):
                 why = (
                     f"{step.out_dir} holds files of an earlier training of this step, which "
                     "goes on there (delete that folder to reuse the run instead)"
@@ -323,7 +317,7 @@ class ReuseFinder:
                 )
             return Decision(step.id, same[0], digest, pending=data.pending)
         live = [r for diffs, r in scored if not diffs and r.training]
-        if live and self.wait and not _own_files(step.out_dir):
+        if live and self.wait and not own_files(step.out_dir):
             why = "being trained now with the same config; the step waits for it to end"
             return Decision(
                 step.id, None, digest, f"{step.id}: {live[0].path} {why}", waiting_on=live[0]
@@ -339,103 +333,3 @@ class ReuseFinder:
     def preview(self, steps: Sequence[Step]) -> dict[str, Decision]:
         """Decisions for the training steps of ``steps`` that are not done (for the plan)."""
         return {s.id: self.decide(s) for s in steps if s.kind.endswith("-train") and not s.done()}
-
-
-#: Seconds between two looks at a run that ``--reuse-wait`` waits for.
-POLL_S = 30.0
-
-
-def wait_while_training(
-    folder: Path,
-    log: Callable[[str], None],
-    *,
-    poll_s: float | None = None,
-    note_every_s: float = 1800.0,
-) -> float:
-    """Block until no live process trains the run in ``folder``; the seconds waited. Looks
-    every ``poll_s`` seconds (default :data:`POLL_S`) and prints a line through ``log`` every
-    ``note_every_s`` seconds of waiting."""
-    start = last = time.monotonic()
-    while training_now(folder):
-        time.sleep(POLL_S if poll_s is None else poll_s)
-        now = time.monotonic()
-        if now - last >= note_every_s:
-            log(f"still waiting for {folder} ({(now - start) / 60:.0f} min)")
-            last = now
-    return time.monotonic() - start
-
-
-def _own_files(folder: Path) -> list[str]:
-    """Entries of a step folder that a training of the step itself wrote (not reuse links)."""
-    if not folder.is_dir():
-        return []
-    try:
-        linked = set(json.loads((folder / POINTER).read_text(encoding="utf-8"))["linked"])
-    except (OSError, ValueError, KeyError, TypeError):
-        linked = set()
-    skip = _NOT_LINKED | linked
-    return [e.name for e in folder.iterdir() if not e.is_symlink() and e.name not in skip]
-
-
-def release(folder: Path) -> bool:
-    """Remove what :func:`adopt` put into ``folder`` (links or copies, and the pointer);
-    True if there was something. Files of the step's own training are never touched."""
-    pointer = Path(folder) / POINTER
-    try:
-        linked = json.loads(pointer.read_text(encoding="utf-8")).get("linked", [])
-    except (OSError, ValueError):
-        return False
-    for name in linked:
-        entry = Path(folder) / Path(name).name
-        if entry.is_symlink() or entry.is_file():
-            entry.unlink()
-        elif entry.is_dir():
-            shutil.rmtree(entry)
-    pointer.unlink()
-    return True
-
-
-def adopt(step: Step, decision: Decision) -> dict[str, Any]:
-    """Make ``step``'s folder point to the reused run and return the step's result.
-
-    Every entry of the run folder (checkpoints, config, vocabulary, metrics, result file;
-    not its lock files) gets a symbolic link in the step folder (a copy where links are not
-    supported). The result is the trainer's own result file with ``run_dir`` (and the best
-    checkpoint, ``metrics``) pointing to the step folder, plus ``reused_from``.
-    """
-    run = decision.run
-    if run is None:
-        raise G2LSTMError(f"step {step.id}: no run to reuse")
-    folder = step.out_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    release(folder)
-    linked = []
-    for entry in sorted(run.path.iterdir()):
-        if entry.name in _NOT_LINKED or entry.name.startswith(".g2lstm"):
-            continue
-        target = folder / entry.name
-        if target.exists() or target.is_symlink():
-            raise G2LSTMError(
-                f"cannot reuse {run.path} for {step.id}: {target} already exists; "
-                "delete the step folder and run again"
-            )
-        linked.append(entry.name)
-        atomic_write_json(
-            folder / POINTER,
-            {"reused_from": str(run.path), "config_hash": decision.config_hash, "linked": linked},
-        )
-        try:
-            target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
-        except OSError:  # no symlinks here (some Windows setups): copy instead
-            if entry.is_dir():
-                shutil.copytree(entry, target)
-            else:
-                shutil.copy2(entry, target)
-    result = dict(run.result)
-    result["run_dir"] = str(folder)
-    result["metrics"] = str(folder / "metrics.jsonl")
-    if result.get("best_checkpoint"):
-        best = Path(result["best_checkpoint"]).name
-        result["best_checkpoint"] = str(folder / "checkpoints" / best)
-    result["reused_from"] = str(run.path)
-    return result

@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ __all__ = [
     "resolve_near",
     "scan_runs",
     "training_now",
+    "wait_while_training",
 ]
 
 #: Folders never descended into while scanning (checkpoint trees, analysis outputs).
@@ -108,6 +110,30 @@ def training_now(folder: Path) -> bool:
     except (OSError, ValueError):
         return False
     return True
+
+
+#: Seconds between two looks at a run that ``--reuse-wait`` waits for.
+POLL_S = 30.0
+
+
+def wait_while_training(
+    folder: Path,
+    log: Callable[[str], None],
+    *,
+    poll_s: float | None = None,
+    note_every_s: float = 1800.0,
+) -> float:
+    """Block until no live process trains the run in ``folder``; the seconds waited. Looks
+    every ``poll_s`` seconds (default :data:`POLL_S`) and prints a line through ``log`` every
+    ``note_every_s`` seconds of waiting."""
+    start = last = time.monotonic()
+    while training_now(folder):
+        time.sleep(POLL_S if poll_s is None else poll_s)
+        now = time.monotonic()
+        if now - last >= note_every_s:
+            log(f"still waiting for {folder} ({(now - start) / 60:.0f} min)")
+            last = now
+    return time.monotonic() - start
 
 
 def _status(folder: Path) -> tuple[bool, str, dict[str, Any]]:

@@ -206,7 +206,7 @@ class _Runner:
                 ctx.log(decision.message)
         if decision is not None and decision.run is not None:
             clock = _Clock()
-            result = adopt(step, decision)
+            result = adopt(step, decision.run, decision.config_hash)
             extra = {"reused_from": str(decision.run.path), "config_hash": decision.config_hash}
             return self._main_finish(k, step, result, clock.elapsed(), extra)
         if step.kind in ALL_RANKS:
