@@ -1,0 +1,174 @@
+#!/usr/bin/env python
+"""Why does round & clip cost more perplexity as the noise probability p grows? (issue 19)
+
+The PTB sweeps show it: round & clip 0.2/0.4 of the input/forget gate weights (paper Eqs.
+17-18) costs -1.39, +1.78, +1.73, +2.36 test perplexity at p = 0.05, 0.2, 0.5, 1, while
+round 0.2 alone, SVD and 2-bit cost less as p grows. This script measures, per language-model
+run (its best-validation weights), two candidate causes on the blocks `g2lstm compress`
+changes (``gates_if``: the i and f rows of every ``weight_ih`` / ``weight_hh``):
+
+- the weights: the share whose magnitude exceeds ``clip + step / 2`` (changed by the clip
+  beyond what rounding does), mean and 99th percentile of ``|w|``, and the relative Frobenius
+  error of round alone and of round & clip (:class:`g2lstm.compress.CompressionReport`);
+- the gates: the share of input and forget gate values near 0 or 1 (``< 0.1`` or ``>= 0.9``,
+  all layers) on the first ``--tokens`` validation tokens, before and after round & clip.
+
+It prints a Markdown table (mean ± std over the seeds of each run name without its
+``-seed<k>``) and writes every run's numbers to ``--out`` (JSON)::
+
+    G2LSTM_DATA=../shared/data python benchmarks/lm_clip_diagnostic.py \\
+        runs/bench-ptb-small/*-seed? runs/ablate-ptb-small/*-seed? \\
+        --out benchmarks/results/lm_clip_diagnostic_ptb.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from g2lstm.compress import round_clip
+from g2lstm.compress.blocks import select_blocks
+from g2lstm.datasets import resolve_dataset
+from g2lstm.errors import G2LSTMError
+from g2lstm.lm import load_model
+from g2lstm.lm.data import Corpus
+from g2lstm.nn import GateRecorder
+from g2lstm.nn.fast.autotune import cpu_model
+from g2lstm.train import atomic_write_json
+
+#: Parallel streams the validation tokens are read as (columns of the ``(T, B)`` batch).
+STREAMS = 20
+#: Gate values below ``NEAR`` or at least ``1 - NEAR`` count as near 0/1 (the paper's bins).
+NEAR = 0.1
+
+
+def gate_weights(model: torch.nn.Module) -> torch.Tensor:
+    """All weights of the blocks ``round_clip`` changes (``gates_if``), flattened: ``(n,)``."""
+    state = model.state_dict()
+    blocks = select_blocks(state, "gates_if")
+    return torch.cat([state[b.param][b.start : b.stop].flatten() for b in blocks])
+
+
+def near_binary(model: torch.nn.Module, ids: torch.Tensor) -> dict[str, float]:
+    """Percent of input and forget gate values near 0/1 over all layers, reading ``ids``
+    ``(T, B)`` from a zero state in eval mode."""
+    model.eval()
+    with torch.no_grad(), GateRecorder(model) as rec:
+        model(ids)
+    out = {}
+    for gate in ("input", "forget"):
+        values = torch.cat([trace.valid(gate).flatten() for _, trace in rec.traces])
+        out[gate] = 100.0 * float(((values < NEAR) | (values >= 1 - NEAR)).float().mean())
+    return out
+
+
+def measure(run: Path, tokens: int, step: float, clip: float) -> dict[str, Any]:
+    """The weight and gate numbers of one run (module docstring)."""
+    loaded = load_model(run)
+    cfg, model = loaded.config, loaded.model
+    corpus = Corpus.load(resolve_dataset(cfg.data, cfg.data_dir, kind="lm"))
+    valid = corpus.tensor("valid")
+    n = min(tokens, len(valid)) // STREAMS * STREAMS
+    if n == 0:
+        raise G2LSTMError(f"{run}: its validation text has fewer than {STREAMS} tokens")
+    ids = valid[:n].view(STREAMS, -1).t().contiguous()
+    w = gate_weights(model).abs().double()
+    rounded, round_report = round_clip(model, step)
+    clipped, clip_report = round_clip(model, step, clip=clip)
+    return {
+        "run": str(run),
+        "weights": int(w.numel()),
+        "clipped_pct": 100.0 * float((w > clip + step / 2).double().mean()),
+        "mean_abs": float(w.mean()),
+        "p99_abs": float(torch.quantile(w.float(), 0.99)),
+        "rel_error_round": round_report.rel_error,
+        "rel_error_round_clip": clip_report.rel_error,
+        "tokens": n,
+        "near_binary": near_binary(model, ids),
+        "near_binary_round_clip": near_binary(clipped, ids),
+        "near_binary_round": near_binary(rounded, ids),
+    }
+
+
+def group_name(run: str) -> str:
+    """The run's folder name without its ``-seed<k>``."""
+    return re.sub(r"-seed\d+$", "", Path(run).name)
+
+
+def _mean_std(values: list[float], digits: int) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: one line per run name, mean ± std over its seeds."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[group_name(r["run"])].append(r)
+    columns: list[tuple[str, int, Any]] = [
+        ("clipped %", 2, lambda r: r["clipped_pct"]),
+        ("mean abs(w)", 3, lambda r: r["mean_abs"]),
+        ("p99 abs(w)", 3, lambda r: r["p99_abs"]),
+        ("rel. error, round", 3, lambda r: r["rel_error_round"]),
+        ("rel. error, round & clip", 3, lambda r: r["rel_error_round_clip"]),
+        ("forget near 0/1 %", 1, lambda r: r["near_binary"]["forget"]),
+        ("forget, round & clip", 1, lambda r: r["near_binary_round_clip"]["forget"]),
+        ("input near 0/1 %", 1, lambda r: r["near_binary"]["input"]),
+        ("input, round & clip", 1, lambda r: r["near_binary_round_clip"]["input"]),
+    ]
+    lines = [
+        "| run | seeds | " + " | ".join(name for name, _, _ in columns) + " |",
+        "|---|---|" + "---|" * len(columns),
+    ]
+    for name, runs in groups.items():
+        cells = [_mean_std([get(r) for r in runs], digits) for _, digits, get in columns]
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="language-model run folders")
+    parser.add_argument("--tokens", type=int, default=8000, help="validation tokens read")
+    parser.add_argument("--step", type=float, default=0.2, help="rounding step (paper: 0.2)")
+    parser.add_argument("--clip", type=float, default=0.4, help="clip (paper: 0.4)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--out", help="JSON file for every run's numbers")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    start = time.process_time()
+    rows = []
+    try:
+        for run in args.runs:
+            rows.append(measure(Path(run), args.tokens, args.step, args.clip))
+            print(f"measured {run}", file=sys.stderr, flush=True)
+    except G2LSTMError as exc:
+        print(f"lm_clip_diagnostic: {exc}", file=sys.stderr)
+        return 2
+    print(table(rows))
+    if args.out:
+        atomic_write_json(
+            Path(args.out),
+            {
+                "command": " ".join(["python", "benchmarks/lm_clip_diagnostic.py", *sys.argv[1:]]),
+                "cpu": cpu_model(),
+                "torch": torch.__version__,
+                "cpu_time_s": time.process_time() - start,
+                "settings": {"tokens": args.tokens, "step": args.step, "clip": args.clip},
+                "runs": rows,
+            },
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
