@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from g2lstm.analysis import GateStats, ensure_recordable
 from g2lstm.compress import round_clip
 from g2lstm.compress.blocks import select_blocks
 from g2lstm.datasets import resolve_dataset
@@ -46,8 +47,8 @@ from g2lstm.train import atomic_write_json
 
 #: Parallel streams the validation tokens are read as (columns of the ``(T, B)`` batch).
 STREAMS = 20
-#: Gate values below ``NEAR`` or at least ``1 - NEAR`` count as near 0/1 (the paper's bins).
-NEAR = 0.1
+#: The gates round & clip compresses (``gates_if``) and whose near-0/1 share is measured.
+GATES = ("input", "forget")
 
 
 def gate_weights(model: torch.nn.Module) -> torch.Tensor:
@@ -58,16 +59,14 @@ def gate_weights(model: torch.nn.Module) -> torch.Tensor:
 
 
 def near_binary(model: torch.nn.Module, ids: torch.Tensor) -> dict[str, float]:
-    """Percent of input and forget gate values near 0/1 over all layers, reading ``ids``
-    ``(T, B)`` from a zero state in eval mode."""
-    model.eval()
-    with torch.no_grad(), GateRecorder(model) as rec:
+    """Percent of input and forget gate values near 0/1 over all layers (the paper's outer
+    bins, as the probe counts them: :attr:`g2lstm.analysis.GateHistogram.near_binary`),
+    reading ``ids`` ``(T, B)`` from a zero state in eval mode."""
+    model = ensure_recordable(model).eval()
+    stats = GateStats(GATES)
+    with torch.no_grad(), GateRecorder(model, keep=False, callback=stats):
         model(ids)
-    out = {}
-    for gate in ("input", "forget"):
-        values = torch.cat([trace.valid(gate).flatten() for _, trace in rec.traces])
-        out[gate] = 100.0 * float(((values < NEAR) | (values >= 1 - NEAR)).float().mean())
-    return out
+    return {gate: 100.0 * stats.merged(gate).near_binary for gate in GATES}
 
 
 def measure(run: Path, tokens: int, step: float, clip: float) -> dict[str, Any]:
