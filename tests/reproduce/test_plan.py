@@ -102,6 +102,19 @@ def test_runner_skips_done_steps_and_reruns_dependents(tmp_path: Path) -> None:
     assert calls == ["lm-train-g2-s1", "lm-eval-g2-s1", "lm-analyze-s1", "report"]
 
 
+def test_eta_is_calibrated_only_after_a_minute_of_estimated_work(tmp_path: Path) -> None:
+    from g2lstm.reproduce.run import CALIBRATE_AFTER_S, _eta
+
+    steps = build_plan(get_scale("tiny"), 1, tmp_path, only=("lm",))
+    total = sum(s.estimate_s for s in steps)
+    # a 5-second data step that took 0.1 s says nothing about training: estimates kept
+    assert _eta(steps, 0.1, 5.0) == pytest.approx(total)
+    # a machine twice as slow on a minute of work doubles what is left
+    assert _eta(steps, 2 * CALIBRATE_AFTER_S, CALIBRATE_AFTER_S) == pytest.approx(2 * total)
+    free = frozenset({steps[1].id})
+    assert _eta(steps, 0.0, 0.0, free) == pytest.approx(total - steps[1].estimate_s)
+
+
 def test_failed_step_leaves_no_marker(tmp_path: Path) -> None:
     scale = get_scale("tiny")
     steps = build_plan(scale, 1, tmp_path, only=("lm",))

@@ -23,6 +23,7 @@ from g2lstm.reproduce.plan import build_plan, get_scale, read_marker, read_marke
 from g2lstm.reproduce.report import write_report
 from g2lstm.reproduce.reuse import POINTER, ReuseFinder
 from g2lstm.reproduce.run import run_plan
+from g2lstm.train.progress import format_duration
 
 SCALE = get_scale("tiny")
 
@@ -186,6 +187,16 @@ def test_equal_run_is_reused_linked_recorded_and_released(tmp_path: Path) -> Non
     assert seen == [False]
     assert not (train.out_dir / POINTER).exists()
     assert "reused_from" not in read_marker(train.out_dir)
+
+
+def test_eta_leaves_out_what_reuse_satisfies(tmp_path: Path) -> None:
+    st = Study(tmp_path, "lm")
+    st.fake_run("lstm-seed1", "lm-train-lstm-s1", st.data)
+    train, ev = st.step("lm-train-lstm-s1"), st.step("lm-eval-lstm-s1")
+    run_plan([st.steps[0], train, ev], st.ctx, functions=lambda kind: lambda s, c: {"x": 1})
+    # the reused training costs nothing: what is left is the evaluation's estimate
+    expected = f"about {format_duration(ev.estimate_s)} left in all"
+    assert any(line.startswith(f"[2/3] {train.id} ...") and expected in line for line in st.lines)
 
 
 def test_differing_run_is_named_and_the_step_trains(tmp_path: Path) -> None:

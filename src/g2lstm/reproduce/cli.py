@@ -223,17 +223,14 @@ def _show_plan(steps: Sequence[Step], ctx: RunContext, *, dry_run: bool = False)
     why other runs would not be reused."""
     from g2lstm.reproduce.plan import format_plan
 
-    preview = {}
+    preview: dict[str, Any] = {}
+    labels: dict[str, str] = {}
     if ctx.reuse:
         from g2lstm.reproduce.reuse import ReuseFinder
 
-        preview = ReuseFinder(ctx.reuse, ctx, wait=ctx.reuse_wait).preview(steps)
-    labels = {k: d.label() for k, d in preview.items() if d.run or d.waiting_on}
-    if preview:
-        from g2lstm.reproduce.probe_file import kept_preview
-
-        adopted = {s.out_dir: d.run.path for s in steps if (d := preview.get(s.id)) and d.run}
-        labels.update(kept_preview(steps, adopted))
+        finder = ReuseFinder(ctx.reuse, ctx, wait=ctx.reuse_wait)
+        preview = finder.preview(steps)
+        labels = finder.preview_labels(steps, preview)
     print(format_plan(steps, ctx.scale, ctx.out_dir, reuse=labels), flush=True)
     if dry_run:
         for d in preview.values():

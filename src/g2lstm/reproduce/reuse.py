@@ -30,7 +30,7 @@ run if it finished (and training as usual if it did not).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from g2lstm.errors import G2LSTMError
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.digest import short_hash
 from g2lstm.reproduce.plan import Step, read_marker
+from g2lstm.reproduce.probe_file import kept_preview
 from g2lstm.reproduce.reuse_link import POINTER, adopt, own_files, release
 from g2lstm.reproduce.reuse_scan import (
     RunFolder,
@@ -333,3 +334,18 @@ class ReuseFinder:
     def preview(self, steps: Sequence[Step]) -> dict[str, Decision]:
         """Decisions for the training steps of ``steps`` that are not done (for the plan)."""
         return {s.id: self.decide(s) for s in steps if s.kind.endswith("-train") and not s.done()}
+
+    def preview_labels(
+        self, steps: Sequence[Step], preview: Mapping[str, Decision] | None = None
+    ) -> dict[str, str]:
+        """``step id -> status`` of the steps not done that will cost (next to) no time: the
+        training steps a run satisfies (``reuse <path>``) or will satisfy once its live
+        process ends (``wait <path>``), and the ``lm-probe`` steps of adopted runs with kept
+        numbers (:func:`~g2lstm.reproduce.probe_file.kept_preview`). The plan table shows
+        them and leaves them out of its time; so does the running ETA. ``preview``: this
+        finder's :meth:`preview` of ``steps`` if already computed."""
+        preview = self.preview(steps) if preview is None else preview
+        labels = {k: d.label() for k, d in preview.items() if d.run or d.waiting_on}
+        adopted = {s.out_dir: d.run.path for s in steps if (d := preview.get(s.id)) and d.run}
+        labels.update(kept_preview(steps, adopted))
+        return labels

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -95,10 +95,20 @@ class RunSummary:
     reused: dict[str, str] = field(default_factory=dict)
 
 
-def _eta(remaining: Sequence[Step], spent: float, estimated: float) -> float:
-    """Estimates of the remaining steps, scaled by how fast this machine was so far."""
-    ratio = spent / estimated if estimated > 0 and spent > 0 else 1.0
-    return ratio * sum(s.estimate_s for s in remaining if not s.done())
+#: Estimated seconds of the steps run so far below which the ETA keeps the scale's own
+#: estimates: a few seconds of data preparation say little about how fast training will be.
+CALIBRATE_AFTER_S = 60.0
+
+
+def _eta(
+    remaining: Sequence[Step], spent: float, estimated: float, free: Set[str] = frozenset()
+) -> float:
+    """Estimates of the remaining steps not done and not in ``free`` (steps that reuse or
+    kept numbers will satisfy, :meth:`~g2lstm.reproduce.reuse.ReuseFinder.preview_labels`),
+    scaled by how fast this machine ran ``estimated`` seconds of estimated work in ``spent``
+    seconds, once that is at least :data:`CALIBRATE_AFTER_S`."""
+    ratio = spent / estimated if estimated >= CALIBRATE_AFTER_S and spent > 0 else 1.0
+    return ratio * sum(s.estimate_s for s in remaining if not s.done() and s.id not in free)
 
 
 def run_plan(
@@ -134,6 +144,7 @@ class _Runner:
     ) -> None:
         self.steps, self.ctx, self.functions, self.ranks = steps, ctx, functions, ranks
         self.finder: Any = None
+        self.free: frozenset[str] = frozenset()
         self.spent = self.estimated = 0.0
 
     def run(self) -> RunSummary:
@@ -171,6 +182,8 @@ class _Runner:
 
         ctx = self.ctx
         self.finder = ReuseFinder(ctx.reuse, ctx, wait=ctx.reuse_wait) if ctx.reuse else None
+        if self.finder is not None:  # what reuse will satisfy costs the ETA nothing
+            self.free = frozenset(self.finder.preview_labels(self.steps))
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             ctx.out_dir / "plan.json",
@@ -188,7 +201,7 @@ class _Runner:
         if step.done():
             ctx.log(f"[{k}/{n}] {step.id} ... already done, skipped")
             return {"action": "skipped"}
-        left = _eta(self.steps[k - 1 :], self.spent, self.estimated)
+        left = _eta(self.steps[k - 1 :], self.spent, self.estimated, self.free)
         ctx.log(
             f"[{k}/{n}] {step.id} ... (estimate {format_duration(step.estimate_s)}; "
             f"about {format_duration(left)} left in all)"
