@@ -354,6 +354,20 @@ def test_dry_run_shows_reuse_and_refusals(tmp_path: Path, capsys) -> None:
     )
 
 
+def test_reused_sweep_runs_are_counted_with_the_cells() -> None:
+    def marker(step: str, cell: str, variant: str | None) -> dict:
+        m = {"id": step, "kind": "lm-train", "cell": cell, "seed": 1, "result": {}}
+        return (
+            m
+            | {"reused_from": f"/runs/{step}", "config_hash": "ab12"}
+            | ({"variant": variant} if variant else {})
+        )
+
+    markers = [marker("lm-train-g2-s1", "g2", None), marker("lm-train-g2-p1-s1", "g2", "g2-p1")]
+    reused = sorted(r["step"] for r in collect(markers)["reused"])
+    assert reused == ["lm-train-g2-p1-s1", "lm-train-g2-s1"]
+
+
 def test_report_lists_reused_runs(tmp_path: Path) -> None:
     reused = [{"step": "lm-train-lstm-s1", "path": "/runs/bench/lstm-seed1", "config_hash": "ab12"}]
     paths = write_report({"lm": {}, "mt": {}, "reused": reused}, tmp_path)

@@ -56,14 +56,14 @@ def collect(markers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         kind, res = str(m.get("kind", "")), m.get("result") or {}
         numbers["info"]["seconds"] += float(m.get("seconds") or 0.0)
         part, _, what = kind.partition("-")
+        if what == "train" and m.get("reused_from"):  # the cells' and the variants' runs
+            numbers["reused"].append(
+                {"step": m.get("id"), "path": m["reused_from"], "config_hash": m.get("config_hash")}
+            )
         if part not in ("lm", "mt") or m.get("variant"):
             continue  # ablation variants: :mod:`g2lstm.reproduce.ablation_collect`
         if m.get("seed") is not None:
             seeds.add(int(m["seed"]))
-        if what == "train" and m.get("reused_from"):
-            numbers["reused"].append(
-                {"step": m.get("id"), "path": m["reused_from"], "config_hash": m.get("config_hash")}
-            )
         if what == "train":
             numbers["curves"][part].setdefault(m["cell"], []).append(_curve(res.get("metrics")))
         elif what == "eval":
