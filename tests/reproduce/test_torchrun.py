@@ -192,6 +192,9 @@ def test_reuse_is_decided_on_rank0_and_skips_training_everywhere(
         def __init__(self, dirs: Any, ctx: RunContext, *, wait: bool = False) -> None:
             pass
 
+        def preview_labels(self, steps: Any) -> dict[str, str]:
+            return {}  # (the running ETA's preview: not a decision)
+
         def decide(self, step: Step) -> Any:
             decided.append(threading.current_thread().name)
             run = SimpleNamespace(path=finished) if step.id == "lm-train-g2-s1" else None
