@@ -2,7 +2,7 @@
 """Why does round & clip cost more perplexity as the noise probability p grows? (issue 19)
 
 The PTB sweeps show it: round & clip 0.2/0.4 of the input/forget gate weights (paper Eqs.
-17-18) costs -1.39, +1.78, +1.73, +2.36 test perplexity at p = 0.05, 0.2, 0.5, 1, while
+17-18) costs -1.39, +1.19, +1.73, +2.36 test perplexity at p = 0.05, 0.2, 0.5, 1, while
 round 0.2 alone, SVD and 2-bit cost less as p grows. This script measures, per language-model
 run (its best-validation weights), two candidate causes on the blocks `g2lstm compress`
 changes (``gates_if``: the i and f rows of every ``weight_ih`` / ``weight_hh``):
