@@ -158,6 +158,7 @@ def test_report_only_writes_a_partial_report_and_runs_nothing(tmp_path: Path, ca
     assert f"{len(finished)} of {len(steps) - 1} steps finished" in capsys.readouterr().out
     report = (tmp_path / "report" / "report.md").read_text()
     assert "**Partial report**" in report and "not run" in report
+    assert "- LM: preset " in report and "- MT: not run\n" in report  # --only lm
     # nothing ran: the same markers, none for the report (a full run still writes it)
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob(DONE)) == before
     assert not steps[-1].done()
