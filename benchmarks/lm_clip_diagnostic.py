@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import re
 import statistics
 import sys
@@ -42,15 +41,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from g2lstm.analysis import GateStats, ensure_recordable
 from g2lstm.compress import round_clip
 from g2lstm.compress.blocks import select_blocks
 from g2lstm.datasets import resolve_dataset
 from g2lstm.errors import G2LSTMError
-from g2lstm.lm import load_model
+from g2lstm.lm import evaluate, load_model
+from g2lstm.lm.batching import batchify
 from g2lstm.lm.data import Corpus
+from g2lstm.lm.evaluate import perplexity
 from g2lstm.nn import GateRecorder
 from g2lstm.nn.fast.autotune import cpu_model
 from g2lstm.train import atomic_write_json
@@ -81,18 +81,9 @@ def clip_only(model: torch.nn.Module, clip: float) -> torch.nn.Module:
 
 def valid_ppl(model: torch.nn.Module, ids: torch.Tensor, segment: int = 200) -> float:
     """Perplexity of ``model`` (eval mode, soft gates) predicting ``ids[1:]`` from ``ids[:-1]``,
-    ``ids`` ``(T, B)`` read in segments of ``segment`` steps that carry the state."""
-    model.eval()
-    total, count, hidden = 0.0, 0, None
-    with torch.no_grad():
-        for t in range(0, ids.size(0) - 1, segment):
-            x, y = ids[t : t + segment], ids[t + 1 : t + 1 + segment]
-            out = model(x[: y.size(0)], hidden)
-            hidden = out.hidden
-            logits = out.logits.reshape(-1, out.logits.size(-1))
-            total += float(F.cross_entropy(logits, y.reshape(-1), reduction="sum"))
-            count += y.numel()
-    return math.exp(total / count)
+    ``ids`` ``(T, B)`` read in segments of ``segment`` steps that carry the state
+    (:func:`g2lstm.lm.evaluate`)."""
+    return perplexity(evaluate(model, ids, segment, desc=None))
 
 
 def near_binary(model: torch.nn.Module, ids: torch.Tensor) -> dict[str, float]:
@@ -107,11 +98,9 @@ def near_binary(model: torch.nn.Module, ids: torch.Tensor) -> dict[str, float]:
 
 
 def streams(valid: torch.Tensor, tokens: int, run: Path) -> torch.Tensor:
-    """The first ``tokens`` of ``valid`` (all for 0) as :data:`STREAMS` columns: ``(T, B)``."""
-    n = (min(tokens, len(valid)) if tokens > 0 else len(valid)) // STREAMS * STREAMS
-    if n == 0:
-        raise G2LSTMError(f"{run}: its validation text has fewer than {STREAMS} tokens")
-    return valid[:n].view(STREAMS, -1).t().contiguous()
+    """The first ``tokens`` of ``valid`` (all for 0) as :data:`STREAMS` columns: ``(T, B)``
+    (:func:`g2lstm.lm.batching.batchify`)."""
+    return batchify(valid[: tokens if tokens > 0 else None], STREAMS, name=f"{run}: validation")
 
 
 def measure(run: Path, tokens: int, step: float, clip: float, ppl_tokens: int) -> dict[str, Any]:
