@@ -30,20 +30,19 @@ def report_step(step: Step, ctx: RunContext, status: str | None = None) -> dict[
     numbers["ablations"] = collect_ablations(markers)
     numbers["cost"] = experiment_costs(markers)
     settings = {
-        "LM": f"preset {sc.lm_preset} with {dict(sc.lm_overrides)}; PTB "
+        "lm": f"preset {sc.lm_preset} with {dict(sc.lm_overrides)}; PTB "
         + (f"slice {sc.lm_slice} lines" if sc.lm_slice else "(full)")
         + (f", its {sc.lm_vocab} most frequent words" if sc.lm_vocab else ""),
-        "MT": f"preset {sc.mt_preset} with {overrides_text(sc.mt_overrides)}; {sc.mt_dataset} "
+        "mt": f"preset {sc.mt_preset} with {overrides_text(sc.mt_overrides)}; {sc.mt_dataset} "
         + (f"slice {sc.mt_slice} pairs" if sc.mt_slice else "(full)")
         + f", {sc.mt_bpe_merges} joint BPE merges",
     }
-    ran = {"LM": "lm", "MT": "mt"}
     info = {
         "scale": sc.name,
         "description": sc.description,
         **{  # a part with no finished step (`--only`) is named as not run
-            key: text if numbers[ran[key]] or numbers["curves"][ran[key]] else "not run"
-            for key, text in settings.items()
+            part.upper(): text if numbers[part] or numbers["curves"][part] else "not run"
+            for part, text in settings.items()
         },
         "mt_dataset": sc.mt_dataset,
         "output": str(ctx.out_dir),
