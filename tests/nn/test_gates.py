@@ -7,7 +7,8 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from g2lstm import G2LSTM, GateRecorder, with_gate_options
-from g2lstm.nn import G2LSTMCell, eval_gate_settings
+from g2lstm.errors import ConfigError
+from g2lstm.nn import G2LSTMCell, eval_gate_settings, set_gate_options_
 from g2lstm.nn.functional import GateSpec, gate_activations
 
 
@@ -136,6 +137,16 @@ def test_with_gate_options_copies():
     hard = with_gate_options(m, eval_gates="hard")
     assert m[0].gate_config.eval_gates.value == "soft"
     assert hard[0].gate_config.eval_gates.value == "hard"
+
+
+def test_set_gate_options_in_place_changes_every_g2_module_and_validates():
+    m = torch.nn.Sequential(G2LSTM(3, 4), G2LSTMCell(4, 4), torch.nn.LSTM(4, 4))
+    assert set_gate_options_(m, eval_gates="hard", eval_temperature="drop") is m
+    assert eval_gate_settings(m) == {"eval_gates": "hard", "eval_temperature": "drop"}
+    assert set_gate_options_(m) is m  # no changes: nothing touched
+    assert eval_gate_settings(m)["eval_gates"] == "hard"
+    with pytest.raises(ConfigError, match="eval_gates"):
+        set_gate_options_(m, eval_gates="binary")
 
 
 def test_eval_gate_settings_reports_agreement_mixture_and_absence():

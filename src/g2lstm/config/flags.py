@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from g2lstm.config.gates import CELLS, GateConfig
 from g2lstm.config.tree import ConfigTree, command_line_config, flag_overrides
 from g2lstm.errors import ConfigError
-from g2lstm.nn import eval_gate_settings, g2_modules
+from g2lstm.nn import eval_gate_settings, set_gate_options_
 from g2lstm.nn.config import EvalGates, EvalTemperature
 from g2lstm.train import CheckpointManager
 from g2lstm.train.manifest import read_manifest
@@ -91,10 +91,7 @@ def apply_eval_gate_flags(model: Any, args: argparse.Namespace) -> dict[str, str
     """Set the gate options of ``--eval-gates`` / ``--eval-temperature`` on every G2 module of
     ``model`` (in place: a loaded model is used once), and return how it now evaluates
     (:func:`g2lstm.nn.eval_gate_settings`), for the command's report."""
-    changes = eval_gate_changes(args)
-    for _, mod in g2_modules(model) if changes else ():
-        mod.set_gate_options(**changes)  # type: ignore[operator]
-    return eval_gate_settings(model)
+    return eval_gate_settings(set_gate_options_(model, **eval_gate_changes(args)))
 
 
 def describe_eval_gates(settings: Mapping[str, str | None]) -> str:

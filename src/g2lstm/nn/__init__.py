@@ -33,6 +33,7 @@ __all__ = [
     "logistic_from_uniform",
     "revert",
     "sample_gate_noise",
+    "set_gate_options_",
     "with_gate_options",
 ]
 
@@ -48,10 +49,19 @@ def with_gate_options(model: nn.Module, **changes: object) -> nn.Module:
     Example: ``hard = with_gate_options(model, eval_gates="hard")`` for binary-gate
     inference; ``model`` itself is left as it is.
     """
-    new = copy.deepcopy(model)
-    for _, m in g2_modules(new):
+    return set_gate_options_(copy.deepcopy(model), **changes)
+
+
+def set_gate_options_(model: nn.Module, **changes: object) -> nn.Module:
+    """Change the G2 options of every G2 module of ``model`` in place, and return ``model``.
+
+    The in-place twin of :func:`with_gate_options`, for a model used once (a command that loads
+    a checkpoint to evaluate it). Each change is validated by the module's own
+    ``set_gate_options``; with no changes nothing is touched.
+    """
+    for _, m in g2_modules(model) if changes else ():
         m.set_gate_options(**changes)  # type: ignore[operator]
-    return new
+    return model
 
 
 def eval_gate_settings(model: nn.Module) -> dict[str, str | None]:
