@@ -137,7 +137,9 @@ def _corpus(folder: Path) -> Path:
     rng = random.Random(0)
     words = [f"w{i}" for i in range(30)] + ["<unk>"]  # the analysis sentences need <unk>
     folder.mkdir(parents=True)
-    for split, lines in (("train", 120), ("valid", 20), ("test", 20)):
+    # valid and test longer than the pointer's window of 500 tokens, so that the probe's
+    # cache pointer is used (AWD-LSTM's rule: only once the cache is full)
+    for split, lines in (("train", 120), ("valid", 100), ("test", 100)):
         text = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 9))) for _ in range(lines)]
         (folder / f"{split}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
     return folder
@@ -196,7 +198,8 @@ def test_micro_plan_probes_every_run(micro) -> None:
             values = r["ppl"][split]
             assert set(values) == {"soft", "hard", "soft_pointer", "hard_pointer"}
             assert all(math.isfinite(v) and v > 1 for v in values.values()), (key, values)
-            assert values["soft_pointer"] != values["soft"]
+            # the pointer mixes in: more than the float noise of another evaluation pass
+            assert abs(values["soft_pointer"] / values["soft"] - 1) > 1e-3, (key, split, values)
         assert math.isfinite(r["train_ppl"]) and math.isfinite(r["train_ppl_logged"])
         assert r["sensitivity"]["sigma"] == 0.1 and math.isfinite(r["sensitivity"]["delta_loss"])
         assert set(r["compression"]) == {"round", "round_clip", "svd_h8", "svd_h16", "2bit"}

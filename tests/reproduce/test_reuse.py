@@ -19,7 +19,7 @@ from g2lstm.cli import main
 from g2lstm.reproduce import reuse_scan
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
-from g2lstm.reproduce.plan import build_plan, get_scale, read_marker, read_markers
+from g2lstm.reproduce.plan import build_plan, format_plan, get_scale, read_marker, read_markers
 from g2lstm.reproduce.report import write_report
 from g2lstm.reproduce.reuse import POINTER, ReuseFinder
 from g2lstm.reproduce.run import run_plan
@@ -263,6 +263,10 @@ def test_reuse_wait_waits_for_a_live_run(tmp_path: Path, monkeypatch, finishes: 
     decision = ReuseFinder(st.ctx.reuse, st.ctx, wait=True).decide(train)
     assert decision.run is None and decision.waiting_on.path == run.resolve()
     assert decision.label() == f"wait {run.resolve()} (being trained now)"
+    # its time is unknown: the plan and the running ETA name the wait instead of counting it
+    labels = ReuseFinder(st.ctx.reuse, st.ctx, wait=True).preview_labels([st.steps[0], train])
+    waits = "plus the end of 1 run(s) trained beside it"
+    assert waits in format_plan([st.steps[0], train], SCALE, st.out, reuse=labels)
     calls: list[str] = []
 
     def trainer(kind: str):
@@ -271,6 +275,7 @@ def test_reuse_wait_waits_for_a_live_run(tmp_path: Path, monkeypatch, finishes: 
     ctx = RunContext(SCALE, st.out, log=st.lines.append, reuse=(st.runs,), reuse_wait=True)
     summary = run_plan([st.steps[0], train], ctx, functions=trainer)
     assert proc.poll() is not None  # the step went on only once the trainer had ended
+    assert any(line.startswith(f"[2/2] {train.id} ...") and waits in line for line in st.lines)
     assert f"{train.id}: {run.resolve()} being trained now with the same config" in "".join(
         st.lines
     )

@@ -234,6 +234,16 @@ def build_plan(
     return steps
 
 
+#: First word of the status of a training step that waits for a run trained beside the
+#: reproduction (``--reuse-wait``): its time is unknown, so it is named, not estimated.
+WAIT = "wait"
+
+
+def is_wait_label(label: str) -> bool:
+    """Whether a plan status (:meth:`g2lstm.reproduce.reuse.Decision.label`) is a wait."""
+    return label.split(" ", 1)[0] == WAIT
+
+
 def format_plan(
     steps: Sequence[Step],
     scale: Scale,
@@ -244,6 +254,8 @@ def format_plan(
 
     ``reuse``: ``step id -> status`` (``reuse <path>``) of training steps that a finished run
     will satisfy (:meth:`g2lstm.reproduce.reuse.ReuseFinder.preview`); not counted as time.
+    A ``wait <path>`` step (a run still training beside the reproduction) is not counted
+    either, but the total says how many there are: the time they add is unknown.
     """
     out = Path(out_dir)
     reuse = reuse or {}
@@ -275,9 +287,11 @@ def format_plan(
     lines.append("")
     n_reuse = sum(1 for s in steps if s.id in reuse and not s.done())
     reused = f", {n_reuse} to be reused" if n_reuse else ""
+    n_wait = sum(1 for s in steps if is_wait_label(reuse.get(s.id, "")) and not s.done())
+    waits = f", plus the end of {n_wait} run(s) trained beside it" if n_wait else ""
     lines.append(
         f"{len(steps)} steps, {n_done} done{reused}; estimated time left: "
-        f"{format_duration(todo)} (estimates for the scale's intended "
+        f"{format_duration(todo)}{waits} (estimates for the scale's intended "
         "hardware)"
     )
     return "\n".join(lines)

@@ -40,7 +40,7 @@ from g2lstm.datasets import resolve_dataset
 from g2lstm.errors import G2LSTMError
 from g2lstm.reproduce.context import RunContext
 from g2lstm.reproduce.digest import short_hash
-from g2lstm.reproduce.plan import Step, read_marker
+from g2lstm.reproduce.plan import WAIT, Step, read_marker
 from g2lstm.reproduce.probe_file import kept_preview
 from g2lstm.reproduce.reuse_link import POINTER, adopt, own_files, release
 from g2lstm.reproduce.reuse_scan import (
@@ -131,7 +131,7 @@ class Decision:
     def label(self) -> str:
         """Status shown by ``--dry-run`` (``reuse <path>``, ``wait <path>``)."""
         if self.waiting_on is not None:
-            return f"wait {self.waiting_on.path} (being trained now)"
+            return f"{WAIT} {self.waiting_on.path} (being trained now)"
         return f"reuse {self.path}" + (f" ({self.pending})" if self.pending else "")
 
 

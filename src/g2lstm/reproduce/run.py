@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from g2lstm.reproduce.context import RunContext
-from g2lstm.reproduce.plan import DONE, Step
+from g2lstm.reproduce.plan import DONE, Step, is_wait_label
 from g2lstm.reproduce.ranks import Ranks, on_main
 
 __all__ = ["ALL_RANKS", "RunSummary", "run_plan", "step_function"]
@@ -145,6 +145,7 @@ class _Runner:
         self.steps, self.ctx, self.functions, self.ranks = steps, ctx, functions, ranks
         self.finder: Any = None
         self.free: frozenset[str] = frozenset()
+        self.waits: frozenset[str] = frozenset()
         self.spent = self.estimated = 0.0
 
     def run(self) -> RunSummary:
@@ -183,7 +184,10 @@ class _Runner:
         ctx = self.ctx
         self.finder = ReuseFinder(ctx.reuse, ctx, wait=ctx.reuse_wait) if ctx.reuse else None
         if self.finder is not None:  # what reuse will satisfy costs the ETA nothing
-            self.free = frozenset(self.finder.preview_labels(self.steps))
+            labels = self.finder.preview_labels(self.steps)
+            self.free = frozenset(labels)
+            # ... but a run still training beside us costs an unknown time: said, not counted
+            self.waits = frozenset(k for k, v in labels.items() if is_wait_label(v))
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(
             ctx.out_dir / "plan.json",
@@ -202,9 +206,11 @@ class _Runner:
             ctx.log(f"[{k}/{n}] {step.id} ... already done, skipped")
             return {"action": "skipped"}
         left = _eta(self.steps[k - 1 :], self.spent, self.estimated, self.free)
+        n_wait = sum(1 for s in self.steps[k - 1 :] if s.id in self.waits and not s.done())
+        waits = f", plus the end of {n_wait} run(s) trained beside it" if n_wait else ""
         ctx.log(
             f"[{k}/{n}] {step.id} ... (estimate {format_duration(step.estimate_s)}; "
-            f"about {format_duration(left)} left in all)"
+            f"about {format_duration(left)} left in all{waits})"
         )
         step.out_dir.mkdir(parents=True, exist_ok=True)
         decision = None
