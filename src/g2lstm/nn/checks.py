@@ -31,8 +31,11 @@ def exporting() -> bool:
 def autocast_dtype(data: Tensor) -> torch.dtype | None:
     """The reduced dtype to run in under ``torch.autocast`` for ``data``'s device, or None.
 
-    ``nn.LSTM`` runs in the autocast dtype (its ``lstm`` op is on autocast's reduced-precision
-    list), so ``G2LSTM`` does too: output in that dtype, parameter gradients in theirs.
+    ``nn.LSTM`` runs in the autocast dtype (on CUDA its cuDNN op is on autocast's
+    reduced-precision list, on CPU oneDNN's ``mkldnn_rnn_layer``), so ``G2LSTM`` does too:
+    output in that dtype, parameter gradients in theirs. (On a CPU without bf16 support
+    ``nn.LSTM`` fails inside oneDNN under CPU bf16 autocast; ``G2LSTM``, which does not use
+    oneDNN, runs.)
     """
     if not data.is_floating_point():
         return None
