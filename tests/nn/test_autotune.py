@@ -128,6 +128,26 @@ def test_batch_buckets():
     assert got == [1, 1, 2, 3, 4, 6, 6, 8, 24, 24, 32, 96, 96, 128]
 
 
+def _cpuinfo(name: str, family: int, model: int, flags: str) -> str:
+    block = f"processor\t: {{}}\nvendor_id\t: X\ncpu family\t: {family}\nmodel\t\t: {model}\n"
+    block += f"model name\t: {name}\nstepping\t: 1\nflags\t\t: fpu {flags}\n"
+    return "\n".join(block.format(k) for k in range(2))
+
+
+def test_describe_cpu_tells_apart_generations_behind_one_vm_name():
+    milan = autotune.describe_cpu(_cpuinfo("AMD EPYC", 25, 1, "avx avx2 fma"))
+    genoa = autotune.describe_cpu(_cpuinfo("AMD EPYC", 25, 17, "avx avx2 avx512f avx512_bf16"))
+    assert milan == "AMD EPYC (family 25 model 1, AVX2)"
+    assert genoa == "AMD EPYC (family 25 model 17, AVX-512)"
+    spr = autotune.describe_cpu(
+        _cpuinfo("Intel(R)  Xeon(R) Processor", 6, 143, "avx2 avx512f amx_tile")
+    )
+    assert spr == "Intel(R) Xeon(R) Processor (family 6 model 143, AVX-512, AMX)"
+    assert autotune.describe_cpu("model name : Some CPU\n") == "Some CPU"  # no other fields
+    assert autotune.describe_cpu("processor : 0\nflags : avx2\n") is None  # no name
+    assert autotune.describe_cpu("") is None
+
+
 def test_disk_cache_round_trip_keyed_by_cpu_model(monkeypatch, tmp_path):
     _fake_timer(monkeypatch, FAST_TORCH)
     assert routes.resolve_route(LIKE, shape=SHAPE) == "torch"

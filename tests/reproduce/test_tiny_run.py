@@ -8,8 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from g2lstm.cli import main
+from g2lstm.nn.fast.autotune import cpu_model
 from g2lstm.reproduce.report import SECTIONS
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -49,6 +51,8 @@ def test_tiny_reproduction_and_resume(
     table2 = md.split("## Table 2")[1].split("##")[0]
     assert len(re.findall(r"\| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", table2)) == 3
     assert "**2 training run(s) were reused**" in md
+    assert f"- trained on: {cpu_model()}: 6 run(s)\n" in md  # the reused ones too
+    assert f"- report written on: {cpu_model()}, torch {torch.__version__}\n" in md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(links) >= 6
     for link in links:

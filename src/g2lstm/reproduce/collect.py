@@ -11,7 +11,8 @@ The result (``numbers``) is plain JSON, the only input of the report writer and 
      "curves": {"lm": {cell: [metrics rows per seed]}, "mt": {...}},
      "figures": {"lm": {name: png}, "mt": {...}},  # analysis figures of the first seed
      "info": {"lm": {...data...}, "mt": {...}, "seconds": total},
-     "reused": [{"step": id, "path": run folder, "config_hash": str}]}  # --reuse
+     "reused": [{"step": id, "path": run folder, "config_hash": str}],  # --reuse
+     "machines": {cpu: number of training runs}}  # from their checkpoints
 
 The report step adds ``numbers["ablations"]`` (:mod:`g2lstm.reproduce.ablation_collect`) and
 ``numbers["cost"]`` (:mod:`g2lstm.reproduce.cost`).
@@ -25,10 +26,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from g2lstm.errors import CheckpointError
 from g2lstm.reproduce.plan import by_seed
+from g2lstm.train.manager import checkpoint_dirs
+from g2lstm.train.manifest import read_manifest
 from g2lstm.train.metrics import read_metrics
 
-__all__ = ["collect"]
+__all__ = ["collect", "training_machines"]
+
+#: What :func:`training_machines` says of a run whose checkpoints do not name their CPU
+#: (saved before checkpoints recorded it).
+NOT_RECORDED = "not recorded"
 
 _PER_SEED = {"lm": ("valid_ppl", "test_ppl"), "mt": ("tok_bleu", "detok_bleu")}
 
@@ -89,4 +97,27 @@ def collect(markers: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
             if not numbers["figures"][part]:
                 numbers["figures"][part] = dict(res.get("figures") or {})
     numbers["seeds"] = sorted(seeds)
+    numbers["machines"] = training_machines(markers)
     return numbers
+
+
+def training_machines(markers: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """``CPU -> number of training runs`` of the ``*-train`` markers (variants included), from
+    the CPU each kept checkpoint of the run records (``meta.json`` ``versions.cpu``; a run
+    resumed on another machine counts under each). Float results differ in their last bits
+    between CPU generations, so a report says where its runs were trained."""
+    found: dict[str, int] = {}
+    for m in markers:
+        run_dir = (m.get("result") or {}).get("run_dir")
+        if not str(m.get("kind", "")).endswith("-train") or not run_dir:
+            continue
+        cpus = set()
+        folder = Path(run_dir) / "checkpoints"
+        for ckpt in checkpoint_dirs(folder) if folder.is_dir() else ():
+            try:
+                cpus.add(read_manifest(ckpt).get("versions", {}).get("cpu") or NOT_RECORDED)
+            except CheckpointError:
+                continue  # a damaged checkpoint says nothing about the machine
+        for cpu in cpus or {NOT_RECORDED}:
+            found[cpu] = found.get(cpu, 0) + 1
+    return dict(sorted(found.items()))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
+from g2lstm.nn.fast.autotune import cpu_model
 from g2lstm.reproduce.ablation_collect import collect_ablations
 from g2lstm.reproduce.collect import collect
 from g2lstm.reproduce.context import RunContext
@@ -46,6 +49,10 @@ def report_step(step: Step, ctx: RunContext, status: str | None = None) -> dict[
         },
         "mt_dataset": sc.mt_dataset,
         "output": str(ctx.out_dir),
+        # float results differ in their last bits between CPU generations
+        "trained on": "; ".join(f"{cpu}: {n} run(s)" for cpu, n in numbers["machines"].items())
+        or "no training run",
+        "report written on": f"{cpu_model()}, torch {torch.__version__}",
     }
     paths = write_report(numbers, step.out_dir, info=info, status=status)
     return {

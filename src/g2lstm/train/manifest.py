@@ -23,6 +23,7 @@ import torch
 
 import g2lstm
 from g2lstm.errors import CheckpointError
+from g2lstm.nn.fast.autotune import cpu_model
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -52,8 +53,9 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 def library_versions() -> dict[str, Any]:
-    """The versions a checkpoint records: g2lstm, torch, safetensors, numpy, Python, CUDA
-    (and cuDNN and the device name when a GPU is available)."""
+    """The versions a checkpoint records: g2lstm, torch, safetensors, numpy, Python, CUDA,
+    the CPU (:func:`~g2lstm.nn.fast.autotune.cpu_model`: float results differ in their last
+    bits between CPU generations) and cuDNN and the device name when a GPU is available."""
 
     def version(dist: str) -> str | None:
         try:
@@ -71,6 +73,7 @@ def library_versions() -> dict[str, Any]:
         "numpy": version("numpy"),
         "python": platform.python_version(),
         "cuda": torch.version.cuda,
+        "cpu": cpu_model(),
     }
     if torch.cuda.is_available():
         out["cudnn"] = torch.backends.cudnn.version()

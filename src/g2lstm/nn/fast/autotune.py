@@ -30,9 +30,10 @@ hidden 1150; the backward's on one route ~20 ms and ~115 ms more (all six roles 
 routes at once, as format 2 did, took ~90 and ~490 ms).
 
 Cache: in memory for the process, and (unless ``$G2LSTM_AUTOTUNE=memory``) in the JSON file
-``$G2LSTM_CACHE/gemm_routes.json`` (default ``~/.cache/g2lstm/``), keyed by the CPU model name
-(``/proc/cpuinfo``), the torch version, the thread count, dtype and shape bucket, so that a
-later process on the same machine reuses them and picks the same route. Timings taken at
+``$G2LSTM_CACHE/gemm_routes.json`` (default ``~/.cache/g2lstm/``), keyed by the CPU (model
+name, family, model and widest vector unit: :func:`cpu_model`), the torch version, the thread
+count, dtype and shape bucket, so that a later process on the same machine reuses them and
+picks the same route. Timings taken at
 several threads while other processes kept the CPUs busy (:func:`machine_busy`) are kept in
 memory only: they are wall-clock times, and a choice made from them would outlive the load.
 The file's format, atomic writes and the handling of a bad file: :mod:`g2lstm.nn.fast.route_cache`.
@@ -123,16 +124,45 @@ def autotune_mode() -> str:
 
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (else ``platform.processor()``), read once
-    per process (it is part of every autotuning key, looked up on every layer call)."""
+    """The CPU, as ``/proc/cpuinfo`` tells it (:func:`describe_cpu`), read once per process (it
+    is part of every autotuning key, looked up on every layer call); elsewhere
+    ``platform.processor()``."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name") and ":" in line:
-                    return " ".join(line.split(":", 1)[1].split())
+            described = describe_cpu(fh.read())
     except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+        described = None
+    return described or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def describe_cpu(cpuinfo: str) -> str | None:
+    """``"AMD EPYC (family 25 model 1, AVX2)"`` from the first processor of ``/proc/cpuinfo``
+    text (AMX is named too where present); None without a model name.
+
+    A virtual machine often shows a bare vendor name ("AMD EPYC", "Intel(R) Xeon(R)
+    Processor") for CPU generations that differ in speed, in their widest vector unit and so
+    in the last bits of a float32 sum; the family, model and widest vector unit tell them
+    apart, for the autotuning key and for the records of measured runs.
+    """
+    first = cpuinfo.split("\n\n", 1)[0]
+    fields: dict[str, str] = {}
+    for line in first.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), " ".join(value.split()))
+    name = fields.get("model name")
+    if not name:
+        return None
+    flags = set(fields.get("flags", "").split())
+    family = " ".join(f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields)
+    vector = next((label for flag, label in _VECTOR_UNITS if flag in flags), "")
+    parts = [family.replace("cpu family", "family"), vector, "AMX" if "amx_tile" in flags else ""]
+    detail = ", ".join(p for p in parts if p)
+    return f"{name} ({detail})" if detail else name
+
+
+#: ``/proc/cpuinfo`` flag -> label of the widest vector unit, widest first.
+_VECTOR_UNITS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
 
 
 def batch_bucket(batch: int) -> int:
