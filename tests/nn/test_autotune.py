@@ -50,7 +50,7 @@ def _no_timer(monkeypatch) -> None:
     monkeypatch.setattr(autotune, "_time", refuse)
 
 
-BACKWARD = {"bpack": 1e-4, "bstep": 1e-4, "bplain": 1e-4}
+BACKWARD = {"bpack": 1e-4, "bstep": 1e-4, "bplain": 1e-4, "wgrad": 1e-4}
 FAST_ONEDNN = {
     "onednn": {"step": 1e-4, "pack": 1e-4, "proj": 1e-4, **BACKWARD},
     "torch": {"step": 2e-4, "pack": 2e-4, "proj": 2e-4, **BACKWARD},
@@ -154,7 +154,7 @@ def test_disk_cache_round_trip_keyed_by_cpu_model(monkeypatch, tmp_path):
     path = tmp_path / "cache" / autotune.FILE_NAME
     data = json.loads(path.read_text())
     (key,) = data["entries"]
-    assert data["format"] == 3 and autotune.cpu_model() in key and torch.__version__ in key
+    assert data["format"] == 4 and autotune.cpu_model() in key and torch.__version__ in key
     assert f"{torch.get_num_threads()} threads" in key and "float32" in key and "N6 I5 H4" in key
     assert not list(path.parent.glob(".*"))  # no temporary file left
     # a new process (memory cleared) reads the file and measures nothing
@@ -175,10 +175,10 @@ def test_disk_cache_round_trip_keyed_by_cpu_model(monkeypatch, tmp_path):
     [
         "{not json",
         json.dumps([1, 2]),
-        json.dumps({"format": 3, "entries": {"k": 3}}),
+        json.dumps({"format": 4, "entries": {"k": 3}}),
         # a route with part of a role group, or a role that does not exist
-        json.dumps({"format": 3, "entries": {"k": {"onednn": {"step": 1e-4}}}}),
-        json.dumps({"format": 3, "entries": {"k": {"onednn": {**BACKWARD, "x": 1.0}}}}),
+        json.dumps({"format": 4, "entries": {"k": {"onednn": {"step": 1e-4}}}}),
+        json.dumps({"format": 4, "entries": {"k": {"onednn": {**BACKWARD, "x": 1.0}}}}),
     ],
 )
 def test_corrupt_cache_is_ignored_with_one_notice(monkeypatch, tmp_path, capsys, content):
@@ -193,12 +193,12 @@ def test_corrupt_cache_is_ignored_with_one_notice(monkeypatch, tmp_path, capsys,
     assert len(json.loads(path.read_text())["entries"]) == 2  # rewritten, valid
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_cache_format_is_measured_again_without_a_notice(
     monkeypatch, tmp_path, capsys, version
 ):
     """A cache of an older format (1: before the backward's timings, 2: all roles of both
-    routes at once) is replaced quietly."""
+    routes at once, 3: before the weight gradients' timings) is replaced quietly."""
     path = tmp_path / "cache" / autotune.FILE_NAME
     path.parent.mkdir()
     old = {"onednn": {"step": 1e-4, "pack": 1e-4, "proj": 1e-4}}
@@ -207,7 +207,7 @@ def test_an_older_cache_format_is_measured_again_without_a_notice(
     assert routes.resolve_route(LIKE, shape=SHAPE) == "torch"
     assert calls and "ignoring" not in capsys.readouterr().err
     data = json.loads(path.read_text())
-    assert data["format"] == 3 and "k" not in data["entries"]
+    assert data["format"] == 4 and "k" not in data["entries"]
 
 
 @pytest.mark.parametrize(
@@ -258,10 +258,14 @@ def test_inference_never_times_the_backward(monkeypatch, tmp_path):
     n = len(calls)
     layer.train()
     layer(x)[0].sum().backward()
-    assert {label for label in calls[n:]} == {("torch", r) for r in ("bpack", "bstep", "bplain")}
+    # the per-step products on the chosen route; the weight gradients on both libraries
+    want = {("torch", r) for r in ("bpack", "bstep", "bplain")} | {
+        (r, "wgrad") for r in gemm.ROUTES
+    }
+    assert {label for label in calls[n:]} == want
     (entry,) = json.loads((tmp_path / "cache" / autotune.FILE_NAME).read_text())["entries"].values()
-    assert set(entry["torch"]) == {"pack", "step", "proj", "bpack", "bstep", "bplain"}
-    assert set(entry["onednn"]) == {"pack", "step", "proj"}
+    assert set(entry["torch"]) == {"pack", "step", "proj", "bpack", "bstep", "bplain", "wgrad"}
+    assert set(entry["onednn"]) == {"pack", "step", "proj", "wgrad"}
     autotune.clear()  # a new process: everything from the disk
     _no_timer(monkeypatch)
     layer(x)[0].sum().backward()
@@ -274,7 +278,7 @@ def test_unpacked_backward_gives_the_packed_gradients(monkeypatch, route):
     real = loop.backward
 
     def spy(*args):
-        seen.append(args[-1])
+        seen.append(args[-2])  # pack (the last is the weight gradients' route)
         return real(*args)
 
     monkeypatch.setattr(loop, "backward", spy)
@@ -292,6 +296,55 @@ def test_unpacked_backward_gives_the_packed_gradients(monkeypatch, route):
         layer(x)[0].square().sum().backward()
         grads.append([x.grad.clone(), *(p.grad.clone() for p in layer.parameters())])
     assert seen == [True, False]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("onednn", "torch_", "want"),
+    [(2e-4, 1e-4, "torch"), (1e-4, 2e-4, "onednn"), (1e-4, 0.97e-4, "onednn")],  # margin
+)
+def test_the_weight_gradients_take_the_faster_library(monkeypatch, onednn, torch_, want):
+    """The weight gradients' library is measured apart from the steps' route (on an AVX2
+    EPYC oneDNN's steps were faster and its weight gradients 1.8x slower than MKL's)."""
+    times = {r: dict(c) for r, c in FAST_ONEDNN.items()}
+    times["onednn"]["wgrad"], times["torch"]["wgrad"] = onednn, torch_
+    calls = _fake_timer(monkeypatch, times)
+    assert routes.weight_grad_route(LIKE, "onednn", SHAPE) == want
+    assert set(calls) == {(r, "wgrad") for r in gemm.ROUTES}  # nothing else is timed
+    n = len(calls)
+    assert routes.weight_grad_route(LIKE, "onednn", SHAPE) == want  # cached
+    assert len(calls) == n
+    # the step route where it cannot matter, is forced, or nothing may be measured
+    _no_timer(monkeypatch)
+    assert routes.weight_grad_route(LIKE.double(), "torch", SHAPE) == "torch"
+    monkeypatch.setenv("G2LSTM_AUTOTUNE", "0")
+    assert routes.weight_grad_route(LIKE, "onednn", (9, 300, 5, 4)) == "onednn"
+    monkeypatch.setenv("G2LSTM_AUTOTUNE", "1")
+    monkeypatch.setenv("G2LSTM_GEMM_ROUTE", "onednn")
+    assert routes.weight_grad_route(LIKE, "onednn", (9, 300, 5, 4)) == "onednn"
+
+
+@pytest.mark.parametrize("packed_input", [False, True])
+@pytest.mark.parametrize("step_route", gemm.ROUTES)
+def test_both_weight_gradient_libraries_give_the_same_gradients(
+    monkeypatch, step_route, packed_input
+):
+    """Every weight gradient agrees whichever library computes it, with the output as
+    ``h_1..h_T`` and with the states of a masked (packed-sequence) run."""
+    torch.manual_seed(0)
+    layer = G2LSTM(6, 5, noise_p=0.3)  # noisy: the fast recurrence (not the vendor kernel)
+    x = torch.randn(4, 3, 6)
+    monkeypatch.setenv("G2LSTM_GEMM_ROUTE", step_route)
+    grads = []
+    for wgrad in gemm.ROUTES:
+        monkeypatch.setattr("g2lstm.nn.fast.ops.weight_grad_route", lambda *a, w=wgrad: w)
+        layer.zero_grad()
+        torch.manual_seed(1)  # the same noise both times
+        inp = torch.nn.utils.rnn.pack_padded_sequence(x, [4, 2, 1]) if packed_input else x
+        out = layer(inp)[0]
+        (out.data if packed_input else out).square().sum().backward()
+        grads.append([p.grad.clone() for p in layer.parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
@@ -412,8 +465,10 @@ def test_workloads_are_built_for_the_asked_roles_only():
     call would otherwise fill a (4H, I) input weight it never reads)."""
     forward = routes.route_workloads(gemm.ROUTES, 5, 5, 4, roles=route_cache.FORWARD)
     backward = routes.route_workloads(("onednn",), 5, 5, 4, roles=route_cache.BACKWARD)
+    wgrad = routes.route_workloads(gemm.ROUTES, 5, 5, 4, roles=route_cache.WGRAD)
     assert all(set(fns) == set(route_cache.FORWARD) for fns in forward.values())
     assert set(backward) == {"onednn"} and set(backward["onednn"]) == set(route_cache.BACKWARD)
-    for fns in (forward["onednn"], backward["onednn"]):
+    assert all(set(fns) == set(route_cache.WGRAD) for fns in wgrad.values())
+    for fns in (forward["onednn"], backward["onednn"], *wgrad.values()):
         for fn in fns.values():  # in the order given: "pack"/"bpack" build what the next runs
             fn()

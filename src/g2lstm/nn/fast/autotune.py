@@ -72,6 +72,7 @@ __all__ = [
     "cache_path",
     "choose_backward_packing",
     "choose_route",
+    "choose_weight_grad_route",
     "clear",
     "cpu_model",
     "estimate",
@@ -96,6 +97,10 @@ BUSY_LOAD = 0.5
 #: each group timed the first time it is needed (an inference-only process never times the
 #: backward's); in this order: "pack" builds what "step" runs, "bpack" what "bstep" runs
 _FORWARD, _BACKWARD = route_cache.FORWARD, route_cache.BACKWARD
+_WGRAD = route_cache.WGRAD
+#: rows of the timed weight gradient (:data:`route_cache.WGRAD`): the real one reduces over
+#: ``T N`` rows, and both libraries' times grow with the rows alike
+WGRAD_ROWS = 1024
 _PACK_ROLES = ("pack", "bpack")  # timed in the first two rounds only
 _STEP_ROLES = ("step", "bstep", "bplain")  # timed STEP_CALLS times per round
 
@@ -263,6 +268,28 @@ def choose_backward_packing(
     return not steps * c["bplain"] < (1.0 - MARGIN) * packed
 
 
+def choose_weight_grad_route(
+    routes: Sequence[str],
+    batch: int,
+    input_size: int,
+    hidden: int,
+    dtype: torch.dtype,
+    workloads: Workloads,
+) -> str | None:
+    """The route of ``routes`` for the backward's weight gradients ``dG^T x`` and ``dG^T h``:
+    the one whose ``wgrad`` (:data:`route_cache.WGRAD`) is fastest, ``routes[0]`` unless
+    another is :data:`MARGIN` faster. Timed once per shape bucket, at the first backward pass
+    that needs it; ``None`` when nothing may be measured and nothing is cached (the caller
+    keeps the step route). On an AMD EPYC with AVX2, oneDNN's inner product took 1.8-2x
+    MKL's time for these reductions while its per-step products were the faster
+    (``benchmarks/RESULTS.md``)."""
+    costs = _bucket_costs(routes, _WGRAD, batch, input_size, hidden, dtype, workloads)
+    if costs is None:
+        return None
+    best = min(routes, key=lambda r: costs[r]["wgrad"])
+    return best if costs[best]["wgrad"] < (1.0 - MARGIN) * costs[routes[0]]["wgrad"] else routes[0]
+
+
 def _bucket_costs(
     routes: Sequence[str],
     roles: Sequence[str],
@@ -272,9 +299,10 @@ def _bucket_costs(
     dtype: torch.dtype,
     workloads: Workloads,
 ) -> Costs | None:
-    """The timings ``roles`` (:data:`_FORWARD` or :data:`_BACKWARD`) of the shape's bucket
-    for ``routes``: from memory, the disk cache, or measured now (only for the routes that
-    lack them); ``None`` when measuring is off or not allowed now and they are not all known."""
+    """The timings ``roles`` (:data:`_FORWARD`, :data:`_BACKWARD` or :data:`_WGRAD`) of the
+    shape's bucket for ``routes``: from memory, the disk cache, or measured now (only for the
+    routes that lack them); ``None`` when measuring is off or not allowed now and they are not
+    all known."""
     mode = autotune_mode()
     if mode == "off":
         return None

@@ -221,12 +221,15 @@ def backward(
     step: Step,
     needs: tuple[bool, bool, bool, bool, bool, bool],
     pack: bool = True,
+    wgrad_route: str | None = None,
 ) -> tuple[Tensor | None, ...]:
     """Gradients of :func:`forward_train` with respect to ``(x, w_ih, bias, w_hh, h0, c0)``.
 
     ``hbuf`` is ``y`` (no mask) or the states ``h_0..h_T`` (masked); ``needs`` says which
     gradients to compute (``None`` for the others); ``pack``: whether the per-step products
-    use a packed ``W_hh^T`` (:func:`g2lstm.nn.fast.routes.backward_packing`).
+    use a packed ``W_hh^T`` (:func:`g2lstm.nn.fast.routes.backward_packing`);
+    ``wgrad_route``: the route of the weight gradients (default ``route``;
+    :func:`g2lstm.nn.fast.routes.weight_grad_route`).
     """
     steps, batch, feat = x.shape
     hid = plan.hidden
@@ -251,11 +254,11 @@ def backward(
     if needs[0]:  # dx = dG W_ih = linear(dG, (W_ih^T)^T): both routes read the view W_ih^T
         dx = linear(dg2, w_ih.t(), None, route).view(steps, batch, feat)
     if needs[1]:  # dG^T x: weight_grad reads dG^T as a view (no (T N, 4H) copy)
-        dw_ih = weight_grad(dg2, x.reshape(steps * batch, feat), route)
+        dw_ih = weight_grad(dg2, x.reshape(steps * batch, feat), wgrad_route or route)
     if needs[2]:
         db = dg2.sum(0)
     if needs[3]:
-        dw_hh = _recurrent_weight_grad(dgates, h0, hbuf, mask is None, route)
+        dw_hh = _recurrent_weight_grad(dgates, h0, hbuf, mask is None, wgrad_route or route)
     return dx, dw_ih, db, dw_hh, dh if needs[4] else None, dc if needs[5] else None
 
 
@@ -278,9 +281,12 @@ def _recurrent_weight_grad(
             transpose(hbuf[:steps].reshape(rows, hid), out=hp_t)
         return weight_grad(dgates.view(rows, four_h), None, route, inp_t=hp_t)
     if not is_output:
-        return torch.mm(dgates.view(rows, four_h).t(), hbuf[:steps].reshape(rows, hid))
-    out = torch.mm(dgates[0].t(), h0)
+        return weight_grad(dgates.view(rows, four_h), hbuf[:steps].reshape(rows, hid), route)
+    # sum_t h_{t-1}^T dG_t without gathering h_0..h_{T-1}: (H, 4H), then transposed (on CPU,
+    # as weight_grad does: MKL reduces into (H, 4H) faster than into (4H, H))
+    cpu = dgates.device.type == "cpu"
+    out = torch.mm(h0.t(), dgates[0]) if cpu else torch.mm(dgates[0].t(), h0)
     if steps > 1:
-        rest = dgates[1:].reshape(-1, four_h)
-        out.addmm_(rest.t(), hbuf[: steps - 1].reshape(-1, hid))
-    return out
+        rest, prev = dgates[1:].reshape(-1, four_h), hbuf[: steps - 1].reshape(-1, hid)
+        out.addmm_(prev.t(), rest) if cpu else out.addmm_(rest.t(), prev)
+    return transpose(out) if cpu else out

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from g2lstm.nn.fast import loop
 from g2lstm.nn.fast.plan import GatePlan
-from g2lstm.nn.fast.routes import backward_packing, resolve_route
+from g2lstm.nn.fast.routes import backward_packing, resolve_route, weight_grad_route
 from g2lstm.nn.fast.steps import select_step
 from g2lstm.nn.functional import GateMode, GateSpec
 from g2lstm.nn.noise import GateNoise, NoiseSchedule
@@ -135,10 +135,11 @@ def recurrence_backward(
     """``(dx, dw_ih, db, dw_hh, dh0, dc0)``; an empty tensor where ``needs`` is False."""
     plan = _plan(rows, tau, mode, w_hh.shape[1])
     r, s = _machine(x, plan, route, step)
-    pack = backward_packing(x, r, _shape(x, plan))
+    shape = _shape(x, plan)
+    pack, wgrad = backward_packing(x, r, shape), weight_grad_route(x, r, shape)
     grads = loop.backward(
         dy, dh_n, dc_n, x, w_ih, w_hh, h0, gates, cs, hbuf, s_buf, mask, plan, r, s,
-        tuple(needs), pack,  # type: ignore[arg-type]
+        tuple(needs), pack, wgrad,  # type: ignore[arg-type]
     )  # fmt: skip
     # contiguous: the fake implementation promises dense outputs
     return tuple(x.new_empty(0) if g is None else g.contiguous() for g in grads)  # type: ignore[return-value]

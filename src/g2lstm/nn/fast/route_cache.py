@@ -2,16 +2,16 @@
 
 ``$G2LSTM_CACHE/gemm_routes.json`` (default ``~/.cache/g2lstm/``) holds::
 
-    {"format": 3, "entries": {KEY: {ROUTE: {ROLE: best seconds}}}}
+    {"format": 4, "entries": {KEY: {ROUTE: {ROLE: best seconds}}}}
 
 where ``KEY`` names the CPU model, torch version, thread count, dtype and shape bucket
 (:mod:`g2lstm.nn.fast.autotune` builds it) and a route holds whole role groups:
-:data:`FORWARD`, :data:`BACKWARD` or both (each group is timed the first time a pass needs
-it). A file of an older format is dropped quietly (its shapes are measured again and the
-file rewritten); an unreadable or malformed one is ignored with one notice on stderr per
-process and rewritten. Writes go to a temporary file in the same folder, then a rename, so a
-reader never sees half a file and a symlink there is replaced, never written through; a
-failed write keeps the timings in memory (one notice).
+:data:`FORWARD`, :data:`BACKWARD`, :data:`WGRAD` or any union of them (each group is timed
+the first time a pass needs it). A file of an older format is dropped quietly (its shapes are
+measured again and the file rewritten); an unreadable or malformed one is ignored with one
+notice on stderr per process and rewritten. Writes go to a temporary file in the same
+folder, then a rename, so a reader never sees half a file and a symlink there is replaced,
+never written through; a failed write keeps the timings in memory (one notice).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ __all__ = [
     "FILE_NAME",
     "FORMAT",
     "FORWARD",
+    "WGRAD",
     "Costs",
     "cache_path",
     "read",
@@ -35,14 +36,19 @@ __all__ = [
 ]
 
 FILE_NAME = "gemm_routes.json"
-#: 2: the backward's roles; 3: a route's forward and backward roles measured apart (an entry
-#: may hold either or both). A cache of an older format is measured again.
-FORMAT = 3
+#: 2: the backward's roles; 3: a route's forward and backward roles measured apart; 4: the
+#: weight gradients measured as a group of their own (an entry may hold any union of the
+#: groups). A cache of an older format is measured again.
+FORMAT = 4
 #: the forward's roles (packing ``W_hh`` for the steps, one per-step product, the input
 #: projection) and the backward's (packing ``W_hh^T``, a per-step product with it, one
 #: reading ``W_hh`` as it is), each in the order they are timed
 FORWARD = ("pack", "step", "proj")
 BACKWARD = ("bpack", "bstep", "bplain")
+#: the backward's weight gradient ``dG^T h`` of :data:`WGRAD_ROWS` rows, ``(rows, 4H)^T x
+#: (rows, H)``, on each route (the library that multiplies the steps fastest need not be the
+#: one that reduces over ``T N`` rows fastest)
+WGRAD = ("wgrad",)
 
 #: the timings of one shape bucket: ``{route: {role: best seconds}}``
 Costs = dict[str, dict[str, float]]
@@ -113,12 +119,21 @@ def save(key: str, costs: Costs) -> None:
             )
 
 
+_UNIONS = [
+    {*a, *b, *c}
+    for a in ((), FORWARD)
+    for b in ((), BACKWARD)
+    for c in ((), WGRAD)
+    if a or b or c
+]
+
+
 def _valid(costs: object) -> bool:
     """Whether a cache entry is ``{route: {role: seconds}}`` with whole role groups."""
     return isinstance(costs, dict) and all(
         isinstance(c, dict)
         and all(isinstance(v, (int, float)) and v >= 0 for v in c.values())
-        and set(c) in ({*FORWARD}, {*BACKWARD}, {*FORWARD, *BACKWARD})
+        and set(c) in _UNIONS
         for c in costs.values()
     )
 

@@ -19,7 +19,13 @@ from torch import Tensor
 from g2lstm.errors import ConfigError
 from g2lstm.nn.fast import autotune, gemm, route_cache
 
-__all__ = ["backward_packing", "preferred_cpu_route", "resolve_route", "route_workloads"]
+__all__ = [
+    "backward_packing",
+    "preferred_cpu_route",
+    "resolve_route",
+    "route_workloads",
+    "weight_grad_route",
+]
 
 
 def resolve_route(
@@ -92,6 +98,30 @@ def backward_packing(like: Tensor, route: str, shape: tuple[int, int, int, int])
     return True if pack is None else pack
 
 
+def weight_grad_route(like: Tensor, route: str, shape: tuple[int, int, int, int]) -> str:
+    """The route of the backward's weight gradients for tensors like ``like`` and ``shape =
+    (steps, batch, input_size, hidden)``, whose per-step products take ``route``.
+
+    On CPU float32 with no route forced (``$G2LSTM_GEMM_ROUTE``), measured apart from the
+    steps' route (:func:`g2lstm.nn.fast.autotune.choose_weight_grad_route`); ``route``
+    elsewhere and when measuring is off.
+    """
+    if (
+        like.device.type != "cpu"
+        or like.dtype != torch.float32
+        or route not in gemm.ROUTES
+        or _forced_route() is not None
+        or not gemm.onednn_available()
+    ):
+        return route
+    _, batch, input_size, hidden = (int(n) for n in shape)
+    routes = (route, *(r for r in gemm.ROUTES if r != route))
+    chosen = autotune.choose_weight_grad_route(
+        routes, batch, input_size, hidden, like.dtype, _workloads(input_size, hidden)
+    )
+    return route if chosen is None else chosen
+
+
 def _workloads(input_size: int, hidden: int) -> autotune.Workloads:
     """:func:`route_workloads` for one layer shape, as the autotuner calls it."""
     return lambda routes, roles, batch: route_workloads(routes, batch, input_size, hidden, roles)
@@ -105,7 +135,7 @@ def route_workloads(
     batch: int,
     input_size: int,
     hidden: int,
-    roles: Sequence[str] = route_cache.FORWARD + route_cache.BACKWARD,
+    roles: Sequence[str] = route_cache.FORWARD + route_cache.BACKWARD + route_cache.WGRAD,
 ) -> dict[str, RoleFns]:
     """What :mod:`~g2lstm.nn.fast.autotune` times, ``{route: {role: callable}}`` for the
     ``roles`` asked for (CPU float32); only their operands are allocated.
@@ -116,9 +146,11 @@ def route_workloads(
     product ``h W_hh^T + b``, ``(batch, H) x (4H, H)``; ``"proj"``: the input projection of
     :data:`autotune.PROJ_ROWS` rows, ``(rows, I) x (4H, I)``; the backward's per-step product
     ``dG_t W_hh``, ``(batch, 4H) x (4H, H)``: ``"bpack"`` (transpose and pack ``W_hh^T``, as
-    the backward does), ``"bstep"`` (with it), ``"bplain"`` (reading ``W_hh`` as it is).
-    All routes share one set of tensors holding constants (the speed of a float32 product does
-    not depend on the values; no random generator is used).
+    the backward does), ``"bstep"`` (with it), ``"bplain"`` (reading ``W_hh`` as it is);
+    ``"wgrad"``: the weight gradient ``dG^T h`` of :data:`autotune.WGRAD_ROWS` rows as the
+    backward computes it on the route (:func:`g2lstm.nn.fast.gemm.weight_grad`). All routes
+    share one set of tensors holding constants (the speed of a float32 product does not
+    depend on the values; no random generator is used).
     """
     w_hh = torch.full((4 * hidden, hidden), 0.5 / hidden)  # read by both groups
     makers: list[Callable[[str], RoleFns]] = []
@@ -126,6 +158,8 @@ def route_workloads(
         makers.append(_forward_workloads(w_hh, batch, input_size))
     if not set(roles).isdisjoint(route_cache.BACKWARD):
         makers.append(_backward_workloads(w_hh, batch))
+    if not set(roles).isdisjoint(route_cache.WGRAD):
+        makers.append(_weight_grad_workloads(w_hh))
     return {
         route: {role: fn for make in makers for role, fn in make(route).items() if role in roles}
         for route in routes
@@ -168,3 +202,11 @@ def _backward_workloads(w_hh: Tensor, batch: int) -> Callable[[str], RoleFns]:
         return {"bpack": bpack, "bstep": lambda: built[0](dg), "bplain": lambda: plain(dg)}
 
     return one
+
+
+def _weight_grad_workloads(w_hh: Tensor) -> Callable[[str], RoleFns]:
+    """``route -> {"wgrad"}`` (see :func:`route_workloads`)."""
+    four_h, hidden = w_hh.shape
+    dg = torch.full((autotune.WGRAD_ROWS, four_h), 0.2)
+    h = torch.full((autotune.WGRAD_ROWS, hidden), 0.3)
+    return lambda route: {"wgrad": lambda: gemm.weight_grad(dg, h, route)}
