@@ -15,8 +15,12 @@ The first time a backward pass needs it, the same kind of rounds time, on the ro
 for the forward pass only, the backward's per-step product ``dG_t W_hh`` with a packed
 ``W_hh^T`` (``bpack`` once, ``bstep`` per step) and reading ``W_hh`` as it is (``bplain``):
 :func:`choose_backward_packing` packs unless ``T * bplain`` is below ``(1 - MARGIN) *
-(bpack + T * bstep)`` (packing pays only over enough steps of large enough products). A
-process that only runs inference never times the backward's products.
+(bpack + T * bstep)`` (packing pays only over enough steps of large enough products). The
+backward's weight gradients ``dG^T x`` and ``dG^T h`` reduce over all ``T N`` rows at once,
+a different kind of product: both routes time one of :data:`WGRAD_ROWS` rows (``wgrad``)
+and :func:`choose_weight_grad_route` takes the faster for them, whatever the steps' route
+(on an AMD EPYC with AVX2 oneDNN's steps were the faster and its weight gradients took
+1.8-2x MKL's time). A process that only runs inference never times the backward's products.
 
 The timings (not the choices: they depend on ``T``) are kept per *shape bucket* ``(N bucket,
 input size, hidden size)``, dtype and thread count, so that a run whose batches vary in
