@@ -242,7 +242,11 @@ def choose_route(
     costs = _bucket_costs(routes, _FORWARD, batch, input_size, hidden, dtype, workloads)
     if costs is None:
         return None
-    cost = {r: estimate(costs[r], steps, batch) for r in routes}
+    return _pick(routes, {r: estimate(costs[r], steps, batch) for r in routes})
+
+
+def _pick(routes: Sequence[str], cost: Mapping[str, float]) -> str:
+    """The cheapest of ``routes``, or ``routes[0]`` unless it is :data:`MARGIN` cheaper."""
     best = min(routes, key=cost.__getitem__)
     return best if cost[best] < (1.0 - MARGIN) * cost[routes[0]] else routes[0]
 
@@ -288,10 +292,7 @@ def choose_weight_grad_route(
     MKL's time for these reductions while its per-step products were the faster
     (``benchmarks/RESULTS.md``)."""
     costs = _bucket_costs(routes, _WGRAD, batch, input_size, hidden, dtype, workloads)
-    if costs is None:
-        return None
-    best = min(routes, key=lambda r: costs[r]["wgrad"])
-    return best if costs[best]["wgrad"] < (1.0 - MARGIN) * costs[routes[0]]["wgrad"] else routes[0]
+    return None if costs is None else _pick(routes, {r: costs[r]["wgrad"] for r in routes})
 
 
 def _bucket_costs(
