@@ -244,6 +244,11 @@ def is_wait_label(label: str) -> bool:
     return label.split(" ", 1)[0] == WAIT
 
 
+def waits_note(n_wait: int) -> str:
+    """What the plan's total and the running ETA add for ``n_wait`` waiting steps ("" for 0)."""
+    return f", plus the end of {n_wait} run(s) trained beside it" if n_wait else ""
+
+
 def format_plan(
     steps: Sequence[Step],
     scale: Scale,
@@ -288,10 +293,9 @@ def format_plan(
     n_reuse = sum(1 for s in steps if s.id in reuse and not s.done())
     reused = f", {n_reuse} to be reused" if n_reuse else ""
     n_wait = sum(1 for s in steps if is_wait_label(reuse.get(s.id, "")) and not s.done())
-    waits = f", plus the end of {n_wait} run(s) trained beside it" if n_wait else ""
     lines.append(
         f"{len(steps)} steps, {n_done} done{reused}; estimated time left: "
-        f"{format_duration(todo)}{waits} (estimates for the scale's intended "
+        f"{format_duration(todo)}{waits_note(n_wait)} (estimates for the scale's intended "
         "hardware)"
     )
     return "\n".join(lines)

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from g2lstm.reproduce.context import RunContext
-from g2lstm.reproduce.plan import DONE, Step, is_wait_label
+from g2lstm.reproduce.plan import DONE, Step, is_wait_label, waits_note
 from g2lstm.reproduce.ranks import Ranks, on_main
 
 __all__ = ["ALL_RANKS", "RunSummary", "run_plan", "step_function"]
@@ -207,10 +207,9 @@ class _Runner:
             return {"action": "skipped"}
         left = _eta(self.steps[k - 1 :], self.spent, self.estimated, self.free)
         n_wait = sum(1 for s in self.steps[k - 1 :] if s.id in self.waits and not s.done())
-        waits = f", plus the end of {n_wait} run(s) trained beside it" if n_wait else ""
         ctx.log(
             f"[{k}/{n}] {step.id} ... (estimate {format_duration(step.estimate_s)}; "
-            f"about {format_duration(left)} left in all{waits})"
+            f"about {format_duration(left)} left in all{waits_note(n_wait)})"
         )
         step.out_dir.mkdir(parents=True, exist_ok=True)
         decision = None

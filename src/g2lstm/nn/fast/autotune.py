@@ -163,13 +163,15 @@ def describe_cpu(cpuinfo: str) -> str | None:
     if not name:
         return None
     flags = set(fields.get("flags", "").split())
-    family = " ".join(f"{k} {fields[k]}" for k in ("cpu family", "model") if k in fields)
+    family = " ".join(f"{label} {fields[k]}" for k, label in _IDS if k in fields)
     vector = next((label for flag, label in _VECTOR_UNITS if flag in flags), "")
-    parts = [family.replace("cpu family", "family"), vector, "AMX" if "amx_tile" in flags else ""]
+    parts = [family, vector, "AMX" if "amx_tile" in flags else ""]
     detail = ", ".join(p for p in parts if p)
     return f"{name} ({detail})" if detail else name
 
 
+#: ``/proc/cpuinfo`` field -> its label in :func:`describe_cpu`
+_IDS = (("cpu family", "family"), ("model", "model"))
 #: ``/proc/cpuinfo`` flag -> label of the widest vector unit, widest first.
 _VECTOR_UNITS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"))
 

@@ -44,7 +44,7 @@ def resolve_route(
         raise ValueError(f"route={route!r} is not valid; expected 'auto', 'onednn' or 'torch'")
     if route == "torch":
         return "torch"
-    usable = like.device.type == "cpu" and like.dtype == torch.float32 and gemm.onednn_available()
+    usable = _onednn_usable(like)
     if route == "onednn" or not usable:
         return "onednn" if usable else "torch"
     forced = _forced_route()
@@ -56,6 +56,12 @@ def resolve_route(
         _workloads(input_size, hidden),
     )  # fmt: skip
     return measured or preferred_cpu_route()
+
+
+def _onednn_usable(like: Tensor) -> bool:
+    """Whether the ``"onednn"`` route can run for tensors like ``like`` (CPU float32, and the
+    private op probed usable), so that there is a choice of route to make."""
+    return like.device.type == "cpu" and like.dtype == torch.float32 and gemm.onednn_available()
 
 
 def _forced_route() -> str | None:
@@ -106,13 +112,7 @@ def weight_grad_route(like: Tensor, route: str, shape: tuple[int, int, int, int]
     steps' route (:func:`g2lstm.nn.fast.autotune.choose_weight_grad_route`); ``route``
     elsewhere and when measuring is off.
     """
-    if (
-        like.device.type != "cpu"
-        or like.dtype != torch.float32
-        or route not in gemm.ROUTES
-        or _forced_route() is not None
-        or not gemm.onednn_available()
-    ):
+    if not _onednn_usable(like) or route not in gemm.ROUTES or _forced_route() is not None:
         return route
     _, batch, input_size, hidden = (int(n) for n in shape)
     routes = (route, *(r for r in gemm.ROUTES if r != route))
